@@ -1,0 +1,199 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::{CommitSha, DeploymentId, EnvironmentId, InvalidTransition, ValidationError};
+
+/// Where one commit's rollout into an environment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeploymentStatus {
+    Queued,
+    InProgress,
+    Success,
+    Failed,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::InProgress,
+        Self::Success,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    /// The statuses this one may move to (DESIGN §2): queued → in_progress →
+    /// success | failed, and queued | in_progress → cancelled when a newer
+    /// commit supersedes it.
+    pub fn allowed_next(self) -> &'static [Self] {
+        use DeploymentStatus::*;
+        match self {
+            Queued => &[InProgress, Cancelled],
+            InProgress => &[Success, Failed, Cancelled],
+            Success | Failed | Cancelled => &[],
+        }
+    }
+
+    pub fn can_become(self, next: Self) -> bool {
+        self.allowed_next().contains(&next)
+    }
+
+    pub fn is_finished(self) -> bool {
+        self.allowed_next().is_empty()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::InProgress => "in_progress",
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentStatus {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                ValidationError::new(
+                    "deployment status",
+                    format!("`{s}` is not one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+/// One commit deployed (or being deployed) into an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: DeploymentId,
+    pub environment_id: EnvironmentId,
+    pub commit_sha: CommitSha,
+    pub commit_message: Option<String>,
+    pub status: DeploymentStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub logs: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Deployment {
+    /// Moves the deployment to `next` if the lifecycle allows it, stamping
+    /// when it started and when it finished.
+    pub fn transition_to(
+        &mut self,
+        next: DeploymentStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        if !self.status.can_become(next) {
+            return Err(InvalidTransition {
+                entity: "deployment",
+                from: self.status.as_str(),
+                to: next.as_str(),
+            });
+        }
+        self.status = next;
+        self.updated_at = now;
+        if next == DeploymentStatus::InProgress {
+            self.started_at = Some(now);
+        }
+        if next.is_finished() {
+            self.completed_at = Some(now);
+        }
+        Ok(())
+    }
+}
+
+/// A deployment as it is queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    pub environment_id: EnvironmentId,
+    pub commit_sha: CommitSha,
+    pub commit_message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeploymentStatus::*;
+
+    const ALLOWED: &[(&str, &str)] = &[
+        ("queued", "in_progress"),
+        ("queued", "cancelled"),
+        ("in_progress", "success"),
+        ("in_progress", "failed"),
+        ("in_progress", "cancelled"),
+    ];
+
+    fn deployment(status: DeploymentStatus) -> Deployment {
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        Deployment {
+            id: DeploymentId::new(3).unwrap(),
+            environment_id: EnvironmentId::new(1).unwrap(),
+            commit_sha: CommitSha::parse(&"b".repeat(40)).unwrap(),
+            commit_message: None,
+            status,
+            started_at: None,
+            completed_at: None,
+            error_message: None,
+            logs: String::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn every_pair_of_statuses_follows_the_design_table() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        for from in DeploymentStatus::ALL {
+            for to in DeploymentStatus::ALL {
+                let allowed = ALLOWED.contains(&(from.as_str(), to.as_str()));
+                let mut deployment = deployment(from);
+                let result = deployment.transition_to(to, now);
+                assert_eq!(result.is_ok(), allowed, "{from} -> {to}");
+                if let Err(err) = result {
+                    assert_eq!(err.to_string(), format!("deployment cannot go from {from} to {to}"));
+                    assert_eq!(deployment.status, from);
+                } else {
+                    assert_eq!(deployment.status, to);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_follow_the_lifecycle() {
+        let start = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let end = DateTime::<Utc>::from_timestamp(1_800_000_060, 0).unwrap();
+        let mut d = deployment(Queued);
+        d.transition_to(InProgress, start).unwrap();
+        assert_eq!((d.started_at, d.completed_at), (Some(start), None));
+        d.transition_to(Success, end).unwrap();
+        assert_eq!(d.completed_at, Some(end));
+        assert!(d.status.is_finished());
+    }
+
+    #[test]
+    fn wire_names_are_snake_case() {
+        assert_eq!(InProgress.to_string(), "in_progress");
+        assert_eq!("in_progress".parse::<DeploymentStatus>(), Ok(InProgress));
+        assert!("inprogress".parse::<DeploymentStatus>().is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! The heart of ephemera: the values a preview environment is made of and the
+//! lifecycle state machines of environments and deployments.
+//!
+//! Everything here is pure: no I/O, no clock, no framework or driver types
+//! (`sea_orm`, `actix_web`, `octocrab`, `kube` must never appear). Raw input
+//! is parsed into these types once, at the edge; a value that exists is valid.
+
+mod deployment;
+mod environment;
+mod error;
+mod ids;
+mod installation;
+mod namespace;
+mod repository;
+mod user;
+
+pub use deployment::{Deployment, DeploymentStatus, NewDeployment};
+pub use environment::{Environment, EnvironmentStatus, NewEnvironment, Owner};
+pub use error::{InvalidTransition, ValidationError};
+pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
+pub use installation::{Installation, InstallationRepository, InstallationStatus};
+pub use namespace::Namespace;
+pub use repository::RepositoryFullName;
+pub use user::{GithubUser, User};
