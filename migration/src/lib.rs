@@ -1,1 +1,33 @@
-//! placeholder
+//! ephemera's database schema as sea-orm-migration migrations, and the
+//! `up | down [-n N] | status` commands shared by `ephemera migrate` and this
+//! crate's own CLI (`cargo run -p migration -- ...`).
+//!
+//! Every migration has a working `down()`; the persistence tests run
+//! up → down to zero → up on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod cli;
+mod m20261121_000001_create_users;
+mod m20261121_000002_create_installations;
+mod m20261121_000003_create_environments;
+mod m20261121_000004_create_deployments;
+mod m20261121_000005_create_webhook_deliveries;
+
+pub use cli::{MigrateCommand, apply_pending, run};
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_users::Migration),
+            Box::new(m20261121_000002_create_installations::Migration),
+            Box::new(m20261121_000003_create_environments::Migration),
+            Box::new(m20261121_000004_create_deployments::Migration),
+            Box::new(m20261121_000005_create_webhook_deliveries::Migration),
+        ]
+    }
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! ephemera's use cases and the ports (traits) they drive.
+//!
+//! Use cases depend on the domain and on the ports declared here; adapters
+//! (persistence, http, github, provisioner) implement or call them. Nothing
+//! here knows SQL, HTTP or any driver: `sea_orm`, `actix_web`, `octocrab` and
+//! `kube` must never appear in this crate.
+
+pub mod pagination;
+pub mod ports;
+pub mod queries;
+
+pub use pagination::{Cursor, Page, PageError, PageRequest};

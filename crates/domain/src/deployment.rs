@@ -169,7 +169,10 @@ mod tests {
                 let result = deployment.transition_to(to, now);
                 assert_eq!(result.is_ok(), allowed, "{from} -> {to}");
                 if let Err(err) = result {
-                    assert_eq!(err.to_string(), format!("deployment cannot go from {from} to {to}"));
+                    assert_eq!(
+                        err.to_string(),
+                        format!("deployment cannot go from {from} to {to}")
+                    );
                     assert_eq!(deployment.status, from);
                 } else {
                     assert_eq!(deployment.status, to);

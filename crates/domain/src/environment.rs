@@ -265,6 +265,9 @@ mod tests {
             assert_eq!(status.as_str().parse::<EnvironmentStatus>(), Ok(status));
         }
         let err = "Ready".parse::<EnvironmentStatus>().unwrap_err();
-        assert!(err.to_string().contains("`Ready` is not one of pending"), "{err}");
+        assert!(
+            err.to_string().contains("`Ready` is not one of pending"),
+            "{err}"
+        );
     }
 }

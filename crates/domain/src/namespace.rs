@@ -19,8 +19,7 @@ const HASH_LEN: usize = 10;
 
 impl Namespace {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let invalid =
-            |reason: &str| ValidationError::new("namespace", format!("`{raw}` {reason}"));
+        let invalid = |reason: &str| ValidationError::new("namespace", format!("`{raw}` {reason}"));
         if raw.is_empty() || raw.len() > MAX_LEN {
             return Err(invalid("must be 1 to 63 characters long"));
         }

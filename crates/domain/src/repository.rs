@@ -18,15 +18,19 @@ const MAX_NAME_LEN: usize = 100;
 impl RepositoryFullName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let invalid = |reason: &str| {
-            ValidationError::new("repository", format!("`{raw}` is not `owner/name`: {reason}"))
+            ValidationError::new(
+                "repository",
+                format!("`{raw}` is not `owner/name`: {reason}"),
+            )
         };
-        let (owner, name) = raw
-            .split_once('/')
-            .ok_or_else(|| invalid("missing `/`"))?;
+        let (owner, name) = raw.split_once('/').ok_or_else(|| invalid("missing `/`"))?;
         if owner.is_empty() || owner.len() > MAX_OWNER_LEN {
             return Err(invalid("the owner must be 1 to 39 characters"));
         }
-        if !owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(invalid("the owner may hold only letters, digits and `-`"));
         }
         if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -36,7 +40,9 @@ impl RepositoryFullName {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
-            return Err(invalid("the name may hold only letters, digits, `-`, `_` and `.`"));
+            return Err(invalid(
+                "the name may hold only letters, digits, `-`, `_` and `.`",
+            ));
         }
         Ok(Self {
             full: raw.to_owned(),

@@ -1,0 +1,48 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_domain::{
+    Environment, EnvironmentId, EnvironmentStatus, Namespace, NewEnvironment, PrNumber,
+    RepositoryFullName,
+};
+
+use super::RepositoryError;
+use crate::PageRequest;
+
+/// Which environments a list should hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvironmentFilter {
+    pub repository: Option<RepositoryFullName>,
+    pub status: Option<EnvironmentStatus>,
+    /// Leave out destroyed environments.
+    pub active_only: bool,
+    pub pr_number: Option<PrNumber>,
+}
+
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EnvironmentRepository: Send + Sync {
+    async fn get(&self, id: EnvironmentId) -> Result<Option<Environment>, RepositoryError>;
+
+    async fn get_by_namespace(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<Option<Environment>, RepositoryError>;
+
+    /// Newest first, up to `page.fetch_limit()` rows older than the cursor.
+    async fn list(
+        &self,
+        filter: &EnvironmentFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Environment>, RepositoryError>;
+
+    /// Records a new environment as pending in its PR's namespace;
+    /// [`RepositoryError::Conflict`] when the PR already has one.
+    async fn insert(
+        &self,
+        new: NewEnvironment,
+        now: DateTime<Utc>,
+    ) -> Result<Environment, RepositoryError>;
+
+    /// Stores every mutable field of `environment`.
+    async fn update(&self, environment: &Environment) -> Result<(), RepositoryError>;
+}
