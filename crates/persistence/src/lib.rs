@@ -1,1 +1,30 @@
-//! placeholder
+//! SeaORM adapters: the repository ports of `ephemera-application`
+//! implemented on SQLite (the embedded default) and PostgreSQL (production).
+//!
+//! Entities stay inside this crate; callers see domain types only. This
+//! crate depends on domain and application, never on another adapter.
+
+mod connection;
+mod deployments;
+pub mod entities;
+mod environments;
+mod error;
+mod health;
+mod installations;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod users;
+
+pub use connection::{ConnectError, connect};
+pub use deployments::SqlDeploymentRepository;
+pub use environments::SqlEnvironmentRepository;
+pub use health::SqlHealthProbe;
+pub use installations::SqlInstallationRepository;
+pub use sea_orm::DatabaseConnection;
+pub use users::SqlUserRepository;
+
+/// Applies pending migrations under the migration lock; see the `migration`
+/// crate. Returns the names of the migrations this call applied.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
+    migration::apply_pending(db).await
+}

@@ -1,0 +1,90 @@
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("`{0}` is not a sqlite:// or postgres:// URL")]
+    Unsupported(String),
+    #[error("cannot connect: {0}")]
+    Unreachable(String),
+}
+
+/// How long a request waits for a pooled connection before the database
+/// counts as down (readiness then answers 503 instead of hanging).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection pool to `url` (`sqlite://…` or `postgres://…`).
+///
+/// SQLite runs in WAL mode with foreign keys on and a busy timeout, on one
+/// pooled connection: SQLite has a single writer anyway, and one connection
+/// rules out "database is locked" errors between our own transactions.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
+    let is_sqlite = url.starts_with("sqlite:");
+    let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !is_sqlite && !is_postgres {
+        return Err(ConnectError::Unsupported(redact(url)));
+    }
+
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_timeout(ACQUIRE_TIMEOUT);
+    if is_sqlite {
+        options.max_connections(1).map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    } else {
+        options.max_connections(16).min_connections(1);
+    }
+
+    Database::connect(options)
+        .await
+        .map_err(|err| ConnectError::Unreachable(err.to_string()))
+}
+
+/// The URL without its password, fit for an error message or a log line.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/eph"),
+            "postgres://app:***@db:5432/eph"
+        );
+        assert_eq!(
+            redact("sqlite://ephemera.db?mode=rwc"),
+            "sqlite://ephemera.db?mode=rwc"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsupported_scheme_is_refused() {
+        let err = connect("mysql://root:pw@localhost/x").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`mysql://root:***@localhost/x` is not a sqlite:// or postgres:// URL"
+        );
+    }
+}

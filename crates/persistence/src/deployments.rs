@@ -1,0 +1,138 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::PageRequest;
+use ephemera_application::ports::{DeploymentRepository, RepositoryError};
+use ephemera_domain::{
+    CommitSha, Deployment, DeploymentId, DeploymentStatus, EnvironmentId, NewDeployment,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use crate::entities::deployments::{ActiveModel, Column, Entity, Model};
+use crate::error::{corrupt, db_err};
+
+/// [`DeploymentRepository`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlDeploymentRepository {
+    db: DatabaseConnection,
+}
+
+impl SqlDeploymentRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl TryFrom<Model> for Deployment {
+    type Error = anyhow::Error;
+
+    fn try_from(row: Model) -> Result<Self, Self::Error> {
+        let id = row.id;
+        let bad = |e: ephemera_domain::ValidationError| corrupt("deployments", id, e);
+        Ok(Deployment {
+            id: DeploymentId::new(row.id).map_err(bad)?,
+            environment_id: EnvironmentId::new(row.environment_id).map_err(bad)?,
+            commit_sha: CommitSha::parse(&row.commit_sha).map_err(bad)?,
+            commit_message: row.commit_message,
+            status: row.status.parse::<DeploymentStatus>().map_err(bad)?,
+            started_at: row.started_at,
+            completed_at: row.completed_at,
+            error_message: row.error_message,
+            logs: row.logs,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+fn to_domain(row: Model) -> Result<Deployment, RepositoryError> {
+    Deployment::try_from(row).map_err(RepositoryError::Unexpected)
+}
+
+#[async_trait]
+impl DeploymentRepository for SqlDeploymentRepository {
+    async fn get(&self, id: DeploymentId) -> Result<Option<Deployment>, RepositoryError> {
+        Entity::find_by_id(id.get())
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("loading deployment {id}")))?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn list_for_environment(
+        &self,
+        environment_id: EnvironmentId,
+        page: PageRequest,
+    ) -> Result<Vec<Deployment>, RepositoryError> {
+        let mut query = Entity::find().filter(Column::EnvironmentId.eq(environment_id.get()));
+        if let Some(cursor) = page.after {
+            query = query.filter(Column::Id.lt(cursor.before_id));
+        }
+        query
+            .order_by_desc(Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format!("listing deployments of environment {environment_id}"),
+                )
+            })?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    async fn insert(
+        &self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError> {
+        let row = ActiveModel {
+            id: NotSet,
+            environment_id: Set(new.environment_id.get()),
+            commit_sha: Set(new.commit_sha.as_str().to_owned()),
+            commit_message: Set(new.commit_message),
+            status: Set(DeploymentStatus::Queued.as_str().to_owned()),
+            started_at: Set(None),
+            completed_at: Set(None),
+            error_message: Set(None),
+            logs: Set(String::new()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("queueing deployment for environment {}", new.environment_id),
+            )
+        })?;
+        to_domain(row)
+    }
+
+    async fn update(&self, deployment: &Deployment) -> Result<(), RepositoryError> {
+        ActiveModel {
+            id: Set(deployment.id.get()),
+            environment_id: Set(deployment.environment_id.get()),
+            commit_sha: Set(deployment.commit_sha.as_str().to_owned()),
+            commit_message: Set(deployment.commit_message.clone()),
+            status: Set(deployment.status.as_str().to_owned()),
+            started_at: Set(deployment.started_at),
+            completed_at: Set(deployment.completed_at),
+            error_message: Set(deployment.error_message.clone()),
+            logs: Set(deployment.logs.clone()),
+            created_at: Set(deployment.created_at),
+            updated_at: Set(deployment.updated_at),
+        }
+        .update(&self.db)
+        .await
+        .map_err(|e| db_err(e, format!("deployment {}", deployment.id)))?;
+        Ok(())
+    }
+}

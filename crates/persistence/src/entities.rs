@@ -1,0 +1,10 @@
+//! SeaORM entities: the rows as the database holds them. They never leave
+//! this crate; adapters convert them to domain types with `TryFrom`, so a
+//! corrupt row is an error, not a panic.
+
+pub mod deployments;
+pub mod environments;
+pub mod installation_repositories;
+pub mod installations;
+pub mod users;
+pub mod webhook_deliveries;

@@ -1,0 +1,43 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "environments")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub repository_full_name: String,
+    pub repository_name: String,
+    pub pr_number: i64,
+    #[sea_orm(column_type = "Text")]
+    pub pr_title: String,
+    pub branch_name: String,
+    pub commit_sha: String,
+    #[sea_orm(unique)]
+    pub namespace: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub environment_url: Option<String>,
+    pub status: String,
+    pub installation_id: Option<i64>,
+    pub owner_github_id: Option<i64>,
+    pub owner_login: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error_message: Option<String>,
+    pub last_deployed_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub destroyed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::deployments::Entity")]
+    Deployments,
+}
+
+impl Related<super::deployments::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Deployments.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

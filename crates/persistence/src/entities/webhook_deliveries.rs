@@ -1,0 +1,23 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "webhook_deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository_full_name: Option<String>,
+    pub installation_id: Option<i64>,
+    pub outcome: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reason: Option<String>,
+    pub received_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,191 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::PageRequest;
+use ephemera_application::ports::{EnvironmentFilter, EnvironmentRepository, RepositoryError};
+use ephemera_domain::{
+    CommitSha, Environment, EnvironmentId, EnvironmentStatus, GithubUserId, InstallationId,
+    Namespace, NewEnvironment, Owner, PrNumber, RepositoryFullName,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use crate::entities::environments::{ActiveModel, Column, Entity, Model};
+use crate::error::{corrupt, db_err};
+
+/// [`EnvironmentRepository`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlEnvironmentRepository {
+    db: DatabaseConnection,
+}
+
+impl SqlEnvironmentRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl TryFrom<Model> for Environment {
+    type Error = anyhow::Error;
+
+    fn try_from(row: Model) -> Result<Self, Self::Error> {
+        let id = row.id;
+        let bad = |e: ephemera_domain::ValidationError| corrupt("environments", id, e);
+        let owner = match (row.owner_github_id, row.owner_login) {
+            (Some(github_id), Some(login)) => Some(Owner {
+                github_id: GithubUserId::new(github_id).map_err(bad)?,
+                login,
+            }),
+            _ => None,
+        };
+        Ok(Environment {
+            id: EnvironmentId::new(row.id).map_err(bad)?,
+            repository: RepositoryFullName::parse(&row.repository_full_name).map_err(bad)?,
+            pr_number: PrNumber::new(row.pr_number).map_err(bad)?,
+            pr_title: row.pr_title,
+            branch_name: row.branch_name,
+            commit_sha: CommitSha::parse(&row.commit_sha).map_err(bad)?,
+            namespace: Namespace::parse(&row.namespace).map_err(bad)?,
+            environment_url: row.environment_url,
+            status: row.status.parse::<EnvironmentStatus>().map_err(bad)?,
+            installation_id: row
+                .installation_id
+                .map(InstallationId::new)
+                .transpose()
+                .map_err(bad)?,
+            owner,
+            error_message: row.error_message,
+            last_deployed_at: row.last_deployed_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            destroyed_at: row.destroyed_at,
+        })
+    }
+}
+
+fn to_domain(row: Model) -> Result<Environment, RepositoryError> {
+    Environment::try_from(row).map_err(RepositoryError::Unexpected)
+}
+
+#[async_trait]
+impl EnvironmentRepository for SqlEnvironmentRepository {
+    async fn get(&self, id: EnvironmentId) -> Result<Option<Environment>, RepositoryError> {
+        Entity::find_by_id(id.get())
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("loading environment {id}")))?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn get_by_namespace(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<Option<Environment>, RepositoryError> {
+        Entity::find()
+            .filter(Column::Namespace.eq(namespace.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("loading environment in namespace {namespace}")))?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn list(
+        &self,
+        filter: &EnvironmentFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Environment>, RepositoryError> {
+        let mut query = Entity::find();
+        if let Some(repository) = &filter.repository {
+            query = query.filter(Column::RepositoryFullName.eq(repository.as_str()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if filter.active_only {
+            // A literal, not a bind parameter: only then can PostgreSQL's
+            // planner match the partial index `ix_environments_active_id`.
+            query = query.filter(Expr::cust("status <> 'destroyed'"));
+        }
+        if let Some(pr_number) = filter.pr_number {
+            query = query.filter(Column::PrNumber.eq(i64::from(pr_number.get())));
+        }
+        if let Some(cursor) = page.after {
+            query = query.filter(Column::Id.lt(cursor.before_id));
+        }
+        query
+            .order_by_desc(Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(|e| db_err(e, "listing environments"))?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    async fn insert(
+        &self,
+        new: NewEnvironment,
+        now: DateTime<Utc>,
+    ) -> Result<Environment, RepositoryError> {
+        let context = format!(
+            "recording environment for {}#{}",
+            new.repository, new.pr_number
+        );
+        let row = ActiveModel {
+            id: NotSet,
+            repository_full_name: Set(new.repository.as_str().to_owned()),
+            repository_name: Set(new.repository.name().to_owned()),
+            pr_number: Set(i64::from(new.pr_number.get())),
+            pr_title: Set(new.pr_title.clone()),
+            branch_name: Set(new.branch_name.clone()),
+            commit_sha: Set(new.commit_sha.as_str().to_owned()),
+            namespace: Set(new.namespace().as_str().to_owned()),
+            environment_url: Set(None),
+            status: Set(EnvironmentStatus::Pending.as_str().to_owned()),
+            installation_id: Set(new.installation_id.map(InstallationId::get)),
+            owner_github_id: Set(new.owner.as_ref().map(|o| o.github_id.get())),
+            owner_login: Set(new.owner.as_ref().map(|o| o.login.clone())),
+            error_message: Set(None),
+            last_deployed_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            destroyed_at: Set(None),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|e| db_err(e, context))?;
+        to_domain(row)
+    }
+
+    async fn update(&self, env: &Environment) -> Result<(), RepositoryError> {
+        ActiveModel {
+            id: Set(env.id.get()),
+            repository_full_name: Set(env.repository.as_str().to_owned()),
+            repository_name: Set(env.repository.name().to_owned()),
+            pr_number: Set(i64::from(env.pr_number.get())),
+            pr_title: Set(env.pr_title.clone()),
+            branch_name: Set(env.branch_name.clone()),
+            commit_sha: Set(env.commit_sha.as_str().to_owned()),
+            namespace: Set(env.namespace.as_str().to_owned()),
+            environment_url: Set(env.environment_url.clone()),
+            status: Set(env.status.as_str().to_owned()),
+            installation_id: Set(env.installation_id.map(InstallationId::get)),
+            owner_github_id: Set(env.owner.as_ref().map(|o| o.github_id.get())),
+            owner_login: Set(env.owner.as_ref().map(|o| o.login.clone())),
+            error_message: Set(env.error_message.clone()),
+            last_deployed_at: Set(env.last_deployed_at),
+            created_at: Set(env.created_at),
+            updated_at: Set(env.updated_at),
+            destroyed_at: Set(env.destroyed_at),
+        }
+        .update(&self.db)
+        .await
+        .map_err(|e| db_err(e, format!("environment {}", env.id)))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::{InstallationRepository, RepositoryError};
+use ephemera_domain::{
+    Installation, InstallationId, InstallationRepository as Repo, InstallationStatus,
+    RepositoryFullName,
+};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter,
+    QueryOrder, Set,
+};
+
+use crate::entities::{installation_repositories as repos, installations};
+use crate::error::{corrupt, db_err};
+
+/// [`InstallationRepository`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlInstallationRepository {
+    db: DatabaseConnection,
+}
+
+impl SqlInstallationRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl InstallationRepository for SqlInstallationRepository {
+    async fn get(&self, id: InstallationId) -> Result<Option<Installation>, RepositoryError> {
+        let context = format!("loading installation {id}");
+        let Some(row) = installations::Entity::find_by_id(id.get())
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, context.clone()))?
+        else {
+            return Ok(None);
+        };
+        let repositories = row
+            .find_related(repos::Entity)
+            .order_by_asc(repos::Column::FullName)
+            .all(&self.db)
+            .await
+            .map_err(|e| db_err(e, context))?
+            .into_iter()
+            .map(|r| {
+                Ok(Repo {
+                    github_id: r.repository_github_id,
+                    full_name: RepositoryFullName::parse(&r.full_name)
+                        .map_err(|e| corrupt("installation_repositories", r.id, e))?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(Installation {
+            id,
+            account_login: row.account_login,
+            status: row
+                .status
+                .parse::<InstallationStatus>()
+                .map_err(|e| corrupt("installations", row.id, e))?,
+            repositories,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }))
+    }
+
+    async fn upsert(
+        &self,
+        id: InstallationId,
+        account_login: String,
+        status: InstallationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        installations::Entity::insert(installations::ActiveModel {
+            id: Set(id.get()),
+            account_login: Set(account_login),
+            status: Set(status.as_str().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(installations::Column::Id)
+                .update_columns([
+                    installations::Column::AccountLogin,
+                    installations::Column::Status,
+                    installations::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await
+        .map_err(|e| db_err(e, format!("recording installation {id}")))?;
+        Ok(())
+    }
+
+    async fn add_repositories(
+        &self,
+        id: InstallationId,
+        repositories: Vec<Repo>,
+    ) -> Result<(), RepositoryError> {
+        if repositories.is_empty() {
+            return Ok(());
+        }
+        let rows = repositories.into_iter().map(|r| repos::ActiveModel {
+            id: NotSet,
+            installation_id: Set(id.get()),
+            repository_github_id: Set(r.github_id),
+            full_name: Set(r.full_name.as_str().to_owned()),
+        });
+        repos::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([
+                    repos::Column::InstallationId,
+                    repos::Column::RepositoryGithubId,
+                ])
+                .update_column(repos::Column::FullName)
+                .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("recording repositories of installation {id}")))?;
+        Ok(())
+    }
+
+    async fn remove_repositories(
+        &self,
+        id: InstallationId,
+        repository_github_ids: Vec<i64>,
+    ) -> Result<(), RepositoryError> {
+        repos::Entity::delete_many()
+            .filter(repos::Column::InstallationId.eq(id.get()))
+            .filter(repos::Column::RepositoryGithubId.is_in(repository_github_ids))
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("removing repositories of installation {id}")))?;
+        Ok(())
+    }
+}

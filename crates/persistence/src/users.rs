@@ -1,0 +1,91 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::{RepositoryError, UserRepository};
+use ephemera_domain::{GithubUser, GithubUserId, User};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+};
+
+use crate::entities::users::{ActiveModel, Column, Entity, Model};
+use crate::error::{corrupt, db_err};
+
+/// [`UserRepository`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlUserRepository {
+    db: DatabaseConnection,
+}
+
+impl SqlUserRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+impl TryFrom<Model> for User {
+    type Error = anyhow::Error;
+
+    fn try_from(row: Model) -> Result<Self, Self::Error> {
+        Ok(User {
+            id: row.id,
+            github_id: GithubUserId::new(row.github_id).map_err(|e| corrupt("users", row.id, e))?,
+            login: row.github_login,
+            email: row.email,
+            avatar_url: row.avatar_url,
+            is_active: row.is_active,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[async_trait]
+impl UserRepository for SqlUserRepository {
+    async fn upsert(&self, user: GithubUser, now: DateTime<Utc>) -> Result<User, RepositoryError> {
+        let github_id = user.github_id;
+        let context = format!("recording GitHub user {github_id}");
+        // One statement, so concurrent deliveries naming the same user never
+        // race into a unique violation. A payload without an email (most of
+        // them) keeps the one already known.
+        Entity::insert(ActiveModel {
+            id: NotSet,
+            github_id: Set(github_id.get()),
+            github_login: Set(user.login),
+            email: Set(user.email),
+            avatar_url: Set(user.avatar_url),
+            is_active: Set(true),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(Column::GithubId)
+                .update_columns([Column::GithubLogin, Column::UpdatedAt, Column::IsActive])
+                .value(
+                    Column::Email,
+                    Expr::cust("COALESCE(excluded.email, users.email)"),
+                )
+                .value(
+                    Column::AvatarUrl,
+                    Expr::cust("COALESCE(excluded.avatar_url, users.avatar_url)"),
+                )
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await
+        .map_err(|e| db_err(e, context.clone()))?;
+
+        self.get_by_github_id(github_id)
+            .await?
+            .ok_or_else(|| RepositoryError::NotFound(context))
+    }
+
+    async fn get_by_github_id(&self, id: GithubUserId) -> Result<Option<User>, RepositoryError> {
+        Entity::find()
+            .filter(Column::GithubId.eq(id.get()))
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("loading GitHub user {id}")))?
+            .map(|row| User::try_from(row).map_err(RepositoryError::Unexpected))
+            .transpose()
+    }
+}

@@ -1,0 +1,101 @@
+//! Every migration goes up, comes down to nothing, and goes up again, on
+//! both databases.
+
+use ephemera_persistence::testing::{Backend, TestDatabase};
+use migration::MigrateCommand;
+use sea_orm::{ConnectionTrait, Statement};
+
+async fn table_count(t: &TestDatabase) -> i64 {
+    let sql = match t.backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name <> 'seaql_migrations'"
+        }
+    };
+    let row =
+        t.db.query_one_raw(Statement::from_string(t.db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+async fn round_trip(backend: Backend) {
+    let Some(t) = TestDatabase::empty(backend).await else {
+        return;
+    };
+    let up = migration::run(&t.db, &MigrateCommand::Up { num: None })
+        .await
+        .unwrap();
+    assert_eq!(up.lines().count(), 5, "{up}");
+    assert_eq!(table_count(&t).await, 6);
+
+    let status = migration::run(&t.db, &MigrateCommand::Status)
+        .await
+        .unwrap();
+    assert!(
+        status.lines().all(|l| l.starts_with("applied ")),
+        "{status}"
+    );
+
+    let down = migration::run(&t.db, &MigrateCommand::Down { num: 99 })
+        .await
+        .unwrap();
+    assert_eq!(down.lines().count(), 5, "{down}");
+    assert!(
+        down.starts_with("rolled back m20261121_000005"),
+        "newest first: {down}"
+    );
+    assert_eq!(table_count(&t).await, 0);
+
+    let status = migration::run(&t.db, &MigrateCommand::Status)
+        .await
+        .unwrap();
+    assert!(
+        status.lines().all(|l| l.starts_with("pending ")),
+        "{status}"
+    );
+
+    migration::run(&t.db, &MigrateCommand::Up { num: None })
+        .await
+        .unwrap();
+    assert_eq!(table_count(&t).await, 6);
+    let again = migration::run(&t.db, &MigrateCommand::Up { num: None })
+        .await
+        .unwrap();
+    assert_eq!(again, "nothing to do: no migration applied\n");
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    round_trip(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_round_trip() {
+    round_trip(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn postgres_replicas_migrating_together_migrate_once() {
+    let Some(t) = TestDatabase::empty(Backend::Postgres).await else {
+        return;
+    };
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let db = ephemera_persistence::connect(&t.url).await.unwrap();
+        handles.push(tokio::spawn(async move {
+            ephemera_persistence::migrate(&db).await
+        }));
+    }
+    let mut applied = 0;
+    for handle in handles {
+        applied += handle.await.unwrap().unwrap().len();
+    }
+    assert_eq!(applied, 5, "each migration applied by exactly one replica");
+    assert_eq!(table_count(&t).await, 6);
+}
