@@ -1,1 +1,82 @@
-//! placeholder
+//! The actix-web adapter: REST API, health endpoints and (with later issues)
+//! the GitHub webhook endpoint.
+//!
+//! Handlers parse requests into domain values, call application use cases
+//! and map their errors once to RFC 9457 problem+json. This crate depends on
+//! domain and application only, never on another adapter.
+
+mod deployments;
+mod environments;
+mod health;
+mod pagination;
+mod problem;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{App, HttpServer, web};
+use ephemera_application::ports::HealthProbe;
+use ephemera_application::queries::EnvironmentQueries;
+use tracing_actix_web::TracingLogger;
+
+pub use problem::Problem;
+
+/// What handlers share: the use cases and probes, behind ports.
+#[derive(Clone)]
+pub struct AppState {
+    pub queries: EnvironmentQueries,
+    pub health: Arc<dyn HealthProbe>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Every route of the service, for an actix `App`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(problem::query_config())
+        .app_data(problem::path_config())
+        .service(
+            web::scope("/health")
+                .route("", web::get().to(health::health))
+                .route("/live", web::get().to(health::live))
+                .route("/ready", web::get().to(health::ready)),
+        )
+        .service(
+            web::scope("/api/v1")
+                .route("/environments", web::get().to(environments::list))
+                .route(
+                    "/environments/namespace/{namespace}",
+                    web::get().to(environments::by_namespace),
+                )
+                .route("/environments/{id}", web::get().to(environments::get))
+                .route(
+                    "/environments/{id}/deployments",
+                    web::get().to(deployments::list_for_environment),
+                )
+                .route("/deployments/{id}", web::get().to(deployments::get)),
+        );
+}
+
+/// Starts serving on `listener`; the returned server stops gracefully on
+/// SIGTERM or ctrl-c (actix's own signal handling).
+pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            // Trailing slashes are accepted: /api/v1/environments/ works.
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(TracingLogger::default())
+            .configure(routes)
+            .default_service(web::to(problem::not_found_route))
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}

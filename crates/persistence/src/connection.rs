@@ -25,7 +25,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
     let is_sqlite = url.starts_with("sqlite:");
     let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
     if !is_sqlite && !is_postgres {
-        return Err(ConnectError::Unsupported(redact(url)));
+        return Err(ConnectError::Unsupported(redact_url(url)));
     }
 
     let mut options = ConnectOptions::new(url);
@@ -50,7 +50,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
 }
 
 /// The URL without its password, fit for an error message or a log line.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -70,11 +70,11 @@ mod tests {
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(
-            redact("postgres://app:s3cret@db:5432/eph"),
+            redact_url("postgres://app:s3cret@db:5432/eph"),
             "postgres://app:***@db:5432/eph"
         );
         assert_eq!(
-            redact("sqlite://ephemera.db?mode=rwc"),
+            redact_url("sqlite://ephemera.db?mode=rwc"),
             "sqlite://ephemera.db?mode=rwc"
         );
     }

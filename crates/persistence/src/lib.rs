@@ -15,7 +15,7 @@ mod installations;
 pub mod testing;
 mod users;
 
-pub use connection::{ConnectError, connect};
+pub use connection::{ConnectError, connect, redact_url};
 pub use deployments::SqlDeploymentRepository;
 pub use environments::SqlEnvironmentRepository;
 pub use health::SqlHealthProbe;

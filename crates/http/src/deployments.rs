@@ -1,0 +1,112 @@
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use ephemera_application::PageRequest;
+use ephemera_application::queries::{GetDeploymentError, ListDeploymentsError};
+use ephemera_domain::{Deployment, DeploymentId};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::environments::{page_problem, parse_environment_id, validation_detail};
+use crate::pagination::next_link;
+use crate::{AppState, Problem};
+
+/// A deployment as the API shows it; logs only when asked for one.
+#[derive(Debug, Serialize)]
+struct DeploymentBody {
+    id: i64,
+    environment_id: i64,
+    commit_sha: String,
+    commit_message: Option<String>,
+    status: &'static str,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    /// Wall time from start to finish, once finished.
+    duration_seconds: Option<f64>,
+    error_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logs: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl DeploymentBody {
+    fn new(d: Deployment, with_logs: bool) -> Self {
+        let duration_seconds = match (d.started_at, d.completed_at) {
+            (Some(start), Some(end)) => Some((end - start).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        };
+        Self {
+            id: d.id.get(),
+            environment_id: d.environment_id.get(),
+            commit_sha: d.commit_sha.to_string(),
+            commit_message: d.commit_message,
+            status: d.status.as_str(),
+            started_at: d.started_at,
+            completed_at: d.completed_at,
+            duration_seconds,
+            error_message: d.error_message,
+            logs: with_logs.then_some(d.logs),
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub(crate) struct PageQuery {
+    #[validate(range(min = 1, max = 200))]
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/environments/{id}/deployments`: history, newest first.
+pub(crate) async fn list_for_environment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_environment_id(&path)?;
+    query
+        .validate()
+        .map_err(|e| Problem::bad_request(validation_detail(&e)))?;
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(page_problem)?;
+    let result = state
+        .queries
+        .list_deployments(id, page)
+        .await
+        .map_err(|err| match err {
+            ListDeploymentsError::EnvironmentNotFound(_) => Problem::not_found(err.to_string()),
+            ListDeploymentsError::Unexpected(e) => Problem::internal(&e),
+        })?;
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = result.next {
+        response.insert_header((header::LINK, next_link(&req, next)));
+    }
+    let body: Vec<DeploymentBody> = result
+        .items
+        .into_iter()
+        .map(|d| DeploymentBody::new(d, false))
+        .collect();
+    Ok(response.json(body))
+}
+
+/// `GET /api/v1/deployments/{id}`: one deployment with its logs.
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = path
+        .parse::<DeploymentId>()
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
+    let deployment = state
+        .queries
+        .get_deployment(id)
+        .await
+        .map_err(|err| match err {
+            GetDeploymentError::NotFound(_) => Problem::not_found(err.to_string()),
+            GetDeploymentError::Unexpected(e) => Problem::internal(&e),
+        })?;
+    Ok(HttpResponse::Ok().json(DeploymentBody::new(deployment, true)))
+}

@@ -1,0 +1,220 @@
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::EnvironmentFilter;
+use ephemera_application::queries::{
+    GetEnvironmentByNamespaceError, GetEnvironmentError, ListEnvironmentsError,
+};
+use ephemera_application::{PageError, PageRequest};
+use ephemera_domain::{
+    Environment, EnvironmentId, EnvironmentStatus, Namespace, PrNumber, RepositoryFullName,
+};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::pagination::next_link;
+use crate::{AppState, Problem};
+
+/// An environment as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvironmentBody {
+    id: i64,
+    repository_full_name: String,
+    repository_name: String,
+    pr_number: u32,
+    pr_title: String,
+    branch_name: String,
+    commit_sha: String,
+    namespace: String,
+    environment_url: Option<String>,
+    status: &'static str,
+    installation_id: Option<i64>,
+    owner: Option<OwnerBody>,
+    error_message: Option<String>,
+    last_deployed_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    destroyed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+struct OwnerBody {
+    github_id: i64,
+    login: String,
+}
+
+impl From<Environment> for EnvironmentBody {
+    fn from(env: Environment) -> Self {
+        Self {
+            id: env.id.get(),
+            repository_name: env.repository.name().to_owned(),
+            repository_full_name: env.repository.to_string(),
+            pr_number: env.pr_number.get(),
+            pr_title: env.pr_title,
+            branch_name: env.branch_name,
+            commit_sha: env.commit_sha.to_string(),
+            namespace: env.namespace.to_string(),
+            environment_url: env.environment_url,
+            status: env.status.as_str(),
+            installation_id: env.installation_id.map(|id| id.get()),
+            owner: env.owner.map(|o| OwnerBody {
+                github_id: o.github_id.get(),
+                login: o.login,
+            }),
+            error_message: env.error_message,
+            last_deployed_at: env.last_deployed_at,
+            created_at: env.created_at,
+            updated_at: env.updated_at,
+            destroyed_at: env.destroyed_at,
+        }
+    }
+}
+
+/// `GET /api/v1/environments` query string.
+#[derive(Debug, Deserialize, Validate)]
+pub(crate) struct ListQuery {
+    #[validate(length(min = 3, max = 140))]
+    repository: Option<String>,
+    status: Option<String>,
+    active_only: Option<String>,
+    pr_number: Option<i64>,
+    #[validate(range(min = 1, max = 200))]
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn try_into_domain(self) -> Result<(EnvironmentFilter, PageRequest), Problem> {
+        self.validate()
+            .map_err(|e| Problem::bad_request(validation_detail(&e)))?;
+        let bad = |e: ephemera_domain::ValidationError| Problem::bad_request(e.to_string());
+        let filter = EnvironmentFilter {
+            repository: self
+                .repository
+                .as_deref()
+                .map(RepositoryFullName::parse)
+                .transpose()
+                .map_err(bad)?,
+            status: self
+                .status
+                .as_deref()
+                .map(str::parse::<EnvironmentStatus>)
+                .transpose()
+                .map_err(bad)?,
+            active_only: parse_bool("active_only", self.active_only.as_deref())?,
+            pr_number: self.pr_number.map(PrNumber::new).transpose().map_err(bad)?,
+        };
+        let page = PageRequest::parse(self.limit, self.cursor.as_deref()).map_err(page_problem)?;
+        Ok((filter, page))
+    }
+}
+
+/// `true`/`false` (also `1`/`0`), naming the field when it is neither.
+fn parse_bool(field: &str, raw: Option<&str>) -> Result<bool, Problem> {
+    match raw {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(Problem::bad_request(format!(
+            "{field}: `{other}` is not true or false"
+        ))),
+    }
+}
+
+/// One line per invalid field, e.g. `limit: must be between 1 and 200`.
+pub(crate) fn validation_detail(errors: &validator::ValidationErrors) -> String {
+    let mut lines: Vec<String> = errors
+        .field_errors()
+        .iter()
+        .map(|(field, errs)| {
+            let why: Vec<String> = errs
+                .iter()
+                .map(|e| match e.code.as_ref() {
+                    "range" => match (e.params.get("min"), e.params.get("max")) {
+                        (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+                        _ => "is out of range".to_owned(),
+                    },
+                    "length" => match (e.params.get("min"), e.params.get("max")) {
+                        (Some(min), Some(max)) => {
+                            format!("must be {min} to {max} characters long")
+                        }
+                        _ => "has the wrong length".to_owned(),
+                    },
+                    other => other.to_owned(),
+                })
+                .collect();
+            format!("{field}: {}", why.join(", "))
+        })
+        .collect();
+    lines.sort();
+    lines.join("; ")
+}
+
+pub(crate) fn page_problem(err: PageError) -> Problem {
+    match err {
+        PageError::InvalidLimit(_) => Problem::bad_request(format!("limit: {err}")),
+        PageError::InvalidCursor => Problem::bad_request(format!("cursor: {err}")),
+    }
+}
+
+pub(crate) fn parse_environment_id(raw: &str) -> Result<EnvironmentId, Problem> {
+    raw.parse::<EnvironmentId>()
+        .map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+pub(crate) fn get_environment_problem(err: GetEnvironmentError) -> Problem {
+    match err {
+        GetEnvironmentError::NotFound(_) => Problem::not_found(err.to_string()),
+        GetEnvironmentError::Unexpected(e) => Problem::internal(&e),
+    }
+}
+
+/// `GET /api/v1/environments`: newest first, filtered, keyset-paginated.
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (filter, page) = query.into_inner().try_into_domain()?;
+    let result = state
+        .queries
+        .list_environments(&filter, page)
+        .await
+        .map_err(|ListEnvironmentsError::Unexpected(e)| Problem::internal(&e))?;
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = result.next {
+        response.insert_header((header::LINK, next_link(&req, next)));
+    }
+    let body: Vec<EnvironmentBody> = result.items.into_iter().map(Into::into).collect();
+    Ok(response.json(body))
+}
+
+/// `GET /api/v1/environments/{id}`.
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_environment_id(&path)?;
+    let env = state
+        .queries
+        .get_environment(id)
+        .await
+        .map_err(get_environment_problem)?;
+    Ok(HttpResponse::Ok().json(EnvironmentBody::from(env)))
+}
+
+/// `GET /api/v1/environments/namespace/{namespace}`.
+pub(crate) async fn by_namespace(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let namespace = Namespace::parse(&path).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let env = state
+        .queries
+        .get_environment_by_namespace(&namespace)
+        .await
+        .map_err(|err| match err {
+            GetEnvironmentByNamespaceError::NotFound(_) => Problem::not_found(err.to_string()),
+            GetEnvironmentByNamespaceError::Unexpected(e) => Problem::internal(&e),
+        })?;
+    Ok(HttpResponse::Ok().json(EnvironmentBody::from(env)))
+}

@@ -1,0 +1,95 @@
+//! RFC 9457 problem details: every error this API answers.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use serde::Serialize;
+
+/// A `application/problem+json` answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem; documented in docs/api.md.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{kind}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid-request", detail)
+    }
+
+    /// Logs the whole cause chain and answers an opaque 500: internal text
+    /// never reaches the client.
+    pub fn internal(err: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{err:#}"), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to answer; the cause is in its logs",
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
+        HttpResponse::build(self.status_code())
+            .content_type("application/problem+json")
+            .body(body)
+    }
+}
+
+/// Query strings that do not deserialize are a 400 problem, not actix's
+/// plain-text default.
+pub(crate) fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            error::QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+            other => format!("invalid query string: {other}"),
+        };
+        Problem::bad_request(detail).into()
+    })
+}
+
+pub(crate) fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _req| Problem::bad_request(format!("invalid path: {err}")).into())
+}
+
+/// Answer for any path no route serves.
+pub(crate) async fn not_found_route(req: HttpRequest) -> Problem {
+    Problem::not_found(format!("no route for {} {}", req.method(), req.path()))
+}
+
+impl actix_web::Responder for Problem {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse<Self::Body> {
+        self.error_response()
+    }
+}

@@ -1,0 +1,68 @@
+//! `ephemera [serve]` and `ephemera migrate up | down [-n N] | status`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migration::MigrateCommand;
+
+use crate::{Application, Settings, startup, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ephemera",
+    version,
+    about = "Preview environments for every pull request"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve the API (the default).
+    Serve,
+    /// Apply, roll back or list database migrations.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+}
+
+/// Parses the command line, runs it, and turns any error into one line on
+/// stderr and a non-zero exit.
+pub fn main() -> ExitCode {
+    // A missing .env is normal; values already in the environment win.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init(settings.log_format);
+            let app = Application::build(&settings).await?;
+            app.run_until_stopped().await
+        }
+        Command::Migrate(command) => {
+            let db = startup::open_database(&settings.database_url).await?;
+            let out = migration::run(&db, &command).await?;
+            print!("{out}");
+            db.close().await.ok();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Configuration from environment variables (and `.env`), DESIGN §6.
+//! Every variable is documented in docs/configuration.md and .env.example.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ephemera.db?mode=rwc";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A variable with a value we cannot use; the message names it.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything the service reads from its environment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The database URL may carry a password.
+        f.debug_struct("Settings")
+            .field(
+                "database_url",
+                &ephemera_persistence::redact_url(&self.database_url),
+            )
+            .field("listen", &self.listen)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let is_postgres =
+            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+        if !is_sqlite && !is_postgres {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!(
+                    "`{}` is not supported; use sqlite://FILE?mode=rwc or postgres://USER@HOST/DB",
+                    ephemera_persistence::redact_url(&database_url)
+                ),
+            ));
+        }
+
+        let listen_raw = get("EPHEMERA_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_raw.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new(
+                "EPHEMERA_LISTEN",
+                format!("`{listen_raw}` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"),
+            )
+        })?;
+
+        let log_format = match get("EPHEMERA_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EPHEMERA_LOG_FORMAT",
+                    format!("`{other}` is not one of pretty, json"),
+                ));
+            }
+        };
+
+        Ok(Self {
+            database_url,
+            listen,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, "sqlite://ephemera.db?mode=rwc");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn postgres_and_json_logs() {
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/eph"),
+            ("EPHEMERA_LISTEN", "0.0.0.0:9000"),
+            ("EPHEMERA_LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let err = settings(&[("DATABASE_URL", "mysql://root:hunter2@db/x")]).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let err = settings(&[("EPHEMERA_LISTEN", "localhost")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_LISTEN: `localhost` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"
+        );
+
+        let err = settings(&[("EPHEMERA_LOG_FORMAT", "xml")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_LOG_FORMAT");
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let s = settings(&[("DATABASE_URL", "postgres://app:hunter2@db/eph")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
