@@ -1,0 +1,274 @@
+//! The `ephemera` binary as an operator runs it: start-up errors, the
+//! migrate commands, and replicas starting together on one PostgreSQL.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ephemera_persistence::testing::{Backend, TestDatabase};
+use sea_orm::{ConnectionTrait, Statement};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ephemera");
+
+/// `ephemera <args>` in an empty folder (no stray .env), with `vars` set.
+fn ephemera(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("EPHEMERA_LISTEN")
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    ephemera(dir, args, vars)
+        .output()
+        .expect("running ephemera")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts a failed start-up printed exactly one line naming `variable`.
+fn assert_one_line_error(out: &Output, variable: &str) {
+    assert!(!out.status.success(), "must exit non-zero");
+    let err = stderr(out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, got: {err}");
+    assert!(
+        lines[0].starts_with(&format!("error: {variable}: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_database_url_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[],
+        &[("DATABASE_URL", "mysql://root:hunter2@localhost/db")],
+    );
+    assert_one_line_error(&out, "DATABASE_URL");
+    assert!(
+        !stderr(&out).contains("hunter2"),
+        "secrets stay out of errors"
+    );
+
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")],
+    );
+    assert_one_line_error(&out, "DATABASE_URL");
+}
+
+#[test]
+fn bad_listen_address_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &[("EPHEMERA_LISTEN", "localhost:http")]);
+    assert_one_line_error(&out, "EPHEMERA_LISTEN");
+}
+
+#[test]
+fn listen_address_in_use_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[("EPHEMERA_LISTEN", &addr), ("DATABASE_URL", &db)],
+    );
+    assert!(!out.status.success());
+    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with(&format!("error: EPHEMERA_LISTEN: cannot listen on {addr}")),
+        "{last}"
+    );
+}
+
+#[test]
+fn migrate_status_down_and_up_round_trip_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let vars = [("DATABASE_URL", db.as_str())];
+    let text = |out: Output| {
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let status = text(run(dir.path(), &["migrate", "status"], &vars));
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("pending ")).count(),
+        5,
+        "{status}"
+    );
+
+    let up = text(run(dir.path(), &["migrate", "up"], &vars));
+    assert_eq!(up.lines().count(), 5, "{up}");
+    let down = text(run(dir.path(), &["migrate", "down", "-n", "99"], &vars));
+    assert_eq!(
+        down.lines()
+            .filter(|l| l.starts_with("rolled back "))
+            .count(),
+        5,
+        "{down}"
+    );
+    let up = text(run(dir.path(), &["migrate", "up"], &vars));
+    assert_eq!(up.lines().count(), 5, "{up}");
+
+    let status = text(run(dir.path(), &["migrate", "status"], &vars));
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("applied ")).count(),
+        5,
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_when_a_migration_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    // A table in the way of the first migration.
+    let conn = ephemera_persistence::connect(&db).await.unwrap();
+    conn.execute_unprepared("CREATE TABLE users (x int)")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[("DATABASE_URL", &db), ("EPHEMERA_LISTEN", &addr)],
+    );
+    assert!(!out.status.success());
+    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("error: applying database migrations"),
+        "{last}"
+    );
+    assert!(TcpListener::bind(&addr).is_ok(), "nothing was served");
+}
+
+/// Kills the child when the test ends, pass or fail.
+struct Running(Option<Child>);
+
+impl Running {
+    /// Kills the process and returns what it wrote.
+    fn stop(mut self) -> Output {
+        let mut child = self.0.take().expect("still running");
+        let _ = child.kill();
+        child.wait_with_output().expect("collecting output")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls readiness; a deadline only keeps a broken build from hanging.
+fn wait_ready(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(body) = http_get(port, "/health/ready") {
+            if body.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[tokio::test]
+async fn two_replicas_started_together_on_empty_postgres_both_serve_and_migrate_once() {
+    let Some(t) = TestDatabase::empty(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port()];
+    let replicas: Vec<Running> = ports
+        .iter()
+        .map(|port| {
+            let addr = format!("127.0.0.1:{port}");
+            let child = ephemera(
+                dir.path(),
+                &["serve"],
+                &[
+                    ("DATABASE_URL", t.url.as_str()),
+                    ("EPHEMERA_LISTEN", addr.as_str()),
+                    ("EPHEMERA_LOG_FORMAT", "json"),
+                ],
+            )
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+            Running(Some(child))
+        })
+        .collect();
+
+    for port in ports {
+        assert!(wait_ready(port), "replica on {port} became ready");
+        let list = http_get(port, "/api/v1/environments").unwrap();
+        assert!(
+            list.starts_with("HTTP/1.1 200") && list.ends_with("[]"),
+            "{list}"
+        );
+    }
+
+    let applied =
+        t.db.query_one_raw(Statement::from_string(
+            t.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(applied, 5);
+
+    let mut migrators = 0;
+    for replica in replicas {
+        let output = replica.stop();
+        let logs = String::from_utf8_lossy(&output.stderr);
+        if logs.contains("applied pending migrations") {
+            migrators += 1;
+        }
+    }
+    assert_eq!(migrators, 1, "exactly one replica ran the migrations");
+}
