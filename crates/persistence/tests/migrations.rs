@@ -1,6 +1,8 @@
 //! Every migration goes up, comes down to nothing, and goes up again, on
 //! both databases.
 
+#![allow(clippy::unwrap_used)]
+
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use migration::MigrateCommand;
 use sea_orm::{ConnectionTrait, Statement};

@@ -1,6 +1,8 @@
 //! The repository adapters against real databases: SQLite always,
 //! PostgreSQL when TEST_DATABASE_URL is set (always in CI).
 
+#![allow(clippy::unwrap_used)]
+
 use chrono::{DateTime, Duration, Utc};
 use ephemera_application::ports::{
     DeploymentRepository, EnvironmentFilter, EnvironmentRepository, InstallationRepository,

@@ -1,6 +1,8 @@
 //! Black-box tests of the REST reads: the real app over HTTP, rows seeded
 //! through the persistence adapters, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use chrono::{DateTime, Duration, Utc};

@@ -1,6 +1,8 @@
 //! The `ephemera` binary as an operator runs it: start-up errors, the
 //! migrate commands, and replicas starting together on one PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -191,10 +193,8 @@ fn free_port() -> u16 {
 fn wait_ready(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(body) = http_get(port, "/health/ready") {
-            if body.starts_with("HTTP/1.1 200") {
-                return true;
-            }
+        if http_get(port, "/health/ready").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }

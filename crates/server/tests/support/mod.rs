@@ -1,12 +1,13 @@
 //! Shared by the black-box tests: the real application on port 0 over a
 //! fresh database, and an HTTP client.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::LogFormat;
 use ephemera_server::{Application, Settings};
 
+#[derive(Debug)]
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
