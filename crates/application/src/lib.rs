@@ -5,8 +5,10 @@
 //! here knows SQL, HTTP or any driver: `sea_orm`, `actix_web`, `octocrab` and
 //! `kube` must never appear in this crate.
 
+pub mod delivery_log;
 pub mod pagination;
 pub mod ports;
 pub mod queries;
+pub mod webhooks;
 
 pub use pagination::{Cursor, Page, PageError, PageRequest};

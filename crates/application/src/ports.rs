@@ -3,26 +3,31 @@
 //! `mocks` feature from another crate).
 
 mod clock;
+mod deliveries;
 mod deployments;
 mod environments;
 mod health;
 mod installations;
 mod users;
+mod webhooks;
 
 use thiserror::Error;
 
 pub use clock::{Clock, SystemClock};
+pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
 pub use users::UserRepository;
+pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use {
-    clock::MockClock, deployments::MockDeploymentRepository,
+    clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, health::MockHealthProbe,
     installations::MockInstallationRepository, users::MockUserRepository,
+    webhooks::MockWebhookStore, webhooks::MockWebhookTx,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.
@@ -35,6 +40,10 @@ pub enum RepositoryError {
     /// A row that should exist does not.
     #[error("{0} not found")]
     NotFound(String),
+    /// The store cannot be reached right now (connection refused, pool
+    /// exhausted); worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

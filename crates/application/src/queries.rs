@@ -187,6 +187,7 @@ mod tests {
             owner: None,
             error_message: None,
             last_deployed_at: None,
+            pr_updated_at: None,
             created_at: at(),
             updated_at: at(),
             destroyed_at: None,

@@ -114,6 +114,9 @@ pub struct Environment {
     pub owner: Option<Owner>,
     pub error_message: Option<String>,
     pub last_deployed_at: Option<DateTime<Utc>>,
+    /// `pull_request.updated_at` of the newest event applied: an older event
+    /// arriving late must not move the environment backwards.
+    pub pr_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub destroyed_at: Option<DateTime<Utc>>,
@@ -157,6 +160,8 @@ pub struct NewEnvironment {
     pub commit_sha: CommitSha,
     pub installation_id: Option<InstallationId>,
     pub owner: Option<Owner>,
+    /// `pull_request.updated_at` of the event that creates it.
+    pub pr_updated_at: Option<DateTime<Utc>>,
 }
 
 impl NewEnvironment {
@@ -210,6 +215,7 @@ mod tests {
             owner: None,
             error_message: Some("boom".into()),
             last_deployed_at: None,
+            pr_updated_at: None,
             created_at: at,
             updated_at: at,
             destroyed_at: None,

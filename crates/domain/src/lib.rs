@@ -5,20 +5,24 @@
 //! (`sea_orm`, `actix_web`, `octocrab`, `kube` must never appear). Raw input
 //! is parsed into these types once, at the edge; a value that exists is valid.
 
+mod delivery;
 mod deployment;
 mod environment;
 mod error;
 mod ids;
 mod installation;
 mod namespace;
+mod policy;
 mod repository;
 mod user;
 
+pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};
 pub use deployment::{Deployment, DeploymentStatus, NewDeployment};
 pub use environment::{Environment, EnvironmentStatus, NewEnvironment, Owner};
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
 pub use installation::{Installation, InstallationRepository, InstallationStatus};
 pub use namespace::Namespace;
+pub use policy::{DeployPolicy, PolicyDecision, PullRequestFacts, SkipReason};
 pub use repository::RepositoryFullName;
 pub use user::{GithubUser, User};

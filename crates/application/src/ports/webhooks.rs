@@ -1,0 +1,144 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_domain::{
+    DeliveryId, Deployment, Environment, EnvironmentId, GithubUser, InstallationId,
+    InstallationRepository as Repo, InstallationStatus, NewDeployment, NewEnvironment, PrNumber,
+    RepositoryFullName,
+};
+
+use super::RepositoryError;
+
+/// What identifies a delivery in the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryHeader {
+    pub delivery_id: DeliveryId,
+    pub event: String,
+    pub action: Option<String>,
+    pub repository: Option<String>,
+    pub installation_id: Option<InstallationId>,
+}
+
+/// Whether a delivery is new to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First time seen, or seen before and failed: apply it now.
+    Fresh,
+    /// Seen and handled before: change nothing.
+    Duplicate,
+}
+
+/// Opens the one transaction a delivery is applied in.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn begin(&self) -> Result<Box<dyn WebhookTx>, RepositoryError>;
+
+    /// Records, outside any transaction, that a delivery could not be
+    /// applied (its transaction was rolled back).
+    async fn record_failure(
+        &self,
+        header: &DeliveryHeader,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// Everything one delivery may read and change, inside one transaction.
+/// Dropping it without `commit` rolls everything back.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookTx: Send {
+    /// Enters the delivery in the log (or counts a redelivery).
+    async fn claim_delivery(
+        &mut self,
+        header: &DeliveryHeader,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, RepositoryError>;
+
+    /// Writes the outcome of a claimed delivery.
+    async fn finish_delivery(
+        &mut self,
+        delivery_id: &DeliveryId,
+        outcome: ephemera_domain::DeliveryOutcome,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    async fn upsert_user(
+        &mut self,
+        user: &GithubUser,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    /// The PR's environment, locked against concurrent deliveries until
+    /// commit (PostgreSQL `FOR UPDATE`; SQLite has one writer).
+    async fn environment_for_pr(
+        &mut self,
+        repository: &RepositoryFullName,
+        pr_number: PrNumber,
+    ) -> Result<Option<Environment>, RepositoryError>;
+
+    /// [`RepositoryError::Conflict`] when another delivery created it first.
+    async fn insert_environment(
+        &mut self,
+        new: NewEnvironment,
+        now: DateTime<Utc>,
+    ) -> Result<Environment, RepositoryError>;
+
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError>;
+
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError>;
+
+    /// Cancels the environment's queued deployments; returns how many.
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
+    async fn installation_status(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<InstallationStatus>, RepositoryError>;
+
+    async fn upsert_installation(
+        &mut self,
+        id: InstallationId,
+        account_login: &str,
+        status: InstallationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+
+    async fn add_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError>;
+
+    async fn remove_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError>;
+
+    /// Environments of the installation that are not destroyed, locked.
+    async fn live_environments_of_installation(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Vec<Environment>, RepositoryError>;
+
+    /// Environments of the repository that are not destroyed, locked.
+    async fn live_environments_of_repository(
+        &mut self,
+        repository: &RepositoryFullName,
+    ) -> Result<Vec<Environment>, RepositoryError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
+}

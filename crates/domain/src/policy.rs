@@ -1,0 +1,224 @@
+//! Which pull requests get a preview. Forks run code ephemera did not
+//! review, so they are not deployed unless the operator allows forks or a
+//! maintainer vouches for the PR with the trusted label.
+
+use std::fmt;
+
+/// The operator's deployment policy (see docs/webhooks.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployPolicy {
+    /// Deploy PRs from forks without a trusted label.
+    pub allow_forks: bool,
+    /// The label that makes a fork PR deployable.
+    pub trusted_label: String,
+    /// Deploy draft PRs (otherwise they wait for ready_for_review).
+    pub deploy_drafts: bool,
+    /// Only PRs carrying this label are deployed.
+    pub required_label: Option<String>,
+}
+
+impl Default for DeployPolicy {
+    fn default() -> Self {
+        Self {
+            allow_forks: false,
+            trusted_label: "safe-to-preview".to_owned(),
+            deploy_drafts: false,
+            required_label: None,
+        }
+    }
+}
+
+/// What the policy needs to know about a PR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestFacts<'a> {
+    /// The head branch lives in another repository (or its repository is
+    /// gone, which counts as foreign).
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: &'a [String],
+    /// A label this very event added, applied by the PR's own author. Such
+    /// a label does not vouch for a fork: the author cannot vouch for
+    /// themselves.
+    pub self_applied_label: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyDecision {
+    Deploy,
+    Skip(SkipReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    Fork { trusted_label: String },
+    ForkSelfLabeled { trusted_label: String },
+    Draft,
+    MissingRequiredLabel { label: String },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fork { trusted_label } => write!(
+                f,
+                "PR from a fork: not deployed unless EPHEMERA_ALLOW_FORKS=true or a maintainer adds the `{trusted_label}` label"
+            ),
+            Self::ForkSelfLabeled { trusted_label } => write!(
+                f,
+                "PR from a fork: the `{trusted_label}` label was added by the PR's own author, which does not count"
+            ),
+            Self::Draft => write!(
+                f,
+                "draft PR: waits for ready_for_review (EPHEMERA_DEPLOY_DRAFTS=false)"
+            ),
+            Self::MissingRequiredLabel { label } => {
+                write!(
+                    f,
+                    "PR lacks the required label `{label}` (EPHEMERA_REQUIRED_LABEL)"
+                )
+            }
+        }
+    }
+}
+
+fn has_label(labels: &[String], wanted: &str) -> bool {
+    // GitHub label names are unique case-insensitively.
+    labels.iter().any(|l| l.eq_ignore_ascii_case(wanted))
+}
+
+impl DeployPolicy {
+    pub fn evaluate(&self, pr: &PullRequestFacts<'_>) -> PolicyDecision {
+        if let Some(required) = &self.required_label {
+            if !has_label(pr.labels, required) {
+                return PolicyDecision::Skip(SkipReason::MissingRequiredLabel {
+                    label: required.clone(),
+                });
+            }
+        }
+        if pr.draft && !self.deploy_drafts {
+            return PolicyDecision::Skip(SkipReason::Draft);
+        }
+        if pr.is_fork && !self.allow_forks {
+            let self_labeled = pr
+                .self_applied_label
+                .is_some_and(|l| l.eq_ignore_ascii_case(&self.trusted_label));
+            let trusted = has_label(pr.labels, &self.trusted_label) && !self_labeled;
+            if !trusted {
+                let trusted_label = self.trusted_label.clone();
+                return PolicyDecision::Skip(if self_labeled {
+                    SkipReason::ForkSelfLabeled { trusted_label }
+                } else {
+                    SkipReason::Fork { trusted_label }
+                });
+            }
+        }
+        PolicyDecision::Deploy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn facts<'a>(is_fork: bool, draft: bool, labels: &'a [String]) -> PullRequestFacts<'a> {
+        PullRequestFacts {
+            is_fork,
+            draft,
+            labels,
+            self_applied_label: None,
+        }
+    }
+
+    #[test]
+    fn same_repository_pr_is_deployed() {
+        let none = labels(&[]);
+        assert_eq!(
+            DeployPolicy::default().evaluate(&facts(false, false, &none)),
+            PolicyDecision::Deploy
+        );
+    }
+
+    #[test]
+    fn fork_needs_the_trusted_label_or_allow_forks() {
+        let policy = DeployPolicy::default();
+        let plain = labels(&["bug"]);
+        let trusted = labels(&["Safe-To-Preview"]);
+        assert!(matches!(
+            policy.evaluate(&facts(true, false, &plain)),
+            PolicyDecision::Skip(SkipReason::Fork { .. })
+        ));
+        assert_eq!(
+            policy.evaluate(&facts(true, false, &trusted)),
+            PolicyDecision::Deploy
+        );
+        let open = DeployPolicy {
+            allow_forks: true,
+            ..DeployPolicy::default()
+        };
+        assert_eq!(
+            open.evaluate(&facts(true, false, &plain)),
+            PolicyDecision::Deploy
+        );
+    }
+
+    #[test]
+    fn a_fork_author_cannot_vouch_for_their_own_pr() {
+        let trusted = labels(&["safe-to-preview"]);
+        let pr = PullRequestFacts {
+            self_applied_label: Some("safe-to-preview"),
+            ..facts(true, false, &trusted)
+        };
+        let decision = DeployPolicy::default().evaluate(&pr);
+        assert!(matches!(
+            decision,
+            PolicyDecision::Skip(SkipReason::ForkSelfLabeled { .. })
+        ));
+    }
+
+    #[test]
+    fn drafts_wait_unless_allowed() {
+        let none = labels(&[]);
+        let decision = DeployPolicy::default().evaluate(&facts(false, true, &none));
+        assert_eq!(decision, PolicyDecision::Skip(SkipReason::Draft));
+        let drafts = DeployPolicy {
+            deploy_drafts: true,
+            ..DeployPolicy::default()
+        };
+        assert_eq!(
+            drafts.evaluate(&facts(false, true, &none)),
+            PolicyDecision::Deploy
+        );
+    }
+
+    #[test]
+    fn required_label_gates_everything() {
+        let policy = DeployPolicy {
+            required_label: Some("preview".into()),
+            ..DeployPolicy::default()
+        };
+        let without = labels(&["bug"]);
+        let with = labels(&["bug", "preview"]);
+        let skip = policy.evaluate(&facts(false, false, &without));
+        assert_eq!(
+            skip.clone(),
+            PolicyDecision::Skip(SkipReason::MissingRequiredLabel {
+                label: "preview".into()
+            })
+        );
+        let PolicyDecision::Skip(reason) = skip else {
+            unreachable!()
+        };
+        assert_eq!(
+            reason.to_string(),
+            "PR lacks the required label `preview` (EPHEMERA_REQUIRED_LABEL)"
+        );
+        assert_eq!(
+            policy.evaluate(&facts(false, false, &with)),
+            PolicyDecision::Deploy
+        );
+    }
+}
