@@ -13,6 +13,7 @@ mod m20261121_000002_create_installations;
 mod m20261121_000003_create_environments;
 mod m20261121_000004_create_deployments;
 mod m20261121_000005_create_webhook_deliveries;
+mod m20261121_000006_webhook_ordering;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_create_environments::Migration),
             Box::new(m20261121_000004_create_deployments::Migration),
             Box::new(m20261121_000005_create_webhook_deliveries::Migration),
+            Box::new(m20261121_000006_webhook_ordering::Migration),
         ]
     }
 }

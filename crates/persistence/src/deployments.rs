@@ -5,9 +5,10 @@ use ephemera_application::ports::{DeploymentRepository, RepositoryError};
 use ephemera_domain::{
     CommitSha, Deployment, DeploymentId, DeploymentStatus, EnvironmentId, NewDeployment,
 };
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::entities::deployments::{ActiveModel, Column, Entity, Model};
@@ -51,6 +52,63 @@ fn to_domain(row: Model) -> Result<Deployment, RepositoryError> {
     Deployment::try_from(row).map_err(RepositoryError::Unexpected)
 }
 
+/// Queues a deployment.
+pub(crate) async fn insert<C: ConnectionTrait>(
+    db: &C,
+    new: NewDeployment,
+    now: DateTime<Utc>,
+) -> Result<Deployment, RepositoryError> {
+    let row = ActiveModel {
+        id: NotSet,
+        environment_id: Set(new.environment_id.get()),
+        commit_sha: Set(new.commit_sha.as_str().to_owned()),
+        commit_message: Set(new.commit_message),
+        status: Set(DeploymentStatus::Queued.as_str().to_owned()),
+        started_at: Set(None),
+        completed_at: Set(None),
+        error_message: Set(None),
+        logs: Set(String::new()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        db_err(
+            e,
+            format!("queueing deployment for environment {}", new.environment_id),
+        )
+    })?;
+    to_domain(row)
+}
+
+/// queued -> cancelled for every queued deployment of the environment: a
+/// newer commit (or the end of the PR) supersedes them.
+pub(crate) async fn cancel_queued<C: ConnectionTrait>(
+    db: &C,
+    environment_id: EnvironmentId,
+    now: DateTime<Utc>,
+) -> Result<u64, RepositoryError> {
+    let result = Entity::update_many()
+        .col_expr(
+            Column::Status,
+            Expr::value(DeploymentStatus::Cancelled.as_str()),
+        )
+        .col_expr(Column::CompletedAt, Expr::value(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::EnvironmentId.eq(environment_id.get()))
+        .filter(Column::Status.eq(DeploymentStatus::Queued.as_str()))
+        .exec(db)
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("cancelling queued deployments of environment {environment_id}"),
+            )
+        })?;
+    Ok(result.rows_affected)
+}
+
 #[async_trait]
 impl DeploymentRepository for SqlDeploymentRepository {
     async fn get(&self, id: DeploymentId) -> Result<Option<Deployment>, RepositoryError> {
@@ -92,28 +150,7 @@ impl DeploymentRepository for SqlDeploymentRepository {
         new: NewDeployment,
         now: DateTime<Utc>,
     ) -> Result<Deployment, RepositoryError> {
-        let row = ActiveModel {
-            id: NotSet,
-            environment_id: Set(new.environment_id.get()),
-            commit_sha: Set(new.commit_sha.as_str().to_owned()),
-            commit_message: Set(new.commit_message),
-            status: Set(DeploymentStatus::Queued.as_str().to_owned()),
-            started_at: Set(None),
-            completed_at: Set(None),
-            error_message: Set(None),
-            logs: Set(String::new()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(|e| {
-            db_err(
-                e,
-                format!("queueing deployment for environment {}", new.environment_id),
-            )
-        })?;
-        to_domain(row)
+        insert(&self.db, new, now).await
     }
 
     async fn update(&self, deployment: &Deployment) -> Result<(), RepositoryError> {

@@ -8,8 +8,8 @@ use ephemera_domain::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::entities::environments::{ActiveModel, Column, Entity, Model};
@@ -58,6 +58,7 @@ impl TryFrom<Model> for Environment {
             owner,
             error_message: row.error_message,
             last_deployed_at: row.last_deployed_at,
+            pr_updated_at: row.pr_updated_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
             destroyed_at: row.destroyed_at,
@@ -69,15 +70,161 @@ fn to_domain(row: Model) -> Result<Environment, RepositoryError> {
     Environment::try_from(row).map_err(RepositoryError::Unexpected)
 }
 
+/// Not destroyed and not on the way there.
+const LIVE: &str = "status NOT IN ('destroying', 'destroyed')";
+
+/// `FOR UPDATE` where the database has row locks; SQLite has a single
+/// writer, so a write transaction already excludes every other.
+fn locked(query: Select<Entity>, backend: DatabaseBackend) -> Select<Entity> {
+    match backend {
+        DatabaseBackend::Sqlite => query,
+        _ => query.lock_exclusive(),
+    }
+}
+
+async fn all<C: ConnectionTrait>(
+    db: &C,
+    query: Select<Entity>,
+    context: &str,
+) -> Result<Vec<Environment>, RepositoryError> {
+    query
+        .all(db)
+        .await
+        .map_err(|e| db_err(e, context))?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
+pub(crate) async fn get<C: ConnectionTrait>(
+    db: &C,
+    id: EnvironmentId,
+) -> Result<Option<Environment>, RepositoryError> {
+    Entity::find_by_id(id.get())
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading environment {id}")))?
+        .map(to_domain)
+        .transpose()
+}
+
+/// The PR's environment, row-locked until the transaction ends.
+pub(crate) async fn for_pr_locked<C: ConnectionTrait>(
+    db: &C,
+    repository: &RepositoryFullName,
+    pr_number: PrNumber,
+) -> Result<Option<Environment>, RepositoryError> {
+    let query = Entity::find()
+        .filter(Column::RepositoryFullName.eq(repository.as_str()))
+        .filter(Column::PrNumber.eq(i64::from(pr_number.get())));
+    locked(query, db.get_database_backend())
+        .one(db)
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("loading environment of {repository}#{pr_number}"),
+            )
+        })?
+        .map(to_domain)
+        .transpose()
+}
+
+pub(crate) async fn live_of_installation_locked<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+) -> Result<Vec<Environment>, RepositoryError> {
+    let query = Entity::find()
+        .filter(Column::InstallationId.eq(id.get()))
+        .filter(Expr::cust(LIVE))
+        .order_by_asc(Column::Id);
+    let context = format!("loading environments of installation {id}");
+    all(db, locked(query, db.get_database_backend()), &context).await
+}
+
+pub(crate) async fn live_of_repository_locked<C: ConnectionTrait>(
+    db: &C,
+    repository: &RepositoryFullName,
+) -> Result<Vec<Environment>, RepositoryError> {
+    let query = Entity::find()
+        .filter(Column::RepositoryFullName.eq(repository.as_str()))
+        .filter(Expr::cust(LIVE))
+        .order_by_asc(Column::Id);
+    let context = format!("loading environments of {repository}");
+    all(db, locked(query, db.get_database_backend()), &context).await
+}
+
+pub(crate) async fn insert<C: ConnectionTrait>(
+    db: &C,
+    new: NewEnvironment,
+    now: DateTime<Utc>,
+) -> Result<Environment, RepositoryError> {
+    let context = format!(
+        "recording environment for {}#{}",
+        new.repository, new.pr_number
+    );
+    let row = ActiveModel {
+        id: NotSet,
+        repository_full_name: Set(new.repository.as_str().to_owned()),
+        repository_name: Set(new.repository.name().to_owned()),
+        pr_number: Set(i64::from(new.pr_number.get())),
+        pr_title: Set(new.pr_title.clone()),
+        branch_name: Set(new.branch_name.clone()),
+        commit_sha: Set(new.commit_sha.as_str().to_owned()),
+        namespace: Set(new.namespace().as_str().to_owned()),
+        environment_url: Set(None),
+        status: Set(EnvironmentStatus::Pending.as_str().to_owned()),
+        installation_id: Set(new.installation_id.map(InstallationId::get)),
+        owner_github_id: Set(new.owner.as_ref().map(|o| o.github_id.get())),
+        owner_login: Set(new.owner.as_ref().map(|o| o.login.clone())),
+        error_message: Set(None),
+        last_deployed_at: Set(None),
+        pr_updated_at: Set(new.pr_updated_at),
+        created_at: Set(now),
+        updated_at: Set(now),
+        destroyed_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| db_err(e, context))?;
+    to_domain(row)
+}
+
+pub(crate) async fn update<C: ConnectionTrait>(
+    db: &C,
+    env: &Environment,
+) -> Result<(), RepositoryError> {
+    ActiveModel {
+        id: Set(env.id.get()),
+        repository_full_name: Set(env.repository.as_str().to_owned()),
+        repository_name: Set(env.repository.name().to_owned()),
+        pr_number: Set(i64::from(env.pr_number.get())),
+        pr_title: Set(env.pr_title.clone()),
+        branch_name: Set(env.branch_name.clone()),
+        commit_sha: Set(env.commit_sha.as_str().to_owned()),
+        namespace: Set(env.namespace.as_str().to_owned()),
+        environment_url: Set(env.environment_url.clone()),
+        status: Set(env.status.as_str().to_owned()),
+        installation_id: Set(env.installation_id.map(InstallationId::get)),
+        owner_github_id: Set(env.owner.as_ref().map(|o| o.github_id.get())),
+        owner_login: Set(env.owner.as_ref().map(|o| o.login.clone())),
+        error_message: Set(env.error_message.clone()),
+        last_deployed_at: Set(env.last_deployed_at),
+        pr_updated_at: Set(env.pr_updated_at),
+        created_at: Set(env.created_at),
+        updated_at: Set(env.updated_at),
+        destroyed_at: Set(env.destroyed_at),
+    }
+    .update(db)
+    .await
+    .map_err(|e| db_err(e, format!("environment {}", env.id)))?;
+    Ok(())
+}
+
 #[async_trait]
 impl EnvironmentRepository for SqlEnvironmentRepository {
     async fn get(&self, id: EnvironmentId) -> Result<Option<Environment>, RepositoryError> {
-        Entity::find_by_id(id.get())
-            .one(&self.db)
-            .await
-            .map_err(|e| db_err(e, format!("loading environment {id}")))?
-            .map(to_domain)
-            .transpose()
+        get(&self.db, id).await
     }
 
     async fn get_by_namespace(
@@ -116,15 +263,8 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         if let Some(cursor) = page.after {
             query = query.filter(Column::Id.lt(cursor.before_id));
         }
-        query
-            .order_by_desc(Column::Id)
-            .limit(page.fetch_limit())
-            .all(&self.db)
-            .await
-            .map_err(|e| db_err(e, "listing environments"))?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        let query = query.order_by_desc(Column::Id).limit(page.fetch_limit());
+        all(&self.db, query, "listing environments").await
     }
 
     async fn insert(
@@ -132,60 +272,10 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         new: NewEnvironment,
         now: DateTime<Utc>,
     ) -> Result<Environment, RepositoryError> {
-        let context = format!(
-            "recording environment for {}#{}",
-            new.repository, new.pr_number
-        );
-        let row = ActiveModel {
-            id: NotSet,
-            repository_full_name: Set(new.repository.as_str().to_owned()),
-            repository_name: Set(new.repository.name().to_owned()),
-            pr_number: Set(i64::from(new.pr_number.get())),
-            pr_title: Set(new.pr_title.clone()),
-            branch_name: Set(new.branch_name.clone()),
-            commit_sha: Set(new.commit_sha.as_str().to_owned()),
-            namespace: Set(new.namespace().as_str().to_owned()),
-            environment_url: Set(None),
-            status: Set(EnvironmentStatus::Pending.as_str().to_owned()),
-            installation_id: Set(new.installation_id.map(InstallationId::get)),
-            owner_github_id: Set(new.owner.as_ref().map(|o| o.github_id.get())),
-            owner_login: Set(new.owner.as_ref().map(|o| o.login.clone())),
-            error_message: Set(None),
-            last_deployed_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            destroyed_at: Set(None),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(|e| db_err(e, context))?;
-        to_domain(row)
+        insert(&self.db, new, now).await
     }
 
     async fn update(&self, env: &Environment) -> Result<(), RepositoryError> {
-        ActiveModel {
-            id: Set(env.id.get()),
-            repository_full_name: Set(env.repository.as_str().to_owned()),
-            repository_name: Set(env.repository.name().to_owned()),
-            pr_number: Set(i64::from(env.pr_number.get())),
-            pr_title: Set(env.pr_title.clone()),
-            branch_name: Set(env.branch_name.clone()),
-            commit_sha: Set(env.commit_sha.as_str().to_owned()),
-            namespace: Set(env.namespace.as_str().to_owned()),
-            environment_url: Set(env.environment_url.clone()),
-            status: Set(env.status.as_str().to_owned()),
-            installation_id: Set(env.installation_id.map(InstallationId::get)),
-            owner_github_id: Set(env.owner.as_ref().map(|o| o.github_id.get())),
-            owner_login: Set(env.owner.as_ref().map(|o| o.login.clone())),
-            error_message: Set(env.error_message.clone()),
-            last_deployed_at: Set(env.last_deployed_at),
-            created_at: Set(env.created_at),
-            updated_at: Set(env.updated_at),
-            destroyed_at: Set(env.destroyed_at),
-        }
-        .update(&self.db)
-        .await
-        .map_err(|e| db_err(e, format!("environment {}", env.id)))?;
-        Ok(())
+        update(&self.db, env).await
     }
 }

@@ -1,10 +1,13 @@
 use ephemera_application::ports::RepositoryError;
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// Translates a driver error into what the ports speak: a uniqueness
 /// violation is a conflict, anything else unexpected with its context.
 pub(crate) fn db_err(err: DbErr, context: impl Into<String>) -> RepositoryError {
     let context = context.into();
+    if is_unavailable(&err) {
+        return RepositoryError::Unavailable(format!("{context}: {err}"));
+    }
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => RepositoryError::Conflict(context),
         _ => match err {
@@ -17,4 +20,23 @@ pub(crate) fn db_err(err: DbErr, context: impl Into<String>) -> RepositoryError 
 /// A row whose contents the domain refuses: corrupt data, not a panic.
 pub(crate) fn corrupt(table: &str, id: i64, err: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("corrupt row {id} in {table}: {err}")
+}
+
+/// The database cannot be reached (refused, dropped, pool exhausted), as
+/// opposed to refusing a statement.
+fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::Tls(_)
+        ),
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
 }

@@ -7,8 +7,8 @@ use ephemera_domain::{
 };
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter,
-    QueryOrder, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ModelTrait,
+    QueryFilter, QueryOrder, Set,
 };
 
 use crate::entities::{installation_repositories as repos, installations};
@@ -24,6 +24,94 @@ impl SqlInstallationRepository {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
+}
+
+pub(crate) async fn status<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+) -> Result<Option<InstallationStatus>, RepositoryError> {
+    installations::Entity::find_by_id(id.get())
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading installation {id}")))?
+        .map(|row| {
+            row.status
+                .parse::<InstallationStatus>()
+                .map_err(|e| RepositoryError::Unexpected(corrupt("installations", row.id, e)))
+        })
+        .transpose()
+}
+
+pub(crate) async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+    account_login: &str,
+    status: InstallationStatus,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    installations::Entity::insert(installations::ActiveModel {
+        id: Set(id.get()),
+        account_login: Set(account_login.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(installations::Column::Id)
+            .update_columns([
+                installations::Column::AccountLogin,
+                installations::Column::Status,
+                installations::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(db)
+    .await
+    .map_err(|e| db_err(e, format!("recording installation {id}")))?;
+    Ok(())
+}
+
+pub(crate) async fn add_repositories<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+    repositories: &[Repo],
+) -> Result<(), RepositoryError> {
+    if repositories.is_empty() {
+        return Ok(());
+    }
+    let rows = repositories.iter().map(|r| repos::ActiveModel {
+        id: NotSet,
+        installation_id: Set(id.get()),
+        repository_github_id: Set(r.github_id),
+        full_name: Set(r.full_name.as_str().to_owned()),
+    });
+    repos::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                repos::Column::InstallationId,
+                repos::Column::RepositoryGithubId,
+            ])
+            .update_column(repos::Column::FullName)
+            .to_owned(),
+        )
+        .exec(db)
+        .await
+        .map_err(|e| db_err(e, format!("recording repositories of installation {id}")))?;
+    Ok(())
+}
+
+pub(crate) async fn remove_repositories<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+    repository_github_ids: Vec<i64>,
+) -> Result<(), RepositoryError> {
+    repos::Entity::delete_many()
+        .filter(repos::Column::InstallationId.eq(id.get()))
+        .filter(repos::Column::RepositoryGithubId.is_in(repository_github_ids))
+        .exec(db)
+        .await
+        .map_err(|e| db_err(e, format!("removing repositories of installation {id}")))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -72,26 +160,7 @@ impl InstallationRepository for SqlInstallationRepository {
         status: InstallationStatus,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        installations::Entity::insert(installations::ActiveModel {
-            id: Set(id.get()),
-            account_login: Set(account_login),
-            status: Set(status.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(installations::Column::Id)
-                .update_columns([
-                    installations::Column::AccountLogin,
-                    installations::Column::Status,
-                    installations::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(&self.db)
-        .await
-        .map_err(|e| db_err(e, format!("recording installation {id}")))?;
-        Ok(())
+        upsert(&self.db, id, &account_login, status, now).await
     }
 
     async fn add_repositories(
@@ -99,28 +168,7 @@ impl InstallationRepository for SqlInstallationRepository {
         id: InstallationId,
         repositories: Vec<Repo>,
     ) -> Result<(), RepositoryError> {
-        if repositories.is_empty() {
-            return Ok(());
-        }
-        let rows = repositories.into_iter().map(|r| repos::ActiveModel {
-            id: NotSet,
-            installation_id: Set(id.get()),
-            repository_github_id: Set(r.github_id),
-            full_name: Set(r.full_name.as_str().to_owned()),
-        });
-        repos::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([
-                    repos::Column::InstallationId,
-                    repos::Column::RepositoryGithubId,
-                ])
-                .update_column(repos::Column::FullName)
-                .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(|e| db_err(e, format!("recording repositories of installation {id}")))?;
-        Ok(())
+        add_repositories(&self.db, id, &repositories).await
     }
 
     async fn remove_repositories(
@@ -128,12 +176,6 @@ impl InstallationRepository for SqlInstallationRepository {
         id: InstallationId,
         repository_github_ids: Vec<i64>,
     ) -> Result<(), RepositoryError> {
-        repos::Entity::delete_many()
-            .filter(repos::Column::InstallationId.eq(id.get()))
-            .filter(repos::Column::RepositoryGithubId.is_in(repository_github_ids))
-            .exec(&self.db)
-            .await
-            .map_err(|e| db_err(e, format!("removing repositories of installation {id}")))?;
-        Ok(())
+        remove_repositories(&self.db, id, repository_github_ids).await
     }
 }

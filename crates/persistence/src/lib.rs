@@ -5,6 +5,7 @@
 //! crate depends on domain and application, never on another adapter.
 
 mod connection;
+mod deliveries;
 mod deployments;
 pub mod entities;
 mod environments;
@@ -14,14 +15,17 @@ mod installations;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod webhooks;
 
 pub use connection::{ConnectError, connect, redact_url};
+pub use deliveries::SqlDeliveryLog;
 pub use deployments::SqlDeploymentRepository;
 pub use environments::SqlEnvironmentRepository;
 pub use health::SqlHealthProbe;
 pub use installations::SqlInstallationRepository;
 pub use sea_orm::DatabaseConnection;
 pub use users::SqlUserRepository;
+pub use webhooks::SqlWebhookStore;
 
 /// Applies pending migrations under the migration lock; see the `migration`
 /// crate. Returns the names of the migrations this call applied.

@@ -4,7 +4,8 @@ use ephemera_application::ports::{RepositoryError, UserRepository};
 use ephemera_domain::{GithubUser, GithubUserId, User};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set,
 };
 
 use crate::entities::users::{ActiveModel, Column, Entity, Model};
@@ -39,46 +40,52 @@ impl TryFrom<Model> for User {
     }
 }
 
+/// Creates the user or refreshes what GitHub last said about them, in one
+/// statement, so concurrent deliveries naming the same user never race into
+/// a unique violation. A payload without an email (most of them) keeps the
+/// one already known.
+pub(crate) async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    user: &GithubUser,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    Entity::insert(ActiveModel {
+        id: NotSet,
+        github_id: Set(user.github_id.get()),
+        github_login: Set(user.login.clone()),
+        email: Set(user.email.clone()),
+        avatar_url: Set(user.avatar_url.clone()),
+        is_active: Set(true),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(Column::GithubId)
+            .update_columns([Column::GithubLogin, Column::UpdatedAt, Column::IsActive])
+            .value(
+                Column::Email,
+                Expr::cust("COALESCE(excluded.email, users.email)"),
+            )
+            .value(
+                Column::AvatarUrl,
+                Expr::cust("COALESCE(excluded.avatar_url, users.avatar_url)"),
+            )
+            .to_owned(),
+    )
+    .exec(db)
+    .await
+    .map_err(|e| db_err(e, format!("recording GitHub user {}", user.github_id)))?;
+    Ok(())
+}
+
 #[async_trait]
 impl UserRepository for SqlUserRepository {
     async fn upsert(&self, user: GithubUser, now: DateTime<Utc>) -> Result<User, RepositoryError> {
-        let github_id = user.github_id;
-        let context = format!("recording GitHub user {github_id}");
-        // One statement, so concurrent deliveries naming the same user never
-        // race into a unique violation. A payload without an email (most of
-        // them) keeps the one already known.
-        Entity::insert(ActiveModel {
-            id: NotSet,
-            github_id: Set(github_id.get()),
-            github_login: Set(user.login),
-            email: Set(user.email),
-            avatar_url: Set(user.avatar_url),
-            is_active: Set(true),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(Column::GithubId)
-                .update_columns([Column::GithubLogin, Column::UpdatedAt, Column::IsActive])
-                .value(
-                    Column::Email,
-                    Expr::cust("COALESCE(excluded.email, users.email)"),
-                )
-                .value(
-                    Column::AvatarUrl,
-                    Expr::cust("COALESCE(excluded.avatar_url, users.avatar_url)"),
-                )
-                .to_owned(),
-        )
-        .exec(&self.db)
-        .await
-        .map_err(|e| db_err(e, context.clone()))?;
-
-        self.get_by_github_id(github_id)
+        upsert(&self.db, &user, now).await?;
+        self.get_by_github_id(user.github_id)
             .await?
-            .ok_or_else(|| RepositoryError::NotFound(context))
+            .ok_or_else(|| RepositoryError::NotFound(format!("GitHub user {}", user.github_id)))
     }
-
     async fn get_by_github_id(&self, id: GithubUserId) -> Result<Option<User>, RepositoryError> {
         Entity::find()
             .filter(Column::GithubId.eq(id.get()))

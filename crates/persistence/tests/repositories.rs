@@ -37,6 +37,7 @@ fn new_env(repo: &str, pr: i64) -> NewEnvironment {
             github_id: GithubUserId::new(21031067).unwrap(),
             login: "Codertocat".into(),
         }),
+        pr_updated_at: Some(t0()),
     }
 }
 

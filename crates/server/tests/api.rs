@@ -34,6 +34,7 @@ async fn seed(t: &TestDatabase, repo: &str, pr: i64) -> Environment {
                     github_id: GithubUserId::new(21031067).unwrap(),
                     login: "Codertocat".into(),
                 }),
+                pr_updated_at: None,
             },
             t0() + Duration::seconds(pr),
         )

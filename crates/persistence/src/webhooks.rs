@@ -1,0 +1,191 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::{
+    Claim, DeliveryHeader, RepositoryError, WebhookStore, WebhookTx,
+};
+use ephemera_domain::{
+    DeliveryId, DeliveryOutcome, Deployment, Environment, EnvironmentId, GithubUser,
+    InstallationId, InstallationRepository as Repo, InstallationStatus, NewDeployment,
+    NewEnvironment, PrNumber, RepositoryFullName,
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+
+use crate::error::db_err;
+use crate::{deliveries, deployments, environments, installations, users};
+
+/// [`WebhookStore`] on SQLite or PostgreSQL: each delivery in one database
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct SqlWebhookStore {
+    db: DatabaseConnection,
+}
+
+impl SqlWebhookStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqlWebhookStore {
+    async fn begin(&self) -> Result<Box<dyn WebhookTx>, RepositoryError> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(|e| db_err(e, "opening a transaction"))?;
+        Ok(Box::new(SqlWebhookTx { txn }))
+    }
+
+    async fn record_failure(
+        &self,
+        header: &DeliveryHeader,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        deliveries::record_failure(&self.db, header, error, now).await
+    }
+}
+
+/// One delivery's transaction; dropped without commit, it rolls back.
+struct SqlWebhookTx {
+    txn: DatabaseTransaction,
+}
+
+#[async_trait]
+impl WebhookTx for SqlWebhookTx {
+    async fn claim_delivery(
+        &mut self,
+        header: &DeliveryHeader,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, RepositoryError> {
+        match deliveries::recorded_outcome(&self.txn, &header.delivery_id).await? {
+            None => {
+                deliveries::insert_pending(&self.txn, header, now).await?;
+                Ok(Claim::Fresh)
+            }
+            Some(outcome) => {
+                deliveries::count_attempt(&self.txn, &header.delivery_id, now).await?;
+                // A delivery that failed before is applied afresh, so a
+                // redelivery from GitHub heals an outage.
+                Ok(if outcome == DeliveryOutcome::Failed {
+                    Claim::Fresh
+                } else {
+                    Claim::Duplicate
+                })
+            }
+        }
+    }
+
+    async fn finish_delivery(
+        &mut self,
+        delivery_id: &DeliveryId,
+        outcome: DeliveryOutcome,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        deliveries::finish(&self.txn, delivery_id, outcome, reason, now).await
+    }
+
+    async fn upsert_user(
+        &mut self,
+        user: &GithubUser,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        users::upsert(&self.txn, user, now).await
+    }
+
+    async fn environment_for_pr(
+        &mut self,
+        repository: &RepositoryFullName,
+        pr_number: PrNumber,
+    ) -> Result<Option<Environment>, RepositoryError> {
+        environments::for_pr_locked(&self.txn, repository, pr_number).await
+    }
+
+    async fn insert_environment(
+        &mut self,
+        new: NewEnvironment,
+        now: DateTime<Utc>,
+    ) -> Result<Environment, RepositoryError> {
+        environments::insert(&self.txn, new, now).await
+    }
+
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError> {
+        environments::update(&self.txn, environment).await
+    }
+
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError> {
+        deployments::insert(&self.txn, new, now).await
+    }
+
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        deployments::cancel_queued(&self.txn, environment_id, now).await
+    }
+
+    async fn installation_status(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<InstallationStatus>, RepositoryError> {
+        installations::status(&self.txn, id).await
+    }
+
+    async fn upsert_installation(
+        &mut self,
+        id: InstallationId,
+        account_login: &str,
+        status: InstallationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        installations::upsert(&self.txn, id, account_login, status, now).await
+    }
+
+    async fn add_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError> {
+        installations::add_repositories(&self.txn, id, repositories).await
+    }
+
+    async fn remove_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError> {
+        let ids = repositories.iter().map(|r| r.github_id).collect();
+        installations::remove_repositories(&self.txn, id, ids).await
+    }
+
+    async fn live_environments_of_installation(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Vec<Environment>, RepositoryError> {
+        environments::live_of_installation_locked(&self.txn, id).await
+    }
+
+    async fn live_environments_of_repository(
+        &mut self,
+        repository: &RepositoryFullName,
+    ) -> Result<Vec<Environment>, RepositoryError> {
+        environments::live_of_repository_locked(&self.txn, repository).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
+        self.txn
+            .commit()
+            .await
+            .map_err(|e| db_err(e, "committing the delivery"))
+    }
+}
