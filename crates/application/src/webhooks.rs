@@ -32,7 +32,7 @@ pub struct IncomingDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryChange {
     Ping,
-    PullRequest(PullRequestChange),
+    PullRequest(Box<PullRequestChange>),
     InstallationCreated {
         account_login: String,
         repositories: Vec<InstallationRepository>,
@@ -171,6 +171,19 @@ impl IngestDelivery {
             last_conflict.unwrap_or_default()
         ));
         Err(self.fail(&header, err).await)
+    }
+
+    /// Notes in the delivery log that a signed delivery could not be read;
+    /// best effort, the sender gets its 400 either way.
+    pub async fn record_unreadable(&self, header: &DeliveryHeader, why: &str) {
+        let error = format!("unreadable payload: {why}");
+        if let Err(err) = self
+            .store
+            .record_failure(header, error, self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %err, "could not record the unreadable delivery");
+        }
     }
 
     /// Records the failure where possible and turns it into the answer.
@@ -324,19 +337,14 @@ impl IngestDelivery {
         tx.upsert_user(&pr.author, now).await?;
         let existing = tx.environment_for_pr(&pr.repository, pr.number).await?;
 
-        if let Some(env) = &existing {
-            if env
-                .pr_updated_at
-                .is_some_and(|applied| pr.updated_at < applied)
-            {
-                return Ok(IngestOutcome::ignored(format!(
-                    "stale: pull_request.updated_at {} is older than {} already applied",
-                    pr.updated_at.to_rfc3339(),
-                    env.pr_updated_at
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
-                )));
-            }
+        if let Some(applied) = existing.as_ref().and_then(|env| env.pr_updated_at)
+            && pr.updated_at < applied
+        {
+            return Ok(IngestOutcome::ignored(format!(
+                "stale: pull_request.updated_at {} is older than {} already applied",
+                pr.updated_at.to_rfc3339(),
+                applied.to_rfc3339()
+            )));
         }
 
         if !pr.open || matches!(pr.action, PullRequestAction::Closed { .. }) {
@@ -608,8 +616,8 @@ mod tests {
         }
     }
 
-    fn pr_change(action: PullRequestAction, sha: char, updated: i64) -> PullRequestChange {
-        PullRequestChange {
+    fn pr_change(action: PullRequestAction, sha: char, updated: i64) -> Box<PullRequestChange> {
+        Box::new(PullRequestChange {
             action,
             repository: RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
             number: PrNumber::new(2).unwrap(),
@@ -622,7 +630,7 @@ mod tests {
             labels: vec![],
             author: user(1, "Codertocat"),
             updated_at: at(updated),
-        }
+        })
     }
 
     fn delivery(change: DeliveryChange) -> IncomingDelivery {

@@ -88,12 +88,12 @@ fn has_label(labels: &[String], wanted: &str) -> bool {
 
 impl DeployPolicy {
     pub fn evaluate(&self, pr: &PullRequestFacts<'_>) -> PolicyDecision {
-        if let Some(required) = &self.required_label {
-            if !has_label(pr.labels, required) {
-                return PolicyDecision::Skip(SkipReason::MissingRequiredLabel {
-                    label: required.clone(),
-                });
-            }
+        if let Some(required) = &self.required_label
+            && !has_label(pr.labels, required)
+        {
+            return PolicyDecision::Skip(SkipReason::MissingRequiredLabel {
+                label: required.clone(),
+            });
         }
         if pr.draft && !self.deploy_drafts {
             return PolicyDecision::Skip(SkipReason::Draft);

@@ -5,11 +5,13 @@
 //! and map their errors once to RFC 9457 problem+json. This crate depends on
 //! domain and application only, never on another adapter.
 
+mod deliveries;
 mod deployments;
 mod environments;
 mod health;
 mod pagination;
 mod problem;
+mod webhook;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -17,17 +19,23 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
+use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::HealthProbe;
 use ephemera_application::queries::EnvironmentQueries;
+use ephemera_application::webhooks::IngestDelivery;
 use tracing_actix_web::TracingLogger;
 
 pub use problem::Problem;
+pub use webhook::{DEFAULT_MAX_BODY_BYTES, WebhookSettings, sign};
 
 /// What handlers share: the use cases and probes, behind ports.
 #[derive(Clone)]
 pub struct AppState {
     pub queries: EnvironmentQueries,
+    pub deliveries: DeliveryQueries,
+    pub ingest: IngestDelivery,
     pub health: Arc<dyn HealthProbe>,
+    pub webhook: WebhookSettings,
 }
 
 impl std::fmt::Debug for AppState {
@@ -58,7 +66,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/environments/{id}/deployments",
                     web::get().to(deployments::list_for_environment),
                 )
-                .route("/deployments/{id}", web::get().to(deployments::get)),
+                .route("/deployments/{id}", web::get().to(deployments::get))
+                .route("/github/webhook", web::post().to(webhook::receive))
+                .route("/deliveries", web::get().to(deliveries::list))
+                .route("/deliveries/{delivery_id}", web::get().to(deliveries::get)),
         );
 }
 

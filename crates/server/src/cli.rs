@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use migration::MigrateCommand;
 
-use crate::{Application, Settings, startup, telemetry};
+use crate::{Application, Settings, send, startup, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +25,15 @@ pub enum Command {
     /// Apply, roll back or list database migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Work with GitHub webhook deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Sign and send a delivery the way GitHub does, and print the answer.
+    Send(send::SendArgs),
 }
 
 /// Parses the command line, runs it, and turns any error into one line on
@@ -57,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&settings).await?;
             app.run_until_stopped().await
         }
+        Command::Webhook(WebhookCommand::Send(args)) => send::run(args, &settings).await,
         Command::Migrate(command) => {
             let db = startup::open_database(&settings.database_url).await?;
             let out = migration::run(&db, &command).await?;

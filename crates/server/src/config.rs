@@ -4,6 +4,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use ephemera_domain::DeployPolicy;
+use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
+use secrecy::SecretString;
 use thiserror::Error;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ephemera.db?mode=rwc";
@@ -35,11 +38,13 @@ pub enum LogFormat {
 }
 
 /// Everything the service reads from its environment.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    pub webhook: WebhookSettings,
+    pub policy: DeployPolicy,
 }
 
 impl fmt::Debug for Settings {
@@ -52,6 +57,8 @@ impl fmt::Debug for Settings {
             )
             .field("listen", &self.listen)
             .field("log_format", &self.log_format)
+            .field("webhook", &self.webhook)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -100,11 +107,57 @@ impl Settings {
             }
         };
 
+        let max_body_bytes = match get("EPHEMERA_WEBHOOK_MAX_BYTES") {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "EPHEMERA_WEBHOOK_MAX_BYTES",
+                        format!("`{raw}` is not a positive number of bytes"),
+                    )
+                })?,
+        };
+        let webhook = WebhookSettings {
+            secret: get("GITHUB_WEBHOOK_SECRET").map(SecretString::from),
+            max_body_bytes,
+        };
+
+        let defaults = DeployPolicy::default();
+        let policy = DeployPolicy {
+            allow_forks: flag(&get, "EPHEMERA_ALLOW_FORKS", defaults.allow_forks)?,
+            trusted_label: get("EPHEMERA_TRUSTED_LABEL").unwrap_or(defaults.trusted_label),
+            deploy_drafts: flag(&get, "EPHEMERA_DEPLOY_DRAFTS", defaults.deploy_drafts)?,
+            required_label: get("EPHEMERA_REQUIRED_LABEL"),
+        };
+
         Ok(Self {
             database_url,
             listen,
             log_format,
+            webhook,
+            policy,
         })
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+fn flag(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::new(
+            name,
+            format!("`{other}` is not true or false"),
+        )),
     }
 }
 
@@ -128,6 +181,38 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://ephemera.db?mode=rwc");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.log_format, LogFormat::Pretty);
+        assert!(s.webhook.secret.is_none());
+        assert_eq!(s.webhook.max_body_bytes, 25 * 1024 * 1024);
+        assert_eq!(s.policy, DeployPolicy::default());
+    }
+
+    #[test]
+    fn webhook_and_policy_settings() {
+        let s = settings(&[
+            ("GITHUB_WEBHOOK_SECRET", "s3cret-value"),
+            ("EPHEMERA_WEBHOOK_MAX_BYTES", "1024"),
+            ("EPHEMERA_ALLOW_FORKS", "true"),
+            ("EPHEMERA_TRUSTED_LABEL", "ok-to-test"),
+            ("EPHEMERA_DEPLOY_DRAFTS", "1"),
+            ("EPHEMERA_REQUIRED_LABEL", "preview"),
+        ])
+        .unwrap();
+        assert_eq!(s.webhook.max_body_bytes, 1024);
+        assert!(s.policy.allow_forks && s.policy.deploy_drafts);
+        assert_eq!(s.policy.trusted_label, "ok-to-test");
+        assert_eq!(s.policy.required_label.as_deref(), Some("preview"));
+        assert!(
+            !format!("{s:?}").contains("s3cret-value"),
+            "secret kept out of Debug"
+        );
+
+        let err = settings(&[("EPHEMERA_ALLOW_FORKS", "sure")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_ALLOW_FORKS: `sure` is not true or false"
+        );
+        let err = settings(&[("EPHEMERA_WEBHOOK_MAX_BYTES", "-5")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_WEBHOOK_MAX_BYTES");
     }
 
     #[test]

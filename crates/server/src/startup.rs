@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use anyhow::Context as _;
+use ephemera_application::delivery_log::DeliveryQueries;
+use ephemera_application::ports::SystemClock;
 use ephemera_application::queries::EnvironmentQueries;
+use ephemera_application::webhooks::IngestDelivery;
 use ephemera_http::AppState;
 use ephemera_persistence::{
-    DatabaseConnection, SqlDeploymentRepository, SqlEnvironmentRepository, SqlHealthProbe,
-    redact_url,
+    DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
+    SqlHealthProbe, SqlWebhookStore, redact_url,
 };
 
 use crate::Settings;
@@ -54,8 +57,20 @@ impl Application {
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
                 Arc::new(SqlDeploymentRepository::new(db.clone())),
             ),
+            deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
+            ingest: IngestDelivery::new(
+                Arc::new(SqlWebhookStore::new(db.clone())),
+                Arc::new(SystemClock),
+                settings.policy.clone(),
+            ),
             health: Arc::new(SqlHealthProbe::new(db.clone())),
+            webhook: settings.webhook.clone(),
         };
+        if settings.webhook.secret.is_none() {
+            tracing::warn!(
+                "GITHUB_WEBHOOK_SECRET is not set: the webhook endpoint answers 503 until it is"
+            );
+        }
         let server = ephemera_http::serve(listener, state).context("starting the HTTP server")?;
         tracing::info!(
             address = %format!("http://{}:{port}", settings.listen.ip()),

@@ -6,6 +6,10 @@
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::LogFormat;
 use ephemera_server::{Application, Settings};
+use serde_json::Value;
+
+/// The webhook secret test apps are configured with.
+pub const SECRET: &str = "test-webhook-secret";
 
 #[derive(Debug)]
 pub struct TestApp {
@@ -18,14 +22,23 @@ impl TestApp {
     /// Builds the app exactly as `ephemera serve` does (including its own
     /// migration run) against `database`, and serves it in the background.
     pub async fn spawn(database: TestDatabase) -> Self {
+        Self::spawn_with(database, |_| {}).await
+    }
+
+    /// Like `spawn`, with settings adjusted first (defaults as from an empty
+    /// environment, plus the test webhook secret).
+    pub async fn spawn_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
             ephemera_server::telemetry::init(LogFormat::Pretty);
         }
-        let settings = Settings {
-            database_url: database.url.clone(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            log_format: LogFormat::Pretty,
-        };
+        let mut settings = Settings::from_lookup(|name| match name {
+            "GITHUB_WEBHOOK_SECRET" => Some(SECRET.to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        settings.database_url = database.url.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        configure(&mut settings);
         let app = Application::build(&settings)
             .await
             .expect("building the app");
@@ -64,4 +77,59 @@ impl TestApp {
         assert!(!body["title"].as_str().unwrap().is_empty(), "{body}");
         body
     }
+}
+
+impl TestApp {
+    /// Sends `body` as GitHub would: signed with [`SECRET`], with GitHub's
+    /// headers.
+    pub async fn deliver(&self, event: &str, delivery_id: &str, body: &Value) -> reqwest::Response {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.deliver_raw(event, delivery_id, bytes).await
+    }
+
+    pub async fn deliver_raw(
+        &self,
+        event: &str,
+        delivery_id: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        let signature = ephemera_http::sign(SECRET.as_bytes(), &bytes);
+        self.client
+            .post(format!("{}/api/v1/github/webhook", self.address))
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "GitHub-Hookshot/044aadd")
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery_id)
+            .header("X-GitHub-Hook-ID", "292430182")
+            .header("X-GitHub-Hook-Installation-Target-Type", "integration")
+            .header("X-GitHub-Hook-Installation-Target-ID", "1")
+            .header("X-Hub-Signature-256", signature)
+            .body(bytes)
+            .send()
+            .await
+            .expect("sending a delivery")
+    }
+
+    /// Delivers and returns the JSON answer, asserting a 200.
+    pub async fn deliver_ok(&self, event: &str, delivery_id: &str, body: &Value) -> Value {
+        let response = self.deliver(event, delivery_id, body).await;
+        assert_eq!(response.status(), 200, "{event} {delivery_id}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+}
+
+/// A payload from ../shared/github-payloads, as GitHub documents it.
+pub fn payload(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/github-payloads")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }

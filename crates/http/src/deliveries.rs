@@ -1,0 +1,101 @@
+//! The delivery log over REST: why did a delivery do nothing?
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use ephemera_application::PageRequest;
+use ephemera_application::delivery_log::{GetDeliveryError, ListDeliveriesError};
+use ephemera_application::ports::DeliveryFilter;
+use ephemera_domain::{DeliveryId, DeliveryOutcome, DeliveryRecord};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::environments::{page_problem, validation_detail};
+use crate::pagination::next_link;
+use crate::{AppState, Problem};
+
+#[derive(Debug, Serialize)]
+struct DeliveryBody {
+    delivery_id: String,
+    event: String,
+    action: Option<String>,
+    repository: Option<String>,
+    installation_id: Option<i64>,
+    outcome: &'static str,
+    reason: Option<String>,
+    attempts: i32,
+    received_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DeliveryRecord> for DeliveryBody {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            delivery_id: d.delivery_id.to_string(),
+            event: d.event,
+            action: d.action,
+            repository: d.repository,
+            installation_id: d.installation_id.map(|i| i.get()),
+            outcome: d.outcome.as_str(),
+            reason: d.reason,
+            attempts: d.attempts,
+            received_at: d.received_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+pub(crate) struct ListQuery {
+    #[validate(length(min = 1, max = 64))]
+    event: Option<String>,
+    outcome: Option<String>,
+    #[validate(range(min = 1, max = 200))]
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/deliveries`: newest first, filters `event` and `outcome`.
+pub(crate) async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
+    query
+        .validate()
+        .map_err(|e| Problem::bad_request(validation_detail(&e)))?;
+    let filter = DeliveryFilter {
+        event: query.event.clone(),
+        outcome: query
+            .outcome
+            .as_deref()
+            .map(str::parse::<DeliveryOutcome>)
+            .transpose()
+            .map_err(|e| Problem::bad_request(e.to_string()))?,
+    };
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(page_problem)?;
+    let result = state
+        .deliveries
+        .list(&filter, page)
+        .await
+        .map_err(|ListDeliveriesError::Unexpected(e)| Problem::internal(&e))?;
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = result.next {
+        response.insert_header((header::LINK, next_link(&req, next)));
+    }
+    let body: Vec<DeliveryBody> = result.items.into_iter().map(Into::into).collect();
+    Ok(response.json(body))
+}
+
+/// `GET /api/v1/deliveries/{delivery_id}`.
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = DeliveryId::parse(&path).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let record = state.deliveries.get(&id).await.map_err(|err| match err {
+        GetDeliveryError::NotFound(_) => Problem::not_found(err.to_string()),
+        GetDeliveryError::Unexpected(e) => Problem::internal(&e),
+    })?;
+    Ok(HttpResponse::Ok().json(DeliveryBody::from(record)))
+}

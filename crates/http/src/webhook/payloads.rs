@@ -1,0 +1,281 @@
+//! The parts of GitHub's webhook payloads ephemera reads, and their
+//! conversion into the use case's `IncomingDelivery`.
+//!
+//! Hand-written rather than octocrab's complete event models on purpose:
+//! these structs name only the fields ephemera uses, so a delivery is never
+//! refused because some unrelated field changed shape (see docs/decisions.md).
+
+use chrono::{DateTime, Utc};
+use ephemera_application::webhooks::{
+    DeliveryChange, IncomingDelivery, PullRequestAction, PullRequestChange,
+};
+use ephemera_domain::{
+    CommitSha, DeliveryId, GithubUser, GithubUserId, InstallationId, InstallationRepository,
+    PrNumber, RepositoryFullName, ValidationError,
+};
+use serde::Deserialize;
+
+/// Fields every event may carry.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    action: Option<String>,
+    repository: Option<Repository>,
+    installation: Option<InstallationRef>,
+    sender: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Repository {
+    id: i64,
+    full_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InstallationRef {
+    id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    id: i64,
+    login: String,
+    email: Option<String>,
+    avatar_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullRequestEvent {
+    action: String,
+    pull_request: PullRequest,
+    repository: Repository,
+    label: Option<Label>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullRequest {
+    number: i64,
+    title: String,
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    merged: bool,
+    updated_at: DateTime<Utc>,
+    user: User,
+    head: GitRef,
+    base: GitRef,
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    name: String,
+    sha: String,
+    /// Null when the head repository (a fork) was deleted.
+    repo: Option<Repository>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Label {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InstallationEvent {
+    action: String,
+    installation: Installation,
+    #[serde(default)]
+    repositories: Option<Vec<RepositoryRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InstallationRepositoriesEvent {
+    action: String,
+    installation: Installation,
+    #[serde(default)]
+    repositories_added: Vec<RepositoryRef>,
+    #[serde(default)]
+    repositories_removed: Vec<RepositoryRef>,
+}
+
+/// The installation's id comes through the envelope; only its account
+/// is read here.
+#[derive(Debug, Deserialize)]
+struct Installation {
+    account: Account,
+}
+
+#[derive(Debug, Deserialize)]
+struct Account {
+    login: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepositoryRef {
+    id: i64,
+    full_name: String,
+}
+
+/// Why a signed delivery could not be read.
+#[derive(Debug)]
+pub(crate) struct PayloadError(pub String);
+
+impl From<ValidationError> for PayloadError {
+    fn from(err: ValidationError) -> Self {
+        Self(err.to_string())
+    }
+}
+
+fn json_error(what: &str, err: serde_json::Error) -> PayloadError {
+    PayloadError(format!("{what} payload: {err}"))
+}
+
+impl User {
+    fn into_domain(self) -> Result<GithubUser, PayloadError> {
+        Ok(GithubUser {
+            github_id: GithubUserId::new(self.id)?,
+            login: self.login,
+            email: self.email,
+            avatar_url: self.avatar_url,
+        })
+    }
+}
+
+impl RepositoryRef {
+    fn into_domain(self) -> Result<InstallationRepository, PayloadError> {
+        Ok(InstallationRepository {
+            github_id: self.id,
+            full_name: RepositoryFullName::parse(&self.full_name)?,
+        })
+    }
+}
+
+fn repositories(refs: Vec<RepositoryRef>) -> Result<Vec<InstallationRepository>, PayloadError> {
+    refs.into_iter().map(RepositoryRef::into_domain).collect()
+}
+
+/// Reads a verified delivery's body.
+pub(crate) fn parse(
+    event: &str,
+    delivery_id: DeliveryId,
+    body: &[u8],
+) -> Result<IncomingDelivery, PayloadError> {
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| PayloadError(format!("malformed JSON: {e}")))?;
+    let repository = envelope
+        .repository
+        .as_ref()
+        .map(|r| RepositoryFullName::parse(&r.full_name))
+        .transpose()?;
+    let installation_id = envelope
+        .installation
+        .as_ref()
+        .map(|i| InstallationId::new(i.id))
+        .transpose()?;
+    let sender = envelope.sender.map(User::into_domain).transpose()?;
+    let action = envelope.action;
+
+    let change = match event {
+        "ping" => DeliveryChange::Ping,
+        "pull_request" => pull_request(body)?,
+        "installation" => installation(body)?,
+        "installation_repositories" => installation_repositories(body)?,
+        other => DeliveryChange::Ignored(format!("`{other}` events do not affect previews")),
+    };
+    Ok(IncomingDelivery {
+        delivery_id,
+        event: event.to_owned(),
+        action,
+        repository,
+        installation_id,
+        sender,
+        change,
+    })
+}
+
+fn pull_request(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
+    let event: PullRequestEvent =
+        serde_json::from_slice(body).map_err(|e| json_error("pull_request", e))?;
+    let pr = event.pull_request;
+    let action = match event.action.as_str() {
+        "opened" => PullRequestAction::Opened,
+        "reopened" => PullRequestAction::Reopened,
+        "ready_for_review" => PullRequestAction::ReadyForReview,
+        "synchronize" => PullRequestAction::Synchronize,
+        "closed" => PullRequestAction::Closed { merged: pr.merged },
+        "converted_to_draft" => PullRequestAction::ConvertedToDraft,
+        "edited" => PullRequestAction::Edited,
+        "labeled" | "unlabeled" => {
+            let label = event.label.map(|l| l.name).ok_or_else(|| {
+                PayloadError(format!("pull_request.{} without a label", event.action))
+            })?;
+            if event.action == "labeled" {
+                PullRequestAction::Labeled { label }
+            } else {
+                PullRequestAction::Unlabeled { label }
+            }
+        }
+        other => {
+            return Ok(DeliveryChange::Ignored(format!(
+                "pull_request.{other} does not affect previews"
+            )));
+        }
+    };
+    // A head in another repository, or in one that no longer exists, is a
+    // fork: its code was not written by someone with access to the base.
+    let is_fork = match (&pr.head.repo, &pr.base.repo) {
+        (Some(head), Some(base)) => head.id != base.id,
+        _ => true,
+    };
+    Ok(DeliveryChange::PullRequest(Box::new(PullRequestChange {
+        action,
+        repository: RepositoryFullName::parse(&event.repository.full_name)?,
+        number: PrNumber::new(pr.number)?,
+        title: pr.title,
+        head_sha: CommitSha::parse(&pr.head.sha)?,
+        head_ref: pr.head.name,
+        is_fork,
+        open: pr.state == "open",
+        draft: pr.draft,
+        labels: pr.labels.into_iter().map(|l| l.name).collect(),
+        author: pr.user.into_domain()?,
+        updated_at: pr.updated_at,
+    })))
+}
+
+fn installation(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
+    let event: InstallationEvent =
+        serde_json::from_slice(body).map_err(|e| json_error("installation", e))?;
+    let account_login = event.installation.account.login;
+    Ok(match event.action.as_str() {
+        "created" => DeliveryChange::InstallationCreated {
+            account_login,
+            repositories: repositories(event.repositories.unwrap_or_default())?,
+        },
+        "deleted" => DeliveryChange::InstallationDeleted { account_login },
+        "suspend" => DeliveryChange::InstallationSuspended { account_login },
+        "unsuspend" => DeliveryChange::InstallationUnsuspended { account_login },
+        other => DeliveryChange::Ignored(format!("installation.{other} does not affect previews")),
+    })
+}
+
+fn installation_repositories(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
+    let event: InstallationRepositoriesEvent =
+        serde_json::from_slice(body).map_err(|e| json_error("installation_repositories", e))?;
+    let account_login = event.installation.account.login;
+    Ok(match event.action.as_str() {
+        "added" => DeliveryChange::RepositoriesAdded {
+            account_login,
+            repositories: repositories(event.repositories_added)?,
+        },
+        "removed" => DeliveryChange::RepositoriesRemoved {
+            account_login,
+            repositories: repositories(event.repositories_removed)?,
+        },
+        other => DeliveryChange::Ignored(format!(
+            "installation_repositories.{other} does not affect previews"
+        )),
+    })
+}
