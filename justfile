@@ -1,0 +1,52 @@
+# ephemera's everyday commands. `just` lists them; `just RECIPE` runs one.
+# Install just with `cargo install just`, `pip install rust-just`, or your
+# package manager (Debian 13+/Ubuntu 24.04+: `apt install just`). Every
+# recipe is a plain command you can also type yourself.
+
+# List the recipes.
+default:
+    @just --list
+
+# Start the service (migrates first; SQLite ./ephemera.db unless DATABASE_URL says otherwise).
+serve:
+    cargo run -- serve
+
+# Apply every pending migration.
+migrate:
+    cargo run -- migrate up
+
+# Roll back the newest N migrations (drops their tables: back up first).
+migrate-down n="1":
+    cargo run -- migrate down -n {{ n }}
+
+# List every migration and whether it is applied.
+migrate-status:
+    cargo run -- migrate status
+
+# Run every test (PostgreSQL ones too when TEST_DATABASE_URL is set).
+test:
+    cargo test --workspace
+
+# Formatting check and clippy, as CI runs them.
+lint:
+    cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Send a GitHub webhook payload to a running service, signed with GITHUB_WEBHOOK_SECRET.
+send-webhook event="pull_request" file="../shared/github-payloads/pull_request.opened.json":
+    cargo run -- webhook send --event {{ quote(event) }} --file {{ quote(file) }}
+
+# Build the container image ephemera:dev.
+docker-build:
+    docker build -f docker/Dockerfile -t ephemera:dev .
+
+# Start PostgreSQL and ephemera with Docker Compose (reads .env if present).
+compose-up:
+    docker compose -f docker/docker-compose.yml up --build
+
+# Everything CI runs.
+ci:
+    bash .ci/run
