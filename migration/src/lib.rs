@@ -14,6 +14,7 @@ mod m20261121_000003_create_environments;
 mod m20261121_000004_create_deployments;
 mod m20261121_000005_create_webhook_deliveries;
 mod m20261121_000006_webhook_ordering;
+mod m20261121_000007_work_queue;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_create_deployments::Migration),
             Box::new(m20261121_000005_create_webhook_deliveries::Migration),
             Box::new(m20261121_000006_webhook_ordering::Migration),
+            Box::new(m20261121_000007_work_queue::Migration),
         ]
     }
 }

@@ -5,10 +5,12 @@
 //! here knows SQL, HTTP or any driver: `sea_orm`, `actix_web`, `octocrab` and
 //! `kube` must never appear in this crate.
 
+pub mod commands;
 pub mod delivery_log;
 pub mod pagination;
 pub mod ports;
 pub mod queries;
+pub mod reconciler;
 pub mod webhooks;
 
 pub use pagination::{Cursor, Page, PageError, PageRequest};

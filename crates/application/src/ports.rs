@@ -8,8 +8,10 @@ mod deployments;
 mod environments;
 mod health;
 mod installations;
+mod provisioner;
 mod users;
 mod webhooks;
+mod work;
 
 use thiserror::Error;
 
@@ -19,15 +21,18 @@ pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
+pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
 pub use users::UserRepository;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
+pub use work::{WorkQueue, WorkTx};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, health::MockHealthProbe,
-    installations::MockInstallationRepository, users::MockUserRepository,
-    webhooks::MockWebhookStore, webhooks::MockWebhookTx,
+    installations::MockInstallationRepository, provisioner::MockProvisioner,
+    users::MockUserRepository, webhooks::MockWebhookStore, webhooks::MockWebhookTx,
+    work::MockWorkQueue, work::MockWorkTx,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

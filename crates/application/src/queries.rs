@@ -186,11 +186,14 @@ mod tests {
             installation_id: None,
             owner: None,
             error_message: None,
+            status_reason: None,
             last_deployed_at: None,
             pr_updated_at: None,
             created_at: at(),
             updated_at: at(),
             destroyed_at: None,
+            work_due_at: None,
+            work_attempts: 0,
         }
     }
 

@@ -130,6 +130,7 @@ pub struct IngestDelivery {
     store: Arc<dyn WebhookStore>,
     clock: Arc<dyn Clock>,
     policy: DeployPolicy,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for IngestDelivery {
@@ -146,7 +147,15 @@ impl IngestDelivery {
             store,
             clock,
             policy,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Wakes idle in-process workers after each applied delivery, so work
+    /// starts at once instead of at the next poll.
+    pub fn waking(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = wake;
+        self
     }
 
     #[tracing::instrument(
@@ -160,6 +169,9 @@ impl IngestDelivery {
             match self.attempt(delivery, &header).await {
                 Ok(outcome) => {
                     tracing::info!(outcome = %outcome.outcome, reason = ?outcome.reason, "delivery handled");
+                    if outcome.outcome == DeliveryOutcome::Applied {
+                        self.wake.notify_waiters();
+                    }
                     return Ok(outcome);
                 }
                 Err(RepositoryError::Conflict(what)) => last_conflict = Some(what),
@@ -267,7 +279,8 @@ impl IngestDelivery {
                 tx.upsert_installation(id, account_login, InstallationStatus::Deleted, now)
                     .await?;
                 let envs = tx.live_environments_of_installation(id).await?;
-                let count = destroy_all(tx, envs, now).await?;
+                let reason = format!("installation {id} was deleted");
+                let count = destroy_all(tx, envs, &reason, now).await?;
                 Ok(IngestOutcome::applied(format!(
                     "installation {id} deleted; {count} environments destroying"
                 )))
@@ -316,7 +329,8 @@ impl IngestDelivery {
                 let mut count = 0;
                 for repo in repositories {
                     let envs = tx.live_environments_of_repository(&repo.full_name).await?;
-                    count += destroy_all(tx, envs, now).await?;
+                    let reason = format!("repository removed from installation {id}");
+                    count += destroy_all(tx, envs, &reason, now).await?;
                 }
                 Ok(IngestOutcome::applied(format!(
                     "{} repositories removed from installation {id}; {count} environments destroying",
@@ -410,6 +424,10 @@ impl IngestDelivery {
                 }
                 let new_commit = env.commit_sha != pr.head_sha;
                 refresh(&mut env, pr, installation, now);
+                if revived || new_commit {
+                    env.work_due_at = Some(now);
+                    env.work_attempts = 0;
+                }
                 tx.update_environment(&env).await?;
                 if revived || new_commit {
                     let cancelled = tx.cancel_queued_deployments(env.id, now).await?;
@@ -494,7 +512,7 @@ impl IngestDelivery {
             )));
         }
         let id = env.id;
-        destroy_all(tx, vec![env], now).await?;
+        destroy_all(tx, vec![env], why, now).await?;
         Ok(IngestOutcome::applied(format!(
             "{why}; environment {id} destroying"
         )))
@@ -514,6 +532,7 @@ fn is_live(status: EnvironmentStatus) -> bool {
 async fn destroy_all(
     tx: &mut dyn WebhookTx,
     envs: Vec<Environment>,
+    reason: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, RepositoryError> {
     let mut count = 0;
@@ -523,6 +542,9 @@ async fn destroy_all(
         }
         env.transition_to(EnvironmentStatus::Destroying, now)
             .map_err(|e| RepositoryError::Unexpected(e.into()))?;
+        env.status_reason = Some(reason.to_owned());
+        env.work_due_at = Some(now);
+        env.work_attempts = 0;
         tx.update_environment(&env).await?;
         tx.cancel_queued_deployments(env.id, now).await?;
         count += 1;
@@ -661,11 +683,14 @@ mod tests {
             installation_id: None,
             owner: None,
             error_message: None,
+            status_reason: None,
             last_deployed_at: None,
             pr_updated_at: Some(at(pr_updated)),
             created_at: at(0),
             updated_at: at(0),
             destroyed_at: None,
+            work_due_at: None,
+            work_attempts: 0,
         }
     }
 

@@ -94,7 +94,27 @@ pub struct Deployment {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Logs kept per deployment; older output is cut (with a marker) so a
+/// chatty provisioner cannot fill the database.
+pub const MAX_LOG_BYTES: usize = 256 * 1024;
+
 impl Deployment {
+    /// Appends to the logs, keeping at most [`MAX_LOG_BYTES`] (the newest).
+    pub fn append_log(&mut self, text: &str) {
+        self.logs.push_str(text);
+        if !text.ends_with('\n') && !text.is_empty() {
+            self.logs.push('\n');
+        }
+        if self.logs.len() > MAX_LOG_BYTES {
+            const MARKER: &str = "[… earlier output cut …]\n";
+            let mut cut = self.logs.len() - (MAX_LOG_BYTES - MARKER.len());
+            while !self.logs.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.logs = format!("{MARKER}{}", &self.logs[cut..]);
+        }
+    }
+
     /// Moves the deployment to `next` if the lifecycle allows it, stamping
     /// when it started and when it finished.
     pub fn transition_to(
@@ -191,6 +211,19 @@ mod tests {
         d.transition_to(Success, end).unwrap();
         assert_eq!(d.completed_at, Some(end));
         assert!(d.status.is_finished());
+    }
+
+    #[test]
+    fn logs_are_bounded_and_keep_the_newest_output() {
+        let mut d = deployment(Queued);
+        d.append_log("first line");
+        assert_eq!(d.logs, "first line\n");
+        for i in 0..40_000 {
+            d.append_log(&format!("line {i}"));
+        }
+        assert!(d.logs.len() <= MAX_LOG_BYTES);
+        assert!(d.logs.starts_with("[… earlier output cut …]"));
+        assert!(d.logs.ends_with("line 39999\n"));
     }
 
     #[test]

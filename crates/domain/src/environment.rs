@@ -113,6 +113,8 @@ pub struct Environment {
     pub installation_id: Option<InstallationId>,
     pub owner: Option<Owner>,
     pub error_message: Option<String>,
+    /// Why the environment is in its status ("PR merged", "idle for 72h"…).
+    pub status_reason: Option<String>,
     pub last_deployed_at: Option<DateTime<Utc>>,
     /// `pull_request.updated_at` of the newest event applied: an older event
     /// arriving late must not move the environment backwards.
@@ -120,6 +122,12 @@ pub struct Environment {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub destroyed_at: Option<DateTime<Utc>>,
+    /// When a worker should next look at this environment (a deployment
+    /// was queued, a destroy asked for, a retry is due); `None` when it is
+    /// where it should be.
+    pub work_due_at: Option<DateTime<Utc>>,
+    /// Failed attempts at the current piece of work.
+    pub work_attempts: u32,
 }
 
 impl Environment {
@@ -143,6 +151,7 @@ impl Environment {
             EnvironmentStatus::Pending => {
                 self.destroyed_at = None;
                 self.error_message = None;
+                self.status_reason = None;
             }
             _ => {}
         }
@@ -214,11 +223,14 @@ mod tests {
             installation_id: None,
             owner: None,
             error_message: Some("boom".into()),
+            status_reason: None,
             last_deployed_at: None,
             pr_updated_at: None,
             created_at: at,
             updated_at: at,
             destroyed_at: None,
+            work_due_at: None,
+            work_attempts: 0,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::{AppState, Problem};
 
 /// A deployment as the API shows it; logs only when asked for one.
 #[derive(Debug, Serialize)]
-struct DeploymentBody {
+pub(crate) struct DeploymentBody {
     id: i64,
     environment_id: i64,
     commit_sha: String,
@@ -31,7 +31,7 @@ struct DeploymentBody {
 }
 
 impl DeploymentBody {
-    fn new(d: Deployment, with_logs: bool) -> Self {
+    pub(crate) fn new(d: Deployment, with_logs: bool) -> Self {
         let duration_seconds = match (d.started_at, d.completed_at) {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds() as f64 / 1000.0),
             _ => None,

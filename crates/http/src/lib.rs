@@ -12,6 +12,7 @@ mod health;
 mod pagination;
 mod problem;
 mod webhook;
+mod writes;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,10 +20,12 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
+use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::HealthProbe;
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::webhooks::IngestDelivery;
+use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 pub use problem::Problem;
@@ -34,8 +37,11 @@ pub struct AppState {
     pub queries: EnvironmentQueries,
     pub deliveries: DeliveryQueries,
     pub ingest: IngestDelivery,
+    pub commands: EnvironmentCommands,
     pub health: Arc<dyn HealthProbe>,
     pub webhook: WebhookSettings,
+    /// `EPHEMERA_API_TOKEN`: REST writes need it as a bearer token.
+    pub api_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -62,6 +68,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(environments::by_namespace),
                 )
                 .route("/environments/{id}", web::get().to(environments::get))
+                .route("/environments/{id}", web::delete().to(writes::destroy))
+                .route(
+                    "/environments/{id}/redeploy",
+                    web::post().to(writes::redeploy),
+                )
                 .route(
                     "/environments/{id}/deployments",
                     web::get().to(deployments::list_for_environment),

@@ -109,15 +109,90 @@ pub(crate) async fn cancel_queued<C: ConnectionTrait>(
     Ok(result.rows_affected)
 }
 
+pub(crate) async fn update<C: ConnectionTrait>(
+    db: &C,
+    deployment: &Deployment,
+) -> Result<(), RepositoryError> {
+    ActiveModel {
+        id: Set(deployment.id.get()),
+        environment_id: Set(deployment.environment_id.get()),
+        commit_sha: Set(deployment.commit_sha.as_str().to_owned()),
+        commit_message: Set(deployment.commit_message.clone()),
+        status: Set(deployment.status.as_str().to_owned()),
+        started_at: Set(deployment.started_at),
+        completed_at: Set(deployment.completed_at),
+        error_message: Set(deployment.error_message.clone()),
+        logs: Set(deployment.logs.clone()),
+        created_at: Set(deployment.created_at),
+        updated_at: Set(deployment.updated_at),
+    }
+    .update(db)
+    .await
+    .map_err(|e| db_err(e, format!("deployment {}", deployment.id)))?;
+    Ok(())
+}
+
+pub(crate) async fn get<C: ConnectionTrait>(
+    db: &C,
+    id: DeploymentId,
+) -> Result<Option<Deployment>, RepositoryError> {
+    Entity::find_by_id(id.get())
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading deployment {id}")))?
+        .map(to_domain)
+        .transpose()
+}
+
+/// The environment's newest deployment that is queued or in progress.
+pub(crate) async fn active<C: ConnectionTrait>(
+    db: &C,
+    environment_id: EnvironmentId,
+) -> Result<Option<Deployment>, RepositoryError> {
+    Entity::find()
+        .filter(Column::EnvironmentId.eq(environment_id.get()))
+        .filter(Column::Status.is_in([
+            DeploymentStatus::Queued.as_str(),
+            DeploymentStatus::InProgress.as_str(),
+        ]))
+        .order_by_desc(Column::Id)
+        .one(db)
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("loading the active deployment of {environment_id}"),
+            )
+        })?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Whether a deployment newer than `than` is queued for the environment.
+pub(crate) async fn newer_queued<C: ConnectionTrait>(
+    db: &C,
+    environment_id: EnvironmentId,
+    than: DeploymentId,
+) -> Result<bool, RepositoryError> {
+    let found = Entity::find()
+        .filter(Column::EnvironmentId.eq(environment_id.get()))
+        .filter(Column::Status.eq(DeploymentStatus::Queued.as_str()))
+        .filter(Column::Id.gt(than.get()))
+        .one(db)
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("looking for newer deployments of {environment_id}"),
+            )
+        })?;
+    Ok(found.is_some())
+}
+
 #[async_trait]
 impl DeploymentRepository for SqlDeploymentRepository {
     async fn get(&self, id: DeploymentId) -> Result<Option<Deployment>, RepositoryError> {
-        Entity::find_by_id(id.get())
-            .one(&self.db)
-            .await
-            .map_err(|e| db_err(e, format!("loading deployment {id}")))?
-            .map(to_domain)
-            .transpose()
+        get(&self.db, id).await
     }
 
     async fn list_for_environment(
@@ -154,22 +229,6 @@ impl DeploymentRepository for SqlDeploymentRepository {
     }
 
     async fn update(&self, deployment: &Deployment) -> Result<(), RepositoryError> {
-        ActiveModel {
-            id: Set(deployment.id.get()),
-            environment_id: Set(deployment.environment_id.get()),
-            commit_sha: Set(deployment.commit_sha.as_str().to_owned()),
-            commit_message: Set(deployment.commit_message.clone()),
-            status: Set(deployment.status.as_str().to_owned()),
-            started_at: Set(deployment.started_at),
-            completed_at: Set(deployment.completed_at),
-            error_message: Set(deployment.error_message.clone()),
-            logs: Set(deployment.logs.clone()),
-            created_at: Set(deployment.created_at),
-            updated_at: Set(deployment.updated_at),
-        }
-        .update(&self.db)
-        .await
-        .map_err(|e| db_err(e, format!("deployment {}", deployment.id)))?;
-        Ok(())
+        update(&self.db, deployment).await
     }
 }

@@ -62,6 +62,10 @@ impl TryFrom<Model> for Environment {
             created_at: row.created_at,
             updated_at: row.updated_at,
             destroyed_at: row.destroyed_at,
+            status_reason: row.status_reason,
+            work_due_at: row.work_due_at,
+            work_attempts: u32::try_from(row.work_attempts)
+                .map_err(|e| corrupt("environments", id, e))?,
         })
     }
 }
@@ -101,6 +105,20 @@ pub(crate) async fn get<C: ConnectionTrait>(
     id: EnvironmentId,
 ) -> Result<Option<Environment>, RepositoryError> {
     Entity::find_by_id(id.get())
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading environment {id}")))?
+        .map(to_domain)
+        .transpose()
+}
+
+/// One environment, row-locked until the transaction ends.
+pub(crate) async fn get_locked<C: ConnectionTrait>(
+    db: &C,
+    id: EnvironmentId,
+) -> Result<Option<Environment>, RepositoryError> {
+    let query = Entity::find_by_id(id.get());
+    locked(query, db.get_database_backend())
         .one(db)
         .await
         .map_err(|e| db_err(e, format!("loading environment {id}")))?
@@ -183,6 +201,12 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         destroyed_at: Set(None),
+        status_reason: Set(None),
+        // A new environment needs provisioning.
+        work_due_at: Set(Some(now)),
+        work_attempts: Set(0),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
     }
     .insert(db)
     .await
@@ -214,6 +238,12 @@ pub(crate) async fn update<C: ConnectionTrait>(
         created_at: Set(env.created_at),
         updated_at: Set(env.updated_at),
         destroyed_at: Set(env.destroyed_at),
+        status_reason: Set(env.status_reason.clone()),
+        work_due_at: Set(env.work_due_at),
+        work_attempts: Set(i32::try_from(env.work_attempts).unwrap_or(i32::MAX)),
+        // Leases belong to the work queue; a domain update never moves them.
+        lease_owner: NotSet,
+        lease_expires_at: NotSet,
     }
     .update(db)
     .await

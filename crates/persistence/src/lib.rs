@@ -16,6 +16,7 @@ mod installations;
 pub mod testing;
 mod users;
 mod webhooks;
+mod work;
 
 pub use connection::{ConnectError, connect, redact_url};
 pub use deliveries::SqlDeliveryLog;
@@ -26,6 +27,7 @@ pub use installations::SqlInstallationRepository;
 pub use sea_orm::DatabaseConnection;
 pub use users::SqlUserRepository;
 pub use webhooks::SqlWebhookStore;
+pub use work::SqlWorkQueue;
 
 /// Applies pending migrations under the migration lock; see the `migration`
 /// crate. Returns the names of the migrations this call applied.

@@ -20,8 +20,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply pending migrations, then serve the API (the default).
-    Serve,
+    /// Apply pending migrations, then serve the API and run the workers
+    /// (the default).
+    Serve {
+        /// Serve HTTP only; leave the work to `ephemera worker` processes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run workers only (no HTTP), e.g. as extra replicas.
+    Worker,
     /// Apply, roll back or list database migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -60,11 +67,15 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
+        Command::Serve { no_workers } => {
             telemetry::init(settings.log_format);
-            let app = Application::build(&settings).await?;
+            let app = Application::build(&settings, !no_workers).await?;
             app.run_until_stopped().await
+        }
+        Command::Worker => {
+            telemetry::init(settings.log_format);
+            startup::run_workers(&settings).await
         }
         Command::Webhook(WebhookCommand::Send(args)) => send::run(args, &settings).await,
         Command::Migrate(command) => {

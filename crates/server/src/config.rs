@@ -4,8 +4,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use ephemera_domain::DeployPolicy;
+use std::time::Duration;
+
+use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
+use ephemera_provisioner::CommandConfig;
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -37,6 +40,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which provisioner creates the environments (`EPHEMERA_PROVISIONER`).
+#[derive(Debug, Clone)]
+pub enum ProvisionerSettings {
+    DryRun,
+    Command(CommandConfig),
+}
+
+/// How the workers behave.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `EPHEMERA_WORKERS`: workers inside `serve` (and `worker`).
+    pub count: usize,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub poll: Duration,
+    /// `EPHEMERA_ENVIRONMENT_TTL`: idle environments are destroyed.
+    pub environment_ttl: Option<Duration>,
+}
+
 /// Everything the service reads from its environment.
 #[derive(Clone)]
 pub struct Settings {
@@ -45,6 +69,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub webhook: WebhookSettings,
     pub policy: DeployPolicy,
+    pub api_token: Option<SecretString>,
+    pub provisioner: ProvisionerSettings,
+    pub preview_url: PreviewUrlTemplate,
+    pub workers: WorkerSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -59,6 +87,10 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("webhook", &self.webhook)
             .field("policy", &self.policy)
+            .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
+            .field("provisioner", &self.provisioner)
+            .field("preview_url", &self.preview_url)
+            .field("workers", &self.workers)
             .finish()
     }
 }
@@ -134,14 +166,111 @@ impl Settings {
             required_label: get("EPHEMERA_REQUIRED_LABEL"),
         };
 
+        let preview_url = match get("EPHEMERA_PREVIEW_URL_TEMPLATE") {
+            None => PreviewUrlTemplate::default(),
+            Some(raw) => PreviewUrlTemplate::parse(&raw)
+                .map_err(|e| ConfigError::new("EPHEMERA_PREVIEW_URL_TEMPLATE", e.reason))?,
+        };
+
+        let provisioner = match get("EPHEMERA_PROVISIONER").as_deref() {
+            None | Some("dry-run") => ProvisionerSettings::DryRun,
+            Some("command") => {
+                let required = |name: &'static str| {
+                    get(name).ok_or_else(|| {
+                        ConfigError::new(name, "must be set when EPHEMERA_PROVISIONER=command")
+                    })
+                };
+                ProvisionerSettings::Command(CommandConfig {
+                    provision: required("EPHEMERA_PROVISION_COMMAND")?,
+                    destroy: required("EPHEMERA_DESTROY_COMMAND")?,
+                    timeout: duration(
+                        &get,
+                        "EPHEMERA_COMMAND_TIMEOUT",
+                        Duration::from_secs(15 * 60),
+                    )?,
+                    max_log_bytes: 256 * 1024,
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "EPHEMERA_PROVISIONER",
+                    format!("`{other}` is not one of dry-run, command, kubernetes"),
+                ));
+            }
+        };
+
+        let count = match get("EPHEMERA_WORKERS") {
+            None => 2,
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 64)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "EPHEMERA_WORKERS",
+                        format!("`{raw}` is not a number from 0 to 64"),
+                    )
+                })?,
+        };
+        let max_attempts = match get("EPHEMERA_MAX_ATTEMPTS") {
+            None => 5,
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "EPHEMERA_MAX_ATTEMPTS",
+                        format!("`{raw}` is not a number of at least 1"),
+                    )
+                })?,
+        };
+        let workers = WorkerSettings {
+            count,
+            lease: duration(&get, "EPHEMERA_WORKER_LEASE", Duration::from_secs(60))?,
+            max_attempts,
+            retry_base: duration(&get, "EPHEMERA_RETRY_BASE", Duration::from_secs(5))?,
+            retry_max: duration(&get, "EPHEMERA_RETRY_MAX", Duration::from_secs(300))?,
+            poll: duration(&get, "EPHEMERA_WORKER_POLL", Duration::from_secs(1))?,
+            environment_ttl: get("EPHEMERA_ENVIRONMENT_TTL")
+                .map(|raw| parse_duration("EPHEMERA_ENVIRONMENT_TTL", &raw))
+                .transpose()?,
+        };
+
         Ok(Self {
             database_url,
             listen,
             log_format,
             webhook,
             policy,
+            api_token: get("EPHEMERA_API_TOKEN").map(SecretString::from),
+            provisioner,
+            preview_url,
+            workers,
         })
     }
+}
+
+fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(raw.trim())
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                format!("`{raw}` is not a duration like 30s, 15m or 72h"),
+            )
+        })
+}
+
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    get(name).map_or(Ok(default), |raw| parse_duration(name, &raw))
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`).
@@ -213,6 +342,47 @@ mod tests {
         );
         let err = settings(&[("EPHEMERA_WEBHOOK_MAX_BYTES", "-5")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_WEBHOOK_MAX_BYTES");
+    }
+
+    #[test]
+    fn worker_and_provisioner_settings() {
+        let s = settings(&[]).unwrap();
+        assert!(matches!(s.provisioner, ProvisionerSettings::DryRun));
+        assert_eq!(s.workers.count, 2);
+        assert_eq!(s.workers.environment_ttl, None);
+
+        let s = settings(&[
+            ("EPHEMERA_PROVISIONER", "command"),
+            ("EPHEMERA_PROVISION_COMMAND", "helm upgrade --install"),
+            ("EPHEMERA_DESTROY_COMMAND", "helm uninstall"),
+            ("EPHEMERA_COMMAND_TIMEOUT", "10m"),
+            ("EPHEMERA_ENVIRONMENT_TTL", "72h"),
+            ("EPHEMERA_WORKERS", "0"),
+            ("EPHEMERA_API_TOKEN", "t0ken-value"),
+        ])
+        .unwrap();
+        let ProvisionerSettings::Command(command) = &s.provisioner else {
+            panic!("command provisioner expected");
+        };
+        assert_eq!(command.timeout, Duration::from_secs(600));
+        assert_eq!(
+            s.workers.environment_ttl,
+            Some(Duration::from_secs(72 * 3600))
+        );
+        assert_eq!(s.workers.count, 0);
+        assert!(!format!("{s:?}").contains("t0ken-value"));
+
+        let err = settings(&[("EPHEMERA_PROVISIONER", "command")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_PROVISION_COMMAND: must be set when EPHEMERA_PROVISIONER=command"
+        );
+        let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
+        let err = settings(&[("EPHEMERA_PROVISIONER", "nomad")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_PROVISIONER");
+        let err = settings(&[("EPHEMERA_PREVIEW_URL_TEMPLATE", "https://{branch}.x")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_TEMPLATE");
     }
 
     #[test]

@@ -1,27 +1,147 @@
-//! Wiring: database, migrations, adapters, use cases, HTTP server.
+//! Wiring: database, migrations, adapters, use cases, workers, HTTP server.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use anyhow::Context as _;
+use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
-use ephemera_application::ports::SystemClock;
+use ephemera_application::ports::{Clock, Provisioner, SystemClock, WorkQueue};
 use ephemera_application::queries::EnvironmentQueries;
+use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
 use ephemera_application::webhooks::IngestDelivery;
 use ephemera_http::AppState;
 use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
-    SqlHealthProbe, SqlWebhookStore, redact_url,
+    SqlHealthProbe, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
+use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::Settings;
+use crate::config::ProvisionerSettings;
+
+/// How long a stopping process waits for workers to finish their step
+/// before abandoning it (its lease then expires and another replica
+/// takes over).
+const WORKER_GRACE: Duration = Duration::from_secs(30);
+
+/// Background workers and the TTL sweep, stopped together.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+    /// Exposed so tests can drive the reconciler step by step.
+    pub reconciler: Reconciler,
+    pub commands: EnvironmentCommands,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("running", &self.handles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Workers {
+    /// Builds `settings.workers.count` reconcilers (none when `start` is
+    /// false) plus the TTL sweep when a TTL is set.
+    pub fn build(
+        settings: &Settings,
+        db: &DatabaseConnection,
+        wake: Arc<Notify>,
+        start: bool,
+    ) -> Self {
+        let queue: Arc<dyn WorkQueue> = Arc::new(SqlWorkQueue::new(db.clone()));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let provisioner: Arc<dyn Provisioner> = match &settings.provisioner {
+            ProvisionerSettings::DryRun => Arc::new(DryRunProvisioner),
+            ProvisionerSettings::Command(config) => {
+                Arc::new(CommandProvisioner::new(config.clone()))
+            }
+        };
+        let commands = EnvironmentCommands::new(queue.clone(), clock.clone(), wake.clone());
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());
+        let config = |index: usize| ReconcilerConfig {
+            worker_id: format!("{host}-{}-{index}", std::process::id()),
+            lease: settings.workers.lease,
+            max_attempts: settings.workers.max_attempts,
+            retry_base: settings.workers.retry_base,
+            retry_max: settings.workers.retry_max,
+            poll: settings.workers.poll,
+            preview_url: settings.preview_url.clone(),
+        };
+        let reconciler =
+            Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0));
+        let (stop, stopped) = watch::channel(false);
+        let mut handles = Vec::new();
+        if start {
+            for index in 0..settings.workers.count {
+                let worker = Reconciler::new(
+                    queue.clone(),
+                    provisioner.clone(),
+                    clock.clone(),
+                    config(index),
+                );
+                let (wake, stopped) = (wake.clone(), stopped.clone());
+                handles.push(tokio::spawn(async move { worker.run(wake, stopped).await }));
+            }
+            if let Some(ttl) = settings.workers.environment_ttl {
+                let (commands, mut stopped) = (commands.clone(), stopped.clone());
+                let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                handles.push(tokio::spawn(async move {
+                    while !*stopped.borrow() {
+                        if let Err(err) = commands.destroy_idle(ttl).await {
+                            tracing::warn!(error = %err, "TTL sweep failed");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                }));
+            }
+            tracing::info!(
+                workers = settings.workers.count,
+                provisioner = provisioner.name(),
+                ttl = ?settings.workers.environment_ttl,
+                "workers started"
+            );
+        }
+        Self {
+            stop,
+            handles,
+            reconciler,
+            commands,
+        }
+    }
+
+    /// Asks every worker to stop after its current step and waits for them
+    /// (at most the grace period).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let all = futures_join(self.handles);
+        if tokio::time::timeout(WORKER_GRACE, all).await.is_err() {
+            tracing::warn!("workers still busy after {WORKER_GRACE:?}; their leases will expire");
+        }
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
 
 /// A built, not yet running, service: tests bind port 0 and read `port`.
 pub struct Application {
     port: u16,
     server: Server,
     db: DatabaseConnection,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for Application {
@@ -34,16 +154,12 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     /// Connects, applies pending migrations under the migration lock, binds
-    /// the listener and builds the server. Any failure here means nothing is
-    /// served; the error names the variable at fault.
-    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+    /// the listener, starts the workers (unless `with_workers` is false) and
+    /// builds the server. Any failure here means nothing is served; the
+    /// error names the variable at fault.
+    pub async fn build(settings: &Settings, with_workers: bool) -> anyhow::Result<Self> {
         let db = open_database(&settings.database_url).await?;
-        let applied = ephemera_persistence::migrate(&db)
-            .await
-            .context("applying database migrations")?;
-        if !applied.is_empty() {
-            tracing::info!(migrations = ?applied, "applied pending migrations");
-        }
+        migrate(&db).await?;
 
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("EPHEMERA_LISTEN: cannot listen on {}", settings.listen))?;
@@ -52,6 +168,8 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
+        let wake = Arc::new(Notify::new());
+        let workers = Workers::build(settings, &db, wake.clone(), with_workers);
         let state = AppState {
             queries: EnvironmentQueries::new(
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
@@ -62,14 +180,20 @@ impl Application {
                 Arc::new(SqlWebhookStore::new(db.clone())),
                 Arc::new(SystemClock),
                 settings.policy.clone(),
-            ),
+            )
+            .waking(wake),
+            commands: workers.commands.clone(),
             health: Arc::new(SqlHealthProbe::new(db.clone())),
             webhook: settings.webhook.clone(),
+            api_token: settings.api_token.clone(),
         };
         if settings.webhook.secret.is_none() {
             tracing::warn!(
                 "GITHUB_WEBHOOK_SECRET is not set: the webhook endpoint answers 503 until it is"
             );
+        }
+        if settings.api_token.is_none() {
+            tracing::info!("EPHEMERA_API_TOKEN is not set: REST writes answer 401");
         }
         let server = ephemera_http::serve(listener, state).context("starting the HTTP server")?;
         tracing::info!(
@@ -77,21 +201,76 @@ impl Application {
             database = %redact_url(&settings.database_url),
             "ephemera is serving"
         );
-        Ok(Self { port, server, db })
+        Ok(Self {
+            port,
+            server,
+            db,
+            workers,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGTERM or ctrl-c, then drains requests and closes the
-    /// database pool.
+    /// The reconciler, for tests that drain work step by step.
+    pub fn reconciler(&self) -> Reconciler {
+        self.workers.reconciler.clone()
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then drains requests, stops the
+    /// workers and closes the database pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("serving HTTP")?;
+        self.workers.shutdown().await;
         self.db.close().await.context("closing the database")?;
         tracing::info!("ephemera stopped");
         Ok(())
     }
+}
+
+/// `ephemera worker`: workers and the TTL sweep without HTTP, until
+/// SIGTERM or ctrl-c.
+pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
+    let db = open_database(&settings.database_url).await?;
+    migrate(&db).await?;
+    let workers = Workers::build(settings, &db, Arc::new(Notify::new()), true);
+    shutdown_signal().await;
+    tracing::info!("stopping workers");
+    workers.shutdown().await;
+    db.close().await.context("closing the database")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let applied = ephemera_persistence::migrate(db)
+        .await
+        .context("applying database migrations")?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied pending migrations");
+    }
+    Ok(())
 }
 
 /// Connects to `DATABASE_URL`; the error says so in one line.

@@ -27,6 +27,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub destroyed_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub status_reason: Option<String>,
+    pub work_due_at: Option<DateTimeUtc>,
+    pub work_attempts: i32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

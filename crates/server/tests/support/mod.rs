@@ -16,6 +16,9 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
+    /// Drives the workers' steps by hand (background workers are off
+    /// unless a test sets `settings.workers.count`).
+    pub reconciler: ephemera_application::reconciler::Reconciler,
 }
 
 impl TestApp {
@@ -38,16 +41,20 @@ impl TestApp {
         .unwrap();
         settings.database_url = database.url.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.workers.count = 0;
+        settings.workers.retry_base = std::time::Duration::from_millis(1);
         configure(&mut settings);
-        let app = Application::build(&settings)
+        let app = Application::build(&settings, true)
             .await
             .expect("building the app");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let reconciler = app.reconciler();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             database,
+            reconciler,
         }
     }
 
@@ -132,4 +139,19 @@ pub fn payload(name: &str) -> Value {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+impl TestApp {
+    /// Runs worker steps until nothing is due; returns what each did.
+    pub async fn drain(&self) -> Vec<ephemera_application::reconciler::RunOutcome> {
+        use ephemera_application::reconciler::RunOutcome;
+        let mut done = Vec::new();
+        for _ in 0..1000 {
+            match self.reconciler.run_once().await.expect("a worker step") {
+                RunOutcome::Idle => return done,
+                other => done.push(other),
+            }
+        }
+        panic!("work never ran out: {done:?}");
+    }
 }

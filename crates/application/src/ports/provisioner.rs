@@ -1,0 +1,57 @@
+use async_trait::async_trait;
+use ephemera_domain::{
+    CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
+};
+
+/// What a provisioner is asked to create, update or destroy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionRequest {
+    pub environment_id: EnvironmentId,
+    pub namespace: Namespace,
+    pub repository: RepositoryFullName,
+    pub pr_number: PrNumber,
+    pub commit_sha: CommitSha,
+    pub branch: String,
+    pub installation_id: Option<InstallationId>,
+    /// The preview URL from `EPHEMERA_PREVIEW_URL_TEMPLATE`; a provisioner
+    /// may report another.
+    pub preview_url: String,
+}
+
+/// A finished create or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub url: String,
+    pub logs: String,
+}
+
+/// Why a provisioner gave up, with whatever it logged on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionFailure {
+    pub message: String,
+    pub logs: String,
+}
+
+impl std::fmt::Display for ProvisionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Creates, updates and destroys preview environments (dry-run, a shell
+/// command, Kubernetes). Both calls must be idempotent: after a crash the
+/// same request is made again.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// Short name for logs: `dry-run`, `command`, `kubernetes`.
+    fn name(&self) -> &'static str;
+
+    /// Brings the environment to the requested commit (creating it if it
+    /// does not exist).
+    async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure>;
+
+    /// Removes everything the environment holds; already gone is success.
+    /// Returns the logs.
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure>;
+}

@@ -1,0 +1,92 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, NewDeployment};
+
+use super::RepositoryError;
+
+/// The environments table as a work queue: leases make sure only one
+/// worker, in any process, works on an environment at a time.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Leases the environment whose work has been due longest, if any:
+    /// due (`work_due_at <= now`) and not leased, or its lease expired (a
+    /// crashed worker's). PostgreSQL: `FOR UPDATE SKIP LOCKED`.
+    async fn claim(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<EnvironmentId>, RepositoryError>;
+
+    /// Extends a lease still held by `owner`; `false` when it was lost.
+    async fn renew(
+        &self,
+        id: EnvironmentId,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Gives the lease back.
+    async fn release(&self, id: EnvironmentId, owner: &str) -> Result<(), RepositoryError>;
+
+    /// Live environments whose PR saw no activity since `before`.
+    async fn idle_since(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EnvironmentId>, RepositoryError>;
+
+    async fn begin(&self) -> Result<Box<dyn WorkTx>, RepositoryError>;
+}
+
+/// One step of work on an environment, in one transaction; dropped without
+/// `commit`, it rolls back.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkTx: Send {
+    /// The environment, row-locked until commit.
+    async fn environment(
+        &mut self,
+        id: EnvironmentId,
+    ) -> Result<Option<Environment>, RepositoryError>;
+
+    /// The newest deployment that is queued or in progress.
+    async fn active_deployment(
+        &mut self,
+        environment_id: EnvironmentId,
+    ) -> Result<Option<Deployment>, RepositoryError>;
+
+    async fn deployment(&mut self, id: DeploymentId)
+    -> Result<Option<Deployment>, RepositoryError>;
+
+    /// Whether a deployment newer than `than` is queued.
+    async fn newer_queued(
+        &mut self,
+        environment_id: EnvironmentId,
+        than: DeploymentId,
+    ) -> Result<bool, RepositoryError>;
+
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError>;
+
+    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
+
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError>;
+
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
+}

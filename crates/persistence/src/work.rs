@@ -1,0 +1,223 @@
+//! The work queue: environments with `work_due_at` set, claimed with a
+//! lease. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so concurrent
+//! workers in any number of processes each get a different environment;
+//! SQLite has a single writer, so its UPDATE … WHERE id = (SELECT …) is
+//! atomic as it stands.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::{RepositoryError, WorkQueue, WorkTx};
+use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, NewDeployment};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+};
+
+use crate::entities::environments::{Column, Entity};
+use crate::error::db_err;
+use crate::{deployments, environments};
+
+/// [`WorkQueue`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlWorkQueue {
+    db: DatabaseConnection,
+}
+
+impl SqlWorkQueue {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    fn statement(&self, postgres: &str, sqlite: &str, values: Vec<Value>) -> Statement {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DatabaseBackend::Postgres => postgres,
+            _ => sqlite,
+        };
+        Statement::from_sql_and_values(backend, sql, values)
+    }
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE environments SET lease_owner = $1, lease_expires_at = $2 \
+     WHERE id = (SELECT id FROM environments \
+                 WHERE work_due_at IS NOT NULL AND work_due_at <= $3 \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                 ORDER BY work_due_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING id";
+
+const CLAIM_SQLITE: &str = "UPDATE environments SET lease_owner = ?1, lease_expires_at = ?2 \
+     WHERE id = (SELECT id FROM environments \
+                 WHERE work_due_at IS NOT NULL AND work_due_at <= ?3 \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < ?3) \
+                 ORDER BY work_due_at LIMIT 1) \
+     RETURNING id";
+
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait]
+impl WorkQueue for SqlWorkQueue {
+    async fn claim(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<EnvironmentId>, RepositoryError> {
+        let statement = self.statement(
+            CLAIM_POSTGRES,
+            CLAIM_SQLITE,
+            vec![owner.into(), lease_end(now, lease).into(), now.into()],
+        );
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await
+            .map_err(|e| db_err(e, "claiming work"))?;
+        row.map(|row| {
+            let id: i64 = row
+                .try_get("", "id")
+                .map_err(|e| db_err(e, "reading the claimed id"))?;
+            EnvironmentId::new(id).map_err(|e| RepositoryError::Unexpected(e.into()))
+        })
+        .transpose()
+    }
+
+    async fn renew(
+        &self,
+        id: EnvironmentId,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let result = Entity::update_many()
+            .col_expr(Column::LeaseExpiresAt, Expr::value(until))
+            .filter(Column::Id.eq(id.get()))
+            .filter(Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("renewing the lease on environment {id}")))?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn release(&self, id: EnvironmentId, owner: &str) -> Result<(), RepositoryError> {
+        Entity::update_many()
+            .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(
+                Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(Column::Id.eq(id.get()))
+            .filter(Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("releasing the lease on environment {id}")))?;
+        Ok(())
+    }
+
+    async fn idle_since(
+        &self,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EnvironmentId>, RepositoryError> {
+        let ids: Vec<i64> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Expr::cust("status NOT IN ('destroying', 'destroyed')"))
+            .filter(
+                Expr::col(Column::PrUpdatedAt)
+                    .if_null(Expr::col(Column::CreatedAt))
+                    .lt(before),
+            )
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(|e| db_err(e, "looking for idle environments"))?;
+        ids.into_iter()
+            .map(|id| EnvironmentId::new(id).map_err(|e| RepositoryError::Unexpected(e.into())))
+            .collect()
+    }
+
+    async fn begin(&self) -> Result<Box<dyn WorkTx>, RepositoryError> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(|e| db_err(e, "opening a transaction"))?;
+        Ok(Box::new(SqlWorkTx { txn }))
+    }
+}
+
+struct SqlWorkTx {
+    txn: DatabaseTransaction,
+}
+
+#[async_trait]
+impl WorkTx for SqlWorkTx {
+    async fn environment(
+        &mut self,
+        id: EnvironmentId,
+    ) -> Result<Option<Environment>, RepositoryError> {
+        environments::get_locked(&self.txn, id).await
+    }
+
+    async fn active_deployment(
+        &mut self,
+        environment_id: EnvironmentId,
+    ) -> Result<Option<Deployment>, RepositoryError> {
+        deployments::active(&self.txn, environment_id).await
+    }
+
+    async fn deployment(
+        &mut self,
+        id: DeploymentId,
+    ) -> Result<Option<Deployment>, RepositoryError> {
+        deployments::get(&self.txn, id).await
+    }
+
+    async fn newer_queued(
+        &mut self,
+        environment_id: EnvironmentId,
+        than: DeploymentId,
+    ) -> Result<bool, RepositoryError> {
+        deployments::newer_queued(&self.txn, environment_id, than).await
+    }
+
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError> {
+        environments::update(&self.txn, environment).await
+    }
+
+    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError> {
+        deployments::update(&self.txn, deployment).await
+    }
+
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError> {
+        deployments::insert(&self.txn, new, now).await
+    }
+
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        deployments::cancel_queued(&self.txn, environment_id, now).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
+        self.txn
+            .commit()
+            .await
+            .map_err(|e| db_err(e, "committing work"))
+    }
+}

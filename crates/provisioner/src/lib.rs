@@ -1,0 +1,16 @@
+//! Provisioner adapters: what actually creates, updates and destroys a
+//! preview environment, behind the `Provisioner` port of
+//! `ephemera-application`.
+//!
+//! - [`DryRunProvisioner`]: creates nothing and says what it would do; for
+//!   trying ephemera locally.
+//! - [`CommandProvisioner`]: runs an operator's shell command (helm,
+//!   kubectl, docker compose, terraform…).
+//!
+//! This crate depends on domain and application, never on another adapter.
+
+mod command;
+mod dry_run;
+
+pub use command::{CommandConfig, CommandProvisioner};
+pub use dry_run::DryRunProvisioner;

@@ -1,0 +1,145 @@
+//! The command provisioner with real shell scripts.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use ephemera_application::ports::{ProvisionRequest, Provisioner};
+use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
+use ephemera_provisioner::{CommandConfig, CommandProvisioner};
+
+fn request() -> ProvisionRequest {
+    let repository = RepositoryFullName::parse("octo/web").unwrap();
+    let pr_number = PrNumber::new(7).unwrap();
+    ProvisionRequest {
+        environment_id: EnvironmentId::new(3).unwrap(),
+        namespace: Namespace::for_pr(&repository, pr_number),
+        repository,
+        pr_number,
+        commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
+        branch: "feature/x".into(),
+        installation_id: None,
+        preview_url: "http://templated.example".into(),
+    }
+}
+
+fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
+    CommandProvisioner::new(CommandConfig {
+        provision: provision.into(),
+        destroy: destroy.into(),
+        timeout,
+        max_log_bytes: 64 * 1024,
+    })
+}
+
+#[tokio::test]
+async fn success_passes_the_facts_and_captures_both_streams() {
+    let p = provisioner(
+        "echo \"ns=$EPHEMERA_NAMESPACE repo=$EPHEMERA_REPOSITORY pr=$EPHEMERA_PR_NUMBER\"; \
+         echo \"sha=$EPHEMERA_COMMIT_SHA branch=$EPHEMERA_BRANCH url=$EPHEMERA_ENVIRONMENT_URL\"; \
+         echo warming up >&2",
+        "true",
+        Duration::from_secs(10),
+    );
+    let req = request();
+    let done = p.provision(&req).await.unwrap();
+    assert_eq!(done.url, "http://templated.example");
+    assert!(
+        done.logs
+            .contains(&format!("ns={} repo=octo/web pr=7", req.namespace)),
+        "{}",
+        done.logs
+    );
+    assert!(done.logs.contains(&format!(
+        "sha={} branch=feature/x url=http://templated.example",
+        "ab".repeat(20)
+    )));
+    assert!(done.logs.contains("stderr: warming up"), "{}", done.logs);
+}
+
+#[tokio::test]
+async fn a_url_line_overrides_the_template() {
+    let p = provisioner(
+        "echo deploying; echo EPHEMERA_URL=https://pr-7.preview.example.com",
+        "true",
+        Duration::from_secs(10),
+    );
+    let done = p.provision(&request()).await.unwrap();
+    assert_eq!(done.url, "https://pr-7.preview.example.com");
+}
+
+#[tokio::test]
+async fn a_non_zero_exit_is_a_failure_with_the_logs() {
+    let p = provisioner(
+        "echo helm says no >&2; exit 3",
+        "true",
+        Duration::from_secs(10),
+    );
+    let failure = p.provision(&request()).await.unwrap_err();
+    assert!(
+        failure.message.contains("provision command failed"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains('3'), "{}", failure.message);
+    assert!(failure.logs.contains("stderr: helm says no"));
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("survivor");
+    // A grandchild that would write the marker if it outlived the kill.
+    let script = format!(
+        "(sleep 2; touch {}) & echo started; sleep 30",
+        marker.display()
+    );
+    let p = provisioner(&script, "true", Duration::from_millis(500));
+
+    let started = Instant::now();
+    let failure = p.provision(&request()).await.unwrap_err();
+    assert!(failure.message.contains("timed out"), "{}", failure.message);
+    assert!(failure.logs.contains("started"));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "did not wait for sleep 30"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !marker.exists(),
+        "the background child was killed with its group"
+    );
+}
+
+#[tokio::test]
+async fn destroy_runs_the_destroy_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("destroyed");
+    let p = provisioner(
+        "false",
+        &format!(
+            "echo \"$EPHEMERA_ACTION $EPHEMERA_NAMESPACE\" > {}",
+            record.display()
+        ),
+        Duration::from_secs(10),
+    );
+    let req = request();
+    p.destroy(&req).await.unwrap();
+    let written = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(written.trim(), format!("destroy {}", req.namespace));
+}
+
+#[tokio::test]
+async fn output_is_bounded_to_the_newest_lines() {
+    let p = CommandProvisioner::new(CommandConfig {
+        provision: "i=0; while [ $i -lt 5000 ]; do echo line $i; i=$((i+1)); done".into(),
+        destroy: "true".into(),
+        timeout: Duration::from_secs(20),
+        max_log_bytes: 1024,
+    });
+    let done = p.provision(&request()).await.unwrap();
+    assert!(done.logs.len() <= 1100, "{}", done.logs.len());
+    assert!(done.logs.starts_with("[…"), "{}", &done.logs[..40]);
+    assert!(done.logs.ends_with("line 4999\n"));
+}
