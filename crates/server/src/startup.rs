@@ -218,6 +218,11 @@ impl Application {
         self.workers.reconciler.clone()
     }
 
+    /// The operator commands (redeploy, destroy, TTL sweep).
+    pub fn commands(&self) -> EnvironmentCommands {
+        self.workers.commands.clone()
+    }
+
     /// Serves until SIGTERM or ctrl-c, then drains requests, stops the
     /// workers and closes the database pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub struct TestApp {
     /// Drives the workers' steps by hand (background workers are off
     /// unless a test sets `settings.workers.count`).
     pub reconciler: ephemera_application::reconciler::Reconciler,
+    pub commands: ephemera_application::commands::EnvironmentCommands,
 }
 
 impl TestApp {
@@ -49,12 +50,14 @@ impl TestApp {
             .expect("building the app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let reconciler = app.reconciler();
+        let commands = app.commands();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             database,
             reconciler,
+            commands,
         }
     }
 

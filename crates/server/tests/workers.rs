@@ -1,0 +1,385 @@
+//! Black-box tests of the reconciler through webhooks and the REST API, on
+//! SQLite and PostgreSQL. Worker steps are driven with `run_once` so every
+//! state is observable; background workers are covered in tests/processes.rs.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use ephemera_application::reconciler::RunOutcome;
+use ephemera_persistence::backend_tests;
+use ephemera_persistence::testing::TestDatabase;
+use ephemera_provisioner::CommandConfig;
+use ephemera_server::config::ProvisionerSettings;
+use serde_json::{Value, json};
+use support::{TestApp, payload};
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn pr(action: &str, head: u32, updated_secs: u32) -> Value {
+    let mut p = payload(&format!("pull_request.{action}"));
+    p["pull_request"]["head"]["sha"] = json!(format!("{head:040x}"));
+    p["pull_request"]["updated_at"] = json!(format!(
+        "2019-05-15T16:{:02}:{:02}Z",
+        updated_secs / 60,
+        updated_secs % 60
+    ));
+    p
+}
+
+async fn env(app: &TestApp) -> Value {
+    let envs = app.json("/api/v1/environments").await;
+    assert_eq!(envs.as_array().unwrap().len(), 1, "{envs}");
+    envs[0].clone()
+}
+
+async fn history(app: &TestApp, env_id: &Value) -> Vec<(String, String)> {
+    app.json(&format!("/api/v1/environments/{env_id}/deployments"))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["commit_sha"].as_str().unwrap()[38..].to_owned(),
+                d["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn command(provision: &str, destroy: &str) -> ProvisionerSettings {
+    ProvisionerSettings::Command(CommandConfig {
+        provision: provision.into(),
+        destroy: destroy.into(),
+        timeout: Duration::from_secs(30),
+        max_log_bytes: 64 * 1024,
+    })
+}
+
+async fn a_pr_goes_pending_provisioning_ready_then_destroyed(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    assert_eq!(env(&app).await["status"], "pending");
+
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+    let ready = env(&app).await;
+    assert_eq!(ready["status"], "ready");
+    let namespace = ready["namespace"].as_str().unwrap();
+    assert_eq!(
+        ready["environment_url"],
+        format!("http://{namespace}.preview.localhost")
+    );
+    assert!(ready["last_deployed_at"].is_string());
+    assert_eq!(
+        history(&app, &ready["id"]).await,
+        [("01".into(), "success".into())]
+    );
+    let deployments = app
+        .json(&format!("/api/v1/environments/{}/deployments", ready["id"]))
+        .await;
+    let one = app
+        .json(&format!("/api/v1/deployments/{}", deployments[0]["id"]))
+        .await;
+    let logs = one["logs"].as_str().unwrap();
+    assert!(
+        logs.contains(&format!("dry-run: would create namespace {namespace}")),
+        "{logs}"
+    );
+    assert!(one["started_at"].is_string() && one["completed_at"].is_string());
+
+    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
+        .await;
+    assert_eq!(env(&app).await["status"], "destroying");
+    assert!(matches!(app.drain().await[..], [RunOutcome::Destroyed(_)]));
+    let gone = env(&app).await;
+    assert_eq!(gone["status"], "destroyed");
+    assert_eq!(gone["environment_url"], Value::Null);
+    assert!(gone["destroyed_at"].is_string());
+    assert_eq!(gone["status_reason"], "PR closed");
+}
+
+async fn a_new_commit_updates_a_ready_environment(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.preview_url = ephemera_domain::PreviewUrlTemplate::parse(
+            "https://pr-{pr_number}.{repository}.example.com",
+        )
+        .unwrap();
+    })
+    .await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    assert_eq!(
+        env(&app).await["status"],
+        "ready",
+        "still serving the old commit until a worker runs"
+    );
+
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+    let updated = env(&app).await;
+    assert_eq!(updated["status"], "ready");
+    assert_eq!(updated["commit_sha"], format!("{:040x}", 2));
+    assert_eq!(
+        updated["environment_url"],
+        "https://pr-2.hello-world.example.com"
+    );
+    assert_eq!(
+        history(&app, &updated["id"]).await,
+        [
+            ("02".into(), "success".into()),
+            ("01".into(), "success".into())
+        ]
+    );
+}
+
+async fn a_commit_arriving_mid_deploy_cancels_the_older_deployment(t: TestDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    // The first deployment waits until the test opens the gate.
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo deployed $EPHEMERA_COMMIT_SHA",
+        gate.display()
+    );
+    let app = TestApp::spawn_with(t, |s| s.provisioner = command(&script, "true")).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+
+    let reconciler = app.reconciler.clone();
+    let first = tokio::spawn(async move { reconciler.run_once().await.unwrap() });
+    for _ in 0..200 {
+        if env(&app).await["status"] == "provisioning" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(env(&app).await["status"], "provisioning");
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    std::fs::write(&gate, "").unwrap();
+
+    assert!(matches!(first.await.unwrap(), RunOutcome::Superseded(_)));
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+    let done = env(&app).await;
+    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
+    assert_eq!(
+        history(&app, &done["id"]).await,
+        [
+            ("02".into(), "success".into()),
+            ("01".into(), "cancelled".into())
+        ]
+    );
+}
+
+async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.provisioner = command(
+            "echo pulling image; echo image not found >&2; exit 4",
+            "true",
+        );
+        s.workers.max_attempts = 3;
+    })
+    .await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms test backoff
+        outcomes.push(app.reconciler.run_once().await.unwrap());
+    }
+    assert!(
+        matches!(outcomes[0], RunOutcome::Retrying { attempt: 1, .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], RunOutcome::Retrying { attempt: 2, .. }),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[2], RunOutcome::Failed(_)), "{outcomes:?}");
+    assert!(
+        app.drain().await.is_empty(),
+        "nothing more to do once failed"
+    );
+
+    let failed = env(&app).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 4"),
+        "{failed}"
+    );
+    assert_eq!(
+        failed["status_reason"],
+        "deployment failed after 3 attempts"
+    );
+    let deployments = app
+        .json(&format!(
+            "/api/v1/environments/{}/deployments",
+            failed["id"]
+        ))
+        .await;
+    let deployment = app
+        .json(&format!("/api/v1/deployments/{}", deployments[0]["id"]))
+        .await;
+    assert_eq!(deployment["status"], "failed");
+    let logs = deployment["logs"].as_str().unwrap();
+    assert_eq!(logs.matches("stderr: image not found").count(), 3, "{logs}");
+    assert!(logs.contains("giving up"), "{logs}");
+}
+
+async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some("let-me-in".to_owned().into())).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let env_id = env(&app).await["id"].clone();
+    let url = |path: &str| format!("{}/api/v1/environments/{env_id}{path}", app.address);
+
+    let anonymous = app.client.post(url("/redeploy")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"ephemera\""
+    );
+    let wrong = app
+        .client
+        .delete(url(""))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        env(&app).await["status"],
+        "ready",
+        "refused writes change nothing"
+    );
+
+    let redeploy = app
+        .client
+        .post(url("/redeploy"))
+        .bearer_auth("let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeploy.status(), 202);
+    let queued: Value = redeploy.json().await.unwrap();
+    assert_eq!(queued["status"], "queued");
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+    assert_eq!(history(&app, &env_id).await.len(), 2);
+
+    let destroy = app
+        .client
+        .delete(url(""))
+        .bearer_auth("let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(destroy.status(), 202);
+    let body: Value = destroy.json().await.unwrap();
+    assert_eq!(body["status"], "destroying");
+    assert_eq!(body["status_reason"], "destroy requested through the API");
+    app.drain().await;
+
+    for (method, path) in [("POST", "/redeploy"), ("DELETE", "")] {
+        let request = match method {
+            "POST" => app.client.post(url(path)),
+            _ => app.client.delete(url(path)),
+        };
+        let response = request.bearer_auth("let-me-in").send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            409,
+            "{method} on a destroyed environment"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "/problems/conflict");
+    }
+    let missing = app
+        .client
+        .post(format!(
+            "{}/api/v1/environments/424242/redeploy",
+            app.address
+        ))
+        .bearer_auth("let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+async fn without_a_token_writes_explain_how_to_enable_them(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let response = app
+        .client
+        .delete(format!("{}/api/v1/environments/1", app.address))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("set EPHEMERA_API_TOKEN"),
+        "{problem}"
+    );
+}
+
+async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    // GitHub's example PR was last active in 2019.
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    let mut fresh = pr("opened", 1, 0);
+    fresh["number"] = json!(3);
+    fresh["pull_request"]["number"] = json!(3);
+    fresh["pull_request"]["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
+    app.deliver_ok("pull_request", &id(), &fresh).await;
+    app.drain().await;
+
+    let swept = app
+        .commands
+        .destroy_idle(Duration::from_secs(72 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(swept, 1);
+    let envs = app.json("/api/v1/environments").await;
+    let by_pr = |n: u64| {
+        envs.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pr_number"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_pr(2)["status"], "destroying");
+    assert_eq!(
+        by_pr(2)["status_reason"],
+        "idle: no PR activity for more than 72h (EPHEMERA_ENVIRONMENT_TTL)"
+    );
+    assert_eq!(by_pr(3)["status"], "ready");
+    assert!(matches!(app.drain().await[..], [RunOutcome::Destroyed(_)]));
+}
+
+backend_tests!(
+    a_pr_goes_pending_provisioning_ready_then_destroyed,
+    a_new_commit_updates_a_ready_environment,
+    a_commit_arriving_mid_deploy_cancels_the_older_deployment,
+    failures_retry_then_fail_keeping_the_logs,
+    rest_writes_need_the_token_and_respect_the_lifecycle,
+    without_a_token_writes_explain_how_to_enable_them,
+    idle_environments_are_destroyed_with_the_reason,
+);
