@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod process;
+
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::LogFormat;
 use ephemera_server::{Application, Settings};
