@@ -6,11 +6,15 @@
 //!   trying ephemera locally.
 //! - [`CommandProvisioner`]: runs an operator's shell command (helm,
 //!   kubectl, docker compose, terraform…).
+//! - [`KubernetesProvisioner`]: a namespace per PR with the operator's
+//!   manifests applied into it (kube-rs, server-side apply).
 //!
 //! This crate depends on domain and application, never on another adapter.
 
 mod command;
 mod dry_run;
+mod kubernetes;
 
 pub use command::{CommandConfig, CommandProvisioner};
 pub use dry_run::DryRunProvisioner;
+pub use kubernetes::{KubernetesConfig, KubernetesProvisioner};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::CommandConfig;
+use ephemera_provisioner::{CommandConfig, KubernetesConfig};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -45,6 +45,7 @@ pub enum LogFormat {
 pub enum ProvisionerSettings {
     DryRun,
     Command(CommandConfig),
+    Kubernetes(KubernetesConfig),
 }
 
 /// How the workers behave.
@@ -189,6 +190,30 @@ impl Settings {
                         Duration::from_secs(15 * 60),
                     )?,
                     max_log_bytes: 256 * 1024,
+                })
+            }
+            Some("kubernetes") => {
+                let dir = get("EPHEMERA_K8S_MANIFESTS_DIR").ok_or_else(|| {
+                    ConfigError::new(
+                        "EPHEMERA_K8S_MANIFESTS_DIR",
+                        "must name the folder of manifests when EPHEMERA_PROVISIONER=kubernetes",
+                    )
+                })?;
+                let manifests_dir = std::path::PathBuf::from(&dir);
+                if !manifests_dir.is_dir() {
+                    return Err(ConfigError::new(
+                        "EPHEMERA_K8S_MANIFESTS_DIR",
+                        format!("`{dir}` is not a folder"),
+                    ));
+                }
+                ProvisionerSettings::Kubernetes(KubernetesConfig {
+                    manifests_dir,
+                    ready_timeout: duration(
+                        &get,
+                        "EPHEMERA_K8S_READY_TIMEOUT",
+                        Duration::from_secs(300),
+                    )?,
+                    poll: Duration::from_secs(2),
                 })
             }
             Some(other) => {
@@ -379,6 +404,17 @@ mod tests {
         );
         let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
+        let err = settings(&[("EPHEMERA_PROVISIONER", "kubernetes")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_K8S_MANIFESTS_DIR");
+        let err = settings(&[
+            ("EPHEMERA_PROVISIONER", "kubernetes"),
+            ("EPHEMERA_K8S_MANIFESTS_DIR", "/no/such/folder"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_K8S_MANIFESTS_DIR: `/no/such/folder` is not a folder"
+        );
         let err = settings(&[("EPHEMERA_PROVISIONER", "nomad")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_PROVISIONER");
         let err = settings(&[("EPHEMERA_PREVIEW_URL_TEMPLATE", "https://{branch}.x")]).unwrap_err();

@@ -17,7 +17,7 @@ use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
     SqlHealthProbe, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
-use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner};
+use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -52,17 +52,12 @@ impl Workers {
     pub fn build(
         settings: &Settings,
         db: &DatabaseConnection,
+        provisioner: Arc<dyn Provisioner>,
         wake: Arc<Notify>,
         start: bool,
     ) -> Self {
         let queue: Arc<dyn WorkQueue> = Arc::new(SqlWorkQueue::new(db.clone()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let provisioner: Arc<dyn Provisioner> = match &settings.provisioner {
-            ProvisionerSettings::DryRun => Arc::new(DryRunProvisioner),
-            ProvisionerSettings::Command(config) => {
-                Arc::new(CommandProvisioner::new(config.clone()))
-            }
-        };
         let commands = EnvironmentCommands::new(queue.clone(), clock.clone(), wake.clone());
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());
         let config = |index: usize| ReconcilerConfig {
@@ -136,6 +131,19 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
     }
 }
 
+/// The provisioner `EPHEMERA_PROVISIONER` names, connected.
+pub async fn provisioner(settings: &Settings) -> anyhow::Result<Arc<dyn Provisioner>> {
+    Ok(match &settings.provisioner {
+        ProvisionerSettings::DryRun => Arc::new(DryRunProvisioner),
+        ProvisionerSettings::Command(config) => Arc::new(CommandProvisioner::new(config.clone())),
+        ProvisionerSettings::Kubernetes(config) => Arc::new(
+            KubernetesProvisioner::connect(config.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("EPHEMERA_PROVISIONER=kubernetes: {e}"))?,
+        ),
+    })
+}
+
 /// A built, not yet running, service: tests bind port 0 and read `port`.
 pub struct Application {
     port: u16,
@@ -169,7 +177,8 @@ impl Application {
             .port();
 
         let wake = Arc::new(Notify::new());
-        let workers = Workers::build(settings, &db, wake.clone(), with_workers);
+        let provisioner = provisioner(settings).await?;
+        let workers = Workers::build(settings, &db, provisioner, wake.clone(), with_workers);
         let state = AppState {
             queries: EnvironmentQueries::new(
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
@@ -239,7 +248,8 @@ impl Application {
 pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
-    let workers = Workers::build(settings, &db, Arc::new(Notify::new()), true);
+    let provisioner = provisioner(settings).await?;
+    let workers = Workers::build(settings, &db, provisioner, Arc::new(Notify::new()), true);
     shutdown_signal().await;
     tracing::info!("stopping workers");
     workers.shutdown().await;

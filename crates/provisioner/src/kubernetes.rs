@@ -1,0 +1,384 @@
+//! The Kubernetes provisioner (kube-rs): one namespace per PR, labelled so
+//! it can be traced back; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
+//! applied into it with server-side apply (field manager `ephemera`) after
+//! `${EPHEMERA_…}` variables are substituted; then a wait until every
+//! Deployment among them is available. Destroy deletes the namespace, and
+//! Kubernetes garbage-collects everything in it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind, ObjectMeta};
+use kube::{Client, Config};
+use serde::Deserialize;
+
+const FIELD_MANAGER: &str = "ephemera";
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// `EPHEMERA_K8S_MANIFESTS_DIR`: `*.yaml`, `*.yml` and `*.json` files,
+    /// applied in file-name order; namespaced resources only.
+    pub manifests_dir: PathBuf,
+    /// `EPHEMERA_K8S_READY_TIMEOUT`: how long Deployments may take to
+    /// become available.
+    pub ready_timeout: Duration,
+    /// How often availability is checked.
+    pub poll: Duration,
+}
+
+#[derive(Clone)]
+pub struct KubernetesProvisioner {
+    client: Client,
+    config: KubernetesConfig,
+}
+
+impl std::fmt::Debug for KubernetesProvisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesProvisioner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A manifest as read from the folder, before it is applied.
+#[derive(Debug, Clone)]
+struct Manifest {
+    gvk: GroupVersionKind,
+    name: String,
+    object: DynamicObject,
+}
+
+impl KubernetesProvisioner {
+    /// Connects the way kubectl does: in-cluster service account when
+    /// running in a pod, otherwise `KUBECONFIG` / `~/.kube/config`.
+    pub async fn connect(config: KubernetesConfig) -> Result<Self, String> {
+        let client = Client::try_default()
+            .await
+            .map_err(|e| format!("cannot reach Kubernetes (in-cluster or KUBECONFIG): {e}"))?;
+        Ok(Self { client, config })
+    }
+
+    /// Talks to the API server at `url` without credentials (tests and
+    /// `kubectl proxy`).
+    pub fn with_server(url: &str, config: KubernetesConfig) -> Result<Self, String> {
+        let uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let client = Client::try_from(Config::new(uri)).map_err(|e| e.to_string())?;
+        Ok(Self { client, config })
+    }
+
+    fn manifests(&self, request: &ProvisionRequest) -> Result<Vec<Manifest>, String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.config.manifests_dir)
+            .map_err(|e| format!("reading {}: {e}", self.config.manifests_dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+            })
+            .collect();
+        files.sort();
+        let vars = variables(request);
+        let mut manifests = Vec::new();
+        for file in files {
+            manifests.extend(read_manifests(&file, &vars)?);
+        }
+        Ok(manifests)
+    }
+
+    async fn ensure_namespace(
+        &self,
+        request: &ProvisionRequest,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let name = request.namespace.as_str();
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(labels(request)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match namespaces.create(&PostParams::default(), &namespace).await {
+            Ok(_) => log.push(format!("namespace {name} created")),
+            Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                log.push(format!("namespace {name} already exists"));
+            }
+            Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, namespace: &str, manifest: &Manifest) -> Result<(), String> {
+        let resource = ApiResource::from_gvk(&manifest.gvk);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&manifest.name, &params, &Patch::Apply(&manifest.object))
+            .await
+            .map_err(|e| format!("applying {} {}: {e}", manifest.gvk.kind, manifest.name))?;
+        Ok(())
+    }
+
+    /// Waits until every named Deployment has all its replicas available.
+    async fn wait_available(
+        &self,
+        namespace: &str,
+        names: &[String],
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let deadline = tokio::time::Instant::now() + self.config.ready_timeout;
+        for name in names {
+            loop {
+                let deployment = api
+                    .get(name)
+                    .await
+                    .map_err(|e| format!("reading Deployment {name}: {e}"))?;
+                if is_available(&deployment) {
+                    log.push(format!("Deployment {name} available"));
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "Deployment {name} not available after {}s",
+                        self.config.ready_timeout.as_secs()
+                    ));
+                }
+                tokio::time::sleep(self.config.poll).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ready when the controller saw the newest spec and every wanted replica
+/// is updated and available.
+fn is_available(deployment: &Deployment) -> bool {
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let Some(status) = &deployment.status else {
+        return false;
+    };
+    let observed =
+        status.observed_generation.unwrap_or(0) >= deployment.metadata.generation.unwrap_or(0);
+    observed
+        && status.updated_replicas.unwrap_or(0) >= wanted
+        && status.available_replicas.unwrap_or(0) >= wanted
+}
+
+fn label_value(raw: &str) -> String {
+    let mut v: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '.'
+            }
+        })
+        .take(63)
+        .collect();
+    while v.ends_with(['-', '_', '.']) {
+        v.pop();
+    }
+    v
+}
+
+fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "ephemera".to_owned(),
+        ),
+        (
+            "ephemera.dev/repository".to_owned(),
+            label_value(request.repository.as_str()),
+        ),
+        ("ephemera.dev/pr".to_owned(), request.pr_number.to_string()),
+        (
+            "ephemera.dev/environment-id".to_owned(),
+            request.environment_id.to_string(),
+        ),
+    ]);
+    if let Some(id) = request.installation_id {
+        labels.insert("ephemera.dev/installation".to_owned(), id.to_string());
+    }
+    labels
+}
+
+fn variables(request: &ProvisionRequest) -> Vec<(&'static str, String)> {
+    vec![
+        ("EPHEMERA_NAMESPACE", request.namespace.to_string()),
+        ("EPHEMERA_REPOSITORY", request.repository.to_string()),
+        ("EPHEMERA_PR_NUMBER", request.pr_number.to_string()),
+        ("EPHEMERA_COMMIT_SHA", request.commit_sha.to_string()),
+        ("EPHEMERA_SHORT_SHA", request.commit_sha.short().to_owned()),
+        ("EPHEMERA_BRANCH", request.branch.clone()),
+        ("EPHEMERA_ENVIRONMENT_URL", request.preview_url.clone()),
+        (
+            "EPHEMERA_HOST",
+            request
+                .preview_url
+                .split("://")
+                .nth(1)
+                .unwrap_or_default()
+                .split(['/', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+    ]
+}
+
+/// `${NAME}` replaced for every known variable; unknown ones stay as they
+/// are (they may be meant for something else).
+fn substitute(text: &str, vars: &[(&str, String)]) -> String {
+    let mut out = text.to_owned();
+    for (name, value) in vars {
+        out = out.replace(&format!("${{{name}}}"), value);
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<HeadMeta>,
+}
+
+#[derive(Deserialize)]
+struct HeadMeta {
+    name: Option<String>,
+}
+
+fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>, String> {
+    let where_ = file.display();
+    let text = std::fs::read_to_string(file).map_err(|e| format!("reading {where_}: {e}"))?;
+    let text = substitute(&text, vars);
+    let mut manifests = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value =
+            serde_yaml::Value::deserialize(document).map_err(|e| format!("{where_}: {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        let json = serde_json::to_value(&value).map_err(|e| format!("{where_}: {e}"))?;
+        let head: Head =
+            serde_json::from_value(json.clone()).map_err(|e| format!("{where_}: {e}"))?;
+        let (Some(api_version), Some(kind), Some(name)) = (
+            head.api_version,
+            head.kind,
+            head.metadata.and_then(|m| m.name),
+        ) else {
+            return Err(format!(
+                "{where_}: every manifest needs apiVersion, kind and metadata.name"
+            ));
+        };
+        if kind == "Namespace" {
+            return Err(format!(
+                "{where_}: {name} is a Namespace; ephemera creates the PR's namespace itself"
+            ));
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &kind);
+        let mut object: DynamicObject =
+            serde_json::from_value(json).map_err(|e| format!("{where_}: {e}"))?;
+        // Everything lands in the PR's namespace, whatever the file says.
+        object.metadata.namespace = None;
+        manifests.push(Manifest { gvk, name, object });
+    }
+    Ok(manifests)
+}
+
+fn failure(message: String, log: Vec<String>) -> ProvisionFailure {
+    ProvisionFailure {
+        message,
+        logs: log.join("\n"),
+    }
+}
+
+#[async_trait]
+impl Provisioner for KubernetesProvisioner {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
+        let mut log = Vec::new();
+        let manifests = self
+            .manifests(request)
+            .map_err(|e| failure(e, log.clone()))?;
+        if let Err(e) = self.ensure_namespace(request, &mut log).await {
+            return Err(failure(e, log));
+        }
+        let namespace = request.namespace.as_str();
+        let mut deployments = Vec::new();
+        for manifest in &manifests {
+            if let Err(e) = self.apply(namespace, manifest).await {
+                return Err(failure(e, log));
+            }
+            log.push(format!("applied {} {}", manifest.gvk.kind, manifest.name));
+            if manifest.gvk.group == "apps" && manifest.gvk.kind == "Deployment" {
+                deployments.push(manifest.name.clone());
+            }
+        }
+        if let Err(e) = self.wait_available(namespace, &deployments, &mut log).await {
+            return Err(failure(e, log));
+        }
+        Ok(Provisioned {
+            url: request.preview_url.clone(),
+            logs: log.join("\n"),
+        })
+    }
+
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let name = request.namespace.as_str();
+        match namespaces.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(format!("namespace {name} deleted")),
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                Ok(format!("namespace {name} was already gone"))
+            }
+            Err(e) => Err(failure(
+                format!("deleting namespace {name}: {e}"),
+                Vec::new(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_substituted_and_unknown_ones_left() {
+        let vars = vec![("EPHEMERA_NAMESPACE", "pr-1-web-abc".to_owned())];
+        assert_eq!(
+            substitute("ns: ${EPHEMERA_NAMESPACE} other: ${HOME}", &vars),
+            "ns: pr-1-web-abc other: ${HOME}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(label_value("Octo/Hello-World"), "Octo.Hello-World");
+        assert_eq!(label_value("a/b-"), "a.b");
+    }
+}

@@ -1,0 +1,350 @@
+//! The Kubernetes provisioner against a fake API server that checks every
+//! request: namespace create (and 409 when it exists), server-side apply of
+//! the substituted manifests, waiting for availability, delete (and 404
+//! when it is gone).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ephemera_application::ports::{ProvisionRequest, Provisioner};
+use ephemera_domain::{
+    CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
+};
+use ephemera_provisioner::{KubernetesConfig, KubernetesProvisioner};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const MANIFESTS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: ghcr.io/octo/web:${EPHEMERA_COMMIT_SHA}
+          env:
+            - {name: PUBLIC_HOST, value: "${EPHEMERA_HOST}"}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: somewhere-else
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
+fn request() -> ProvisionRequest {
+    let repository = RepositoryFullName::parse("octo/web").unwrap();
+    let pr_number = PrNumber::new(7).unwrap();
+    ProvisionRequest {
+        environment_id: EnvironmentId::new(3).unwrap(),
+        namespace: Namespace::for_pr(&repository, pr_number),
+        repository,
+        pr_number,
+        commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
+        branch: "feature".into(),
+        installation_id: Some(InstallationId::new(42).unwrap()),
+        preview_url: "https://pr-7.preview.example.com".into(),
+    }
+}
+
+fn provisioner(
+    server: &MockServer,
+    dir: &tempfile::TempDir,
+    timeout: Duration,
+) -> KubernetesProvisioner {
+    KubernetesProvisioner::with_server(
+        &server.uri(),
+        KubernetesConfig {
+            manifests_dir: dir.path().to_owned(),
+            ready_timeout: timeout,
+            poll: Duration::from_millis(20),
+        },
+    )
+    .unwrap()
+}
+
+fn manifests_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.yaml"), MANIFESTS).unwrap();
+    std::fs::write(dir.path().join("README.md"), "not a manifest").unwrap();
+    dir
+}
+
+fn deployment(available: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}},
+        "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": available}
+    })
+}
+
+fn echo_body(req: &Request) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&req.body).unwrap();
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+fn status(code: u16, reason: &str) -> ResponseTemplate {
+    ResponseTemplate::new(code).set_body_json(json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": reason, "reason": reason, "code": code
+    }))
+}
+
+async fn mock_apply(server: &MockServer, ns: &str) {
+    Mock::given(method("PATCH"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .and(query_param("fieldManager", "ephemera"))
+        .and(query_param("force", "true"))
+        .and(header("content-type", "application/apply-patch+yaml"))
+        .and(body_partial_json(
+            json!({"spec": {"template": {"spec": {"containers": [{
+                "image": format!("ghcr.io/octo/web:{}", "ab".repeat(20)),
+                "env": [{"name": "PUBLIC_HOST", "value": "pr-7.preview.example.com"}]
+            }]}}}}),
+        ))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}/services/web")))
+        .and(query_param("fieldManager", "ephemera"))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .and(body_partial_json(
+            json!({"metadata": {"name": ns, "labels": {
+                "app.kubernetes.io/managed-by": "ephemera",
+                "ephemera.dev/repository": "octo.web",
+                "ephemera.dev/pr": "7",
+                "ephemera.dev/installation": "42",
+            }}}),
+        ))
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            ResponseTemplate::new(201).set_body_json(body)
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    // Not available at first, then available.
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(0)))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let done = provisioner(&server, &dir, Duration::from_secs(10))
+        .provision(&req)
+        .await
+        .unwrap();
+    assert_eq!(done.url, "https://pr-7.preview.example.com");
+    assert_eq!(
+        done.logs,
+        format!(
+            "namespace {ns} created\napplied Deployment web\napplied Service web\nDeployment web available"
+        )
+    );
+    // Service went to the PR's namespace, not the one in the file.
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.url.path().contains("somewhere-else"))
+    );
+}
+
+#[tokio::test]
+async fn an_existing_namespace_is_fine() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(status(409, "AlreadyExists"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let done = provisioner(&server, &dir, Duration::from_secs(10))
+        .provision(&req)
+        .await
+        .unwrap();
+    assert!(
+        done.logs
+            .starts_with(&format!("namespace {ns} already exists")),
+        "{}",
+        done.logs
+    );
+}
+
+#[tokio::test]
+async fn deployments_that_never_become_available_fail_the_attempt() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(1)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let failure = provisioner(&server, &dir, Duration::from_millis(200))
+        .provision(&req)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.message, "Deployment web not available after 0s");
+    assert!(
+        failure.logs.contains("applied Service web"),
+        "{}",
+        failure.logs
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .respond_with(status(422, "Invalid"))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let failure = provisioner(&server, &dir, Duration::from_secs(1))
+        .provision(&req)
+        .await
+        .unwrap_err();
+    assert!(
+        failure.message.starts_with("applying Deployment web:"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("Invalid"), "{}", failure.message);
+}
+
+#[tokio::test]
+async fn destroy_deletes_the_namespace_and_treats_gone_as_done() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    Mock::given(method("DELETE"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns}, "status": {"phase": "Terminating"}
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .respond_with(status(404, "NotFound"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let p = provisioner(&server, &dir, Duration::from_secs(1));
+    assert_eq!(
+        p.destroy(&req).await.unwrap(),
+        format!("namespace {ns} deleted")
+    );
+    assert_eq!(
+        p.destroy(&req).await.unwrap(),
+        format!("namespace {ns} was already gone")
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_in_the_manifests_is_refused() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ns.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: mine\n",
+    )
+    .unwrap();
+    let failure = provisioner(&server, &dir, Duration::from_secs(1))
+        .provision(&request())
+        .await
+        .unwrap_err();
+    assert!(
+        failure
+            .message
+            .contains("ephemera creates the PR's namespace itself"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing sent"
+    );
+}
