@@ -21,8 +21,8 @@ use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
 use crate::ports::{
-    Clock, ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, RepositoryError,
-    WorkQueue, WorkTx,
+    Clock, NoObserver, ProvisionFailure, ProvisionRequest, Provisioned, Provisioner,
+    RepositoryError, WorkObserver, WorkQueue, WorkTx,
 };
 
 /// How workers behave; every value has a setting (docs/configuration.md).
@@ -111,6 +111,7 @@ pub struct Reconciler {
     provisioner: Arc<dyn Provisioner>,
     clock: Arc<dyn Clock>,
     config: ReconcilerConfig,
+    observer: Arc<dyn WorkObserver>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -138,7 +139,14 @@ impl Reconciler {
             provisioner,
             clock,
             config,
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Reports every provisioner run's duration to `observer`.
+    pub fn observed_by(mut self, observer: Arc<dyn WorkObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Works until `stop` turns true: one environment at a time, waiting
@@ -329,10 +337,25 @@ impl Reconciler {
                 }
             }
         };
-        tokio::select! {
+        let started = std::time::Instant::now();
+        let result = tokio::select! {
             result = work => Some(result),
             () = heartbeat => None,
+        };
+        if let Some(result) = &result {
+            let action = match plan {
+                Plan::Deploy { .. } => "provision",
+                Plan::Destroy { .. } => "destroy",
+            };
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            self.observer.observe(
+                self.provisioner.name(),
+                action,
+                outcome,
+                started.elapsed().as_secs_f64(),
+            );
         }
+        result
     }
 
     /// Records the result against the environment as it is now.

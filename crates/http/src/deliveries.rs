@@ -8,19 +8,22 @@ use ephemera_application::delivery_log::{GetDeliveryError, ListDeliveriesError};
 use ephemera_application::ports::DeliveryFilter;
 use ephemera_domain::{DeliveryId, DeliveryOutcome, DeliveryRecord};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::environments::{page_problem, validation_detail};
 use crate::pagination::next_link;
 use crate::{AppState, Problem};
 
-#[derive(Debug, Serialize)]
-struct DeliveryBody {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeliveryBody {
     delivery_id: String,
     event: String,
     action: Option<String>,
     repository: Option<String>,
     installation_id: Option<i64>,
+    /// applied, ignored, duplicate or failed
+    #[schema(example = "ignored")]
     outcome: &'static str,
     reason: Option<String>,
     attempts: i32,
@@ -45,7 +48,8 @@ impl From<DeliveryRecord> for DeliveryBody {
     }
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     #[validate(length(min = 1, max = 64))]
     event: Option<String>,
@@ -56,6 +60,8 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /api/v1/deliveries`: newest first, filters `event` and `outcome`.
+#[utoipa::path(get, path = "/api/v1/deliveries", operation_id = "list_deliveries", tag = "deliveries", params(ListQuery),
+    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -88,6 +94,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/v1/deliveries/{delivery_id}`.
+#[utoipa::path(get, path = "/api/v1/deliveries/{delivery_id}", operation_id = "get_delivery", tag = "deliveries",
+    params(("delivery_id" = String, Path, description = "The X-GitHub-Delivery id")),
+    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -5,6 +5,7 @@ use ephemera_application::PageRequest;
 use ephemera_application::queries::{GetDeploymentError, ListDeploymentsError};
 use ephemera_domain::{Deployment, DeploymentId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::environments::{page_problem, parse_environment_id, validation_detail};
@@ -12,12 +13,14 @@ use crate::pagination::next_link;
 use crate::{AppState, Problem};
 
 /// A deployment as the API shows it; logs only when asked for one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DeploymentBody {
     id: i64,
     environment_id: i64,
     commit_sha: String,
     commit_message: Option<String>,
+    /// queued, in_progress, success, failed or cancelled
+    #[schema(example = "in_progress")]
     status: &'static str,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
@@ -53,7 +56,8 @@ impl DeploymentBody {
     }
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     #[validate(range(min = 1, max = 200))]
     limit: Option<u32>,
@@ -61,6 +65,9 @@ pub(crate) struct PageQuery {
 }
 
 /// `GET /api/v1/environments/{id}/deployments`: history, newest first.
+#[utoipa::path(get, path = "/api/v1/environments/{id}/deployments", operation_id = "list_deployments", tag = "deployments",
+    params(("id" = i64, Path, description = "Environment id"), PageQuery),
+    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list_for_environment(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -93,6 +100,9 @@ pub(crate) async fn list_for_environment(
 }
 
 /// `GET /api/v1/deployments/{id}`: one deployment with its logs.
+#[utoipa::path(get, path = "/api/v1/deployments/{id}", operation_id = "get_deployment", tag = "deployments",
+    params(("id" = i64, Path, description = "Deployment id")),
+    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -10,13 +10,14 @@ use ephemera_domain::{
     Environment, EnvironmentId, EnvironmentStatus, Namespace, PrNumber, RepositoryFullName,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::pagination::next_link;
 use crate::{AppState, Problem};
 
 /// An environment as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EnvironmentBody {
     id: i64,
     repository_full_name: String,
@@ -27,6 +28,8 @@ pub(crate) struct EnvironmentBody {
     commit_sha: String,
     namespace: String,
     environment_url: Option<String>,
+    /// pending, provisioning, ready, updating, failed, destroying or destroyed
+    #[schema(example = "ready")]
     status: &'static str,
     installation_id: Option<i64>,
     owner: Option<OwnerBody>,
@@ -38,8 +41,9 @@ pub(crate) struct EnvironmentBody {
     destroyed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
-struct OwnerBody {
+/// The GitHub user who opened the PR.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OwnerBody {
     github_id: i64,
     login: String,
 }
@@ -73,15 +77,22 @@ impl From<Environment> for EnvironmentBody {
 }
 
 /// `GET /api/v1/environments` query string.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// `owner/name`, exactly as GitHub spells it.
     #[validate(length(min = 3, max = 140))]
     repository: Option<String>,
+    /// One status, e.g. `ready`.
     status: Option<String>,
+    /// `true` leaves out destroyed environments.
+    #[param(value_type = Option<bool>)]
     active_only: Option<String>,
     pr_number: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
     #[validate(range(min = 1, max = 200))]
     limit: Option<u32>,
+    /// Where the next page starts; take it from the `Link` header.
     cursor: Option<String>,
 }
 
@@ -171,6 +182,8 @@ pub(crate) fn get_environment_problem(err: GetEnvironmentError) -> Problem {
 }
 
 /// `GET /api/v1/environments`: newest first, filtered, keyset-paginated.
+#[utoipa::path(get, path = "/api/v1/environments", operation_id = "list_environments", tag = "environments", params(ListQuery),
+    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -191,6 +204,9 @@ pub(crate) async fn list(
 }
 
 /// `GET /api/v1/environments/{id}`.
+#[utoipa::path(get, path = "/api/v1/environments/{id}", operation_id = "get_environment", tag = "environments",
+    params(("id" = i64, Path, description = "Environment id")),
+    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -205,6 +221,9 @@ pub(crate) async fn get(
 }
 
 /// `GET /api/v1/environments/namespace/{namespace}`.
+#[utoipa::path(get, path = "/api/v1/environments/namespace/{namespace}", operation_id = "get_environment_by_namespace", tag = "environments",
+    params(("namespace" = String, Path, description = "Kubernetes namespace of the preview")),
+    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn by_namespace(
     state: web::Data<AppState>,
     path: web::Path<String>,

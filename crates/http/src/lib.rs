@@ -9,6 +9,8 @@ mod deliveries;
 mod deployments;
 mod environments;
 mod health;
+mod metrics;
+mod openapi;
 mod pagination;
 mod problem;
 mod webhook;
@@ -22,12 +24,14 @@ use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{App, HttpServer, web};
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
-use ephemera_application::ports::HealthProbe;
+use ephemera_application::ports::{HealthProbe, StatsProbe};
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::webhooks::IngestDelivery;
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
+pub use metrics::Metrics;
+pub use openapi::document as openapi_document;
 pub use problem::Problem;
 pub use webhook::{DEFAULT_MAX_BODY_BYTES, WebhookSettings, sign};
 
@@ -42,6 +46,8 @@ pub struct AppState {
     pub webhook: WebhookSettings,
     /// `EPHEMERA_API_TOKEN`: REST writes need it as a bearer token.
     pub api_token: Option<SecretString>,
+    pub metrics: Arc<Metrics>,
+    pub stats: Arc<dyn StatsProbe>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -50,10 +56,42 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Every route `routes` registers, as (method, path). The OpenAPI test
+/// checks each is documented; keep the two in step.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/metrics"),
+    ("get", "/api/openapi.json"),
+    ("get", "/docs"),
+    ("get", "/health"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/api/v1/environments"),
+    ("get", "/api/v1/environments/namespace/{namespace}"),
+    ("get", "/api/v1/environments/{id}"),
+    ("delete", "/api/v1/environments/{id}"),
+    ("post", "/api/v1/environments/{id}/redeploy"),
+    ("get", "/api/v1/environments/{id}/deployments"),
+    ("get", "/api/v1/deployments/{id}"),
+    ("post", "/api/v1/github/webhook"),
+    ("get", "/api/v1/deliveries"),
+    ("get", "/api/v1/deliveries/{delivery_id}"),
+];
+
 /// Every route of the service, for an actix `App`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(problem::query_config())
         .app_data(problem::path_config())
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/docs", web::get().to(openapi::docs))
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            web::get().to(openapi::swagger_ui_js),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            web::get().to(openapi::swagger_ui_css),
+        )
         .service(
             web::scope("/health")
                 .route("", web::get().to(health::health))
@@ -89,8 +127,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let metrics = state.metrics.clone();
         App::new()
             .app_data(state.clone())
+            .wrap_fn(move |req, srv| {
+                let metrics = metrics.clone();
+                let started = std::time::Instant::now();
+                let method = req.method().to_string();
+                let call = actix_web::dev::Service::call(srv, req);
+                async move {
+                    let response = call.await?;
+                    // The route pattern, not the raw path: ids do not
+                    // multiply the series.
+                    let route = response
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    metrics.observe_http(
+                        &method,
+                        &route,
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    Ok(response)
+                }
+            })
             // Trailing slashes are accepted: /api/v1/environments/ works.
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(TracingLogger::default())

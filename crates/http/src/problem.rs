@@ -3,12 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// A `application/problem+json` answer.
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 `application/problem+json` answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI reference naming the kind of problem; documented in docs/api.md.
     #[serde(rename = "type")]
+    #[schema(example = "/problems/not-found")]
     pub kind: String,
     pub title: String,
     pub status: u16,

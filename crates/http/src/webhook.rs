@@ -18,6 +18,7 @@ use ephemera_domain::DeliveryId;
 use futures::StreamExt as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub use signature::sign;
 
@@ -43,11 +44,13 @@ impl std::fmt::Debug for WebhookSettings {
     }
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
+/// What became of a delivery.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Answer<'a> {
     delivery_id: &'a str,
     event: &'a str,
     action: Option<&'a str>,
+    /// applied, ignored or duplicate
     outcome: &'static str,
     reason: Option<&'a str>,
 }
@@ -93,6 +96,21 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// GitHub webhook deliveries; see docs/webhooks.md.
+#[utoipa::path(post, path = "/api/v1/github/webhook", operation_id = "receive_webhook", tag = "webhooks",
+    params(
+        ("X-GitHub-Event" = String, Header, description = "Event name, e.g. pull_request"),
+        ("X-GitHub-Delivery" = String, Header, description = "Delivery GUID"),
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The event payload as GitHub sends it"),
+    responses(
+        (status = 200, description = "Recorded; `outcome` says what became of it", body = Answer),
+        (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong signature", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over EPHEMERA_WEBHOOK_MAX_BYTES", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No GITHUB_WEBHOOK_SECRET, or the database is unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(delivery, event))]
 pub(crate) async fn receive(
     req: HttpRequest,
@@ -145,6 +163,7 @@ pub(crate) async fn receive(
                 installation_id: None,
             };
             state.ingest.record_unreadable(&header, &detail).await;
+            state.metrics.observe_delivery(event, "failed");
             return Err(Problem::bad_request(detail));
         }
     };
@@ -164,6 +183,9 @@ pub(crate) async fn receive(
             }
             IngestError::Unexpected(e) => Problem::internal(&e),
         })?;
+    state
+        .metrics
+        .observe_delivery(event, outcome.outcome.as_str());
     Ok(HttpResponse::Ok().json(Answer {
         delivery_id: delivery.delivery_id.as_str(),
         event,

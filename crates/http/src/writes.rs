@@ -67,6 +67,9 @@ fn with_challenge(problem: Problem) -> HttpResponse {
 }
 
 /// `POST /api/v1/environments/{id}/redeploy`: 202 with the queued deployment.
+#[utoipa::path(post, path = "/api/v1/environments/{id}/redeploy", operation_id = "redeploy_environment", tag = "environments",
+    params(("id" = i64, Path, description = "Environment id")), security(("bearer" = [])),
+    responses((status = 202, description = "A deployment of the current commit is queued", body = DeploymentBody), (status = 401, description = "No or wrong bearer token, or writes disabled", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The lifecycle does not allow it now", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn redeploy(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -85,6 +88,9 @@ pub(crate) async fn redeploy(
 }
 
 /// `DELETE /api/v1/environments/{id}`: 202 with the environment, now destroying.
+#[utoipa::path(delete, path = "/api/v1/environments/{id}", operation_id = "destroy_environment", tag = "environments",
+    params(("id" = i64, Path, description = "Environment id")), security(("bearer" = [])),
+    responses((status = 202, description = "The environment, now destroying", body = EnvironmentBody), (status = 401, description = "No or wrong bearer token, or writes disabled", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The lifecycle does not allow it now", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn destroy(
     req: HttpRequest,
     state: web::Data<AppState>,

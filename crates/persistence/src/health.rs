@@ -1,9 +1,13 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
-use ephemera_application::ports::HealthProbe;
-use sea_orm::DatabaseConnection;
+use ephemera_application::ports::{HealthProbe, StatsProbe};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 
-/// Readiness: the database answers.
+use crate::entities::environments::{Column, Entity};
+
+/// Readiness (the database answers) and the numbers `/metrics` reads.
 #[derive(Debug, Clone)]
 pub struct SqlHealthProbe {
     db: DatabaseConnection,
@@ -19,5 +23,29 @@ impl SqlHealthProbe {
 impl HealthProbe for SqlHealthProbe {
     async fn check_database(&self) -> anyhow::Result<()> {
         self.db.ping().await.context("database did not answer")
+    }
+}
+
+#[async_trait]
+impl StatsProbe for SqlHealthProbe {
+    async fn environments_by_status(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column_as(Column::Id.count(), "n")
+            .group_by(Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .context("counting environments by status")
+    }
+
+    async fn work_backlog(&self) -> anyhow::Result<i64> {
+        let count = Entity::find()
+            .filter(Column::WorkDueAt.lte(chrono::Utc::now()))
+            .count(&self.db)
+            .await
+            .context("counting due work")?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
     }
 }

@@ -32,6 +32,9 @@ pub enum Command {
     /// Apply, roll back or list database migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Print the OpenAPI 3 description of the REST API (also served at
+    /// /api/openapi.json).
+    Openapi,
     /// Work with GitHub webhook deliveries.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -66,6 +69,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", ephemera_http::openapi_document());
+        return Ok(());
+    }
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
         Command::Serve { no_workers } => {
@@ -77,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(settings.log_format);
             startup::run_workers(&settings).await
         }
+        Command::Openapi => Ok(()),
         Command::Webhook(WebhookCommand::Send(args)) => send::run(args, &settings).await,
         Command::Migrate(command) => {
             let db = startup::open_database(&settings.database_url).await?;

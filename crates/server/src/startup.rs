@@ -8,7 +8,9 @@ use actix_web::dev::Server;
 use anyhow::Context as _;
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
-use ephemera_application::ports::{Clock, Provisioner, SystemClock, WorkQueue};
+use ephemera_application::ports::{
+    Clock, NoObserver, Provisioner, SystemClock, WorkObserver, WorkQueue,
+};
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
 use ephemera_application::webhooks::IngestDelivery;
@@ -53,6 +55,7 @@ impl Workers {
         settings: &Settings,
         db: &DatabaseConnection,
         provisioner: Arc<dyn Provisioner>,
+        observer: Arc<dyn WorkObserver>,
         wake: Arc<Notify>,
         start: bool,
     ) -> Self {
@@ -70,7 +73,8 @@ impl Workers {
             preview_url: settings.preview_url.clone(),
         };
         let reconciler =
-            Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0));
+            Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
+                .observed_by(observer.clone());
         let (stop, stopped) = watch::channel(false);
         let mut handles = Vec::new();
         if start {
@@ -80,7 +84,8 @@ impl Workers {
                     provisioner.clone(),
                     clock.clone(),
                     config(index),
-                );
+                )
+                .observed_by(observer.clone());
                 let (wake, stopped) = (wake.clone(), stopped.clone());
                 handles.push(tokio::spawn(async move { worker.run(wake, stopped).await }));
             }
@@ -178,7 +183,15 @@ impl Application {
 
         let wake = Arc::new(Notify::new());
         let provisioner = provisioner(settings).await?;
-        let workers = Workers::build(settings, &db, provisioner, wake.clone(), with_workers);
+        let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
+        let workers = Workers::build(
+            settings,
+            &db,
+            provisioner,
+            metrics.clone(),
+            wake.clone(),
+            with_workers,
+        );
         let state = AppState {
             queries: EnvironmentQueries::new(
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
@@ -195,6 +208,8 @@ impl Application {
             health: Arc::new(SqlHealthProbe::new(db.clone())),
             webhook: settings.webhook.clone(),
             api_token: settings.api_token.clone(),
+            metrics,
+            stats: Arc::new(SqlHealthProbe::new(db.clone())),
         };
         if settings.webhook.secret.is_none() {
             tracing::warn!(
@@ -249,7 +264,14 @@ pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
     let provisioner = provisioner(settings).await?;
-    let workers = Workers::build(settings, &db, provisioner, Arc::new(Notify::new()), true);
+    let workers = Workers::build(
+        settings,
+        &db,
+        provisioner,
+        Arc::new(NoObserver),
+        Arc::new(Notify::new()),
+        true,
+    );
     shutdown_signal().await;
     tracing::info!("stopping workers");
     workers.shutdown().await;

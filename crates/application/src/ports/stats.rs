@@ -1,0 +1,26 @@
+use async_trait::async_trait;
+
+/// Numbers for the metrics endpoint, read at scrape time.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StatsProbe: Send + Sync {
+    /// How many environments are in each status.
+    async fn environments_by_status(&self) -> anyhow::Result<Vec<(String, i64)>>;
+
+    /// Environments whose work is due now (the reconciler's backlog).
+    async fn work_backlog(&self) -> anyhow::Result<i64>;
+}
+
+/// Told how long each provisioner run took (for a duration histogram).
+pub trait WorkObserver: Send + Sync {
+    /// `action` is `provision` or `destroy`; `outcome` `ok` or `error`.
+    fn observe(&self, provisioner: &str, action: &str, outcome: &str, seconds: f64);
+}
+
+/// Observes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl WorkObserver for NoObserver {
+    fn observe(&self, _: &str, _: &str, _: &str, _: f64) {}
+}

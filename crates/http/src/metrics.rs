@@ -1,0 +1,151 @@
+//! Prometheus metrics at `/metrics` (text format): HTTP requests by route
+//! and status with a latency histogram, webhook deliveries by event and
+//! outcome, environments by status and the reconciler's backlog (read from
+//! the database at scrape time), provisioner run durations.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use ephemera_application::ports::WorkObserver;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::AppState;
+
+/// Every metric ephemera exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    deliveries: IntCounterVec,
+    environments: IntGaugeVec,
+    backlog: IntGauge,
+    provisioner_runs: HistogramVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("ephemera".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route and status",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method", "route"],
+        )?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook deliveries by event and outcome",
+            ),
+            &["event", "outcome"],
+        )?;
+        let environments = IntGaugeVec::new(
+            Opts::new("environments", "Environments by status"),
+            &["status"],
+        )?;
+        let backlog = IntGauge::new("reconciler_backlog", "Environments whose work is due now")?;
+        let provisioner_runs = HistogramVec::new(
+            HistogramOpts::new(
+                "provisioner_run_duration_seconds",
+                "Provisioner run duration",
+            )
+            .buckets(vec![
+                0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+            ]),
+            &["provisioner", "action", "outcome"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(environments.clone()))?;
+        registry.register(Box::new(backlog.clone()))?;
+        registry.register(Box::new(provisioner_runs.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            deliveries,
+            environments,
+            backlog,
+            provisioner_runs,
+        })
+    }
+
+    pub(crate) fn observe_http(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.http_requests
+            .with_label_values(&[method, route, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn observe_delivery(&self, event: &str, outcome: &str) {
+        // Event names come from GitHub's header: keep unknown ones in one
+        // series so a sender cannot blow up the label set.
+        let event = match event {
+            "ping" | "pull_request" | "installation" | "installation_repositories" | "push" => {
+                event
+            }
+            _ => "other",
+        };
+        self.deliveries.with_label_values(&[event, outcome]).inc();
+    }
+}
+
+impl WorkObserver for Metrics {
+    fn observe(&self, provisioner: &str, action: &str, outcome: &str, seconds: f64) {
+        self.provisioner_runs
+            .with_label_values(&[provisioner, action, outcome])
+            .observe(seconds);
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = &state.metrics;
+    match state.stats.environments_by_status().await {
+        Ok(counts) => {
+            metrics.environments.reset();
+            for (status, count) in counts {
+                metrics
+                    .environments
+                    .with_label_values(&[&status])
+                    .set(count);
+            }
+        }
+        Err(err) => tracing::warn!(error = format!("{err:#}"), "environment counts unavailable"),
+    }
+    match state.stats.work_backlog().await {
+        Ok(n) => metrics.backlog.set(n),
+        Err(err) => tracing::warn!(error = format!("{err:#}"), "backlog unavailable"),
+    }
+    let mut out = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&metrics.registry.gather(), &mut out) {
+        tracing::error!(error = %err, "encoding metrics");
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}

@@ -1,0 +1,150 @@
+//! The OpenAPI description (utoipa) at `/api/openapi.json`, and a Swagger UI
+//! at `/docs` whose assets are compiled into the binary: no CDN, works
+//! offline.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{deliveries, deployments, environments, health, metrics, webhook, writes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ephemera",
+        description = "Preview environments for every pull request: environments, deployments, the webhook delivery log, health and metrics.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        environments::list,
+        environments::get,
+        environments::by_namespace,
+        writes::redeploy,
+        writes::destroy,
+        deployments::list_for_environment,
+        deployments::get,
+        webhook::receive,
+        deliveries::list,
+        deliveries::get,
+        health::health,
+        health::live,
+        health::ready,
+        metrics::metrics,
+        openapi_json,
+        docs,
+    ),
+    modifiers(&BearerToken),
+    tags(
+        (name = "environments", description = "One preview environment per pull request"),
+        (name = "deployments", description = "One deployment per environment and commit"),
+        (name = "webhooks", description = "GitHub webhook ingestion"),
+        (name = "deliveries", description = "The webhook delivery log"),
+        (name = "health", description = "Liveness and readiness"),
+        (name = "meta", description = "Metrics and this description"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerToken;
+
+impl Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("EPHEMERA_API_TOKEN"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi", tag = "meta",
+    responses((status = 200, description = "This OpenAPI 3 document", content_type = "application/json")))]
+pub(crate) async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+const DOCS_PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>ephemera API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#swagger-ui" });
+  </script>
+</body>
+</html>
+"##;
+
+/// Interactive API documentation (Swagger UI, bundled).
+#[utoipa::path(get, path = "/docs", operation_id = "docs", tag = "meta",
+    responses((status = 200, description = "Swagger UI for this API", content_type = "text/html")))]
+pub(crate) async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
+}
+
+pub(crate) async fn swagger_ui_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(&include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js")[..])
+}
+
+pub(crate) async fn swagger_ui_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(&include_bytes!("../assets/swagger-ui/swagger-ui.css")[..])
+}
+
+/// The OpenAPI document as pretty JSON (for `ephemera openapi`).
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        let mut routes: Vec<_> = crate::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        documented.sort();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn writes_declare_the_bearer_token() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        let redeploy = &doc["paths"]["/api/v1/environments/{id}/redeploy"]["post"];
+        assert_eq!(redeploy["security"][0]["bearer"], serde_json::json!([]));
+    }
+}
