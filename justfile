@@ -35,6 +35,10 @@ lint:
 fmt:
     cargo fmt --all
 
+# Measure cold start, the HTTP floor, webhook ingest, list reads and memory; writes docs/benchmarks.md.
+bench:
+    bash bench/run.sh
+
 # Send a GitHub webhook payload to a running service, signed with GITHUB_WEBHOOK_SECRET.
 send-webhook event="pull_request" file="../shared/github-payloads/pull_request.opened.json":
     cargo run -- webhook send --event {{ quote(event) }} --file {{ quote(file) }}

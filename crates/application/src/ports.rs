@@ -6,6 +6,7 @@ mod clock;
 mod deliveries;
 mod deployments;
 mod environments;
+mod github;
 mod health;
 mod installations;
 mod provisioner;
@@ -20,6 +21,7 @@ pub use clock::{Clock, SystemClock};
 pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
+pub use github::{CommitState, DeploymentState, GitHubReporter, PullRequestRef, ReportError};
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
@@ -31,7 +33,7 @@ pub use work::{WorkQueue, WorkTx};
 #[cfg(any(test, feature = "mocks"))]
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
-    environments::MockEnvironmentRepository, health::MockHealthProbe,
+    environments::MockEnvironmentRepository, github::MockGitHubReporter, health::MockHealthProbe,
     installations::MockInstallationRepository, provisioner::MockProvisioner,
     users::MockUserRepository, webhooks::MockWebhookStore, webhooks::MockWebhookTx,
     work::MockWorkQueue, work::MockWorkTx,

@@ -1,0 +1,113 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
+
+/// Commit status states GitHub accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+impl CommitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// GitHub Deployment status states ephemera reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    InProgress,
+    Success,
+    Failure,
+    Inactive,
+}
+
+impl DeploymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Inactive => "inactive",
+        }
+    }
+}
+
+/// Why a report did not reach GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Worth trying again (network, 5xx); `after` when GitHub said when
+    /// (rate limit: `Retry-After` / `x-ratelimit-reset`).
+    #[error("GitHub unavailable: {message}")]
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
+    /// The repository, PR or installation is gone (404/410): give up.
+    #[error("gone on GitHub: {0}")]
+    Gone(String),
+    /// GitHub refused the request for good (e.g. 422).
+    #[error("refused by GitHub: {0}")]
+    Refused(String),
+}
+
+/// Where a PR lives on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestRef {
+    pub installation: InstallationId,
+    pub repository: RepositoryFullName,
+    pub number: PrNumber,
+}
+
+/// What ephemera tells GitHub about a PR's preview.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait GitHubReporter: Send + Sync {
+    /// Creates or edits ephemera's one comment on the PR (found by a hidden
+    /// marker, or by `known_id`); returns its id.
+    async fn upsert_comment(
+        &self,
+        pr: &PullRequestRef,
+        known_id: Option<i64>,
+        body: &str,
+    ) -> Result<i64, ReportError>;
+
+    /// Sets the `ephemera/preview` commit status on `sha`.
+    async fn set_commit_status(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        state: CommitState,
+        target_url: Option<String>,
+        description: &str,
+    ) -> Result<(), ReportError>;
+
+    /// Creates a transient GitHub Deployment of `sha` to `environment`;
+    /// returns its id.
+    async fn create_deployment(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        environment: &str,
+        description: &str,
+    ) -> Result<i64, ReportError>;
+
+    async fn create_deployment_status(
+        &self,
+        pr: &PullRequestRef,
+        deployment_id: i64,
+        state: DeploymentState,
+        environment_url: Option<String>,
+        description: &str,
+    ) -> Result<(), ReportError>;
+}

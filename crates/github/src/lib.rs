@@ -1,0 +1,309 @@
+//! The octocrab adapter behind the `GitHubReporter` port: authenticates as
+//! a GitHub App (a JWT for the App, an installation token per installation,
+//! cached by octocrab until shortly before it expires) and keeps GitHub's
+//! view of a PR's preview up to date: one sticky comment, the
+//! `ephemera/preview` commit status and GitHub Deployments.
+//!
+//! Depends on domain and application only, never on another adapter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ephemera_application::ports::{
+    CommitState, DeploymentState, GitHubReporter, PullRequestRef, ReportError,
+};
+use ephemera_domain::{CommitSha, InstallationId};
+use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId as GhInstallationId};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The hidden line that marks ephemera's comment on a PR.
+pub const COMMENT_MARKER: &str = "<!-- ephemera:preview -->";
+/// The commit status context.
+pub const STATUS_CONTEXT: &str = "ephemera/preview";
+
+/// Why the App could not be set up; the message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubConfigError(pub String);
+
+impl std::fmt::Display for GitHubConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GitHubConfigError {}
+
+/// A GitHub App, able to act as any of its installations.
+pub struct GitHubApp {
+    app: Octocrab,
+    /// One client per installation, shared: octocrab keeps the token in
+    /// the client (a clone would start with an empty cache).
+    installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
+}
+
+impl std::fmt::Debug for GitHubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubApp").finish_non_exhaustive()
+    }
+}
+
+impl GitHubApp {
+    /// `GITHUB_APP_ID`, the App's private key (PEM) and `GITHUB_API_URL`.
+    pub fn new(
+        app_id: u64,
+        private_key_pem: &[u8],
+        api_url: &str,
+    ) -> Result<Self, GitHubConfigError> {
+        let app = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| GitHubConfigError(format!("GITHUB_API_URL: `{api_url}` is not a URL: {e}")))?
+            .app_from_rsa_pem(AppId(app_id), private_key_pem)
+            .map_err(|_| {
+                GitHubConfigError(
+                    "GITHUB_APP_PRIVATE_KEY: not an RSA private key in PEM format (the .pem file GitHub gives you)"
+                        .to_owned(),
+                )
+            })?
+            .build()
+            .map_err(|e| GitHubConfigError(format!("building the GitHub client: {e}")))?;
+        Ok(Self {
+            app,
+            installations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client of one installation; octocrab caches its token and
+    /// renews it shortly before it expires.
+    fn client(&self, installation: InstallationId) -> Result<Arc<Octocrab>, ReportError> {
+        let mut cache = self.installations.lock().map_err(|_| ReportError::Retry {
+            message: "installation cache poisoned".into(),
+            after: None,
+        })?;
+        if let Some(client) = cache.get(&installation.get()) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(
+            self.app
+                .installation(GhInstallationId(installation.get() as u64))
+                .map_err(|e| ReportError::Refused(format!("installation {installation}: {e}")))?,
+        );
+        cache.insert(installation.get(), client.clone());
+        Ok(client)
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sorts an octocrab error into what the outbox does next.
+fn classify(what: &str, err: octocrab::Error) -> ReportError {
+    match err {
+        octocrab::Error::GitHub { source, .. } => {
+            let status = source.status_code.as_u16();
+            let message = format!("{what}: {status} {}", source.message);
+            let header = |name: &str| {
+                source
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let retry_after = header("retry-after").map(Duration::from_secs);
+            let reset = source
+                .rate_limit_reset
+                .or_else(|| header("x-ratelimit-reset"))
+                .map(|at| Duration::from_secs(at.saturating_sub(now_secs()).max(1)));
+            let exhausted = header("x-ratelimit-remaining") == Some(0);
+            match status {
+                403 | 429 if retry_after.is_some() || exhausted || status == 429 => {
+                    ReportError::Retry {
+                        message,
+                        after: retry_after.or(reset),
+                    }
+                }
+                404 | 410 => ReportError::Gone(message),
+                500..=599 => ReportError::Retry {
+                    message,
+                    after: retry_after,
+                },
+                _ => ReportError::Refused(message),
+            }
+        }
+        other => ReportError::Retry {
+            message: format!("{what}: {other}"),
+            after: None,
+        },
+    }
+}
+
+#[derive(Deserialize)]
+struct Comment {
+    id: i64,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+fn owner_repo(pr: &PullRequestRef) -> (&str, &str) {
+    (pr.repository.owner(), pr.repository.name())
+}
+
+#[async_trait]
+impl GitHubReporter for GitHubApp {
+    async fn upsert_comment(
+        &self,
+        pr: &PullRequestRef,
+        known_id: Option<i64>,
+        body: &str,
+    ) -> Result<i64, ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        let body = format!("{COMMENT_MARKER}\n{body}");
+        let edit = |id: i64| {
+            let client = client.clone();
+            let body = body.clone();
+            async move {
+                client
+                    .patch::<Comment, _, _>(
+                        format!("/repos/{owner}/{repo}/issues/comments/{id}"),
+                        Some(&json!({ "body": body })),
+                    )
+                    .await
+            }
+        };
+        if let Some(id) = known_id {
+            match edit(id).await {
+                Ok(comment) => return Ok(comment.id),
+                // Deleted by someone: find or create it again below.
+                Err(octocrab::Error::GitHub { source, .. })
+                    if source.status_code.as_u16() == 404 => {}
+                Err(e) => return Err(classify("editing the PR comment", e)),
+            }
+        }
+        let mut page = 1;
+        loop {
+            let comments: Vec<Comment> = client
+                .get(
+                    format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
+                    Some(&json!({ "per_page": 100, "page": page })),
+                )
+                .await
+                .map_err(|e| classify("listing PR comments", e))?;
+            if let Some(mine) = comments.iter().find(|c| {
+                c.body
+                    .as_deref()
+                    .is_some_and(|b| b.starts_with(COMMENT_MARKER))
+            }) {
+                return edit(mine.id)
+                    .await
+                    .map(|c| c.id)
+                    .map_err(|e| classify("editing the PR comment", e));
+            }
+            if comments.len() < 100 {
+                break;
+            }
+            page += 1;
+        }
+        let created: Created = client
+            .post(
+                format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
+                Some(&json!({ "body": body })),
+            )
+            .await
+            .map_err(|e| classify("creating the PR comment", e))?;
+        Ok(created.id)
+    }
+
+    async fn set_commit_status(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        state: CommitState,
+        target_url: Option<String>,
+        description: &str,
+    ) -> Result<(), ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        // GitHub caps descriptions at 140 characters.
+        let description: String = description.chars().take(140).collect();
+        let _: serde_json::Value = client
+            .post(
+                format!("/repos/{owner}/{repo}/statuses/{sha}"),
+                Some(&json!({
+                    "state": state.as_str(),
+                    "target_url": target_url,
+                    "description": description,
+                    "context": STATUS_CONTEXT,
+                })),
+            )
+            .await
+            .map_err(|e| classify("setting the commit status", e))?;
+        Ok(())
+    }
+
+    async fn create_deployment(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        environment: &str,
+        description: &str,
+    ) -> Result<i64, ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        let created: Created = client
+            .post(
+                format!("/repos/{owner}/{repo}/deployments"),
+                Some(&json!({
+                    "ref": sha.as_str(),
+                    "environment": environment,
+                    "description": description,
+                    "transient_environment": true,
+                    "production_environment": false,
+                    "auto_merge": false,
+                    "required_contexts": [],
+                })),
+            )
+            .await
+            .map_err(|e| classify("creating the GitHub deployment", e))?;
+        Ok(created.id)
+    }
+
+    async fn create_deployment_status(
+        &self,
+        pr: &PullRequestRef,
+        deployment_id: i64,
+        state: DeploymentState,
+        environment_url: Option<String>,
+        description: &str,
+    ) -> Result<(), ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        let description: String = description.chars().take(140).collect();
+        let _: serde_json::Value = client
+            .post(
+                format!("/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+                Some(&json!({
+                    "state": state.as_str(),
+                    "environment_url": environment_url,
+                    "description": description,
+                    "auto_inactive": false,
+                })),
+            )
+            .await
+            .map_err(|e| classify("setting the deployment status", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! `loadgen`: drives a running ephemera with distinct, correctly signed
+//! `pull_request` deliveries (`ingest`) or REST list reads (`read`) at a
+//! fixed concurrency, for a count or a duration, and prints throughput,
+//! latency percentiles and errors by status. Part of the bench harness
+//! (`just bench`); no test asserts on its figures.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about = "Load generator for ephemera")]
+struct Cli {
+    /// Base URL of the service.
+    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16, global = true)]
+    concurrency: usize,
+    /// Stop after this many requests…
+    #[arg(long, default_value_t = 2000, global = true)]
+    count: u64,
+    /// …or after this long (e.g. 30s), whichever comes first.
+    #[arg(long, global = true)]
+    duration: Option<humantime::Duration>,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Distinct pull_request.opened deliveries (new repository, PR, SHA and
+    /// delivery id each), signed with the secret.
+    Ingest {
+        #[arg(long, env = "GITHUB_WEBHOOK_SECRET")]
+        secret: String,
+        /// The payload to vary.
+        #[arg(
+            long,
+            default_value = "../shared/github-payloads/pull_request.opened.json"
+        )]
+        payload: PathBuf,
+        /// Offset for repository/PR numbers, so runs do not collide.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
+    /// GET /api/v1/environments pages: the first page, or (with --deep) the
+    /// page after a cursor deep in the chain.
+    Read {
+        /// Query string for the list, e.g. "active_only=true".
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Follow the Link header this many pages first and read that page.
+        #[arg(long, default_value_t = 0)]
+        deep: u32,
+    },
+    /// GET one path (e.g. /health/live): the framework's own floor.
+    Get {
+        #[arg(long, default_value = "/health/live")]
+        path: String,
+    },
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    statuses: BTreeMap<String, u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(cli.concurrency)
+        .build()?;
+    let base = cli.url.trim_end_matches('/').to_owned();
+
+    let request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> = match &cli.mode {
+        Mode::Ingest {
+            secret,
+            payload,
+            start,
+        } => {
+            let text = std::fs::read_to_string(payload)
+                .with_context(|| format!("--payload: cannot read {}", payload.display()))?;
+            let template: Value = serde_json::from_str(&text).context("--payload is not JSON")?;
+            let (client, secret, url, start) = (
+                client.clone(),
+                secret.clone(),
+                format!("{base}/api/v1/github/webhook"),
+                *start,
+            );
+            Arc::new(move |i| {
+                let n = start + i;
+                let body = serde_json::to_vec(&vary(&template, n)).unwrap_or_default();
+                let signature = ephemera_http::sign(secret.as_bytes(), &body);
+                client
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .header("X-GitHub-Event", "pull_request")
+                    .header("X-GitHub-Delivery", uuid::Uuid::new_v4().to_string())
+                    .header("X-Hub-Signature-256", signature)
+                    .body(body)
+            })
+        }
+        Mode::Read { query, deep } => {
+            let url = deep_page(&client, &base, query, *deep).await?;
+            let client = client.clone();
+            Arc::new(move |_| client.get(&url))
+        }
+        Mode::Get { path } => {
+            let (client, url) = (client.clone(), format!("{base}{path}"));
+            Arc::new(move |_| client.get(&url))
+        }
+    };
+
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline = cli.duration.map(|d| Instant::now() + Duration::from(d));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..cli.concurrency)
+        .map(|_| {
+            let (next, request) = (next.clone(), request.clone());
+            let count = cli.count;
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count || deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    let status = match request(i).send().await {
+                        Ok(response) => {
+                            let status = response.status().as_u16().to_string();
+                            let _ = response.bytes().await;
+                            status
+                        }
+                        Err(e) => format!(
+                            "error: {}",
+                            if e.is_connect() { "connect" } else { "other" }
+                        ),
+                    };
+                    tally.latencies.push(sent.elapsed());
+                    *tally.statuses.entry(status).or_default() += 1;
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut all = Tally::default();
+    for worker in workers {
+        let tally = worker.await?;
+        all.latencies.extend(tally.latencies);
+        for (status, n) in tally.statuses {
+            *all.statuses.entry(status).or_default() += n;
+        }
+    }
+    let elapsed = started.elapsed();
+    report(&cli, &all, elapsed);
+    Ok(())
+}
+
+/// The template with a repository, PR number and head SHA of its own.
+fn vary(template: &Value, n: u64) -> Value {
+    let mut p = template.clone();
+    let repo = format!("load-org-{}/app-{}", n % 97, n % 13);
+    let number = n / (97 * 13) + 1;
+    p["number"] = json!(number);
+    p["pull_request"]["number"] = json!(number);
+    p["repository"]["full_name"] = json!(repo);
+    p["pull_request"]["base"]["repo"]["full_name"] = json!(repo);
+    p["pull_request"]["head"]["repo"]["full_name"] = json!(repo);
+    p["pull_request"]["head"]["sha"] = json!(format!("{n:040x}"));
+    p
+}
+
+/// Follows `deep` next-page links and returns the URL of that page.
+async fn deep_page(
+    client: &reqwest::Client,
+    base: &str,
+    query: &str,
+    deep: u32,
+) -> anyhow::Result<String> {
+    let mut url = format!("{base}/api/v1/environments?{query}");
+    for page in 0..deep {
+        let response = client.get(&url).send().await?;
+        let link = response
+            .headers()
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.split('<').nth(1)?.split('>').next().map(str::to_owned))
+            .with_context(|| format!("no next page after page {page}"))?;
+        url = link;
+    }
+    Ok(url)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn report(cli: &Cli, tally: &Tally, elapsed: Duration) {
+    let mut sorted = tally.latencies.clone();
+    sorted.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let n = sorted.len();
+    println!("mode:        {:?}", cli.mode);
+    println!(
+        "requests:    {n} in {:.2}s at concurrency {}",
+        elapsed.as_secs_f64(),
+        cli.concurrency
+    );
+    println!(
+        "throughput:  {:.1} req/s",
+        n as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "latency ms:  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        ms(percentile(&sorted, 50.0)),
+        ms(percentile(&sorted, 90.0)),
+        ms(percentile(&sorted, 99.0)),
+        ms(sorted.last().copied().unwrap_or_default())
+    );
+    let statuses: Vec<String> = tally
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    println!("statuses:    {}", statuses.join(", "));
+}
