@@ -214,7 +214,12 @@ fn report(cli: &Cli, tally: &Tally, elapsed: Duration) {
     sorted.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let n = sorted.len();
-    println!("mode:        {:?}", cli.mode);
+    let mode = match &cli.mode {
+        Mode::Ingest { .. } => "ingest (signed pull_request.opened deliveries)".to_owned(),
+        Mode::Read { query, deep } => format!("read /api/v1/environments?{query} ({deep} pages deep)"),
+        Mode::Get { path } => format!("get {path}"),
+    };
+    println!("mode:        {mode}");
     println!(
         "requests:    {n} in {:.2}s at concurrency {}",
         elapsed.as_secs_f64(),
