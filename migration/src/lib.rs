@@ -15,6 +15,7 @@ mod m20261121_000004_create_deployments;
 mod m20261121_000005_create_webhook_deliveries;
 mod m20261121_000006_webhook_ordering;
 mod m20261121_000007_work_queue;
+mod m20261121_000008_github_reports;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_create_webhook_deliveries::Migration),
             Box::new(m20261121_000006_webhook_ordering::Migration),
             Box::new(m20261121_000007_work_queue::Migration),
+            Box::new(m20261121_000008_github_reports::Migration),
         ]
     }
 }

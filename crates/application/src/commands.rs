@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ephemera_domain::{Deployment, Environment, EnvironmentId, EnvironmentStatus, NewDeployment};
+use ephemera_domain::{
+    Deployment, Environment, EnvironmentId, EnvironmentStatus, NewDeployment, PreviewReport,
+};
 use thiserror::Error;
 use tokio::sync::Notify;
 
@@ -83,6 +85,9 @@ impl EnvironmentCommands {
         env.work_attempts = 0;
         env.updated_at = now;
         tx.update_environment(&env).await?;
+        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
+            tx.report(report).await?;
+        }
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(deployment)
@@ -114,6 +119,9 @@ impl EnvironmentCommands {
         env.work_attempts = 0;
         tx.cancel_queued_deployments(id, now).await?;
         tx.update_environment(&env).await?;
+        if let Some(report) = PreviewReport::of(&env, None) {
+            tx.report(report).await?;
+        }
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(env)
@@ -149,6 +157,9 @@ impl EnvironmentCommands {
             env.work_attempts = 0;
             tx.cancel_queued_deployments(id, now).await?;
             tx.update_environment(&env).await?;
+            if let Some(report) = PreviewReport::of(&env, None) {
+                tx.report(report).await?;
+            }
             tx.commit().await?;
             count += 1;
         }

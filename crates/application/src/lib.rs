@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod ports;
 pub mod queries;
 pub mod reconciler;
+pub mod reporting;
 pub mod webhooks;
 
 pub use pagination::{Cursor, Page, PageError, PageRequest};

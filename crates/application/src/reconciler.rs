@@ -293,6 +293,7 @@ impl Reconciler {
             env.namespace
         ));
         tx.update_deployment(&deployment).await?;
+        report(tx.as_mut(), &env, Some(&deployment)).await?;
         tx.commit().await?;
         Ok(Some(Plan::Deploy {
             request: self.request(&env, &deployment.commit_sha),
@@ -387,12 +388,23 @@ impl Reconciler {
                     .deployment(deployment)
                     .await?
                     .ok_or_else(|| unexpected(format!("deployment {deployment} vanished")))?;
-                self.record_deploy(tx.as_mut(), &mut env, &mut dep, attempt, result, now)
-                    .await?
+                let outcome = self
+                    .record_deploy(tx.as_mut(), &mut env, &mut dep, attempt, result, now)
+                    .await?;
+                report(tx.as_mut(), &env, Some(&dep)).await?;
+                outcome
             }
             Plan::Destroy { attempt, .. } => {
-                self.record_destroy(tx.as_mut(), &mut env, attempt, result, now)
-                    .await?
+                let outcome = self
+                    .record_destroy(tx.as_mut(), &mut env, attempt, result, now)
+                    .await?;
+                if !matches!(
+                    outcome,
+                    RunOutcome::Retrying { .. } | RunOutcome::NothingToDo(_)
+                ) {
+                    report(tx.as_mut(), &env, None).await?;
+                }
+                outcome
             }
         };
         tx.commit().await?;
@@ -564,6 +576,18 @@ impl Reconciler {
             .wrapping_add(u64::from(attempt).wrapping_mul(0xBF58_476D_1CE4_E5B9));
         let spread = (mix >> 33) % 41; // 0..=40
         capped.mul_f64(0.8 + spread as f64 / 100.0)
+    }
+}
+
+/// Queues what GitHub should now show about the environment.
+async fn report(
+    tx: &mut dyn WorkTx,
+    env: &Environment,
+    deployment: Option<&Deployment>,
+) -> Result<(), RepositoryError> {
+    match ephemera_domain::PreviewReport::of(env, deployment) {
+        Some(r) => tx.report(r).await,
+        None => Ok(()),
     }
 }
 

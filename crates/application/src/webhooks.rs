@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use ephemera_domain::{
     CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, Environment, EnvironmentStatus,
     GithubUser, InstallationId, InstallationRepository, InstallationStatus, NewDeployment,
-    NewEnvironment, Owner, PolicyDecision, PrNumber, PullRequestFacts, RepositoryFullName,
+    NewEnvironment, Owner, PolicyDecision, PrNumber, PreviewReport, PullRequestFacts,
+    RepositoryFullName,
 };
 use thiserror::Error;
 
@@ -547,26 +548,41 @@ async fn destroy_all(
         env.work_attempts = 0;
         tx.update_environment(&env).await?;
         tx.cancel_queued_deployments(env.id, now).await?;
+        report(tx, &env, None).await?;
         count += 1;
     }
     Ok(count)
 }
 
+/// Queues a deployment of the environment's commit and reports it.
 async fn queue(
     tx: &mut dyn WebhookTx,
     env: &Environment,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
-    tx.queue_deployment(
-        NewDeployment {
-            environment_id: env.id,
-            commit_sha: env.commit_sha.clone(),
-            commit_message: None,
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+    let deployment = tx
+        .queue_deployment(
+            NewDeployment {
+                environment_id: env.id,
+                commit_sha: env.commit_sha.clone(),
+                commit_message: None,
+            },
+            now,
+        )
+        .await?;
+    report(tx, env, Some(&deployment)).await
+}
+
+/// Queues what GitHub should now show about the environment.
+async fn report(
+    tx: &mut dyn WebhookTx,
+    env: &Environment,
+    deployment: Option<&ephemera_domain::Deployment>,
+) -> Result<(), RepositoryError> {
+    match PreviewReport::of(env, deployment) {
+        Some(r) => tx.report(r).await,
+        None => Ok(()),
+    }
 }
 
 /// Copies what the PR says now onto its environment.
@@ -761,6 +777,7 @@ mod tests {
                 c.lock().unwrap().push(format!("finish {outcome}"));
                 Ok(())
             });
+        tx.expect_report().returning(|_| Ok(()));
         let c = calls.clone();
         tx.expect_commit().returning(move || {
             c.lock().unwrap().push("commit".into());

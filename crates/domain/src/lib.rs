@@ -14,6 +14,7 @@ mod installation;
 mod namespace;
 mod policy;
 mod preview_url;
+mod report;
 mod repository;
 mod user;
 
@@ -26,5 +27,6 @@ pub use installation::{Installation, InstallationRepository, InstallationStatus}
 pub use namespace::Namespace;
 pub use policy::{DeployPolicy, PolicyDecision, PullRequestFacts, SkipReason};
 pub use preview_url::PreviewUrlTemplate;
+pub use report::{DeploymentSnapshot, PreviewReport};
 pub use repository::RepositoryFullName;
 pub use user::{GithubUser, User};

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics` (text format): HTTP requests by route
 //! and status with a latency histogram, webhook deliveries by event and
 //! outcome, environments by status and the reconciler's backlog (read from
-//! the database at scrape time), provisioner run durations.
+//! the database at scrape time), the GitHub outbox backlog, provisioner
+//! run durations.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub struct Metrics {
     deliveries: IntCounterVec,
     environments: IntGaugeVec,
     backlog: IntGauge,
+    outbox: IntGauge,
     provisioner_runs: HistogramVec,
 }
 
@@ -62,6 +64,7 @@ impl Metrics {
             &["status"],
         )?;
         let backlog = IntGauge::new("reconciler_backlog", "Environments whose work is due now")?;
+        let outbox = IntGauge::new("outbox_backlog", "Reports to GitHub not delivered yet")?;
         let provisioner_runs = HistogramVec::new(
             HistogramOpts::new(
                 "provisioner_run_duration_seconds",
@@ -77,6 +80,7 @@ impl Metrics {
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(environments.clone()))?;
         registry.register(Box::new(backlog.clone()))?;
+        registry.register(Box::new(outbox.clone()))?;
         registry.register(Box::new(provisioner_runs.clone()))?;
         Ok(Self {
             registry,
@@ -85,6 +89,7 @@ impl Metrics {
             deliveries,
             environments,
             backlog,
+            outbox,
             provisioner_runs,
         })
     }
@@ -139,6 +144,10 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match state.stats.work_backlog().await {
         Ok(n) => metrics.backlog.set(n),
         Err(err) => tracing::warn!(error = format!("{err:#}"), "backlog unavailable"),
+    }
+    match state.stats.report_backlog().await {
+        Ok(n) => metrics.outbox.set(n),
+        Err(err) => tracing::warn!(error = format!("{err:#}"), "outbox backlog unavailable"),
     }
     let mut out = Vec::new();
     if let Err(err) = TextEncoder::new().encode(&metrics.registry.gather(), &mut out) {

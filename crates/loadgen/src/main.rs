@@ -216,7 +216,9 @@ fn report(cli: &Cli, tally: &Tally, elapsed: Duration) {
     let n = sorted.len();
     let mode = match &cli.mode {
         Mode::Ingest { .. } => "ingest (signed pull_request.opened deliveries)".to_owned(),
-        Mode::Read { query, deep } => format!("read /api/v1/environments?{query} ({deep} pages deep)"),
+        Mode::Read { query, deep } => {
+            format!("read /api/v1/environments?{query} ({deep} pages deep)")
+        }
         Mode::Get { path } => format!("get {path}"),
     };
     println!("mode:        {mode}");

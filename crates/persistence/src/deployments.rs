@@ -70,6 +70,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         logs: Set(String::new()),
         created_at: Set(now),
         updated_at: Set(now),
+        github_deployment_id: Set(None),
     }
     .insert(db)
     .await
@@ -125,6 +126,8 @@ pub(crate) async fn update<C: ConnectionTrait>(
         logs: Set(deployment.logs.clone()),
         created_at: Set(deployment.created_at),
         updated_at: Set(deployment.updated_at),
+        // GitHub's id is the outbox's to set.
+        github_deployment_id: NotSet,
     }
     .update(db)
     .await

@@ -4,6 +4,7 @@
 
 pub mod deployments;
 pub mod environments;
+pub mod github_reports;
 pub mod installation_repositories;
 pub mod installations;
 pub mod users;

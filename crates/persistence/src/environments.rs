@@ -207,6 +207,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         work_attempts: Set(0),
         lease_owner: Set(None),
         lease_expires_at: Set(None),
+        github_comment_id: Set(None),
     }
     .insert(db)
     .await
@@ -244,6 +245,7 @@ pub(crate) async fn update<C: ConnectionTrait>(
         // Leases belong to the work queue; a domain update never moves them.
         lease_owner: NotSet,
         lease_expires_at: NotSet,
+        github_comment_id: NotSet,
     }
     .update(db)
     .await

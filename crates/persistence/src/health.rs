@@ -48,4 +48,13 @@ impl StatsProbe for SqlHealthProbe {
             .context("counting due work")?;
         Ok(i64::try_from(count).unwrap_or(i64::MAX))
     }
+
+    async fn report_backlog(&self) -> anyhow::Result<i64> {
+        let count = crate::entities::github_reports::Entity::find()
+            .filter(crate::entities::github_reports::Column::Status.eq("pending"))
+            .count(&self.db)
+            .await
+            .context("counting pending GitHub reports")?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+    }
 }

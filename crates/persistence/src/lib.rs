@@ -12,6 +12,7 @@ mod environments;
 mod error;
 mod health;
 mod installations;
+mod outbox;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -24,6 +25,7 @@ pub use deployments::SqlDeploymentRepository;
 pub use environments::SqlEnvironmentRepository;
 pub use health::SqlHealthProbe;
 pub use installations::SqlInstallationRepository;
+pub use outbox::SqlReportOutbox;
 pub use sea_orm::DatabaseConnection;
 pub use users::SqlUserRepository;
 pub use webhooks::SqlWebhookStore;

@@ -6,7 +6,7 @@ use ephemera_application::ports::{
 use ephemera_domain::{
     DeliveryId, DeliveryOutcome, Deployment, Environment, EnvironmentId, GithubUser,
     InstallationId, InstallationRepository as Repo, InstallationStatus, NewDeployment,
-    NewEnvironment, PrNumber, RepositoryFullName,
+    NewEnvironment, PrNumber, PreviewReport, RepositoryFullName,
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
@@ -18,11 +18,21 @@ use crate::{deliveries, deployments, environments, installations, users};
 #[derive(Debug, Clone)]
 pub struct SqlWebhookStore {
     db: DatabaseConnection,
+    reporting: bool,
 }
 
 impl SqlWebhookStore {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            reporting: false,
+        }
+    }
+
+    /// Queue reports to GitHub in each transaction (when reporting is on).
+    pub fn reporting(mut self, on: bool) -> Self {
+        self.reporting = on;
+        self
     }
 }
 
@@ -34,7 +44,10 @@ impl WebhookStore for SqlWebhookStore {
             .begin()
             .await
             .map_err(|e| db_err(e, "opening a transaction"))?;
-        Ok(Box::new(SqlWebhookTx { txn }))
+        Ok(Box::new(SqlWebhookTx {
+            txn,
+            reporting: self.reporting,
+        }))
     }
 
     async fn record_failure(
@@ -50,6 +63,7 @@ impl WebhookStore for SqlWebhookStore {
 /// One delivery's transaction; dropped without commit, it rolls back.
 struct SqlWebhookTx {
     txn: DatabaseTransaction,
+    reporting: bool,
 }
 
 #[async_trait]
@@ -180,6 +194,13 @@ impl WebhookTx for SqlWebhookTx {
         repository: &RepositoryFullName,
     ) -> Result<Vec<Environment>, RepositoryError> {
         environments::live_of_repository_locked(&self.txn, repository).await
+    }
+
+    async fn report(&mut self, report: PreviewReport) -> Result<(), RepositoryError> {
+        if !self.reporting {
+            return Ok(());
+        }
+        crate::outbox::enqueue(&self.txn, &report, chrono::Utc::now()).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {

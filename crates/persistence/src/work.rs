@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{RepositoryError, WorkQueue, WorkTx};
-use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, NewDeployment};
+use ephemera_domain::{
+    Deployment, DeploymentId, Environment, EnvironmentId, NewDeployment, PreviewReport,
+};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
@@ -24,11 +26,21 @@ use crate::{deployments, environments};
 #[derive(Debug, Clone)]
 pub struct SqlWorkQueue {
     db: DatabaseConnection,
+    reporting: bool,
 }
 
 impl SqlWorkQueue {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            reporting: false,
+        }
+    }
+
+    /// Queue reports to GitHub in each transaction (when reporting is on).
+    pub fn reporting(mut self, on: bool) -> Self {
+        self.reporting = on;
+        self
     }
 
     fn statement(&self, postgres: &str, sqlite: &str, values: Vec<Value>) -> Statement {
@@ -148,12 +160,16 @@ impl WorkQueue for SqlWorkQueue {
             .begin()
             .await
             .map_err(|e| db_err(e, "opening a transaction"))?;
-        Ok(Box::new(SqlWorkTx { txn }))
+        Ok(Box::new(SqlWorkTx {
+            txn,
+            reporting: self.reporting,
+        }))
     }
 }
 
 struct SqlWorkTx {
     txn: DatabaseTransaction,
+    reporting: bool,
 }
 
 #[async_trait]
@@ -212,6 +228,13 @@ impl WorkTx for SqlWorkTx {
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError> {
         deployments::cancel_queued(&self.txn, environment_id, now).await
+    }
+
+    async fn report(&mut self, report: PreviewReport) -> Result<(), RepositoryError> {
+        if !self.reporting {
+            return Ok(());
+        }
+        crate::outbox::enqueue(&self.txn, &report, chrono::Utc::now()).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {

@@ -48,6 +48,25 @@ pub enum ProvisionerSettings {
     Kubernetes(KubernetesConfig),
 }
 
+/// `GITHUB_APP_ID`, the App's private key and `GITHUB_API_URL`: GitHub
+/// reporting is on when these are set.
+#[derive(Clone)]
+pub struct GitHubSettings {
+    pub app_id: u64,
+    pub private_key: SecretString,
+    pub api_url: String,
+}
+
+impl fmt::Debug for GitHubSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubSettings")
+            .field("app_id", &self.app_id)
+            .field("private_key", &"[redacted]")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
 /// How the workers behave.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -74,6 +93,8 @@ pub struct Settings {
     pub provisioner: ProvisionerSettings,
     pub preview_url: PreviewUrlTemplate,
     pub workers: WorkerSettings,
+    /// `None`: GitHub reporting is off.
+    pub github: Option<GitHubSettings>,
 }
 
 impl fmt::Debug for Settings {
@@ -92,6 +113,7 @@ impl fmt::Debug for Settings {
             .field("provisioner", &self.provisioner)
             .field("preview_url", &self.preview_url)
             .field("workers", &self.workers)
+            .field("github", &self.github)
             .finish()
     }
 }
@@ -264,17 +286,81 @@ impl Settings {
                 .transpose()?,
         };
 
+        let github = github_settings(&get)?;
+
         Ok(Self {
             database_url,
             listen,
             log_format,
             webhook,
             policy,
+            github,
             api_token: get("EPHEMERA_API_TOKEN").map(SecretString::from),
             provisioner,
             preview_url,
             workers,
         })
+    }
+}
+
+fn github_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<GitHubSettings>, ConfigError> {
+    let api_url = get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        return Err(ConfigError::new(
+            "GITHUB_API_URL",
+            format!("`{api_url}` is not an http(s) URL"),
+        ));
+    }
+    let key = match (
+        get("GITHUB_APP_PRIVATE_KEY"),
+        get("GITHUB_APP_PRIVATE_KEY_PATH"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "GITHUB_APP_PRIVATE_KEY_PATH",
+                "set either GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH, not both",
+            ));
+        }
+        // Keys pasted into one-line env files carry `\n` for newlines.
+        (Some(pem), None) => Some(pem.replace("\\n", "\n")),
+        (None, Some(path)) => Some(std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "GITHUB_APP_PRIVATE_KEY_PATH",
+                format!("cannot read `{path}`: {e}"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    match (get("GITHUB_APP_ID"), key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "GITHUB_APP_PRIVATE_KEY",
+            "GITHUB_APP_ID is set: set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH too",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "GITHUB_APP_ID",
+            "a GitHub App private key is set: set GITHUB_APP_ID (the App's numeric id) too",
+        )),
+        (Some(raw), Some(pem)) => {
+            let app_id = raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "GITHUB_APP_ID",
+                        format!("`{raw}` is not the App's numeric id"),
+                    )
+                })?;
+            Ok(Some(GitHubSettings {
+                app_id,
+                private_key: SecretString::from(pem),
+                api_url,
+            }))
+        }
     }
 }
 
@@ -367,6 +453,34 @@ mod tests {
         );
         let err = settings(&[("EPHEMERA_WEBHOOK_MAX_BYTES", "-5")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_WEBHOOK_MAX_BYTES");
+    }
+
+    #[test]
+    fn github_reporting_needs_both_id_and_key() {
+        assert!(settings(&[]).unwrap().github.is_none());
+        let err = settings(&[("GITHUB_APP_ID", "42")]).unwrap_err();
+        assert_eq!(err.variable, "GITHUB_APP_PRIVATE_KEY");
+        let err = settings(&[("GITHUB_APP_PRIVATE_KEY", "pem")]).unwrap_err();
+        assert_eq!(err.variable, "GITHUB_APP_ID");
+        let err = settings(&[
+            ("GITHUB_APP_ID", "42"),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", "/no/such.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "GITHUB_APP_PRIVATE_KEY_PATH");
+        let s = settings(&[
+            ("GITHUB_APP_ID", "42"),
+            (
+                "GITHUB_APP_PRIVATE_KEY",
+                "-----BEGIN-----\\nsecret-key-body\\n-----END-----",
+            ),
+            ("GITHUB_API_URL", "https://github.example.com/api/v3"),
+        ])
+        .unwrap();
+        let github = s.github.clone().unwrap();
+        assert_eq!(github.app_id, 42);
+        assert_eq!(github.api_url, "https://github.example.com/api/v3");
+        assert!(!format!("{s:?}").contains("secret-key-body"));
     }
 
     #[test]

@@ -9,17 +9,20 @@ use anyhow::Context as _;
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{
-    Clock, NoObserver, Provisioner, SystemClock, WorkObserver, WorkQueue,
+    Clock, GitHubReporter, NoObserver, Provisioner, SystemClock, WorkObserver, WorkQueue,
 };
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
+use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
 use ephemera_application::webhooks::IngestDelivery;
+use ephemera_github::GitHubApp;
 use ephemera_http::AppState;
 use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
-    SqlHealthProbe, SqlWebhookStore, SqlWorkQueue, redact_url,
+    SqlHealthProbe, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
+use secrecy::ExposeSecret;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -38,6 +41,8 @@ pub struct Workers {
     /// Exposed so tests can drive the reconciler step by step.
     pub reconciler: Reconciler,
     pub commands: EnvironmentCommands,
+    /// Delivers the GitHub outbox; `None` when reporting is off.
+    pub reports: Option<ReportDeliverer>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -59,8 +64,28 @@ impl Workers {
         wake: Arc<Notify>,
         start: bool,
     ) -> Self {
-        let queue: Arc<dyn WorkQueue> = Arc::new(SqlWorkQueue::new(db.clone()));
+        let github = github(settings);
+        let queue: Arc<dyn WorkQueue> =
+            Arc::new(SqlWorkQueue::new(db.clone()).reporting(github.is_some()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let reports = github.map(|github| {
+            ReportDeliverer::new(
+                Arc::new(SqlReportOutbox::new(db.clone())),
+                github,
+                clock.clone(),
+                ReportingConfig {
+                    worker_id: format!(
+                        "{}-{}-reports",
+                        std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned()),
+                        std::process::id()
+                    ),
+                    lease: Duration::from_secs(60),
+                    retry_base: settings.workers.retry_base,
+                    retry_max: Duration::from_secs(600),
+                    poll: settings.workers.poll,
+                },
+            )
+        });
         let commands = EnvironmentCommands::new(queue.clone(), clock.clone(), wake.clone());
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());
         let config = |index: usize| ReconcilerConfig {
@@ -89,6 +114,12 @@ impl Workers {
                 let (wake, stopped) = (wake.clone(), stopped.clone());
                 handles.push(tokio::spawn(async move { worker.run(wake, stopped).await }));
             }
+            if let Some(reports) = reports.clone().filter(|_| settings.workers.count > 0) {
+                let (wake, stopped) = (wake.clone(), stopped.clone());
+                handles.push(tokio::spawn(
+                    async move { reports.run(wake, stopped).await },
+                ));
+            }
             if let Some(ttl) = settings.workers.environment_ttl {
                 let (commands, mut stopped) = (commands.clone(), stopped.clone());
                 let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -116,6 +147,7 @@ impl Workers {
             handles,
             reconciler,
             commands,
+            reports,
         }
     }
 
@@ -133,6 +165,46 @@ impl Workers {
 async fn futures_join(handles: Vec<JoinHandle<()>>) {
     for handle in handles {
         let _ = handle.await;
+    }
+}
+
+/// The GitHub App client when reporting is configured. The key was checked
+/// at start-up (`check_github`), so building it again cannot fail here.
+fn github(settings: &Settings) -> Option<Arc<dyn GitHubReporter>> {
+    let config = settings.github.as_ref()?;
+    match GitHubApp::new(
+        config.app_id,
+        config.private_key.expose_secret().as_bytes(),
+        &config.api_url,
+    ) {
+        Ok(app) => Some(Arc::new(app)),
+        Err(err) => {
+            tracing::error!(error = %err, "GitHub reporting is off");
+            None
+        }
+    }
+}
+
+/// Stops start-up with one clear line when the GitHub App settings cannot
+/// work (a malformed key); says once that reporting is off when unset.
+pub fn check_github(settings: &Settings) -> anyhow::Result<()> {
+    match &settings.github {
+        None => {
+            tracing::info!(
+                "GitHub reporting is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or _PATH) to turn it on"
+            );
+            Ok(())
+        }
+        Some(config) => {
+            GitHubApp::new(
+                config.app_id,
+                config.private_key.expose_secret().as_bytes(),
+                &config.api_url,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(app_id = config.app_id, api = %config.api_url, "GitHub reporting is on");
+            Ok(())
+        }
     }
 }
 
@@ -181,6 +253,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
+        check_github(settings)?;
         let wake = Arc::new(Notify::new());
         let provisioner = provisioner(settings).await?;
         let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
@@ -199,7 +272,7 @@ impl Application {
             ),
             deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
             ingest: IngestDelivery::new(
-                Arc::new(SqlWebhookStore::new(db.clone())),
+                Arc::new(SqlWebhookStore::new(db.clone()).reporting(settings.github.is_some())),
                 Arc::new(SystemClock),
                 settings.policy.clone(),
             )
@@ -242,6 +315,11 @@ impl Application {
         self.workers.reconciler.clone()
     }
 
+    /// The GitHub outbox deliverer, for tests that drain it step by step.
+    pub fn reports(&self) -> Option<ReportDeliverer> {
+        self.workers.reports.clone()
+    }
+
     /// The operator commands (redeploy, destroy, TTL sweep).
     pub fn commands(&self) -> EnvironmentCommands {
         self.workers.commands.clone()
@@ -263,6 +341,7 @@ impl Application {
 pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
+    check_github(settings)?;
     let provisioner = provisioner(settings).await?;
     let workers = Workers::build(
         settings,

@@ -206,3 +206,28 @@ async fn two_replicas_started_together_on_empty_postgres_both_serve_and_migrate_
     }
     assert_eq!(migrators, 1, "exactly one replica ran the migrations");
 }
+
+#[test]
+fn a_malformed_github_key_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = run(
+        dir.path(),
+        &["serve"],
+        &[
+            ("DATABASE_URL", &db),
+            ("EPHEMERA_LISTEN", &addr),
+            ("GITHUB_APP_ID", "42"),
+            ("GITHUB_APP_PRIVATE_KEY", "this is not a PEM key"),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: GITHUB_APP_PRIVATE_KEY: "), "{err}");
+    assert!(
+        !err.contains("this is not a PEM key"),
+        "the key never reaches the output"
+    );
+}

@@ -9,6 +9,9 @@ pub trait StatsProbe: Send + Sync {
 
     /// Environments whose work is due now (the reconciler's backlog).
     async fn work_backlog(&self) -> anyhow::Result<i64>;
+
+    /// Reports to GitHub not delivered yet (the outbox backlog).
+    async fn report_backlog(&self) -> anyhow::Result<i64>;
 }
 
 /// Told how long each provisioner run took (for a duration histogram).

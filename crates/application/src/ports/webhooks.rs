@@ -140,5 +140,12 @@ pub trait WebhookTx: Send {
         repository: &RepositoryFullName,
     ) -> Result<Vec<Environment>, RepositoryError>;
 
+    /// Queues a report to GitHub in this transaction (a no-op when GitHub
+    /// reporting is off).
+    async fn report(
+        &mut self,
+        report: ephemera_domain::PreviewReport,
+    ) -> Result<(), RepositoryError>;
+
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
 }

@@ -88,5 +88,12 @@ pub trait WorkTx: Send {
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError>;
 
+    /// Queues a report to GitHub in this transaction (a no-op when GitHub
+    /// reporting is off).
+    async fn report(
+        &mut self,
+        report: ephemera_domain::PreviewReport,
+    ) -> Result<(), RepositoryError>;
+
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
 }

@@ -18,6 +18,7 @@ pub struct Model {
     pub logs: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub github_deployment_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

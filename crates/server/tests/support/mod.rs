@@ -22,6 +22,8 @@ pub struct TestApp {
     /// unless a test sets `settings.workers.count`).
     pub reconciler: ephemera_application::reconciler::Reconciler,
     pub commands: ephemera_application::commands::EnvironmentCommands,
+    /// The GitHub outbox deliverer, when the test configured GitHub.
+    pub reports: Option<ephemera_application::reporting::ReportDeliverer>,
 }
 
 impl TestApp {
@@ -53,6 +55,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let reconciler = app.reconciler();
         let commands = app.commands();
+        let reports = app.reports();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
@@ -60,6 +63,7 @@ impl TestApp {
             database,
             reconciler,
             commands,
+            reports,
         }
     }
 
@@ -158,5 +162,21 @@ impl TestApp {
             }
         }
         panic!("work never ran out: {done:?}");
+    }
+}
+
+impl TestApp {
+    /// Delivers GitHub reports until none is due; returns what each did.
+    pub async fn drain_reports(&self) -> Vec<ephemera_application::reporting::ReportOutcome> {
+        use ephemera_application::reporting::ReportOutcome;
+        let reports = self.reports.as_ref().expect("GitHub reporting configured");
+        let mut done = Vec::new();
+        for _ in 0..1000 {
+            match reports.run_once().await.expect("a report step") {
+                ReportOutcome::Idle => return done,
+                other => done.push(other),
+            }
+        }
+        panic!("reports never ran out: {done:?}");
     }
 }

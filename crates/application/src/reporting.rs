@@ -1,0 +1,310 @@
+//! Delivering the outbox to GitHub: one sticky comment per PR, the
+//! `ephemera/preview` commit status and GitHub Deployments, in order per PR,
+//! retried with backoff while GitHub is slow, down or rate-limiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ephemera_domain::{DeploymentStatus, EnvironmentStatus, PreviewReport};
+use tokio::sync::{Notify, watch};
+
+use crate::ports::{
+    Clock, CommitState, DeploymentState, GitHubReporter, PendingReport, PullRequestRef,
+    ReportError, ReportOutbox, RepositoryError,
+};
+
+#[derive(Debug, Clone)]
+pub struct ReportingConfig {
+    pub worker_id: String,
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Idle,
+    Delivered(i64),
+    Retrying { id: i64, after: Duration },
+    Failed(i64),
+}
+
+#[derive(Clone)]
+pub struct ReportDeliverer {
+    outbox: Arc<dyn ReportOutbox>,
+    github: Arc<dyn GitHubReporter>,
+    clock: Arc<dyn Clock>,
+    config: ReportingConfig,
+}
+
+impl std::fmt::Debug for ReportDeliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportDeliverer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The GitHub environment name of a PR's preview.
+pub fn environment_name(report: &PreviewReport) -> String {
+    format!("preview-pr-{}", report.pr_number)
+}
+
+fn title(status: EnvironmentStatus) -> &'static str {
+    match status {
+        EnvironmentStatus::Pending => "⏳ Queued",
+        EnvironmentStatus::Provisioning => "🚧 Creating",
+        EnvironmentStatus::Updating => "🔄 Updating",
+        EnvironmentStatus::Ready => "✅ Ready",
+        EnvironmentStatus::Failed => "❌ Failed",
+        EnvironmentStatus::Destroying => "🧹 Being removed",
+        EnvironmentStatus::Destroyed => "🗑️ Removed",
+    }
+}
+
+/// The sticky comment's body (the adapter adds the hidden marker).
+pub fn render_comment(report: &PreviewReport) -> String {
+    let mut out = String::from("### Preview environment\n\n| | |\n|---|---|\n");
+    out.push_str(&format!("| Status | **{}** |\n", title(report.status)));
+    if let (Some(url), EnvironmentStatus::Ready | EnvironmentStatus::Updating) =
+        (&report.url, report.status)
+    {
+        out.push_str(&format!("| Preview | {url} |\n"));
+    }
+    out.push_str(&format!("| Commit | `{}` |\n", report.commit_sha.short()));
+    if let Some(d) = &report.deployment {
+        let took = d
+            .duration_seconds
+            .map(|s| format!(" in {s:.1}s"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| Last deployment | {} of `{}`{took} |\n",
+            d.status,
+            d.commit_sha.short()
+        ));
+    }
+    out.push_str(&format!("| Namespace | `{}` |\n", report.namespace));
+    if let Some(error) = report
+        .error
+        .as_deref()
+        .filter(|_| report.status == EnvironmentStatus::Failed)
+    {
+        out.push_str(&format!(
+            "\n> {}\n",
+            error.lines().next().unwrap_or_default()
+        ));
+    }
+    match report.status {
+        EnvironmentStatus::Destroyed => {
+            out.push_str("\nThe preview is gone");
+            if let Some(reason) = &report.reason {
+                out.push_str(&format!(" ({reason})"));
+            }
+            out.push_str(". It comes back when the PR is reopened or receives a new commit.\n");
+        }
+        EnvironmentStatus::Destroying => out.push_str("\nThe preview is being removed.\n"),
+        _ => {}
+    }
+    out.push_str("\n<sub>Kept up to date by ephemera.</sub>\n");
+    out
+}
+
+/// The commit status a report implies, if it implies one.
+pub fn commit_status(report: &PreviewReport) -> Option<(CommitState, String, Option<String>)> {
+    let sha = report
+        .deployment
+        .as_ref()
+        .map_or(&report.commit_sha, |d| &d.commit_sha);
+    match report.status {
+        EnvironmentStatus::Pending
+        | EnvironmentStatus::Provisioning
+        | EnvironmentStatus::Updating => Some((
+            CommitState::Pending,
+            format!("Deploying {} to a preview", sha.short()),
+            None,
+        )),
+        EnvironmentStatus::Ready => Some((
+            CommitState::Success,
+            "Preview ready".to_owned(),
+            report.url.clone(),
+        )),
+        EnvironmentStatus::Failed => Some((
+            CommitState::Failure,
+            format!(
+                "Preview failed: {}",
+                report.error.as_deref().unwrap_or("see the deployment logs")
+            ),
+            None,
+        )),
+        EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed => None,
+    }
+}
+
+fn deployment_state(status: DeploymentStatus) -> DeploymentState {
+    match status {
+        DeploymentStatus::Queued | DeploymentStatus::InProgress => DeploymentState::InProgress,
+        DeploymentStatus::Success => DeploymentState::Success,
+        DeploymentStatus::Failed => DeploymentState::Failure,
+        DeploymentStatus::Cancelled => DeploymentState::Inactive,
+    }
+}
+
+impl ReportDeliverer {
+    pub fn new(
+        outbox: Arc<dyn ReportOutbox>,
+        github: Arc<dyn GitHubReporter>,
+        clock: Arc<dyn Clock>,
+        config: ReportingConfig,
+    ) -> Self {
+        Self {
+            outbox,
+            github,
+            clock,
+            config,
+        }
+    }
+
+    /// Delivers until `stop` turns true.
+    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let pause = match self.run_once().await {
+                Ok(ReportOutcome::Idle) => Some(self.config.poll),
+                Ok(_) => None,
+                Err(err) => {
+                    tracing::warn!(error = %err, "report delivery step failed");
+                    Some(self.config.poll.max(Duration::from_secs(1)))
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Delivers the next due report, if any.
+    pub async fn run_once(&self) -> Result<ReportOutcome, RepositoryError> {
+        let now = self.clock.now();
+        let Some(pending) = self
+            .outbox
+            .claim(&self.config.worker_id, now, self.config.lease)
+            .await?
+        else {
+            return Ok(ReportOutcome::Idle);
+        };
+        let id = pending.id;
+        match self.deliver(&pending).await {
+            Ok(()) => {
+                self.outbox.delivered(id, self.clock.now()).await?;
+                Ok(ReportOutcome::Delivered(id))
+            }
+            Err(ReportError::Retry { message, after }) => {
+                let backoff = self.backoff(pending.attempts + 1);
+                let after = after.map_or(backoff, |a| a.max(Duration::from_millis(1)));
+                tracing::warn!(report = id, error = %message, ?after, "GitHub report will be retried");
+                let at = self.clock.now() + chrono::Duration::from_std(after).unwrap_or_default();
+                self.outbox.retry(id, message, at).await?;
+                Ok(ReportOutcome::Retrying { id, after })
+            }
+            Err(err @ (ReportError::Gone(_) | ReportError::Refused(_))) => {
+                tracing::warn!(report = id, error = %err, "GitHub report given up");
+                self.outbox.failed(id, err.to_string()).await?;
+                Ok(ReportOutcome::Failed(id))
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+            .min(self.config.retry_max)
+    }
+
+    /// Everything one report implies, idempotently: a retry redoes it all
+    /// (edits, not new comments; the Deployment is created once).
+    async fn deliver(&self, pending: &PendingReport) -> Result<(), ReportError> {
+        let report = &pending.report;
+        let pr = PullRequestRef {
+            installation: report.installation_id,
+            repository: report.repository.clone(),
+            number: report.pr_number,
+        };
+        let comment_id = self
+            .github
+            .upsert_comment(&pr, pending.comment_id, &render_comment(report))
+            .await?;
+        if pending.comment_id != Some(comment_id) {
+            self.store(
+                self.outbox
+                    .set_comment_id(report.environment_id, comment_id)
+                    .await,
+            )?;
+        }
+
+        if let Some((state, description, target)) = commit_status(report) {
+            let sha = report
+                .deployment
+                .as_ref()
+                .map_or(&report.commit_sha, |d| &d.commit_sha);
+            self.github
+                .set_commit_status(&pr, sha, state, target, &description)
+                .await?;
+        }
+
+        match &report.deployment {
+            Some(d) => {
+                let github_id = match pending.github_deployment_id {
+                    Some(id) => id,
+                    None => {
+                        let id = self
+                            .github
+                            .create_deployment(
+                                &pr,
+                                &d.commit_sha,
+                                &environment_name(report),
+                                &format!("ephemera preview of {}", d.commit_sha.short()),
+                            )
+                            .await?;
+                        self.store(self.outbox.set_github_deployment_id(d.id, id).await)?;
+                        id
+                    }
+                };
+                let state = deployment_state(d.status);
+                let url = (state == DeploymentState::Success)
+                    .then(|| report.url.clone())
+                    .flatten();
+                self.github
+                    .create_deployment_status(&pr, github_id, state, url, &d.status.to_string())
+                    .await?;
+            }
+            None if report.status == EnvironmentStatus::Destroyed => {
+                if let Some(github_id) = pending.last_github_deployment_id {
+                    self.github
+                        .create_deployment_status(
+                            &pr,
+                            github_id,
+                            DeploymentState::Inactive,
+                            None,
+                            "preview removed",
+                        )
+                        .await?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Storing GitHub's ids failed: retry the report (it is idempotent).
+    fn store(&self, result: Result<(), RepositoryError>) -> Result<(), ReportError> {
+        result.map_err(|e| ReportError::Retry {
+            message: format!("recording GitHub ids: {e}"),
+            after: None,
+        })
+    }
+}

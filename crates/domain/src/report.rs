@@ -1,0 +1,63 @@
+//! What GitHub should show about a PR's preview at one moment: the
+//! snapshot an outbox report carries.
+
+use crate::{
+    CommitSha, Deployment, DeploymentId, DeploymentStatus, Environment, EnvironmentId,
+    EnvironmentStatus, InstallationId, Namespace, PrNumber, RepositoryFullName,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentSnapshot {
+    pub id: DeploymentId,
+    pub status: DeploymentStatus,
+    pub commit_sha: CommitSha,
+    /// Start to finish, once finished.
+    pub duration_seconds: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewReport {
+    pub environment_id: EnvironmentId,
+    pub installation_id: InstallationId,
+    pub repository: RepositoryFullName,
+    pub pr_number: PrNumber,
+    pub namespace: Namespace,
+    pub status: EnvironmentStatus,
+    pub url: Option<String>,
+    pub commit_sha: CommitSha,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub deployment: Option<DeploymentSnapshot>,
+}
+
+impl PreviewReport {
+    /// The report for `env` (and the deployment that changed, if one did);
+    /// `None` without an installation: nothing can talk to GitHub for it.
+    pub fn of(env: &Environment, deployment: Option<&Deployment>) -> Option<Self> {
+        Some(Self {
+            environment_id: env.id,
+            installation_id: env.installation_id?,
+            repository: env.repository.clone(),
+            pr_number: env.pr_number,
+            namespace: env.namespace.clone(),
+            status: env.status,
+            url: env.environment_url.clone(),
+            commit_sha: env.commit_sha.clone(),
+            reason: env.status_reason.clone(),
+            error: env.error_message.clone(),
+            deployment: deployment.map(|d| DeploymentSnapshot {
+                id: d.id,
+                status: d.status,
+                commit_sha: d.commit_sha.clone(),
+                duration_seconds: match (d.started_at, d.completed_at) {
+                    (Some(start), Some(end)) => {
+                        Some((end - start).num_milliseconds() as f64 / 1000.0)
+                    }
+                    _ => None,
+                },
+                error: d.error_message.clone(),
+            }),
+        })
+    }
+}

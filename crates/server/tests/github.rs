@@ -1,0 +1,391 @@
+//! GitHub reporting end to end: webhooks and workers write reports to the
+//! outbox, the deliverer sends them to a fake GitHub (wiremock) that checks
+//! paths, bodies and the Authorization header.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use ephemera_application::reporting::ReportOutcome;
+use ephemera_persistence::backend_tests;
+use ephemera_persistence::testing::TestDatabase;
+use ephemera_server::config::GitHubSettings;
+use serde_json::{Value, json};
+use support::{TestApp, payload};
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const KEY: &str = include_str!("../../github/tests/fixtures/test-app-key.pem");
+const TOKEN: &str = "ghs_fake_installation_token";
+const REPO: &str = "/repos/Codertocat/Hello-World";
+
+fn pr(action: &str, head: u32, updated_secs: u32) -> Value {
+    let mut p = payload(&format!("pull_request.{action}"));
+    p["pull_request"]["head"]["sha"] = json!(format!("{head:040x}"));
+    p["pull_request"]["updated_at"] = json!(format!(
+        "2019-05-15T16:{:02}:{:02}Z",
+        updated_secs / 60,
+        updated_secs % 60
+    ));
+    p
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A fake GitHub that accepts everything ephemera sends and numbers what
+/// it creates.
+async fn fake_github() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/1/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"pull_requests": "write"}, "repository_selection": "all"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    accept_reports(&server, 0).await;
+    server
+}
+
+async fn accept_reports(server: &MockServer, priority: u8) {
+    let authed = |m: wiremock::MockBuilder| {
+        m.and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+    };
+    authed(Mock::given(method("GET")).and(path(format!("{REPO}/issues/2/comments"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
+    authed(Mock::given(method("POST")).and(path(format!("{REPO}/issues/2/comments"))))
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            ResponseTemplate::new(201).set_body_json(json!({"id": 100, "body": body["body"]}))
+        })
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
+    authed(Mock::given(method("PATCH")).and(path(format!("{REPO}/issues/comments/100"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 100})))
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
+    authed(
+        Mock::given(method("POST")).and(path_regex(format!("^{REPO}/statuses/[0-9a-f]{{40}}$"))),
+    )
+    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+    .with_priority(priority + 5)
+    .mount(server)
+    .await;
+    let next = Arc::new(AtomicI64::new(500));
+    authed(Mock::given(method("POST")).and(path(format!("{REPO}/deployments"))))
+        .respond_with(move |_: &Request| {
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": next.fetch_add(1, Ordering::SeqCst)}))
+        })
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
+    authed(
+        Mock::given(method("POST"))
+            .and(path_regex(format!("^{REPO}/deployments/[0-9]+/statuses$"))),
+    )
+    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+    .with_priority(priority + 5)
+    .mount(server)
+    .await;
+}
+
+async fn app_reporting_to(t: TestDatabase, github: &MockServer) -> TestApp {
+    let api_url = github.uri();
+    TestApp::spawn_with(t, move |s| {
+        // Long enough that a drain stops after one failed attempt.
+        s.workers.retry_base = Duration::from_millis(200);
+        s.github = Some(GitHubSettings {
+            app_id: 42,
+            private_key: KEY.to_owned().into(),
+            api_url,
+        });
+    })
+    .await
+}
+
+/// (method, path, JSON body) of every request GitHub received, token
+/// exchange left out.
+async fn calls(github: &MockServer) -> Vec<(String, String, Value)> {
+    github
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| !r.url.path().ends_with("/access_tokens"))
+        .map(|r| {
+            let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            (r.method.to_string(), r.url.path().to_owned(), body)
+        })
+        .collect()
+}
+
+async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDatabase) {
+    let github = fake_github().await;
+    let app = app_reporting_to(t, &github).await;
+
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    app.drain_reports().await;
+    for n in 2..=6 {
+        app.deliver_ok("pull_request", &id(), &pr("synchronize", n, n * 10))
+            .await;
+        app.drain().await;
+        app.drain_reports().await;
+    }
+    app.deliver_ok("pull_request", &id(), &pr("closed", 6, 100))
+        .await;
+    app.drain().await;
+    app.drain_reports().await;
+
+    let calls = calls(&github).await;
+    let count = |m: &str, p: &str| {
+        calls
+            .iter()
+            .filter(|(cm, cp, _)| cm == m && cp == p)
+            .count()
+    };
+    assert_eq!(
+        count("POST", &format!("{REPO}/issues/2/comments")),
+        1,
+        "one comment, ever"
+    );
+    assert!(
+        count("PATCH", &format!("{REPO}/issues/comments/100")) >= 6,
+        "edited in place"
+    );
+
+    // Every head got a status, and each ended successful with the URL.
+    for n in 1..=6u32 {
+        let sha = format!("{n:040x}");
+        let states: Vec<_> = calls
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/statuses/{sha}"))
+            .map(|(_, _, b)| b.clone())
+            .collect();
+        let last = states
+            .last()
+            .unwrap_or_else(|| panic!("no status for {sha}"));
+        assert_eq!(last["state"], "success", "{sha}: {states:?}");
+        assert_eq!(last["context"], "ephemera/preview");
+        assert!(
+            last["target_url"]
+                .as_str()
+                .unwrap()
+                .ends_with(".preview.localhost")
+        );
+    }
+
+    // One GitHub Deployment per ephemera deployment, transient, each
+    // successful, the last one inactive once the preview is gone.
+    let created: Vec<_> = calls
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
+        .collect();
+    assert_eq!(created.len(), 6);
+    for (_, _, body) in &created {
+        assert_eq!(body["transient_environment"], true);
+        assert_eq!(body["production_environment"], false);
+        assert_eq!(body["auto_merge"], false);
+        assert_eq!(body["required_contexts"], json!([]));
+        assert_eq!(body["environment"], "preview-pr-2");
+    }
+    let statuses_of = |id: i64| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments/{id}/statuses"))
+            .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for github_id in 500..505 {
+        assert_eq!(
+            statuses_of(github_id),
+            ["success"],
+            "deployment {github_id}"
+        );
+    }
+    assert_eq!(statuses_of(505), ["success", "inactive"]);
+
+    let last_comment = calls.iter().rfind(|(m, _, _)| m == "PATCH").unwrap().2["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        last_comment.starts_with("<!-- ephemera:preview -->"),
+        "{last_comment}"
+    );
+    assert!(
+        last_comment.contains("Removed") && last_comment.contains("PR closed"),
+        "{last_comment}"
+    );
+}
+
+async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
+    let github = fake_github().await;
+    // The first comment creation fails with a 500.
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO}/issues/2/comments")))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"message": "boom"})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+
+    let first = app.drain_reports().await;
+    assert!(
+        matches!(first[..], [ReportOutcome::Retrying { .. }]),
+        "{first:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = app.drain_reports().await;
+    assert!(
+        matches!(second[..], [ReportOutcome::Delivered(_)]),
+        "{second:?}"
+    );
+
+    let calls = calls(&github).await;
+    let posts = calls
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .count();
+    assert_eq!(posts, 2, "the failed attempt and the one that worked");
+    assert!(
+        app.drain_reports().await.is_empty(),
+        "nothing delivered twice"
+    );
+}
+
+async fn a_rate_limit_waits_for_the_reset(t: TestDatabase) {
+    let github = fake_github().await;
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 90;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/issues/2/comments")))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+
+    let outcome = app.drain_reports().await;
+    let [ReportOutcome::Retrying { after, .. }] = outcome[..] else {
+        panic!("expected a retry, got {outcome:?}");
+    };
+    assert!(
+        after > Duration::from_secs(60) && after <= Duration::from_secs(90),
+        "{after:?}"
+    );
+    assert!(app.drain_reports().await.is_empty(), "not before the reset");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ephemera_outbox_backlog 1"), "{metrics}");
+}
+
+async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
+    let github = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/1/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"pull_requests": "write"}, "repository_selection": "all"
+        })))
+        .mount(&github)
+        .await;
+    Mock::given(path_regex("^/repos/"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "unavailable"})))
+        .with_priority(1)
+        .named("GitHub down")
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    assert!(matches!(
+        app.drain_reports().await[..],
+        [ReportOutcome::Retrying { .. }]
+    ));
+    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
+        .await;
+    app.drain().await;
+    assert!(matches!(
+        app.drain_reports().await[..],
+        [ReportOutcome::Retrying { .. }]
+    ));
+
+    // GitHub is back.
+    github.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/app/installations/1/access_tokens"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"pull_requests": "write"}, "repository_selection": "all"
+        })))
+        .mount(&github)
+        .await;
+    accept_reports(&github, 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivered = app.drain_reports().await;
+    assert!(
+        matches!(delivered[..], [ReportOutcome::Delivered(_)]),
+        "the newest state, once: {delivered:?}"
+    );
+
+    let calls = calls(&github).await;
+    let comment = calls
+        .iter()
+        .find(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .unwrap();
+    assert!(
+        comment.2["body"].as_str().unwrap().contains("Removed"),
+        "{:?}",
+        comment.2
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ephemera_outbox_backlog 0"), "{metrics}");
+}
+
+async fn without_credentials_nothing_is_queued_for_github(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    assert!(app.reports.is_none());
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ephemera_outbox_backlog 0"), "{metrics}");
+}
+
+backend_tests!(
+    a_pr_lifecycle_shows_one_comment_statuses_and_deployments,
+    github_errors_are_retried_until_delivered_once,
+    a_rate_limit_waits_for_the_reset,
+    github_down_for_a_whole_pr_still_ends_with_the_truth,
+    without_credentials_nothing_is_queued_for_github,
+);
