@@ -97,6 +97,67 @@ impl EnvironmentCommands {
     /// being destroyed; a conflict once it is gone.
     #[tracing::instrument(skip(self))]
     pub async fn destroy(&self, id: EnvironmentId) -> Result<Environment, CommandError> {
+        self.destroy_because(id, "destroy requested through the API")
+            .await
+    }
+
+    /// Queues a deployment of `sha`, a head GitHub has and ephemera missed
+    /// (drift repair). Nothing happens when the environment already moved
+    /// past `updated_at` or is being destroyed.
+    #[tracing::instrument(skip(self))]
+    pub async fn deploy_missed_head(
+        &self,
+        id: EnvironmentId,
+        sha: ephemera_domain::CommitSha,
+        updated_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, CommandError> {
+        let now = self.clock.now();
+        let mut tx = self.queue.begin().await?;
+        let mut env = tx
+            .environment(id)
+            .await?
+            .ok_or(CommandError::NotFound(id))?;
+        let stale = env.pr_updated_at.is_some_and(|seen| updated_at <= seen);
+        if stale
+            || env.commit_sha == sha
+            || matches!(
+                env.status,
+                EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
+            )
+        {
+            return Ok(false);
+        }
+        tx.cancel_queued_deployments(id, now).await?;
+        env.commit_sha = sha.clone();
+        env.pr_updated_at = Some(updated_at);
+        let deployment = tx
+            .queue_deployment(
+                NewDeployment {
+                    environment_id: id,
+                    commit_sha: sha,
+                    commit_message: Some("head found on GitHub (missed webhook)".into()),
+                },
+                now,
+            )
+            .await?;
+        env.work_due_at = Some(now);
+        env.work_attempts = 0;
+        env.updated_at = now;
+        tx.update_environment(&env).await?;
+        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
+            tx.report(report).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_waiters();
+        Ok(true)
+    }
+
+    /// [`Self::destroy`] with the reason recorded on the environment.
+    pub async fn destroy_because(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+    ) -> Result<Environment, CommandError> {
         let now = self.clock.now();
         let mut tx = self.queue.begin().await?;
         let mut env = tx
@@ -114,7 +175,7 @@ impl EnvironmentCommands {
         }
         env.transition_to(EnvironmentStatus::Destroying, now)
             .map_err(|e| CommandError::Conflict(e.to_string()))?;
-        env.status_reason = Some("destroy requested through the API".into());
+        env.status_reason = Some(reason.to_owned());
         env.work_due_at = Some(now);
         env.work_attempts = 0;
         tx.cancel_queued_deployments(id, now).await?;

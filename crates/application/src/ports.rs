@@ -22,7 +22,10 @@ pub use clock::{Clock, SystemClock};
 pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
-pub use github::{CommitState, DeploymentState, GitHubReporter, PullRequestRef, ReportError};
+pub use github::{
+    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, PullRequestRef,
+    PullRequestState, ReportError,
+};
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
 pub use outbox::{PendingReport, ReportOutbox};
@@ -35,10 +38,10 @@ pub use work::{WorkQueue, WorkTx};
 #[cfg(any(test, feature = "mocks"))]
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
-    environments::MockEnvironmentRepository, github::MockGitHubReporter, health::MockHealthProbe,
-    installations::MockInstallationRepository, provisioner::MockProvisioner,
-    users::MockUserRepository, webhooks::MockWebhookStore, webhooks::MockWebhookTx,
-    work::MockWorkQueue, work::MockWorkTx,
+    environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
+    health::MockHealthProbe, installations::MockInstallationRepository,
+    provisioner::MockProvisioner, users::MockUserRepository, webhooks::MockWebhookStore,
+    webhooks::MockWebhookTx, work::MockWorkQueue, work::MockWorkTx,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubReporter, PullRequestRef, ReportError,
+    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, PullRequestRef,
+    PullRequestState, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId};
 use octocrab::Octocrab;
@@ -305,5 +306,97 @@ impl GitHubReporter for GitHubApp {
             .await
             .map_err(|e| classify("setting the deployment status", e))?;
         Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct PullRequestBody {
+    state: String,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    head: Head,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct DeliveryBody {
+    id: i64,
+    guid: String,
+    event: String,
+    action: Option<String>,
+    status_code: u16,
+    delivered_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[async_trait]
+impl GitHubReader for GitHubApp {
+    async fn pull_request(&self, pr: &PullRequestRef) -> Result<PullRequestState, ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        let body: PullRequestBody = client
+            .get(
+                format!("/repos/{owner}/{repo}/pulls/{}", pr.number),
+                None::<&()>,
+            )
+            .await
+            .map_err(|e| classify("reading the PR", e))?;
+        Ok(PullRequestState {
+            open: body.state == "open",
+            head_sha: CommitSha::parse(&body.head.sha)
+                .map_err(|e| ReportError::Refused(format!("GitHub sent {e}")))?,
+            updated_at: body.updated_at,
+        })
+    }
+
+    async fn recent_deliveries(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HookDelivery>, ReportError> {
+        // The App's own JWT, not an installation token.
+        let page: Vec<DeliveryBody> = self
+            .app
+            .get("/app/hook/deliveries", Some(&json!({ "per_page": 100 })))
+            .await
+            .map_err(|e| classify("listing the App's webhook deliveries", e))?;
+        Ok(page
+            .into_iter()
+            .filter(|d| d.delivered_at >= since)
+            .map(|d| HookDelivery {
+                id: d.id,
+                guid: d.guid,
+                event: d.event,
+                action: d.action,
+                status_code: d.status_code,
+                delivered_at: d.delivered_at,
+            })
+            .collect())
+    }
+
+    async fn redeliver(&self, id: i64) -> Result<(), ReportError> {
+        let response = self
+            .app
+            ._post(format!("/app/hook/deliveries/{id}/attempts"), None::<&()>)
+            .await
+            .map_err(|e| classify("requesting a redelivery", e))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.as_u16() == 404 {
+            Err(ReportError::Gone(format!(
+                "delivery {id} is no longer kept by GitHub"
+            )))
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            Err(ReportError::Retry {
+                message: format!("redelivery of {id}: {status}"),
+                after: None,
+            })
+        } else {
+            Err(ReportError::Refused(format!(
+                "redelivery of {id}: {status}"
+            )))
+        }
     }
 }

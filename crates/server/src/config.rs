@@ -79,6 +79,9 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// `EPHEMERA_ENVIRONMENT_TTL`: idle environments are destroyed.
     pub environment_ttl: Option<Duration>,
+    /// `EPHEMERA_GITHUB_SYNC_INTERVAL`: drift repair and missed-delivery
+    /// recovery (with GitHub reporting on).
+    pub github_sync: Duration,
 }
 
 /// Everything the service reads from its environment.
@@ -281,6 +284,11 @@ impl Settings {
             retry_base: duration(&get, "EPHEMERA_RETRY_BASE", Duration::from_secs(5))?,
             retry_max: duration(&get, "EPHEMERA_RETRY_MAX", Duration::from_secs(300))?,
             poll: duration(&get, "EPHEMERA_WORKER_POLL", Duration::from_secs(1))?,
+            github_sync: duration(
+                &get,
+                "EPHEMERA_GITHUB_SYNC_INTERVAL",
+                Duration::from_secs(300),
+            )?,
             environment_ttl: get("EPHEMERA_ENVIRONMENT_TTL")
                 .map(|raw| parse_duration("EPHEMERA_ENVIRONMENT_TTL", &raw))
                 .transpose()?,

@@ -14,6 +14,7 @@ use ephemera_application::ports::{
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
 use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
+use ephemera_application::sync::GitHubSync;
 use ephemera_application::webhooks::IngestDelivery;
 use ephemera_github::GitHubApp;
 use ephemera_http::AppState;
@@ -43,6 +44,8 @@ pub struct Workers {
     pub commands: EnvironmentCommands,
     /// Delivers the GitHub outbox; `None` when reporting is off.
     pub reports: Option<ReportDeliverer>,
+    /// Drift repair and missed-delivery recovery; `None` when reporting is off.
+    pub sync: Option<GitHubSync>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -64,7 +67,9 @@ impl Workers {
         wake: Arc<Notify>,
         start: bool,
     ) -> Self {
-        let github = github(settings);
+        let app = github(settings);
+        let github: Option<Arc<dyn GitHubReporter>> =
+            app.clone().map(|a| a as Arc<dyn GitHubReporter>);
         let queue: Arc<dyn WorkQueue> =
             Arc::new(SqlWorkQueue::new(db.clone()).reporting(github.is_some()));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -87,6 +92,16 @@ impl Workers {
             )
         });
         let commands = EnvironmentCommands::new(queue.clone(), clock.clone(), wake.clone());
+        let sync = app.map(|app| {
+            GitHubSync::new(
+                app,
+                Arc::new(SqlEnvironmentRepository::new(db.clone())),
+                Arc::new(SqlDeliveryLog::new(db.clone())),
+                Arc::new(SqlWebhookStore::new(db.clone()).reporting(true)),
+                commands.clone(),
+                clock.clone(),
+            )
+        });
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());
         let config = |index: usize| ReconcilerConfig {
             worker_id: format!("{host}-{}-{index}", std::process::id()),
@@ -120,6 +135,21 @@ impl Workers {
                     async move { reports.run(wake, stopped).await },
                 ));
             }
+            if let Some(sync) = sync.clone().filter(|_| settings.workers.count > 0) {
+                let (mut stopped, every) = (stopped.clone(), settings.workers.github_sync);
+                handles.push(tokio::spawn(async move {
+                    while !*stopped.borrow() {
+                        match sync.run_once().await {
+                            Ok(summary) => tracing::info!(?summary, "GitHub sync done"),
+                            Err(err) => tracing::warn!(error = %err, "GitHub sync failed"),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                }));
+            }
             if let Some(ttl) = settings.workers.environment_ttl {
                 let (commands, mut stopped) = (commands.clone(), stopped.clone());
                 let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -148,6 +178,7 @@ impl Workers {
             reconciler,
             commands,
             reports,
+            sync,
         }
     }
 
@@ -170,7 +201,7 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
 
 /// The GitHub App client when reporting is configured. The key was checked
 /// at start-up (`check_github`), so building it again cannot fail here.
-fn github(settings: &Settings) -> Option<Arc<dyn GitHubReporter>> {
+fn github(settings: &Settings) -> Option<Arc<GitHubApp>> {
     let config = settings.github.as_ref()?;
     match GitHubApp::new(
         config.app_id,
@@ -318,6 +349,11 @@ impl Application {
     /// The GitHub outbox deliverer, for tests that drain it step by step.
     pub fn reports(&self) -> Option<ReportDeliverer> {
         self.workers.reports.clone()
+    }
+
+    /// Drift repair, for tests that run it by hand.
+    pub fn sync(&self) -> Option<GitHubSync> {
+        self.workers.sync.clone()
     }
 
     /// The operator commands (redeploy, destroy, TTL sweep).

@@ -48,7 +48,8 @@ async fn fake_github() -> MockServer {
             "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
             "permissions": {"pull_requests": "write"}, "repository_selection": "all"
         })))
-        .expect(1)
+        // The installation token is cached: fetched once at most.
+        .expect(0..=1)
         .mount(&server)
         .await;
     accept_reports(&server, 0).await;
@@ -382,7 +383,171 @@ async fn without_credentials_nothing_is_queued_for_github(t: TestDatabase) {
     assert!(metrics.contains("ephemera_outbox_backlog 0"), "{metrics}");
 }
 
+/// GitHub's view of PR #2: what `GET /repos/…/pulls/2` answers.
+async fn pr_on_github(github: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/pulls/2")))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(response)
+        .with_priority(1)
+        .mount(github)
+        .await;
+}
+
+async fn ready_environment(app: &TestApp) -> Value {
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let envs = app.json("/api/v1/environments").await;
+    assert_eq!(envs[0]["status"], "ready");
+    envs[0].clone()
+}
+
+async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) {
+    let github = fake_github().await;
+    pr_on_github(
+        &github,
+        ResponseTemplate::new(200).set_body_json(json!({
+            "number": 2, "state": "closed", "updated_at": "2019-05-15T17:00:00Z",
+            "head": {"sha": format!("{:040x}", 1)}
+        })),
+    )
+    .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+
+    let summary = app
+        .sync
+        .as_ref()
+        .unwrap()
+        .sync_pull_requests()
+        .await
+        .unwrap();
+    assert_eq!((summary.checked, summary.destroyed), (1, 1));
+    app.drain().await;
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["status"], "destroyed");
+    assert!(
+        env["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("PR closed on GitHub"),
+        "{env}"
+    );
+}
+
+async fn a_newer_head_on_github_is_deployed(t: TestDatabase) {
+    let github = fake_github().await;
+    pr_on_github(
+        &github,
+        ResponseTemplate::new(200).set_body_json(json!({
+            "number": 2, "state": "open", "updated_at": "2019-05-15T17:00:00Z",
+            "head": {"sha": format!("{:040x}", 9)}
+        })),
+    )
+    .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+
+    let sync = app.sync.as_ref().unwrap();
+    assert_eq!(sync.sync_pull_requests().await.unwrap().redeployed, 1);
+    app.drain().await;
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["status"], "ready");
+    assert_eq!(env["commit_sha"], format!("{:040x}", 9));
+    assert_eq!(
+        sync.sync_pull_requests().await.unwrap().redeployed,
+        0,
+        "already there"
+    );
+}
+
+async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
+    let github = fake_github().await;
+    pr_on_github(
+        &github,
+        ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
+    )
+    .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+
+    assert_eq!(
+        app.sync
+            .as_ref()
+            .unwrap()
+            .sync_pull_requests()
+            .await
+            .unwrap()
+            .destroyed,
+        1
+    );
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["status"], "destroying");
+}
+
+async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDatabase) {
+    let github = fake_github().await;
+    let app = app_reporting_to(t, &github).await;
+    app.deliver_ok("ping", "seen-and-applied", &payload("ping"))
+        .await;
+    let now = chrono::Utc::now().to_rfc3339();
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .and(wiremock::matchers::header_regex(
+            "authorization",
+            r"^Bearer ey",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 11, "guid": "seen-and-applied", "event": "ping", "action": null,
+             "status_code": 502, "delivered_at": now, "redelivery": false},
+            {"id": 12, "guid": "missed-during-outage", "event": "pull_request", "action": "closed",
+             "status_code": 0, "delivered_at": now, "redelivery": false},
+            {"id": 13, "guid": "fine", "event": "push", "action": null,
+             "status_code": 200, "delivered_at": now, "redelivery": false},
+            {"id": 14, "guid": "too-old", "event": "pull_request", "action": "opened",
+             "status_code": 500, "delivered_at": "2019-01-01T00:00:00Z", "redelivery": false}
+        ])))
+        .mount(&github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/hook/deliveries/12/attempts"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&github)
+        .await;
+
+    let sync = app.sync.as_ref().unwrap();
+    assert_eq!(
+        sync.redeliver_missed().await.unwrap(),
+        ["missed-during-outage"]
+    );
+    assert!(
+        sync.redeliver_missed().await.unwrap().is_empty(),
+        "asked once"
+    );
+    let logged = app.json("/api/v1/deliveries/missed-during-outage").await;
+    assert_eq!(logged["outcome"], "failed");
+    assert!(
+        logged["reason"]
+            .as_str()
+            .unwrap()
+            .contains("redelivery requested"),
+        "{logged}"
+    );
+
+    // When GitHub redelivers it, it is applied like any delivery.
+    let redelivered = app
+        .deliver_ok("pull_request", "missed-during-outage", &pr("opened", 1, 0))
+        .await;
+    assert_eq!(redelivered["outcome"], "applied");
+}
+
 backend_tests!(
+    a_pr_closed_while_the_webhook_was_missed_is_destroyed,
+    a_newer_head_on_github_is_deployed,
+    a_pr_the_app_can_no_longer_see_is_destroyed,
+    failed_deliveries_ephemera_never_saw_are_redelivered_once,
     a_pr_lifecycle_shows_one_comment_statuses_and_deployments,
     github_errors_are_retried_until_delivered_once,
     a_rate_limit_waits_for_the_reset,

@@ -69,6 +69,46 @@ pub struct PullRequestRef {
     pub number: PrNumber,
 }
 
+/// A PR as GitHub has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestState {
+    pub open: bool,
+    pub head_sha: CommitSha,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One of the App's recent webhook deliveries, as GitHub lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDelivery {
+    /// GitHub's numeric id (for redelivery).
+    pub id: i64,
+    /// The `X-GitHub-Delivery` GUID.
+    pub guid: String,
+    pub event: String,
+    pub action: Option<String>,
+    /// What the receiver answered (0 when it could not be reached).
+    pub status_code: u16,
+    pub delivered_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What ephemera reads back from GitHub to repair drift.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait GitHubReader: Send + Sync {
+    /// [`ReportError::Gone`] when the PR or repository is not visible any
+    /// more.
+    async fn pull_request(&self, pr: &PullRequestRef) -> Result<PullRequestState, ReportError>;
+
+    /// The App's webhook deliveries since `since`, newest first.
+    async fn recent_deliveries(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<HookDelivery>, ReportError>;
+
+    /// Asks GitHub to send delivery `id` again.
+    async fn redeliver(&self, id: i64) -> Result<(), ReportError>;
+}
+
 /// What ephemera tells GitHub about a PR's preview.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

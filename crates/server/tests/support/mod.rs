@@ -24,6 +24,8 @@ pub struct TestApp {
     pub commands: ephemera_application::commands::EnvironmentCommands,
     /// The GitHub outbox deliverer, when the test configured GitHub.
     pub reports: Option<ephemera_application::reporting::ReportDeliverer>,
+    /// Drift repair, when the test configured GitHub.
+    pub sync: Option<ephemera_application::sync::GitHubSync>,
 }
 
 impl TestApp {
@@ -56,6 +58,7 @@ impl TestApp {
         let reconciler = app.reconciler();
         let commands = app.commands();
         let reports = app.reports();
+        let sync = app.sync();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
@@ -64,6 +67,7 @@ impl TestApp {
             reconciler,
             commands,
             reports,
+            sync,
         }
     }
 
