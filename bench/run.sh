@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 COUNT=${BENCH_COUNT:-5000}
+SCALES=${BENCH_SCALES:-10000 100000 1000000}
+READS=${BENCH_READS:-2000}
 CONCURRENCY=${BENCH_CONCURRENCY:-16}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
@@ -62,13 +64,16 @@ run_suite() {
         echo
         echo '```'
         echo "# HTTP floor: GET /health/live"
-        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" get --path /health/live
+        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" get --path /health/live |
+            tee "$work/$name.floor"
         echo
         echo "# Webhook ingest: distinct signed pull_request.opened deliveries"
-        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" ingest --secret "$SECRET"
+        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" ingest --secret "$SECRET" |
+            tee "$work/$name.ingest"
         echo
         echo "# List, first page (50)"
-        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" read
+        "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" read |
+            tee "$work/$name.read"
         echo
         echo "# List, 20 pages deep"
         "$LOADGEN" --url "$base" --concurrency "$CONCURRENCY" --count "$COUNT" read --deep 20
@@ -83,13 +88,85 @@ run_suite() {
     stop_server
 }
 
+tput_of() { awk '/^throughput:/ {print $2}' "$1"; }
+p99_of() { awk '/^latency ms:/ {print $8}' "$1"; }
+p50_of() { awk '/^latency ms:/ {print $4}' "$1"; }
+
+# scale_suite KIND: list latency at each size of $SCALES, and query plans.
+scale_suite() {
+    local kind=$1 n url target port label query
+    {
+        echo "### $kind: list latency by table size"
+        echo
+        echo "p50 / p99 in ms, $READS reads at concurrency 8, each environment with one deployment;"
+        echo "statuses spread over ready, destroyed, failed, pending; 1000 owners × 7 repository names."
+        echo
+        echo "| environments | no filter | repository | active_only | status=failed | 20 pages deep |"
+        echo "|---|---|---|---|---|---|"
+    } >"$work/scale-$kind.md"
+    for n in $SCALES; do
+        if [ "$kind" = sqlite ]; then
+            target="$work/scale-$n.db"
+            url="sqlite://$target?mode=rwc"
+        else
+            target="${PG_ADMIN%/*}/ephemera_scale_$$_$n"
+            psql "$PG_ADMIN" -qc "CREATE DATABASE ephemera_scale_$$_$n" >/dev/null
+            url=$target
+        fi
+        DATABASE_URL=$url "$BIN" migrate up >/dev/null
+        bash bench/scale.sh "$kind" "$target" "$n"
+        port=$(free_port)
+        EPHEMERA_WORKERS=0 start_server "$url" "$port"
+        local row="| $n |"
+        for query in "" "repository=org-7/repo-0" "active_only=true" "status=failed" "deep"; do
+            if [ "$query" = deep ]; then
+                "$LOADGEN" --url "http://127.0.0.1:$port" --concurrency 8 --count "$READS" read --deep 20 >"$work/q"
+            else
+                "$LOADGEN" --url "http://127.0.0.1:$port" --concurrency 8 --count "$READS" read --query "$query" >"$work/q"
+            fi
+            row="$row $(p50_of "$work/q") / $(p99_of "$work/q") |"
+            [ "$query" = "" ] && [ "$n" = "${SCALES%% *}" ] && p99_small=$(p99_of "$work/q")
+            [ "$query" = "" ] && p99_large=$(p99_of "$work/q")
+        done
+        echo "$row" >>"$work/scale-$kind.md"
+        stop_server
+        if [ "$kind" = postgres ] && [ "$n" = "${SCALES##* }" ]; then
+            {
+                echo
+                echo "Query plans at $n environments (PostgreSQL EXPLAIN of the list query, the scan under the LIMIT; no Seq Scan, no Sort):"
+                echo
+                echo '```'
+                for label in "no filter|" "repository|WHERE repository_full_name = 'org-7/repo-0'" \
+                    "active_only|WHERE status <> 'destroyed'" "status|WHERE status = 'failed'" \
+                    "deep page|WHERE id < 500000"; do
+                    printf '%-12s %s\n' "${label%%|*}" "$(psql "$target" -qAtc "EXPLAIN SELECT * FROM environments ${label#*|} ORDER BY id DESC LIMIT 51" | sed -n 2p | sed 's/^ *-> *//')"
+                done
+                echo '```'
+            } >>"$work/scale-$kind.md"
+        fi
+        if [ "$kind" = postgres ]; then
+            psql "$PG_ADMIN" -qc "DROP DATABASE ephemera_scale_$$_$n WITH (FORCE)" >/dev/null
+        fi
+    done
+    {
+        echo
+        echo "p99 with no filter, largest / smallest table: **$(python3 -c "print(round($p99_large / $p99_small, 2))")**"
+        echo
+    } >>"$work/scale-$kind.md"
+}
+
 run_suite sqlite "sqlite://$work/bench.db?mode=rwc"
+scale_suite sqlite
 pg_note="PostgreSQL was not reachable at $PG_ADMIN; its figures are missing."
 if psql "$PG_ADMIN" -qAtc 'select 1' >/dev/null 2>&1; then
     db="ephemera_bench_$$"
     psql "$PG_ADMIN" -qc "CREATE DATABASE $db" >/dev/null
     run_suite postgres "${PG_ADMIN%/*}/$db"
+    # The ceiling: the same writes as one delivery, straight from pgbench.
+    ceiling=$(pgbench -n -c "$CONCURRENCY" -j 2 -T 15 -f bench/ceiling.sql "${PG_ADMIN%/*}/$db" 2>/dev/null |
+        awk '/^tps = / {print $3; exit}')
     psql "$PG_ADMIN" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+    scale_suite postgres
     pg_note=""
 fi
 
@@ -105,13 +182,27 @@ fi
     echo
     echo "Reproduce: \`just bench\` (or \`BENCH_COUNT=20000 BENCH_CONCURRENCY=32 bash bench/run.sh\`)."
     echo
-    echo "Not measured yet (issue 7): the pgbench ceiling for the same writes, list latency"
-    echo "at 10 k / 100 k / 1 M environments, and the failure drills."
+    echo "Not measured yet: the failure drills (a SIGKILL mid-deploy and three replicas"
+    echo "with exactly-once provisioning run as tests in crates/server/tests/processes.rs)."
+    echo
+    echo "## Summary"
+    echo
+    echo "| figure | SQLite | PostgreSQL |"
+    echo "|---|---|---|"
+    echo "| ingest throughput (req/s) | $(tput_of "$work/sqlite.ingest") | $(tput_of "$work/postgres.ingest" 2>/dev/null) |"
+    echo "| ingest p50 / p99 (ms) | $(p50_of "$work/sqlite.ingest") / $(p99_of "$work/sqlite.ingest") | $(p50_of "$work/postgres.ingest" 2>/dev/null) / $(p99_of "$work/postgres.ingest" 2>/dev/null) |"
+    echo "| list first page / HTTP floor, throughput | $(python3 -c "print(round($(tput_of "$work/sqlite.read") / $(tput_of "$work/sqlite.floor"), 3))") | $( [ -f "$work/postgres.read" ] && python3 -c "print(round($(tput_of "$work/postgres.read") / $(tput_of "$work/postgres.floor"), 3))") |"
+    if [ -n "${ceiling:-}" ]; then
+        echo "| pgbench ceiling, same writes, same concurrency (tx/s) | — | $ceiling |"
+        echo "| ingest / ceiling | — | **$(python3 -c "print(round($(tput_of "$work/postgres.ingest") / $ceiling, 3))")** |"
+    fi
     echo
     echo "## Results"
     echo
     cat "$work/sqlite.md"
     [ -f "$work/postgres.md" ] && cat "$work/postgres.md"
+    cat "$work/scale-sqlite.md"
+    [ -f "$work/scale-postgres.md" ] && cat "$work/scale-postgres.md"
     [ -n "$pg_note" ] && echo "$pg_note"
 } >"$OUT"
 echo "wrote $OUT" >&2

@@ -229,6 +229,9 @@ impl Reconciler {
         let Some(mut env) = tx.environment(id).await? else {
             return Ok(None);
         };
+        if !tx.holds_lease(id, &self.config.worker_id).await? {
+            return Ok(None);
+        }
         let attempt = env.work_attempts + 1;
         match env.status {
             EnvironmentStatus::Destroyed => {
@@ -278,6 +281,10 @@ impl Reconciler {
             env.transition_to(next, now).map_err(unexpected)?;
             tx.update_environment(&env).await?;
         }
+        // Only the newest wanted deployment runs; any older one (queued, or
+        // left in progress by a failed attempt) is superseded.
+        tx.cancel_active_deployments(env.id, Some(deployment.id), now)
+            .await?;
         let mut deployment = deployment;
         if deployment.status == DeploymentStatus::Queued {
             deployment
@@ -371,6 +378,11 @@ impl Reconciler {
         let Some(mut env) = tx.environment(id).await? else {
             return Ok(RunOutcome::NothingToDo(id));
         };
+        if !tx.holds_lease(id, &self.config.worker_id).await? {
+            // Another worker took over (our lease ran out): its result wins.
+            tracing::warn!(environment = %id, "lease lost before recording; result dropped");
+            return Ok(RunOutcome::LeaseLost(id));
+        }
         let outcome = match plan {
             Plan::Deploy {
                 deployment,
@@ -531,7 +543,21 @@ impl Reconciler {
                 env.environment_url = None;
                 env.error_message = None;
                 settle_fields(env);
-                tx.cancel_queued_deployments(id, now).await?;
+                // A deployment queued while the destroy ran (the PR was
+                // reopened or pushed to) brings the environment straight
+                // back, same record and namespace; anything older is
+                // superseded.
+                let wanted = tx
+                    .active_deployment(id)
+                    .await?
+                    .filter(|d| d.status == DeploymentStatus::Queued);
+                tx.cancel_active_deployments(id, wanted.as_ref().map(|d| d.id), now)
+                    .await?;
+                if wanted.is_some() {
+                    env.transition_to(EnvironmentStatus::Pending, now)
+                        .map_err(unexpected)?;
+                    env.work_due_at = Some(now);
+                }
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::Destroyed(id))
             }
@@ -676,6 +702,9 @@ mod tests {
         tx.expect_deployment()
             .returning(move |_| Ok(Some(s.lock().unwrap().1.clone())));
         tx.expect_newer_queued().returning(|_, _| Ok(false));
+        tx.expect_holds_lease().returning(|_, _| Ok(true));
+        tx.expect_cancel_active_deployments()
+            .returning(|_, _, _| Ok(0));
         let s = store.clone();
         tx.expect_update_environment().returning(move |e| {
             s.lock().unwrap().0 = e.clone();

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ephemera_domain::{DeliveryId, EnvironmentStatus};
+use ephemera_domain::{DeliveryId, DeliveryOutcome, EnvironmentStatus};
 use thiserror::Error;
 
 use crate::PageRequest;
@@ -15,6 +15,9 @@ use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
     PullRequestRef, ReportError, WebhookStore,
 };
+
+/// How a redelivery request is noted in the delivery log.
+const REQUESTED: &str = "missed; redelivery requested";
 
 #[derive(Debug, Error)]
 pub enum SyncError {
@@ -194,18 +197,16 @@ impl GitHubSync {
             let Ok(guid) = DeliveryId::parse(&delivery.guid) else {
                 continue;
             };
-            if self
-                .deliveries
-                .get(&guid)
-                .await
-                .map_err(unexpected)?
-                .is_some()
-            {
-                continue;
-            }
-            if let Err(err) = self.github.redeliver(delivery.id).await {
-                tracing::warn!(delivery = %guid, error = %err, "redelivery request failed");
-                continue;
+            // Skip what ephemera applied, ignored, or already asked for; a
+            // delivery it answered with an error is asked for again.
+            if let Some(seen) = self.deliveries.get(&guid).await.map_err(unexpected)? {
+                let asked = seen
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(REQUESTED));
+                if seen.outcome != DeliveryOutcome::Failed || asked {
+                    continue;
+                }
             }
             let header = DeliveryHeader {
                 delivery_id: guid.clone(),
@@ -214,15 +215,21 @@ impl GitHubSync {
                 repository: None,
                 installation_id: None,
             };
+            // Recorded before asking: a redelivery arriving at once finds
+            // the entry and is applied over it.
             let note = format!(
-                "missed (GitHub got {}); redelivery requested at {}",
-                delivery.status_code,
-                self.clock.now().to_rfc3339()
+                "{REQUESTED} at {} (GitHub got {})",
+                self.clock.now().to_rfc3339(),
+                delivery.status_code
             );
             self.store
                 .record_failure(&header, note, self.clock.now())
                 .await
                 .map_err(unexpected)?;
+            if let Err(err) = self.github.redeliver(delivery.id).await {
+                tracing::warn!(delivery = %guid, error = %err, "redelivery request failed");
+                continue;
+            }
             tracing::info!(delivery = %guid, event = %delivery.event, "asked GitHub to redeliver");
             asked.push(guid.to_string());
         }

@@ -231,8 +231,16 @@ impl IngestDelivery {
                 reason: Some("delivery id seen before; nothing changed".into()),
             });
         }
-        if let Some(sender) = &delivery.sender {
-            tx.upsert_user(sender, now).await?;
+        // Users are upserted in github_id order, so two deliveries naming the
+        // same two people never lock their rows in opposite orders.
+        let mut users: Vec<&GithubUser> = delivery.sender.iter().collect();
+        if let DeliveryChange::PullRequest(pr) = &delivery.change {
+            users.push(&pr.author);
+        }
+        users.sort_by_key(|u| u.github_id);
+        users.dedup_by_key(|u| u.github_id);
+        for user in users {
+            tx.upsert_user(user, now).await?;
         }
         let outcome = self.apply(tx.as_mut(), delivery, now).await?;
         tx.finish_delivery(
@@ -349,7 +357,6 @@ impl IngestDelivery {
         sender: Option<&GithubUser>,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, RepositoryError> {
-        tx.upsert_user(&pr.author, now).await?;
         let existing = tx.environment_for_pr(&pr.repository, pr.number).await?;
 
         if let Some(applied) = existing.as_ref().and_then(|env| env.pr_updated_at)
@@ -373,6 +380,18 @@ impl IngestDelivery {
             return self.destroy(tx, env, pr, how, now).await;
         }
 
+        if let Some(id) = installation
+            && tx.installation_status(id).await? == Some(InstallationStatus::Suspended)
+        {
+            // Suspended: nothing new is deployed, nothing running is torn down.
+            if let Some(mut env) = existing {
+                env.pr_updated_at = Some(pr.updated_at);
+                tx.update_environment(&env).await?;
+            }
+            return Ok(IngestOutcome::ignored(format!(
+                "installation {id} is suspended: no new deployments"
+            )));
+        }
         if let Some(reason) = self.blocked_by(tx, pr, installation, sender).await? {
             return match existing {
                 Some(env) if is_live(env.status) => self.destroy(tx, env, pr, &reason, now).await,
@@ -411,19 +430,41 @@ impl IngestDelivery {
                 )))
             }
             Some(mut env) => {
-                let revived = env.status == EnvironmentStatus::Destroyed;
-                if env.status == EnvironmentStatus::Destroying {
+                let new_commit = env.commit_sha != pr.head_sha;
+                let opening = matches!(
+                    pr.action,
+                    PullRequestAction::Opened
+                        | PullRequestAction::Reopened
+                        | PullRequestAction::ReadyForReview
+                        | PullRequestAction::Synchronize
+                );
+                if env.status == EnvironmentStatus::Destroyed && !opening && !new_commit {
+                    // An environment removed by the API or the TTL comes back
+                    // with a reopen or a new commit, not with a label or title.
                     env.pr_updated_at = Some(pr.updated_at);
                     tx.update_environment(&env).await?;
-                    return Ok(IngestOutcome::ignored(
-                        "environment is still being destroyed; it is recreated by the next PR event after that",
-                    ));
+                    return Ok(IngestOutcome::ignored(format!(
+                        "environment {} is destroyed; a reopen or a new commit brings it back",
+                        env.id
+                    )));
                 }
+                if env.status == EnvironmentStatus::Destroying {
+                    // Recreated as soon as the destroy finishes: the worker
+                    // finds this queued deployment and revives the record.
+                    refresh(&mut env, pr, installation, now);
+                    tx.update_environment(&env).await?;
+                    queue(tx, &env, now).await?;
+                    return Ok(IngestOutcome::applied(format!(
+                        "environment {} is being destroyed; it is recreated at {} right after",
+                        env.id,
+                        env.commit_sha.short()
+                    )));
+                }
+                let revived = env.status == EnvironmentStatus::Destroyed;
                 if revived {
                     env.transition_to(EnvironmentStatus::Pending, now)
                         .map_err(|e| RepositoryError::Unexpected(e.into()))?;
                 }
-                let new_commit = env.commit_sha != pr.head_sha;
                 refresh(&mut env, pr, installation, now);
                 if revived || new_commit {
                     env.work_due_at = Some(now);
@@ -463,18 +504,10 @@ impl IngestDelivery {
         installation: Option<InstallationId>,
         sender: Option<&GithubUser>,
     ) -> Result<Option<String>, RepositoryError> {
-        if let Some(id) = installation {
-            match tx.installation_status(id).await? {
-                Some(InstallationStatus::Suspended) => {
-                    return Ok(Some(format!(
-                        "installation {id} is suspended: no new deployments"
-                    )));
-                }
-                Some(InstallationStatus::Deleted) => {
-                    return Ok(Some(format!("installation {id} was deleted")));
-                }
-                _ => {}
-            }
+        if let Some(id) = installation
+            && tx.installation_status(id).await? == Some(InstallationStatus::Deleted)
+        {
+            return Ok(Some(format!("installation {id} was deleted")));
         }
         let self_applied_label = match (&pr.action, sender) {
             (PullRequestAction::Labeled { label }, Some(sender))

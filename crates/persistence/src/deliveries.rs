@@ -161,9 +161,13 @@ pub(crate) async fn record_failure<C: ConnectionTrait>(
         .on_conflict(
             OnConflict::column(Column::DeliveryId)
                 .update_columns([Column::Outcome, Column::Reason, Column::UpdatedAt])
+                // A delivery that was applied (or ignored) stays so.
+                .action_and_where(
+                    Expr::col((Entity, Column::Outcome)).eq(DeliveryOutcome::Failed.as_str()),
+                )
                 .to_owned(),
         )
-        .exec(db)
+        .exec_without_returning(db)
         .await
         .map_err(|e| {
             db_err(

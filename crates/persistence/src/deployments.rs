@@ -83,6 +83,38 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     to_domain(row)
 }
 
+/// Cancels queued and in-progress deployments of the environment, but
+/// `except`.
+pub(crate) async fn cancel_active<C: ConnectionTrait>(
+    db: &C,
+    environment_id: EnvironmentId,
+    except: Option<DeploymentId>,
+    now: DateTime<Utc>,
+) -> Result<u64, RepositoryError> {
+    let mut update = Entity::update_many()
+        .col_expr(
+            Column::Status,
+            Expr::value(DeploymentStatus::Cancelled.as_str()),
+        )
+        .col_expr(Column::CompletedAt, Expr::value(now))
+        .col_expr(Column::UpdatedAt, Expr::value(now))
+        .filter(Column::EnvironmentId.eq(environment_id.get()))
+        .filter(Column::Status.is_in([
+            DeploymentStatus::Queued.as_str(),
+            DeploymentStatus::InProgress.as_str(),
+        ]));
+    if let Some(keep) = except {
+        update = update.filter(Column::Id.ne(keep.get()));
+    }
+    let result = update.exec(db).await.map_err(|e| {
+        db_err(
+            e,
+            format!("cancelling superseded deployments of environment {environment_id}"),
+        )
+    })?;
+    Ok(result.rows_affected)
+}
+
 /// queued -> cancelled for every queued deployment of the environment: a
 /// newer commit (or the end of the PR) supersedes them.
 pub(crate) async fn cancel_queued<C: ConnectionTrait>(

@@ -8,6 +8,11 @@ pub(crate) fn db_err(err: DbErr, context: impl Into<String>) -> RepositoryError 
     if is_unavailable(&err) {
         return RepositoryError::Unavailable(format!("{context}: {err}"));
     }
+    if is_transient_conflict(&err) {
+        // A deadlock or serialization failure aborted the transaction;
+        // running it again succeeds.
+        return RepositoryError::Conflict(format!("{context}: {err}"));
+    }
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => RepositoryError::Conflict(context),
         _ => match err {
@@ -37,6 +42,21 @@ fn is_unavailable(err: &DbErr) -> bool {
                 | sea_orm::sqlx::Error::Tls(_)
         ),
         DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
+/// PostgreSQL deadlock (40P01) or serialization failure (40001).
+fn is_transient_conflict(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                sea_orm::sqlx::Error::Database(db) => {
+                    matches!(db.code().as_deref(), Some("40P01" | "40001"))
+                }
+                _ => false,
+            }
+        }
         _ => false,
     }
 }

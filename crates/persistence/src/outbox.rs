@@ -191,13 +191,15 @@ impl ReportOutbox for SqlReportOutbox {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<PendingReport>, RepositoryError> {
+        // Environments (not rows: one PR may have many pending reports)
+        // whose reports have waited longest.
         let candidates: Vec<i64> = Entity::find()
             .select_only()
             .column(Column::EnvironmentId)
             .filter(Column::Status.eq(PENDING))
             .filter(Column::NextAttemptAt.lte(now))
-            .order_by_asc(Column::NextAttemptAt)
-            .order_by_asc(Column::Id)
+            .group_by(Column::EnvironmentId)
+            .order_by_asc(Expr::cust("MIN(next_attempt_at)"))
             .limit(8)
             .into_tuple()
             .all(&self.db)

@@ -181,6 +181,30 @@ impl WorkTx for SqlWorkTx {
         environments::get_locked(&self.txn, id).await
     }
 
+    async fn holds_lease(
+        &mut self,
+        id: EnvironmentId,
+        owner: &str,
+    ) -> Result<bool, RepositoryError> {
+        let holder: Option<Option<String>> = Entity::find_by_id(id.get())
+            .select_only()
+            .column(Column::LeaseOwner)
+            .into_tuple()
+            .one(&self.txn)
+            .await
+            .map_err(|e| db_err(e, format!("reading the lease on environment {id}")))?;
+        Ok(holder.flatten().as_deref() == Some(owner))
+    }
+
+    async fn cancel_active_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        except: Option<DeploymentId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        deployments::cancel_active(&self.txn, environment_id, except, now).await
+    }
+
     async fn active_deployment(
         &mut self,
         environment_id: EnvironmentId,

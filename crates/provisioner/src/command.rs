@@ -23,6 +23,7 @@ const WITHHELD: &[&str] = &[
     "DATABASE_URL",
     "GITHUB_WEBHOOK_SECRET",
     "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
     "EPHEMERA_API_TOKEN",
 ];
 
@@ -90,8 +91,8 @@ impl CommandProvisioner {
         let stdout = child.stdout.take().map(|out| {
             let (log, url) = (log.clone(), url.clone());
             tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                let mut reader = BufReader::new(out);
+                while let Some(line) = next_line(&mut reader).await {
                     if let Some(found) = line.trim().strip_prefix("EPHEMERA_URL=") {
                         *url.lock().await = Some(found.trim().to_owned());
                     }
@@ -102,8 +103,8 @@ impl CommandProvisioner {
         let stderr = child.stderr.take().map(|err| {
             let log = log.clone();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                let mut reader = BufReader::new(err);
+                while let Some(line) = next_line(&mut reader).await {
                     log.lock().await.push(&format!("stderr: {line}"));
                 }
             })
@@ -160,6 +161,35 @@ impl Provisioner for CommandProvisioner {
     async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
         let (logs, _) = self.run("destroy", &self.config.destroy, request).await?;
         Ok(logs)
+    }
+}
+
+/// Longest line kept; the rest of an endless line is dropped.
+const MAX_LINE: usize = 16 * 1024;
+
+/// The next output line, whatever its bytes (invalid UTF-8 is replaced, a
+/// line past [`MAX_LINE`] is cut); `None` at end of output. The pipe is
+/// always drained, so a chatty command never blocks on a full pipe.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
+    let mut line = Vec::new();
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => {
+                return (!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned());
+            }
+            Ok(bytes) => bytes,
+        };
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(end) => (&available[..end], end + 1),
+            None => (available, available.len()),
+        };
+        let room = MAX_LINE.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let found_end = done > chunk.len();
+        reader.consume(done);
+        if found_end {
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
     }
 }
 

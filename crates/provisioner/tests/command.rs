@@ -143,3 +143,16 @@ async fn output_is_bounded_to_the_newest_lines() {
     assert!(done.logs.starts_with("[…"), "{}", &done.logs[..40]);
     assert!(done.logs.ends_with("line 4999\n"));
 }
+
+#[tokio::test]
+async fn binary_output_and_endless_lines_do_not_break_the_run() {
+    let p = provisioner(
+        "printf 'caf\\351\\n'; head -c 100000 /dev/zero | tr '\\0' x; echo; echo done",
+        "true",
+        Duration::from_secs(10),
+    );
+    let done = p.provision(&request()).await.unwrap();
+    assert!(done.logs.contains("caf\u{FFFD}"), "{}", &done.logs[..40]);
+    assert!(done.logs.lines().all(|l| l.len() <= 16 * 1024));
+    assert!(done.logs.ends_with("done\n"));
+}

@@ -374,7 +374,115 @@ async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
     assert!(matches!(app.drain().await[..], [RunOutcome::Destroyed(_)]));
 }
 
+async fn reopening_while_the_destroy_runs_brings_the_same_environment_back(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let first = env(&app).await;
+    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
+        .await;
+    let reopened = app
+        .deliver_ok("pull_request", &id(), &pr("reopened", 2, 20))
+        .await;
+    assert_eq!(reopened["outcome"], "applied", "{reopened}");
+
+    let steps = app.drain().await;
+    assert!(
+        matches!(steps[..], [RunOutcome::Destroyed(_), RunOutcome::Ready(_)]),
+        "{steps:?}"
+    );
+    let back = env(&app).await;
+    assert_eq!(
+        (back["id"].clone(), back["namespace"].clone()),
+        (first["id"].clone(), first["namespace"].clone())
+    );
+    assert_eq!(back["status"], "ready");
+    assert_eq!(back["commit_sha"], format!("{:040x}", 2));
+}
+
+async fn a_label_does_not_revive_a_destroyed_environment(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let env_id = env(&app).await["id"].clone();
+    app.commands
+        .destroy(ephemera_domain::EnvironmentId::new(env_id.as_i64().unwrap()).unwrap())
+        .await
+        .unwrap();
+    app.drain().await;
+    let mut labeled = pr("labeled", 1, 30);
+    labeled["label"] = json!({"name": "bug"});
+    let answer = app.deliver_ok("pull_request", &id(), &labeled).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert_eq!(env(&app).await["status"], "destroyed");
+    // A push does bring it back.
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 3, 40))
+        .await;
+    app.drain().await;
+    assert_eq!(env(&app).await["status"], "ready");
+}
+
+async fn a_new_commit_during_retries_supersedes_the_failing_deployment(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| {
+        // Commit 1 cannot be deployed; commit 2 can.
+        s.provisioner = command(
+            "case $EPHEMERA_COMMIT_SHA in *1) echo broken >&2; exit 1;; esac; echo ok",
+            "true",
+        );
+        s.workers.max_attempts = 5;
+        s.workers.retry_base = Duration::from_secs(3600);
+    })
+    .await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    assert!(matches!(
+        app.drain().await[..],
+        [RunOutcome::Retrying { .. }]
+    ));
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+
+    let done = env(&app).await;
+    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
+    assert_eq!(
+        history(&app, &done["id"]).await,
+        [
+            ("02".into(), "success".into()),
+            ("01".into(), "cancelled".into())
+        ],
+        "nothing left in_progress"
+    );
+}
+
+async fn a_suspended_installation_keeps_running_previews(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let mut suspend = payload("installation.suspend");
+    suspend["installation"]["id"] = json!(1);
+    app.deliver_ok("installation", &id(), &suspend).await;
+    let answer = app
+        .deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    assert_eq!(answer["outcome"], "ignored");
+    assert!(app.drain().await.is_empty());
+    let still = env(&app).await;
+    assert_eq!(
+        still["status"], "ready",
+        "no new deployment, nothing torn down"
+    );
+    assert_eq!(still["commit_sha"], format!("{:040x}", 1));
+}
+
 backend_tests!(
+    reopening_while_the_destroy_runs_brings_the_same_environment_back,
+    a_label_does_not_revive_a_destroyed_environment,
+    a_new_commit_during_retries_supersedes_the_failing_deployment,
+    a_suspended_installation_keeps_running_previews,
     a_pr_goes_pending_provisioning_ready_then_destroyed,
     a_new_commit_updates_a_ready_environment,
     a_commit_arriving_mid_deploy_cancels_the_older_deployment,

@@ -53,6 +53,23 @@ pub trait WorkTx: Send {
         id: EnvironmentId,
     ) -> Result<Option<Environment>, RepositoryError>;
 
+    /// Whether `owner` still holds the environment's lease (read under the
+    /// row lock): a worker that lost it must not write its result.
+    async fn holds_lease(
+        &mut self,
+        id: EnvironmentId,
+        owner: &str,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Cancels the environment's queued and in-progress deployments, but
+    /// `except`; returns how many.
+    async fn cancel_active_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        except: Option<DeploymentId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+
     /// The newest deployment that is queued or in progress.
     async fn active_deployment(
         &mut self,
