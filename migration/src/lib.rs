@@ -16,6 +16,7 @@ mod m20261121_000005_create_webhook_deliveries;
 mod m20261121_000006_webhook_ordering;
 mod m20261121_000007_work_queue;
 mod m20261121_000008_github_reports;
+mod m20261121_000009_fork_trust;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_webhook_ordering::Migration),
             Box::new(m20261121_000007_work_queue::Migration),
             Box::new(m20261121_000008_github_reports::Migration),
+            Box::new(m20261121_000009_fork_trust::Migration),
         ]
     }
 }

@@ -194,6 +194,7 @@ mod tests {
             destroyed_at: None,
             work_due_at: None,
             work_attempts: 0,
+            trusted_sha: None,
         }
     }
 

@@ -665,6 +665,7 @@ mod tests {
             destroyed_at: None,
             work_due_at: Some(at(0)),
             work_attempts: 0,
+            trusted_sha: None,
         }
     }
 

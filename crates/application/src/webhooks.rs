@@ -392,8 +392,24 @@ impl IngestDelivery {
                 "installation {id} is suspended: no new deployments"
             )));
         }
-        if let Some(reason) = self.blocked_by(tx, pr, installation, sender).await? {
+        // A maintainer adding the trusted label vouches for this head commit.
+        let vouching = matches!(&pr.action, PullRequestAction::Labeled { label }
+            if label.eq_ignore_ascii_case(&self.policy.trusted_label)
+                && sender.is_some_and(|s| s.github_id != pr.author.github_id));
+        let head_vouched = vouching
+            || existing
+                .as_ref()
+                .is_some_and(|env| env.trusted_sha.as_ref() == Some(&pr.head_sha));
+        if let Some((reason, keep)) = self
+            .blocked_by(tx, pr, installation, sender, head_vouched)
+            .await?
+        {
             return match existing {
+                Some(mut env) if keep => {
+                    env.pr_updated_at = Some(pr.updated_at);
+                    tx.update_environment(&env).await?;
+                    Ok(IngestOutcome::ignored(reason))
+                }
                 Some(env) if is_live(env.status) => self.destroy(tx, env, pr, &reason, now).await,
                 Some(mut env) => {
                     env.pr_updated_at = Some(pr.updated_at);
@@ -404,9 +420,10 @@ impl IngestDelivery {
             };
         }
 
+        let trusted_sha = (pr.is_fork && vouching).then(|| pr.head_sha.clone());
         match existing {
             None => {
-                let env = tx
+                let mut env = tx
                     .insert_environment(
                         NewEnvironment {
                             repository: pr.repository.clone(),
@@ -421,6 +438,10 @@ impl IngestDelivery {
                         now,
                     )
                     .await?;
+                if trusted_sha.is_some() {
+                    env.trusted_sha = trusted_sha;
+                    tx.update_environment(&env).await?;
+                }
                 queue(tx, &env, now).await?;
                 Ok(IngestOutcome::applied(format!(
                     "environment {} created in namespace {}; deployment of {} queued",
@@ -466,6 +487,9 @@ impl IngestDelivery {
                         .map_err(|e| RepositoryError::Unexpected(e.into()))?;
                 }
                 refresh(&mut env, pr, installation, now);
+                if trusted_sha.is_some() {
+                    env.trusted_sha = trusted_sha;
+                }
                 if revived || new_commit {
                     env.work_due_at = Some(now);
                     env.work_attempts = 0;
@@ -503,11 +527,12 @@ impl IngestDelivery {
         pr: &PullRequestChange,
         installation: Option<InstallationId>,
         sender: Option<&GithubUser>,
-    ) -> Result<Option<String>, RepositoryError> {
+        head_vouched: bool,
+    ) -> Result<Option<(String, bool)>, RepositoryError> {
         if let Some(id) = installation
             && tx.installation_status(id).await? == Some(InstallationStatus::Deleted)
         {
-            return Ok(Some(format!("installation {id} was deleted")));
+            return Ok(Some((format!("installation {id} was deleted"), false)));
         }
         let self_applied_label = match (&pr.action, sender) {
             (PullRequestAction::Labeled { label }, Some(sender))
@@ -522,10 +547,11 @@ impl IngestDelivery {
             draft: pr.draft,
             labels: &pr.labels,
             self_applied_label,
+            head_vouched,
         };
         Ok(match self.policy.evaluate(&facts) {
             PolicyDecision::Deploy => None,
-            PolicyDecision::Skip(reason) => Some(reason.to_string()),
+            PolicyDecision::Skip(reason) => Some((reason.to_string(), reason.keeps_running())),
         })
     }
 
@@ -740,6 +766,7 @@ mod tests {
             destroyed_at: None,
             work_due_at: None,
             work_attempts: 0,
+            trusted_sha: None,
         }
     }
 

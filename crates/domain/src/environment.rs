@@ -128,6 +128,9 @@ pub struct Environment {
     pub work_due_at: Option<DateTime<Utc>>,
     /// Failed attempts at the current piece of work.
     pub work_attempts: u32,
+    /// On a fork PR: the head commit a maintainer vouched for by adding the
+    /// trusted label. Later commits need vouching again.
+    pub trusted_sha: Option<CommitSha>,
 }
 
 impl Environment {
@@ -231,6 +234,7 @@ mod tests {
             destroyed_at: None,
             work_due_at: None,
             work_attempts: 0,
+            trusted_sha: None,
         }
     }
 

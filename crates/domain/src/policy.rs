@@ -40,6 +40,10 @@ pub struct PullRequestFacts<'a> {
     /// a label does not vouch for a fork: the author cannot vouch for
     /// themselves.
     pub self_applied_label: Option<&'a str>,
+    /// A maintainer vouched for this very head commit (added the trusted
+    /// label on it, now or earlier). A fork's later commits need vouching
+    /// again.
+    pub head_vouched: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +54,21 @@ pub enum PolicyDecision {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
-    Fork { trusted_label: String },
-    ForkSelfLabeled { trusted_label: String },
+    Fork {
+        trusted_label: String,
+    },
+    ForkSelfLabeled {
+        trusted_label: String,
+    },
+    /// New commits on a vouched fork PR: nothing new is deployed, what runs
+    /// keeps running.
+    ForkCommitNotVouched {
+        trusted_label: String,
+    },
     Draft,
-    MissingRequiredLabel { label: String },
+    MissingRequiredLabel {
+        label: String,
+    },
 }
 
 impl fmt::Display for SkipReason {
@@ -67,6 +82,10 @@ impl fmt::Display for SkipReason {
                 f,
                 "PR from a fork: the `{trusted_label}` label was added by the PR's own author, which does not count"
             ),
+            Self::ForkCommitNotVouched { trusted_label } => write!(
+                f,
+                "PR from a fork: this commit was pushed after the `{trusted_label}` label was added; a maintainer must add it again to deploy it"
+            ),
             Self::Draft => write!(
                 f,
                 "draft PR: waits for ready_for_review (EPHEMERA_DEPLOY_DRAFTS=false)"
@@ -78,6 +97,14 @@ impl fmt::Display for SkipReason {
                 )
             }
         }
+    }
+}
+
+impl SkipReason {
+    /// Whether a running preview stays (only new commits are held back)
+    /// rather than being destroyed.
+    pub fn keeps_running(&self) -> bool {
+        matches!(self, Self::ForkCommitNotVouched { .. })
     }
 }
 
@@ -102,14 +129,15 @@ impl DeployPolicy {
             let self_labeled = pr
                 .self_applied_label
                 .is_some_and(|l| l.eq_ignore_ascii_case(&self.trusted_label));
-            let trusted = has_label(pr.labels, &self.trusted_label) && !self_labeled;
-            if !trusted {
-                let trusted_label = self.trusted_label.clone();
-                return PolicyDecision::Skip(if self_labeled {
-                    SkipReason::ForkSelfLabeled { trusted_label }
-                } else {
-                    SkipReason::Fork { trusted_label }
-                });
+            let trusted_label = self.trusted_label.clone();
+            if self_labeled {
+                return PolicyDecision::Skip(SkipReason::ForkSelfLabeled { trusted_label });
+            }
+            if !has_label(pr.labels, &self.trusted_label) {
+                return PolicyDecision::Skip(SkipReason::Fork { trusted_label });
+            }
+            if !pr.head_vouched {
+                return PolicyDecision::Skip(SkipReason::ForkCommitNotVouched { trusted_label });
             }
         }
         PolicyDecision::Deploy
@@ -130,6 +158,7 @@ mod tests {
             draft,
             labels,
             self_applied_label: None,
+            head_vouched: true,
         }
     }
 
@@ -177,6 +206,20 @@ mod tests {
             decision,
             PolicyDecision::Skip(SkipReason::ForkSelfLabeled { .. })
         ));
+    }
+
+    #[test]
+    fn a_forks_later_commits_need_vouching_again() {
+        let trusted = labels(&["safe-to-preview"]);
+        let pr = PullRequestFacts {
+            head_vouched: false,
+            ..facts(true, false, &trusted)
+        };
+        let PolicyDecision::Skip(reason) = DeployPolicy::default().evaluate(&pr) else {
+            panic!("an unvouched fork commit is not deployed");
+        };
+        assert!(reason.keeps_running());
+        assert!(!SkipReason::Draft.keeps_running());
     }
 
     #[test]

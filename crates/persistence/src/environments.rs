@@ -66,6 +66,12 @@ impl TryFrom<Model> for Environment {
             work_due_at: row.work_due_at,
             work_attempts: u32::try_from(row.work_attempts)
                 .map_err(|e| corrupt("environments", id, e))?,
+            trusted_sha: row
+                .trusted_sha
+                .as_deref()
+                .map(CommitSha::parse)
+                .transpose()
+                .map_err(bad)?,
         })
     }
 }
@@ -208,6 +214,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         lease_owner: Set(None),
         lease_expires_at: Set(None),
         github_comment_id: Set(None),
+        trusted_sha: Set(None),
     }
     .insert(db)
     .await
@@ -246,6 +253,7 @@ pub(crate) async fn update<C: ConnectionTrait>(
         lease_owner: NotSet,
         lease_expires_at: NotSet,
         github_comment_id: NotSet,
+        trusted_sha: Set(env.trusted_sha.as_ref().map(|s| s.as_str().to_owned())),
     }
     .update(db)
     .await

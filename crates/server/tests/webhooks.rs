@@ -344,6 +344,32 @@ async fn fork_prs_wait_for_a_maintainers_label(t: TestDatabase) {
     let answer = app.deliver_ok("pull_request", &id(), &maintainer).await;
     assert_eq!(answer["outcome"], "applied", "{answer}");
     assert_eq!(the_only_environment(&app).await["status"], "pending");
+
+    // The fork author pushes again: the label vouched for the old commit
+    // only. Nothing new is deployed; what runs keeps running.
+    let push = with_labels(from_fork(pr("synchronize", 2, 30)), &["safe-to-preview"]);
+    let answer = app.deliver_ok("pull_request", &id(), &push).await;
+    assert_eq!(answer["outcome"], "ignored");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("must add it again"),
+        "{answer}"
+    );
+    let env = the_only_environment(&app).await;
+    assert_eq!(env["commit_sha"], sha(1));
+    assert_eq!(env["status"], "pending");
+
+    // A maintainer adds the label again: the new commit is deployed.
+    let mut again = with_labels(from_fork(pr("labeled", 2, 40)), &["safe-to-preview"]);
+    again["label"] = json!({"name": "safe-to-preview"});
+    again["sender"] = json!({"login": "Codertocat", "id": 21031067});
+    assert_eq!(
+        app.deliver_ok("pull_request", &id(), &again).await["outcome"],
+        "applied"
+    );
+    assert_eq!(the_only_environment(&app).await["commit_sha"], sha(2));
 }
 
 async fn forks_deploy_when_the_operator_allows_them(t: TestDatabase) {
