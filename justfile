@@ -39,6 +39,10 @@ fmt:
 bench:
     bash bench/run.sh
 
+# Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!).
+drill:
+    bash bench/drill.sh
+
 # Send a GitHub webhook payload to a running service, signed with GITHUB_WEBHOOK_SECRET.
 send-webhook event="pull_request" file="../shared/github-payloads/pull_request.opened.json":
     cargo run -- webhook send --event {{ quote(event) }} --file {{ quote(file) }}

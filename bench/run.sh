@@ -182,8 +182,8 @@ fi
     echo
     echo "Reproduce: \`just bench\` (or \`BENCH_COUNT=20000 BENCH_CONCURRENCY=32 bash bench/run.sh\`)."
     echo
-    echo "Not measured yet: the failure drills (a SIGKILL mid-deploy and three replicas"
-    echo "with exactly-once provisioning run as tests in crates/server/tests/processes.rs)."
+    echo "Failure drills: \`just drill\` writes [drills.md](drills.md) (it stops the local"
+    echo "PostgreSQL, so it is not part of this run)."
     echo
     echo "## Summary"
     echo

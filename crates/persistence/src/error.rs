@@ -34,13 +34,18 @@ fn is_unavailable(err: &DbErr) -> bool {
         DbErr::ConnectionAcquire(_) => true,
         DbErr::Conn(RuntimeErr::SqlxError(e))
         | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match e.as_ref() {
             sea_orm::sqlx::Error::Io(_)
-                | sea_orm::sqlx::Error::PoolTimedOut
-                | sea_orm::sqlx::Error::PoolClosed
-                | sea_orm::sqlx::Error::Tls(_)
-        ),
+            | sea_orm::sqlx::Error::PoolTimedOut
+            | sea_orm::sqlx::Error::PoolClosed
+            | sea_orm::sqlx::Error::Tls(_) => true,
+            // PostgreSQL shutting down or starting (57P01-57P03) or a
+            // connection exception (08xxx): the server, not the statement.
+            sea_orm::sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            _ => false,
+        },
         DbErr::Conn(_) => true,
         _ => false,
     }

@@ -208,10 +208,14 @@ async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
         .map(|port| serve(dir.path(), &t.url, *port, &provision, &destroy))
         .collect();
     let client = reqwest::Client::new();
-    const PRS: u64 = 100;
+    // `just drill` raises it to 200.
+    let prs: u64 = std::env::var("EPHEMERA_DRILL_PRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
 
     // Spread the PRs over the replicas, ten deliveries in flight at a time.
-    for chunk in (1..=PRS).collect::<Vec<_>>().chunks(10) {
+    for chunk in (1..=prs).collect::<Vec<_>>().chunks(10) {
         let sends = chunk.iter().map(|&n| {
             let port = ports[(n as usize) % 3];
             let client = &client;
@@ -229,17 +233,17 @@ async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
         .as_array()
         .unwrap()
         .len() as u64
-            == PRS
+            == prs
     })
     .await;
     let provisioned = runs(&log, "provision");
-    assert_eq!(provisioned.len() as u64, PRS, "every PR provisioned");
+    assert_eq!(provisioned.len() as u64, prs, "every PR provisioned");
     assert!(
         provisioned.values().all(|&n| n == 1),
         "each exactly once: {provisioned:?}"
     );
 
-    for chunk in (1..=PRS).collect::<Vec<_>>().chunks(10) {
+    for chunk in (1..=prs).collect::<Vec<_>>().chunks(10) {
         let sends = chunk.iter().map(|&n| {
             let port = ports[(n as usize + 1) % 3];
             let client = &client;
@@ -257,11 +261,11 @@ async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
         .as_array()
         .unwrap()
         .len() as u64
-            == PRS
+            == prs
     })
     .await;
     let destroyed = runs(&log, "destroy");
-    assert_eq!(destroyed.len() as u64, PRS, "every PR destroyed");
+    assert_eq!(destroyed.len() as u64, prs, "every PR destroyed");
     assert!(
         destroyed.values().all(|&n| n == 1),
         "each exactly once: {destroyed:?}"
