@@ -43,6 +43,10 @@ bench:
 drill:
     bash bench/drill.sh
 
+# Fuzz webhook signature verification and payload reading (needs nightly and cargo-fuzz).
+fuzz seconds="60":
+    cargo +nightly fuzz run webhook -- -max_total_time={{ seconds }}
+
 # Send a GitHub webhook payload to a running service, signed with GITHUB_WEBHOOK_SECRET.
 send-webhook event="pull_request" file="../shared/github-payloads/pull_request.opened.json":
     cargo run -- webhook send --event {{ quote(event) }} --file {{ quote(file) }}

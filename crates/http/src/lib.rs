@@ -33,7 +33,7 @@ use tracing_actix_web::TracingLogger;
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
 pub use problem::Problem;
-pub use webhook::{DEFAULT_MAX_BODY_BYTES, WebhookSettings, sign};
+pub use webhook::{DEFAULT_MAX_BODY_BYTES, WebhookSettings, read_delivery, sign, verify_signature};
 
 /// What handlers share: the use cases and probes, behind ports.
 #[derive(Clone)]

@@ -22,6 +22,23 @@ use utoipa::ToSchema;
 
 pub use signature::sign;
 
+/// Checks an `X-Hub-Signature-256` value against `body` (for tools and the
+/// fuzz target; the endpoint does the same).
+pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), String> {
+    signature::verify(secret, body, header).map_err(|e| e.detail().to_owned())
+}
+
+/// Reads a verified delivery's body into what the use case applies, or
+/// says why it cannot (for tools and the fuzz target; the endpoint does the
+/// same).
+pub fn read_delivery(
+    event: &str,
+    delivery_id: DeliveryId,
+    body: &[u8],
+) -> Result<ephemera_application::webhooks::IncomingDelivery, String> {
+    payloads::parse(event, delivery_id, body).map_err(|e| e.0)
+}
+
 use crate::{AppState, Problem};
 
 /// GitHub's own cap on a delivery's payload.
