@@ -29,6 +29,11 @@ struct Cli {
     /// …or after this long (e.g. 30s), whichever comes first.
     #[arg(long, global = true)]
     duration: Option<humantime::Duration>,
+    /// Send at this many requests per second in all (open loop) instead of
+    /// as fast as answers come; latency then counts from when each request
+    /// was due, so a server falling behind shows it.
+    #[arg(long, global = true)]
+    rate: Option<f64>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -126,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let workers: Vec<_> = (0..cli.concurrency)
         .map(|_| {
             let (next, request) = (next.clone(), request.clone());
-            let count = cli.count;
+            let (count, rate) = (cli.count, cli.rate);
             tokio::spawn(async move {
                 let mut tally = Tally::default();
                 loop {
@@ -134,7 +139,14 @@ async fn main() -> anyhow::Result<()> {
                     if i >= count || deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
-                    let sent = Instant::now();
+                    let sent = match rate {
+                        Some(rate) if rate > 0.0 => {
+                            let due = started + Duration::from_secs_f64(i as f64 / rate);
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        _ => Instant::now(),
+                    };
                     let status = match request(i).send().await {
                         Ok(response) => {
                             let status = response.status().as_u16().to_string();
