@@ -226,5 +226,10 @@ TEXT
     cat "$work/scale-sqlite.md"
     [ -f "$work/scale-postgres.md" ] && cat "$work/scale-postgres.md"
     [ -n "$pg_note" ] && echo "$pg_note"
+    if [ -f docs/drills.md ]; then
+        echo
+        echo "## Drills (the latest \`just drill\`, from docs/drills.md)"
+        tail -n +2 docs/drills.md
+    fi
 } >"$OUT"
 echo "wrote $OUT" >&2
