@@ -11,7 +11,7 @@ use ephemera_domain::{
     CommitSha, DeploymentId, DeploymentSnapshot, DeploymentStatus, EnvironmentId,
     EnvironmentStatus, InstallationId, Namespace, PrNumber, PreviewReport, RepositoryFullName,
 };
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -180,8 +180,6 @@ impl SqlReportOutbox {
         Ok(())
     }
 }
-
-use sea_orm::sea_query::ExprTrait as _;
 
 #[async_trait]
 impl ReportOutbox for SqlReportOutbox {

@@ -47,7 +47,7 @@ pub async fn run(args: SendArgs, settings: &Settings) -> anyhow::Result<()> {
     let delivery = args
         .delivery
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let installation_id = serde_installation_id(&body);
+    let installation_id = installation_id_in(&body);
 
     let mut request = reqwest::Client::new()
         .post(&url)
@@ -83,7 +83,7 @@ pub async fn run(args: SendArgs, settings: &Settings) -> anyhow::Result<()> {
 
 /// The installation id in the payload, if it has one (for the header GitHub
 /// sends alongside).
-fn serde_installation_id(body: &[u8]) -> Option<i64> {
+fn installation_id_in(body: &[u8]) -> Option<i64> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     value.get("installation")?.get("id")?.as_i64()
 }

@@ -63,11 +63,11 @@ impl Workers {
         settings: &Settings,
         db: &DatabaseConnection,
         provisioner: Arc<dyn Provisioner>,
+        app: Option<Arc<GitHubApp>>,
         observer: Arc<dyn WorkObserver>,
         wake: Arc<Notify>,
         start: bool,
     ) -> Self {
-        let app = github(settings);
         let github: Option<Arc<dyn GitHubReporter>> =
             app.clone().map(|a| a as Arc<dyn GitHubReporter>);
         let queue: Arc<dyn WorkQueue> =
@@ -199,44 +199,24 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
     }
 }
 
-/// The GitHub App client when reporting is configured. The key was checked
-/// at start-up (`check_github`), so building it again cannot fail here.
-fn github(settings: &Settings) -> Option<Arc<GitHubApp>> {
-    let config = settings.github.as_ref()?;
-    match GitHubApp::new(
+/// The GitHub App client when reporting is configured (and a line saying
+/// so); `None`, said once, when it is not. A malformed key stops start-up
+/// with one clear line.
+pub fn github_app(settings: &Settings) -> anyhow::Result<Option<Arc<GitHubApp>>> {
+    let Some(config) = &settings.github else {
+        tracing::info!(
+            "GitHub reporting is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or _PATH) to turn it on"
+        );
+        return Ok(None);
+    };
+    let app = GitHubApp::new(
         config.app_id,
         config.private_key.expose_secret().as_bytes(),
         &config.api_url,
-    ) {
-        Ok(app) => Some(Arc::new(app)),
-        Err(err) => {
-            tracing::error!(error = %err, "GitHub reporting is off");
-            None
-        }
-    }
-}
-
-/// Stops start-up with one clear line when the GitHub App settings cannot
-/// work (a malformed key); says once that reporting is off when unset.
-pub fn check_github(settings: &Settings) -> anyhow::Result<()> {
-    match &settings.github {
-        None => {
-            tracing::info!(
-                "GitHub reporting is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or _PATH) to turn it on"
-            );
-            Ok(())
-        }
-        Some(config) => {
-            GitHubApp::new(
-                config.app_id,
-                config.private_key.expose_secret().as_bytes(),
-                &config.api_url,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            tracing::info!(app_id = config.app_id, api = %config.api_url, "GitHub reporting is on");
-            Ok(())
-        }
-    }
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(app_id = config.app_id, api = %config.api_url, "GitHub reporting is on");
+    Ok(Some(Arc::new(app)))
 }
 
 /// The provisioner `EPHEMERA_PROVISIONER` names, connected.
@@ -284,7 +264,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
 
-        check_github(settings)?;
+        let app = github_app(settings)?;
         let wake = Arc::new(Notify::new());
         let provisioner = provisioner(settings).await?;
         let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
@@ -292,6 +272,7 @@ impl Application {
             settings,
             &db,
             provisioner,
+            app,
             metrics.clone(),
             wake.clone(),
             with_workers,
@@ -303,7 +284,7 @@ impl Application {
             ),
             deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
             ingest: IngestDelivery::new(
-                Arc::new(SqlWebhookStore::new(db.clone()).reporting(settings.github.is_some())),
+                Arc::new(SqlWebhookStore::new(db.clone()).reporting(workers.reports.is_some())),
                 Arc::new(SystemClock),
                 settings.policy.clone(),
             )
@@ -377,12 +358,13 @@ impl Application {
 pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
-    check_github(settings)?;
+    let app = github_app(settings)?;
     let provisioner = provisioner(settings).await?;
     let workers = Workers::build(
         settings,
         &db,
         provisioner,
+        app,
         Arc::new(NoObserver),
         Arc::new(Notify::new()),
         true,

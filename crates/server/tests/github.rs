@@ -42,18 +42,26 @@ fn id() -> String {
 /// it creates.
 async fn fake_github() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    // The installation token is cached: fetched once at most.
+    hand_out_tokens(&server, Some(0..=1)).await;
+    accept_reports(&server, 0).await;
+    server
+}
+
+/// GitHub's installation-token exchange.
+async fn hand_out_tokens(server: &MockServer, times: Option<std::ops::RangeInclusive<u64>>) {
+    let mock = Mock::given(method("POST"))
         .and(path("/app/installations/1/access_tokens"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({
             "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
             "permissions": {"pull_requests": "write"}, "repository_selection": "all"
-        })))
-        // The installation token is cached: fetched once at most.
-        .expect(0..=1)
-        .mount(&server)
-        .await;
-    accept_reports(&server, 0).await;
-    server
+        })));
+    match times {
+        Some(times) => mock.expect(times),
+        None => mock,
+    }
+    .mount(server)
+    .await;
 }
 
 async fn accept_reports(server: &MockServer, priority: u8) {
@@ -310,14 +318,7 @@ async fn a_rate_limit_waits_for_the_reset(t: TestDatabase) {
 
 async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
     let github = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/1/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
-            "permissions": {"pull_requests": "write"}, "repository_selection": "all"
-        })))
-        .mount(&github)
-        .await;
+    hand_out_tokens(&github, None).await;
     Mock::given(path_regex("^/repos/"))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "unavailable"})))
         .with_priority(1)
@@ -343,14 +344,7 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
 
     // GitHub is back.
     github.reset().await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/1/access_tokens"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": TOKEN, "expires_at": "2099-01-01T00:00:00Z",
-            "permissions": {"pull_requests": "write"}, "repository_selection": "all"
-        })))
-        .mount(&github)
-        .await;
+    hand_out_tokens(&github, None).await;
     accept_reports(&github, 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let delivered = app.drain_reports().await;

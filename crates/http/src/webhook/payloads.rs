@@ -162,6 +162,9 @@ pub(crate) fn parse(
     delivery_id: DeliveryId,
     body: &[u8],
 ) -> Result<IncomingDelivery, PayloadError> {
+    // The envelope first, the event's own shape only for events ephemera
+    // handles: a handled event is read twice, but an event it ignores can
+    // never be refused for a field that happens to share a name.
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| PayloadError(format!("malformed JSON: {e}")))?;
     let repository = envelope
