@@ -47,9 +47,9 @@ drill:
 fuzz seconds="60":
     cargo +nightly fuzz run webhook -- -max_total_time={{ seconds }}
 
-# Send a GitHub webhook payload to a running service, signed with GITHUB_WEBHOOK_SECRET.
-send-webhook event="pull_request" file="../shared/github-payloads/pull_request.opened.json":
-    cargo run -- webhook send --event {{ quote(event) }} --file {{ quote(file) }}
+# Send one of GitHub's example deliveries (`cargo run -- webhook send --list-examples`) to a running service, signed with GITHUB_WEBHOOK_SECRET.
+send-webhook example="pull_request.opened":
+    cargo run -- webhook send --example {{ quote(example) }}
 
 # Build the container image ephemera:dev.
 docker-build:

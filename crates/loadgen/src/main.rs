@@ -45,12 +45,10 @@ enum Mode {
     Ingest {
         #[arg(long, env = "GITHUB_WEBHOOK_SECRET")]
         secret: String,
-        /// The payload to vary.
-        #[arg(
-            long,
-            default_value = "../shared/github-payloads/pull_request.opened.json"
-        )]
-        payload: PathBuf,
+        /// A pull_request payload file to vary [default: the compiled-in
+        /// example pull_request.opened].
+        #[arg(long)]
+        payload: Option<PathBuf>,
         /// Offset for repository/PR numbers, so runs do not collide.
         #[arg(long, default_value_t = 0)]
         start: u64,
@@ -92,8 +90,14 @@ async fn main() -> anyhow::Result<()> {
             payload,
             start,
         } => {
-            let text = std::fs::read_to_string(payload)
-                .with_context(|| format!("--payload: cannot read {}", payload.display()))?;
+            let text = match payload {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("--payload: cannot read {}", path.display()))?,
+                None => ephemera_webhook_examples::find("pull_request.opened")
+                    .context("the compiled-in example pull_request.opened is missing")?
+                    .body
+                    .to_owned(),
+            };
             let template: Value = serde_json::from_str(&text).context("--payload is not JSON")?;
             let (client, secret, url, start) = (
                 client.clone(),

@@ -73,6 +73,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", ephemera_http::openapi_document());
         return Ok(());
     }
+    if let Some(Command::Webhook(WebhookCommand::Send(args))) = &cli.command
+        && args.list_examples
+    {
+        print!("{}", send::example_names());
+        return Ok(());
+    }
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
         Command::Serve { no_workers } => {

@@ -9,13 +9,27 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::Settings;
 
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("payload")
+        .args(["example", "file", "list_examples"])
+        .required(true)
+))]
 pub struct SendArgs {
-    /// The event name (X-GitHub-Event), e.g. pull_request.
+    /// One of GitHub's documented examples, compiled into the binary, e.g.
+    /// pull_request.opened (see --list-examples). The event is the name up
+    /// to the first dot.
+    #[arg(long, value_name = "NAME")]
+    pub example: Option<String>,
+    /// A JSON payload file to send instead of an example (needs --event).
+    #[arg(long, requires = "event")]
+    pub file: Option<PathBuf>,
+    /// The event name (X-GitHub-Event), e.g. pull_request [default: from
+    /// --example].
     #[arg(long)]
-    pub event: String,
-    /// The JSON payload to send, e.g. ../shared/github-payloads/pull_request.opened.json.
+    pub event: Option<String>,
+    /// Print the names of the compiled-in examples and exit.
     #[arg(long)]
-    pub file: PathBuf,
+    pub list_examples: bool,
     /// Where to send it [default: http://<EPHEMERA_LISTEN>/api/v1/github/webhook].
     #[arg(long)]
     pub url: Option<String>,
@@ -28,9 +42,35 @@ pub struct SendArgs {
     pub delivery: Option<String>,
 }
 
+/// The names `--list-examples` prints, one a line.
+pub fn example_names() -> String {
+    ephemera_webhook_examples::ALL
+        .iter()
+        .map(|example| format!("{}\n", example.name))
+        .collect()
+}
+
+/// The event and body to send, from `--example` or `--file`.
+fn payload(args: &SendArgs) -> anyhow::Result<(String, Vec<u8>)> {
+    if let Some(path) = &args.file {
+        let body = std::fs::read(path)
+            .with_context(|| format!("--file: cannot read {}", path.display()))?;
+        let event = args.event.clone().context("--file needs --event")?;
+        return Ok((event, body));
+    }
+    let name = args.example.as_deref().unwrap_or_default();
+    let example = ephemera_webhook_examples::find(name).with_context(|| {
+        format!("--example: no example called {name:?}; `ephemera webhook send --list-examples` lists them")
+    })?;
+    let event = args
+        .event
+        .clone()
+        .unwrap_or_else(|| example.event().to_owned());
+    Ok((event, example.body.as_bytes().to_vec()))
+}
+
 pub async fn run(args: SendArgs, settings: &Settings) -> anyhow::Result<()> {
-    let body = std::fs::read(&args.file)
-        .with_context(|| format!("--file: cannot read {}", args.file.display()))?;
+    let (event, body) = payload(&args)?;
     let secret = match args.secret {
         Some(secret) => SecretString::from(secret),
         None => settings.webhook.secret.clone().context(
@@ -53,7 +93,7 @@ pub async fn run(args: SendArgs, settings: &Settings) -> anyhow::Result<()> {
         .post(&url)
         .header("Content-Type", "application/json")
         .header("User-Agent", "GitHub-Hookshot/ephemera-cli")
-        .header("X-GitHub-Event", &args.event)
+        .header("X-GitHub-Event", &event)
         .header("X-GitHub-Delivery", &delivery)
         .header("X-GitHub-Hook-ID", "0")
         .header(

@@ -144,14 +144,11 @@ impl TestApp {
     }
 }
 
-/// A payload from ../shared/github-payloads, as GitHub documents it.
+/// One of GitHub's documented examples vendored in fixtures/github.
 pub fn payload(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/github-payloads")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    let example = ephemera_webhook_examples::find(name)
+        .unwrap_or_else(|| panic!("no vendored example {name} in fixtures/github"));
+    serde_json::from_str(example.body).unwrap()
 }
 
 impl TestApp {
