@@ -17,6 +17,7 @@ mod m20261121_000006_webhook_ordering;
 mod m20261121_000007_work_queue;
 mod m20261121_000008_github_reports;
 mod m20261121_000009_fork_trust;
+mod m20261122_000010_policy_facts;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_work_queue::Migration),
             Box::new(m20261121_000008_github_reports::Migration),
             Box::new(m20261121_000009_fork_trust::Migration),
+            Box::new(m20261122_000010_policy_facts::Migration),
         ]
     }
 }

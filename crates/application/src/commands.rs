@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use ephemera_domain::{
-    Deployment, Environment, EnvironmentId, EnvironmentStatus, NewDeployment, PreviewReport,
+    DeployPolicy, Deployment, Environment, EnvironmentId, EnvironmentStatus, NewDeployment,
+    PolicyDecision, PreviewReport, SkipReason,
 };
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::ports::{Clock, RepositoryError, WorkQueue};
+use crate::ports::{Clock, PullRequestState, RepositoryError, WorkQueue, WorkTx};
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -37,6 +38,32 @@ pub struct EnvironmentCommands {
     queue: Arc<dyn WorkQueue>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    policy: DeployPolicy,
+}
+
+/// What drift repair did with a head GitHub has and ephemera missed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissedHead {
+    /// Nothing to do: already there, newer news applied, or being destroyed.
+    UpToDate,
+    Deployed,
+    /// The deploy policy holds this head back; what runs keeps running.
+    Held(SkipReason),
+    /// The deploy policy says this PR must not have a preview any more.
+    Destroyed(SkipReason),
+}
+
+/// The policy's verdict on deploying `env`'s stored commit now.
+async fn decide(
+    tx: &mut dyn WorkTx,
+    policy: &DeployPolicy,
+    env: &Environment,
+) -> Result<PolicyDecision, RepositoryError> {
+    let installation = match env.installation_id {
+        Some(id) => tx.installation_status(id).await?,
+        None => None,
+    };
+    Ok(policy.evaluate_stored(env, &env.commit_sha, installation))
 }
 
 impl std::fmt::Debug for EnvironmentCommands {
@@ -47,8 +74,18 @@ impl std::fmt::Debug for EnvironmentCommands {
 }
 
 impl EnvironmentCommands {
-    pub fn new(queue: Arc<dyn WorkQueue>, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
-        Self { queue, clock, wake }
+    pub fn new(
+        queue: Arc<dyn WorkQueue>,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+        policy: DeployPolicy,
+    ) -> Self {
+        Self {
+            queue,
+            clock,
+            wake,
+            policy,
+        }
     }
 
     /// Queues a deployment of the environment's current commit (older
@@ -70,7 +107,16 @@ impl EnvironmentCommands {
                 env.status
             )));
         }
+        // The operator's redeploy passes the same policy as a webhook: it
+        // must not deploy a fork commit nobody vouched for.
+        if let PolicyDecision::Skip(reason) = decide(tx.as_mut(), &self.policy, &env).await? {
+            return Err(CommandError::Conflict(format!(
+                "environment {id} cannot be redeployed at {}: {reason}",
+                env.commit_sha.short()
+            )));
+        }
         tx.cancel_queued_deployments(id, now).await?;
+        env.status_reason = None;
         let deployment = tx
             .queue_deployment(
                 NewDeployment {
@@ -101,40 +147,83 @@ impl EnvironmentCommands {
             .await
     }
 
-    /// Queues a deployment of `sha`, a head GitHub has and ephemera missed
-    /// (drift repair). Nothing happens when the environment already moved
-    /// past `updated_at` or is being destroyed.
-    #[tracing::instrument(skip(self))]
+    /// Drift repair: GitHub has a head (and labels, draft, fork) ephemera
+    /// missed. The stored facts are brought up to date and the head goes
+    /// through the same deploy policy as a webhook's: queued, held back, or
+    /// the preview destroyed. Nothing happens when the environment already
+    /// moved past `pr.updated_at` or is being destroyed.
+    #[tracing::instrument(skip(self, pr), fields(head = %pr.head_sha.short()))]
     pub async fn deploy_missed_head(
         &self,
         id: EnvironmentId,
-        sha: ephemera_domain::CommitSha,
-        updated_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, CommandError> {
+        pr: &PullRequestState,
+    ) -> Result<MissedHead, CommandError> {
         let now = self.clock.now();
         let mut tx = self.queue.begin().await?;
         let mut env = tx
             .environment(id)
             .await?
             .ok_or(CommandError::NotFound(id))?;
-        let stale = env.pr_updated_at.is_some_and(|seen| updated_at <= seen);
+        let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
         if stale
-            || env.commit_sha == sha
+            || env.commit_sha == pr.head_sha
             || matches!(
                 env.status,
                 EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
             )
         {
-            return Ok(false);
+            return Ok(MissedHead::UpToDate);
+        }
+        env.is_fork = pr.is_fork;
+        env.draft = pr.draft;
+        env.labels = pr.labels.clone();
+        let installation = match env.installation_id {
+            Some(installation) => tx.installation_status(installation).await?,
+            None => None,
+        };
+        if let PolicyDecision::Skip(reason) =
+            self.policy
+                .evaluate_stored(&env, &pr.head_sha, installation)
+        {
+            env.pr_updated_at = Some(pr.updated_at);
+            env.updated_at = now;
+            if reason.keeps_running() {
+                env.status_reason = Some(format!(
+                    "commit {} is not deployed: {reason}",
+                    pr.head_sha.short()
+                ));
+                tx.update_environment(&env).await?;
+                if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
+                    && let Some(report) = PreviewReport::of(&env, None)
+                {
+                    tx.report(report).await?;
+                }
+                tx.commit().await?;
+                return Ok(MissedHead::Held(reason));
+            }
+            env.transition_to(EnvironmentStatus::Destroying, now)
+                .map_err(|e| CommandError::Conflict(e.to_string()))?;
+            env.status_reason = Some(reason.to_string());
+            env.work_due_at = Some(now);
+            env.work_attempts = 0;
+            tx.cancel_queued_deployments(id, now).await?;
+            tx.update_environment(&env).await?;
+            if let Some(report) = PreviewReport::of(&env, None) {
+                tx.report(report).await?;
+            }
+            tx.commit().await?;
+            self.wake.notify_waiters();
+            return Ok(MissedHead::Destroyed(reason));
         }
         tx.cancel_queued_deployments(id, now).await?;
-        env.commit_sha = sha.clone();
-        env.pr_updated_at = Some(updated_at);
+        env.commit_sha = pr.head_sha.clone();
+        env.pr_updated_at = Some(pr.updated_at);
+        env.status_reason = None;
         let deployment = tx
             .queue_deployment(
                 NewDeployment {
                     environment_id: id,
-                    commit_sha: sha,
+                    commit_sha: pr.head_sha.clone(),
                     commit_message: Some("head found on GitHub (missed webhook)".into()),
                 },
                 now,
@@ -149,7 +238,7 @@ impl EnvironmentCommands {
         }
         tx.commit().await?;
         self.wake.notify_waiters();
-        Ok(true)
+        Ok(MissedHead::Deployed)
     }
 
     /// [`Self::destroy`] with the reason recorded on the environment.

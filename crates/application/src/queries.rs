@@ -195,6 +195,9 @@ mod tests {
             work_due_at: None,
             work_attempts: 0,
             trusted_sha: None,
+            is_fork: false,
+            draft: false,
+            labels: Vec::new(),
         }
     }
 

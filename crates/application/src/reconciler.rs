@@ -666,6 +666,9 @@ mod tests {
             work_due_at: Some(at(0)),
             work_attempts: 0,
             trusted_sha: None,
+            is_fork: false,
+            draft: false,
+            labels: Vec::new(),
         }
     }
 

@@ -85,6 +85,17 @@ pub fn render_comment(report: &PreviewReport) -> String {
         ));
     }
     out.push_str(&format!("| Namespace | `{}` |\n", report.namespace));
+    if let Some(vouched) = &report.vouched_sha {
+        out.push_str(&format!(
+            "| Vouched for | `{}` (a maintainer's label covers this commit only) |\n",
+            vouched.short()
+        ));
+    }
+    if let (Some(note), true) = (&report.reason, report.status.is_active())
+        && report.status != EnvironmentStatus::Destroying
+    {
+        out.push_str(&format!("\n> {note}\n"));
+    }
     if let Some(error) = report
         .error
         .as_deref()

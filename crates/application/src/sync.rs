@@ -10,7 +10,7 @@ use ephemera_domain::{DeliveryId, DeliveryOutcome, EnvironmentStatus};
 use thiserror::Error;
 
 use crate::PageRequest;
-use crate::commands::{CommandError, EnvironmentCommands};
+use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
 use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
     PullRequestRef, ReportError, WebhookStore,
@@ -31,6 +31,9 @@ pub struct SyncSummary {
     pub checked: usize,
     pub destroyed: usize,
     pub redeployed: usize,
+    /// New heads the deploy policy held back (an unvouched fork commit, a
+    /// suspended installation).
+    pub held: usize,
     pub redelivered: Vec<String>,
 }
 
@@ -131,13 +134,17 @@ impl GitHubSync {
                             }
                         }
                     }
-                    Ok(state) => match self
-                        .commands
-                        .deploy_missed_head(env.id, state.head_sha, state.updated_at)
-                        .await
-                    {
-                        Ok(true) => summary.redeployed += 1,
-                        Ok(false) => {}
+                    Ok(state) => match self.commands.deploy_missed_head(env.id, &state).await {
+                        Ok(MissedHead::Deployed) => summary.redeployed += 1,
+                        Ok(MissedHead::Destroyed(reason)) => {
+                            tracing::info!(environment = %env.id, %reason, "sync: the policy no longer allows this preview");
+                            summary.destroyed += 1;
+                        }
+                        Ok(MissedHead::Held(reason)) => {
+                            tracing::info!(environment = %env.id, %reason, "sync: new head held back by the policy");
+                            summary.held += 1;
+                        }
+                        Ok(MissedHead::UpToDate) => {}
                         Err(e) => {
                             if let Some(e) = command(e) {
                                 return Err(e);

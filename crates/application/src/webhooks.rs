@@ -10,7 +10,7 @@ use ephemera_domain::{
     CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, Environment, EnvironmentStatus,
     GithubUser, InstallationId, InstallationRepository, InstallationStatus, NewDeployment,
     NewEnvironment, Owner, PolicyDecision, PrNumber, PreviewReport, PullRequestFacts,
-    RepositoryFullName,
+    RepositoryFullName, SkipReason,
 };
 use thiserror::Error;
 
@@ -380,18 +380,6 @@ impl IngestDelivery {
             return self.destroy(tx, env, pr, how, now).await;
         }
 
-        if let Some(id) = installation
-            && tx.installation_status(id).await? == Some(InstallationStatus::Suspended)
-        {
-            // Suspended: nothing new is deployed, nothing running is torn down.
-            if let Some(mut env) = existing {
-                env.pr_updated_at = Some(pr.updated_at);
-                tx.update_environment(&env).await?;
-            }
-            return Ok(IngestOutcome::ignored(format!(
-                "installation {id} is suspended: no new deployments"
-            )));
-        }
         // A maintainer adding the trusted label vouches for this head commit.
         let vouching = matches!(&pr.action, PullRequestAction::Labeled { label }
             if label.eq_ignore_ascii_case(&self.policy.trusted_label)
@@ -400,19 +388,36 @@ impl IngestDelivery {
             || existing
                 .as_ref()
                 .is_some_and(|env| env.trusted_sha.as_ref() == Some(&pr.head_sha));
-        if let Some((reason, keep)) = self
+        if let Some(skip) = self
             .blocked_by(tx, pr, installation, sender, head_vouched)
             .await?
         {
+            let reason = skip.to_string();
             return match existing {
-                Some(mut env) if keep => {
-                    env.pr_updated_at = Some(pr.updated_at);
+                Some(mut env) if skip.keeps_running() => {
+                    note_pr(&mut env, pr);
+                    // The sticky comment says which commit waits and why;
+                    // a suspended App cannot be talked to.
+                    let tell = matches!(skip, SkipReason::ForkCommitNotVouched { .. })
+                        && is_live(env.status);
+                    if tell {
+                        env.status_reason = Some(format!(
+                            "commit {} is not deployed: {reason}",
+                            pr.head_sha.short()
+                        ));
+                    }
                     tx.update_environment(&env).await?;
+                    if tell {
+                        report(tx, &env, None).await?;
+                    }
                     Ok(IngestOutcome::ignored(reason))
                 }
-                Some(env) if is_live(env.status) => self.destroy(tx, env, pr, &reason, now).await,
+                Some(mut env) if is_live(env.status) => {
+                    note_pr(&mut env, pr);
+                    self.destroy(tx, env, pr, &reason, now).await
+                }
                 Some(mut env) => {
-                    env.pr_updated_at = Some(pr.updated_at);
+                    note_pr(&mut env, pr);
                     tx.update_environment(&env).await?;
                     Ok(IngestOutcome::ignored(reason))
                 }
@@ -434,6 +439,9 @@ impl IngestDelivery {
                             installation_id: installation,
                             owner: Some(owner_of(&pr.author)),
                             pr_updated_at: Some(pr.updated_at),
+                            is_fork: pr.is_fork,
+                            draft: pr.draft,
+                            labels: pr.labels.clone(),
                         },
                         now,
                     )
@@ -493,6 +501,8 @@ impl IngestDelivery {
                 if revived || new_commit {
                     env.work_due_at = Some(now);
                     env.work_attempts = 0;
+                    // A note about a commit held back no longer applies.
+                    env.status_reason = None;
                 }
                 tx.update_environment(&env).await?;
                 if revived || new_commit {
@@ -520,7 +530,7 @@ impl IngestDelivery {
         }
     }
 
-    /// Why this PR must not have a running preview now, if it must not.
+    /// Why this PR's head must not be deployed now, if it must not.
     async fn blocked_by(
         &self,
         tx: &mut dyn WebhookTx,
@@ -528,12 +538,11 @@ impl IngestDelivery {
         installation: Option<InstallationId>,
         sender: Option<&GithubUser>,
         head_vouched: bool,
-    ) -> Result<Option<(String, bool)>, RepositoryError> {
-        if let Some(id) = installation
-            && tx.installation_status(id).await? == Some(InstallationStatus::Deleted)
-        {
-            return Ok(Some((format!("installation {id} was deleted"), false)));
-        }
+    ) -> Result<Option<SkipReason>, RepositoryError> {
+        let installation = match installation {
+            Some(id) => tx.installation_status(id).await?,
+            None => None,
+        };
         let self_applied_label = match (&pr.action, sender) {
             (PullRequestAction::Labeled { label }, Some(sender))
                 if sender.github_id == pr.author.github_id =>
@@ -548,10 +557,11 @@ impl IngestDelivery {
             labels: &pr.labels,
             self_applied_label,
             head_vouched,
+            installation,
         };
         Ok(match self.policy.evaluate(&facts) {
             PolicyDecision::Deploy => None,
-            PolicyDecision::Skip(reason) => Some((reason.to_string(), reason.keeps_running())),
+            PolicyDecision::Skip(reason) => Some(reason),
         })
     }
 
@@ -658,8 +668,16 @@ fn refresh(
     if installation.is_some() {
         env.installation_id = installation;
     }
-    env.pr_updated_at = Some(pr.updated_at);
+    note_pr(env, pr);
     env.updated_at = now;
+}
+
+/// Records what the policy needs from the newest PR event, and its time.
+fn note_pr(env: &mut Environment, pr: &PullRequestChange) {
+    env.is_fork = pr.is_fork;
+    env.draft = pr.draft;
+    env.labels = pr.labels.clone();
+    env.pr_updated_at = Some(pr.updated_at);
 }
 
 fn owner_of(user: &GithubUser) -> Owner {
@@ -767,6 +785,9 @@ mod tests {
             work_due_at: None,
             work_attempts: 0,
             trusted_sha: None,
+            is_fork: false,
+            draft: false,
+            labels: Vec::new(),
         }
     }
 

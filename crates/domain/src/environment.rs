@@ -131,6 +131,12 @@ pub struct Environment {
     /// On a fork PR: the head commit a maintainer vouched for by adding the
     /// trusted label. Later commits need vouching again.
     pub trusted_sha: Option<CommitSha>,
+    /// What the deploy policy needs, as the newest PR event (or GitHub,
+    /// for drift repair) said: every path that starts a deployment decides
+    /// on these (`DeployPolicy::evaluate_stored`).
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
 }
 
 impl Environment {
@@ -174,6 +180,9 @@ pub struct NewEnvironment {
     pub owner: Option<Owner>,
     /// `pull_request.updated_at` of the event that creates it.
     pub pr_updated_at: Option<DateTime<Utc>>,
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
 }
 
 impl NewEnvironment {
@@ -235,6 +244,9 @@ mod tests {
             work_due_at: None,
             work_attempts: 0,
             trusted_sha: None,
+            is_fork: false,
+            draft: false,
+            labels: Vec::new(),
         }
     }
 

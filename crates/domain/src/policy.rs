@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::{CommitSha, Environment, InstallationStatus};
+
 /// The operator's deployment policy (see docs/webhooks.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployPolicy {
@@ -44,6 +46,8 @@ pub struct PullRequestFacts<'a> {
     /// label on it, now or earlier). A fork's later commits need vouching
     /// again.
     pub head_vouched: bool,
+    /// The App installation's status, when ephemera knows it.
+    pub installation: Option<InstallationStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +73,10 @@ pub enum SkipReason {
     MissingRequiredLabel {
         label: String,
     },
+    /// Nothing new is deployed while the App is suspended; what runs keeps
+    /// running.
+    InstallationSuspended,
+    InstallationDeleted,
 }
 
 impl fmt::Display for SkipReason {
@@ -96,6 +104,11 @@ impl fmt::Display for SkipReason {
                     "PR lacks the required label `{label}` (EPHEMERA_REQUIRED_LABEL)"
                 )
             }
+            Self::InstallationSuspended => write!(
+                f,
+                "the App's installation is suspended: no new deployments until it is unsuspended"
+            ),
+            Self::InstallationDeleted => write!(f, "the App's installation was deleted"),
         }
     }
 }
@@ -104,7 +117,10 @@ impl SkipReason {
     /// Whether a running preview stays (only new commits are held back)
     /// rather than being destroyed.
     pub fn keeps_running(&self) -> bool {
-        matches!(self, Self::ForkCommitNotVouched { .. })
+        matches!(
+            self,
+            Self::ForkCommitNotVouched { .. } | Self::InstallationSuspended
+        )
     }
 }
 
@@ -114,7 +130,18 @@ fn has_label(labels: &[String], wanted: &str) -> bool {
 }
 
 impl DeployPolicy {
+    /// The one deploy decision every path takes (webhook, drift repair,
+    /// REST redeploy, reopen): may this PR's head be deployed now?
     pub fn evaluate(&self, pr: &PullRequestFacts<'_>) -> PolicyDecision {
+        match pr.installation {
+            Some(InstallationStatus::Deleted) => {
+                return PolicyDecision::Skip(SkipReason::InstallationDeleted);
+            }
+            Some(InstallationStatus::Suspended) => {
+                return PolicyDecision::Skip(SkipReason::InstallationSuspended);
+            }
+            Some(InstallationStatus::Active) | None => {}
+        }
         if let Some(required) = &self.required_label
             && !has_label(pr.labels, required)
         {
@@ -142,6 +169,25 @@ impl DeployPolicy {
         }
         PolicyDecision::Deploy
     }
+
+    /// [`Self::evaluate`] for commit `sha` of a PR, from what its
+    /// environment has stored (fork, draft, labels, the vouched commit): for
+    /// the paths that start a deployment without a webhook in hand.
+    pub fn evaluate_stored(
+        &self,
+        env: &Environment,
+        sha: &CommitSha,
+        installation: Option<InstallationStatus>,
+    ) -> PolicyDecision {
+        self.evaluate(&PullRequestFacts {
+            is_fork: env.is_fork,
+            draft: env.draft,
+            labels: &env.labels,
+            self_applied_label: None,
+            head_vouched: env.trusted_sha.as_ref() == Some(sha),
+            installation,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +205,37 @@ mod tests {
             labels,
             self_applied_label: None,
             head_vouched: true,
+            installation: None,
         }
+    }
+
+    #[test]
+    fn a_suspended_installation_holds_new_deployments_and_a_deleted_one_stops_them() {
+        let none = labels(&[]);
+        let suspended = PullRequestFacts {
+            installation: Some(InstallationStatus::Suspended),
+            ..facts(false, false, &none)
+        };
+        let PolicyDecision::Skip(reason) = DeployPolicy::default().evaluate(&suspended) else {
+            panic!("a suspended installation gets no new deployment");
+        };
+        assert!(reason.keeps_running());
+        let deleted = PullRequestFacts {
+            installation: Some(InstallationStatus::Deleted),
+            ..facts(false, false, &none)
+        };
+        assert_eq!(
+            DeployPolicy::default().evaluate(&deleted),
+            PolicyDecision::Skip(SkipReason::InstallationDeleted)
+        );
+        let active = PullRequestFacts {
+            installation: Some(InstallationStatus::Active),
+            ..facts(false, false, &none)
+        };
+        assert_eq!(
+            DeployPolicy::default().evaluate(&active),
+            PolicyDecision::Deploy
+        );
     }
 
     #[test]

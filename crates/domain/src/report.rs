@@ -29,6 +29,9 @@ pub struct PreviewReport {
     pub reason: Option<String>,
     pub error: Option<String>,
     pub deployment: Option<DeploymentSnapshot>,
+    /// On a fork PR: the commit a maintainer vouched for, so reviewers see
+    /// which code runs with the provisioner's credentials.
+    pub vouched_sha: Option<CommitSha>,
 }
 
 impl PreviewReport {
@@ -58,6 +61,7 @@ impl PreviewReport {
                 },
                 error: d.error_message.clone(),
             }),
+            vouched_sha: env.trusted_sha.clone().filter(|_| env.is_fork),
         })
     }
 }

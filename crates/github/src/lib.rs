@@ -313,12 +313,34 @@ impl GitHubReporter for GitHubApp {
 struct PullRequestBody {
     state: String,
     updated_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    labels: Vec<LabelBody>,
     head: Head,
+    base: Base,
+}
+
+#[derive(Deserialize)]
+struct LabelBody {
+    name: String,
 }
 
 #[derive(Deserialize)]
 struct Head {
     sha: String,
+    /// Null when the head repository (a fork) was deleted.
+    repo: Option<RepoBody>,
+}
+
+#[derive(Deserialize)]
+struct Base {
+    repo: Option<RepoBody>,
+}
+
+#[derive(Deserialize)]
+struct RepoBody {
+    id: i64,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +370,13 @@ impl GitHubReader for GitHubApp {
             head_sha: CommitSha::parse(&body.head.sha)
                 .map_err(|e| ReportError::Refused(format!("GitHub sent {e}")))?,
             updated_at: body.updated_at,
+            // A head in another repository, or in one that is gone, is a fork.
+            is_fork: match (&body.head.repo, &body.base.repo) {
+                (Some(head), Some(base)) => head.id != base.id,
+                _ => true,
+            },
+            draft: body.draft,
+            labels: body.labels.into_iter().map(|l| l.name).collect(),
         })
     }
 

@@ -72,8 +72,17 @@ impl TryFrom<Model> for Environment {
                 .map(CommitSha::parse)
                 .transpose()
                 .map_err(bad)?,
+            is_fork: row.is_fork,
+            draft: row.draft,
+            labels: serde_json::from_str(&row.labels)
+                .map_err(|e| corrupt("environments", id, e))?,
         })
     }
+}
+
+/// Label names as stored: a JSON array.
+fn labels_json(labels: &[String]) -> String {
+    serde_json::Value::from(labels).to_string()
 }
 
 fn to_domain(row: Model) -> Result<Environment, RepositoryError> {
@@ -215,6 +224,9 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         lease_expires_at: Set(None),
         github_comment_id: Set(None),
         trusted_sha: Set(None),
+        is_fork: Set(new.is_fork),
+        draft: Set(new.draft),
+        labels: Set(labels_json(&new.labels)),
     }
     .insert(db)
     .await
@@ -254,6 +266,9 @@ pub(crate) async fn update<C: ConnectionTrait>(
         lease_expires_at: NotSet,
         github_comment_id: NotSet,
         trusted_sha: Set(env.trusted_sha.as_ref().map(|s| s.as_str().to_owned())),
+        is_fork: Set(env.is_fork),
+        draft: Set(env.draft),
+        labels: Set(labels_json(&env.labels)),
     }
     .update(db)
     .await

@@ -38,6 +38,8 @@ struct Snapshot {
     reason: Option<String>,
     error: Option<String>,
     deployment: Option<DeploymentRow>,
+    #[serde(default)]
+    vouched_sha: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,6 +71,7 @@ impl From<&PreviewReport> for Snapshot {
                 duration_seconds: d.duration_seconds,
                 error: d.error.clone(),
             }),
+            vouched_sha: r.vouched_sha.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -88,6 +91,12 @@ fn parse(row: &Model) -> Result<PreviewReport, RepositoryError> {
         commit_sha: CommitSha::parse(&s.commit_sha).map_err(v)?,
         reason: s.reason,
         error: s.error,
+        vouched_sha: s
+            .vouched_sha
+            .as_deref()
+            .map(CommitSha::parse)
+            .transpose()
+            .map_err(v)?,
         deployment: s
             .deployment
             .map(|d| -> Result<DeploymentSnapshot, RepositoryError> {

@@ -261,6 +261,13 @@ impl WorkTx for SqlWorkTx {
         crate::outbox::enqueue(&self.txn, &report, chrono::Utc::now()).await
     }
 
+    async fn installation_status(
+        &mut self,
+        id: ephemera_domain::InstallationId,
+    ) -> Result<Option<ephemera_domain::InstallationStatus>, RepositoryError> {
+        crate::installations::status(&self.txn, id).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
         self.txn
             .commit()

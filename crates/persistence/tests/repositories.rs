@@ -38,6 +38,9 @@ fn new_env(repo: &str, pr: i64) -> NewEnvironment {
             login: "Codertocat".into(),
         }),
         pr_updated_at: Some(t0()),
+        is_fork: true,
+        draft: false,
+        labels: vec!["preview".into(), "Bug fix".into()],
     }
 }
 

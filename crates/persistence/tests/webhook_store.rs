@@ -43,6 +43,9 @@ fn new_env(pr: i64) -> NewEnvironment {
         installation_id: Some(InstallationId::new(1).unwrap()),
         owner: None,
         pr_updated_at: Some(now()),
+        is_fork: false,
+        draft: false,
+        labels: Vec::new(),
     }
 }
 

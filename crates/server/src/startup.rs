@@ -91,7 +91,12 @@ impl Workers {
                 },
             )
         });
-        let commands = EnvironmentCommands::new(queue.clone(), clock.clone(), wake.clone());
+        let commands = EnvironmentCommands::new(
+            queue.clone(),
+            clock.clone(),
+            wake.clone(),
+            settings.policy.clone(),
+        );
         let sync = app.map(|app| {
             GitHubSync::new(
                 app,

@@ -35,6 +35,9 @@ async fn seed(t: &TestDatabase, repo: &str, pr: i64) -> Environment {
                     login: "Codertocat".into(),
                 }),
                 pr_updated_at: None,
+                is_fork: false,
+                draft: false,
+                labels: Vec::new(),
             },
             t0() + Duration::seconds(pr),
         )

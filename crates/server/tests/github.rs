@@ -377,6 +377,23 @@ async fn without_credentials_nothing_is_queued_for_github(t: TestDatabase) {
     assert!(metrics.contains("ephemera_outbox_backlog 0"), "{metrics}");
 }
 
+/// `GET /repos/…/pulls/2` as GitHub answers it (the fields ephemera reads):
+/// the head commit `head`, its repository (a fork's or the base's), labels.
+fn pr_state(state: &str, head: u32, updated: &str, fork: bool, labels: &[&str]) -> Value {
+    let base_repo = json!({"id": 186853002, "full_name": "Codertocat/Hello-World"});
+    let head_repo = if fork {
+        json!({"id": 999_999, "full_name": "forker/Hello-World"})
+    } else {
+        base_repo.clone()
+    };
+    json!({
+        "number": 2, "state": state, "draft": false, "updated_at": updated,
+        "labels": labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        "head": {"sha": format!("{head:040x}"), "repo": head_repo},
+        "base": {"ref": "master", "repo": base_repo}
+    })
+}
+
 /// GitHub's view of PR #2: what `GET /repos/…/pulls/2` answers.
 async fn pr_on_github(github: &MockServer, response: ResponseTemplate) {
     Mock::given(method("GET"))
@@ -401,10 +418,13 @@ async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) 
     let github = fake_github().await;
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(json!({
-            "number": 2, "state": "closed", "updated_at": "2019-05-15T17:00:00Z",
-            "head": {"sha": format!("{:040x}", 1)}
-        })),
+        ResponseTemplate::new(200).set_body_json(pr_state(
+            "closed",
+            1,
+            "2019-05-15T17:00:00Z",
+            false,
+            &[],
+        )),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
@@ -434,10 +454,13 @@ async fn a_newer_head_on_github_is_deployed(t: TestDatabase) {
     let github = fake_github().await;
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(json!({
-            "number": 2, "state": "open", "updated_at": "2019-05-15T17:00:00Z",
-            "head": {"sha": format!("{:040x}", 9)}
-        })),
+        ResponseTemplate::new(200).set_body_json(pr_state(
+            "open",
+            9,
+            "2019-05-15T17:00:00Z",
+            false,
+            &[],
+        )),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
@@ -454,6 +477,112 @@ async fn a_newer_head_on_github_is_deployed(t: TestDatabase) {
         0,
         "already there"
     );
+}
+
+/// A fork PR whose commit 1 a maintainer vouched for (label added by
+/// someone other than the author).
+fn fork_pr(action: &str, head: u32, updated_secs: u32) -> Value {
+    let mut p = pr(action, head, updated_secs);
+    p["pull_request"]["head"]["repo"]["id"] = json!(999_999);
+    p["pull_request"]["head"]["repo"]["full_name"] = json!("forker/Hello-World");
+    p["pull_request"]["user"] = json!({"login": "forker", "id": 4242});
+    p["pull_request"]["labels"] = json!([{"name": "safe-to-preview"}]);
+    p
+}
+
+async fn drift_repair_never_deploys_a_fork_commit_nobody_vouched_for(t: TestDatabase) {
+    let github = fake_github().await;
+    // The fork author pushed commit 2 and then commented, which moves the
+    // PR's updated_at past everything ephemera applied.
+    pr_on_github(
+        &github,
+        ResponseTemplate::new(200).set_body_json(pr_state(
+            "open",
+            2,
+            "2019-05-15T17:00:00Z",
+            true,
+            &["safe-to-preview"],
+        )),
+    )
+    .await;
+    let app = app_reporting_to(t, &github).await;
+    let mut vouch = fork_pr("labeled", 1, 10);
+    vouch["label"] = json!({"name": "safe-to-preview"});
+    vouch["sender"] = json!({"login": "Codertocat", "id": 21031067});
+    assert_eq!(
+        app.deliver_ok("pull_request", &id(), &vouch).await["outcome"],
+        "applied"
+    );
+    app.drain().await;
+    let push = app
+        .deliver_ok("pull_request", &id(), &fork_pr("synchronize", 2, 20))
+        .await;
+    assert_eq!(push["outcome"], "ignored", "{push}");
+    app.drain_reports().await;
+
+    let summary = app
+        .sync
+        .as_ref()
+        .unwrap()
+        .sync_pull_requests()
+        .await
+        .unwrap();
+    assert_eq!((summary.redeployed, summary.held), (0, 1), "{summary:?}");
+    app.drain().await;
+    app.drain_reports().await;
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["status"], "ready");
+    assert_eq!(env["commit_sha"], format!("{:040x}", 1), "{env}");
+    let deployments = app
+        .json(&format!("/api/v1/environments/{}/deployments", env["id"]))
+        .await;
+    assert_eq!(deployments.as_array().unwrap().len(), 1, "{deployments}");
+
+    // The sticky comment names the vouched commit and the one held back.
+    let comments: Vec<String> = calls(&github)
+        .await
+        .into_iter()
+        .filter(|(verb, url, _)| verb != "GET" && url.contains("/comments"))
+        .map(|(_, _, body)| body["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let last = comments.last().unwrap();
+    assert!(last.contains("| Vouched for | `0000000`"), "{last}");
+    assert!(
+        last.contains("commit 0000000 is not deployed") && last.contains("must add it again"),
+        "{last}"
+    );
+}
+
+async fn drift_repair_holds_new_heads_while_the_installation_is_suspended(t: TestDatabase) {
+    let github = fake_github().await;
+    pr_on_github(
+        &github,
+        ResponseTemplate::new(200).set_body_json(pr_state(
+            "open",
+            9,
+            "2019-05-15T17:00:00Z",
+            false,
+            &[],
+        )),
+    )
+    .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+    let mut suspend = payload("installation.suspend");
+    suspend["installation"]["id"] = json!(1);
+    app.deliver_ok("installation", &id(), &suspend).await;
+
+    let summary = app
+        .sync
+        .as_ref()
+        .unwrap()
+        .sync_pull_requests()
+        .await
+        .unwrap();
+    assert_eq!((summary.redeployed, summary.held), (0, 1), "{summary:?}");
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["commit_sha"], format!("{:040x}", 1), "{env}");
+    assert_eq!(env["status"], "ready");
 }
 
 async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
@@ -538,6 +667,8 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    drift_repair_never_deploys_a_fork_commit_nobody_vouched_for,
+    drift_repair_holds_new_heads_while_the_installation_is_suspended,
     a_pr_closed_while_the_webhook_was_missed_is_destroyed,
     a_newer_head_on_github_is_deployed,
     a_pr_the_app_can_no_longer_see_is_destroyed,

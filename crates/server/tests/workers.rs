@@ -237,6 +237,36 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
     assert!(logs.contains("giving up"), "{logs}");
 }
 
+async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some("let-me-in".to_owned().into())).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    let env_id = env(&app).await["id"].clone();
+    let mut suspend = payload("installation.suspend");
+    suspend["installation"]["id"] = serde_json::json!(1);
+    app.deliver_ok("installation", &id(), &suspend).await;
+
+    let redeploy = app
+        .client
+        .post(format!(
+            "{}/api/v1/environments/{env_id}/redeploy",
+            app.address
+        ))
+        .bearer_auth("let-me-in")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeploy.status(), 409);
+    let problem: Value = redeploy.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("suspended"),
+        "{problem}"
+    );
+    assert!(app.drain().await.is_empty(), "nothing was queued");
+    assert_eq!(history(&app, &env_id).await.len(), 1);
+}
+
 async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
     let app = TestApp::spawn_with(t, |s| s.api_token = Some("let-me-in".to_owned().into())).await;
     app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
@@ -479,6 +509,7 @@ async fn a_suspended_installation_keeps_running_previews(t: TestDatabase) {
 }
 
 backend_tests!(
+    a_rest_redeploy_passes_the_same_deploy_policy,
     reopening_while_the_destroy_runs_brings_the_same_environment_back,
     a_label_does_not_revive_a_destroyed_environment,
     a_new_commit_during_retries_supersedes_the_failing_deployment,

@@ -75,6 +75,10 @@ pub struct PullRequestState {
     pub open: bool,
     pub head_sha: CommitSha,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// What the deploy policy needs, as GitHub says now.
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
 }
 
 /// One of the App's recent webhook deliveries, as GitHub lists them.

@@ -112,5 +112,12 @@ pub trait WorkTx: Send {
         report: ephemera_domain::PreviewReport,
     ) -> Result<(), RepositoryError>;
 
+    /// The installation's status, if ephemera has recorded it: the deploy
+    /// policy holds new deployments of a suspended installation.
+    async fn installation_status(
+        &mut self,
+        id: ephemera_domain::InstallationId,
+    ) -> Result<Option<ephemera_domain::InstallationStatus>, RepositoryError>;
+
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
 }

@@ -35,6 +35,11 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     pub github_comment_id: Option<i64>,
     pub trusted_sha: Option<String>,
+    pub is_fork: bool,
+    pub draft: bool,
+    /// The PR's label names, a JSON array.
+    #[sea_orm(column_type = "Text")]
+    pub labels: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
