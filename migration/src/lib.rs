@@ -18,6 +18,7 @@ mod m20261121_000007_work_queue;
 mod m20261121_000008_github_reports;
 mod m20261121_000009_fork_trust;
 mod m20261122_000010_policy_facts;
+mod m20261122_000011_replay_guard;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000008_github_reports::Migration),
             Box::new(m20261121_000009_fork_trust::Migration),
             Box::new(m20261122_000010_policy_facts::Migration),
+            Box::new(m20261122_000011_replay_guard::Migration),
         ]
     }
 }

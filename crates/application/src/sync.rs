@@ -221,6 +221,7 @@ impl GitHubSync {
                 action: delivery.action.clone(),
                 repository: None,
                 installation_id: None,
+                body_sha256: None,
             };
             // Recorded before asking: a redelivery arriving at once finds
             // the entry and is applied over it.

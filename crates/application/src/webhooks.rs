@@ -26,6 +26,11 @@ pub struct IncomingDelivery {
     pub installation_id: Option<InstallationId>,
     /// Who triggered the event.
     pub sender: Option<GithubUser>,
+    /// Hex SHA-256 of the body as signed (see [`DeliveryHeader`]).
+    pub body_sha256: Option<String>,
+    /// `installation.updated_at` on installation events: an older one
+    /// arriving late (or replayed) must not undo a newer one.
+    pub installation_updated_at: Option<DateTime<Utc>>,
     pub change: DeliveryChange,
 }
 
@@ -224,12 +229,30 @@ impl IngestDelivery {
     ) -> Result<IngestOutcome, RepositoryError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        if tx.claim_delivery(header, now).await? == Claim::Duplicate {
-            tx.commit().await?;
-            return Ok(IngestOutcome {
-                outcome: DeliveryOutcome::Duplicate,
-                reason: Some("delivery id seen before; nothing changed".into()),
-            });
+        match tx.claim_delivery(header, now).await? {
+            Claim::Fresh => {}
+            Claim::Duplicate => {
+                tx.commit().await?;
+                return Ok(IngestOutcome {
+                    outcome: DeliveryOutcome::Duplicate,
+                    reason: Some("delivery id seen before; nothing changed".into()),
+                });
+            }
+            Claim::Replay { original } => {
+                tracing::warn!(%original, "replayed delivery: the body of an earlier delivery under a new id");
+                let outcome = IngestOutcome::ignored(format!(
+                    "replay: the same signed body as delivery {original} under a new delivery id; nothing changed"
+                ));
+                tx.finish_delivery(
+                    &delivery.delivery_id,
+                    outcome.outcome,
+                    outcome.reason.clone(),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(outcome);
+            }
         }
         // Users are upserted in github_id order, so two deliveries naming the
         // same two people never lock their rows in opposite orders.
@@ -254,7 +277,46 @@ impl IngestDelivery {
         Ok(outcome)
     }
 
+    /// Applies the change, refusing an installation event older than one
+    /// already applied (a late or replayed `installation.deleted` must not
+    /// undo what came after it).
     async fn apply(
+        &self,
+        tx: &mut dyn WebhookTx,
+        delivery: &IncomingDelivery,
+        now: DateTime<Utc>,
+    ) -> Result<IngestOutcome, RepositoryError> {
+        let installation_event = matches!(
+            delivery.change,
+            DeliveryChange::InstallationCreated { .. }
+                | DeliveryChange::InstallationDeleted { .. }
+                | DeliveryChange::InstallationSuspended { .. }
+                | DeliveryChange::InstallationUnsuspended { .. }
+                | DeliveryChange::RepositoriesAdded { .. }
+                | DeliveryChange::RepositoriesRemoved { .. }
+        );
+        let stamp = delivery
+            .installation_id
+            .zip(delivery.installation_updated_at)
+            .filter(|_| installation_event);
+        if let Some((id, at)) = stamp
+            && let Some(seen) = tx.installation_seen_at(id).await?
+            && at < seen
+        {
+            return Ok(IngestOutcome::ignored(format!(
+                "stale: installation.updated_at {} is older than {} already applied",
+                at.to_rfc3339(),
+                seen.to_rfc3339()
+            )));
+        }
+        let outcome = self.apply_change(tx, delivery, now).await?;
+        if let Some((id, at)) = stamp {
+            tx.mark_installation_seen(id, at).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn apply_change(
         &self,
         tx: &mut dyn WebhookTx,
         delivery: &IncomingDelivery,
@@ -702,6 +764,7 @@ fn header_of(delivery: &IncomingDelivery) -> DeliveryHeader {
         action: delivery.action.clone(),
         repository: delivery.repository.as_ref().map(ToString::to_string),
         installation_id: delivery.installation_id,
+        body_sha256: delivery.body_sha256.clone(),
     }
 }
 
@@ -754,6 +817,8 @@ mod tests {
             event: "pull_request".into(),
             action: Some("opened".into()),
             repository: RepositoryFullName::parse("Codertocat/Hello-World").ok(),
+            body_sha256: None,
+            installation_updated_at: None,
             installation_id: Some(InstallationId::new(1).unwrap()),
             sender: Some(user(1, "Codertocat")),
             change,
@@ -802,7 +867,7 @@ mod tests {
         let c = calls.clone();
         tx.expect_claim_delivery().returning(move |_, _| {
             c.lock().unwrap().push("claim".into());
-            Ok(claim)
+            Ok(claim.clone())
         });
         tx.expect_upsert_user().returning(|_, _| Ok(()));
         tx.expect_environment_for_pr()

@@ -178,6 +178,7 @@ pub(crate) async fn receive(
                 action: None,
                 repository: None,
                 installation_id: None,
+                body_sha256: None,
             };
             state.ingest.record_unreadable(&header, &detail).await;
             state.metrics.observe_delivery(event, "failed");

@@ -72,7 +72,25 @@ fn new_row(
         attempts: Set(1),
         received_at: Set(now),
         updated_at: Set(Some(now)),
+        body_sha256: Set(header.body_sha256.clone()),
     }
+}
+
+/// The delivery whose body has this digest, if one was recorded.
+pub(crate) async fn with_body<C: ConnectionTrait>(
+    db: &C,
+    body_sha256: &str,
+) -> Result<Option<DeliveryId>, RepositoryError> {
+    Entity::find()
+        .filter(Column::BodySha256.eq(body_sha256))
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, "looking up a delivery body"))?
+        .map(|row| {
+            DeliveryId::parse(&row.delivery_id)
+                .map_err(|e| RepositoryError::Unexpected(corrupt("webhook_deliveries", row.id, e)))
+        })
+        .transpose()
 }
 
 /// The outcome already recorded for a delivery id, if any.

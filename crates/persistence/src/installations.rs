@@ -5,10 +5,10 @@ use ephemera_domain::{
     Installation, InstallationId, InstallationRepository as Repo, InstallationStatus,
     RepositoryFullName,
 };
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ModelTrait,
-    QueryFilter, QueryOrder, Set,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ModelTrait, QueryFilter, QueryOrder, Set,
 };
 
 use crate::entities::{installation_repositories as repos, installations};
@@ -55,6 +55,7 @@ pub(crate) async fn upsert<C: ConnectionTrait>(
         status: Set(status.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        event_updated_at: Set(None),
     })
     .on_conflict(
         OnConflict::column(installations::Column::Id)
@@ -68,6 +69,38 @@ pub(crate) async fn upsert<C: ConnectionTrait>(
     .exec(db)
     .await
     .map_err(|e| db_err(e, format!("recording installation {id}")))?;
+    Ok(())
+}
+
+/// `installation.updated_at` of the newest installation event applied.
+pub(crate) async fn seen_at<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+    Ok(installations::Entity::find_by_id(id.get())
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading installation {id}")))?
+        .and_then(|row| row.event_updated_at))
+}
+
+/// Moves the newest applied installation event's time forward to `at`.
+pub(crate) async fn mark_seen<C: ConnectionTrait>(
+    db: &C,
+    id: InstallationId,
+    at: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    installations::Entity::update_many()
+        .col_expr(installations::Column::EventUpdatedAt, Expr::value(at))
+        .filter(installations::Column::Id.eq(id.get()))
+        .filter(
+            Condition::any()
+                .add(installations::Column::EventUpdatedAt.is_null())
+                .add(installations::Column::EventUpdatedAt.lt(at)),
+        )
+        .exec(db)
+        .await
+        .map_err(|e| db_err(e, format!("recording installation {id}")))?;
     Ok(())
 }
 

@@ -75,6 +75,18 @@ impl WebhookTx for SqlWebhookTx {
     ) -> Result<Claim, RepositoryError> {
         match deliveries::recorded_outcome(&self.txn, &header.delivery_id).await? {
             None => {
+                if let Some(digest) = &header.body_sha256
+                    && let Some(original) = deliveries::with_body(&self.txn, digest).await?
+                {
+                    // Logged under its own id, without the digest (which
+                    // belongs to the original).
+                    let replay = DeliveryHeader {
+                        body_sha256: None,
+                        ..header.clone()
+                    };
+                    deliveries::insert_pending(&self.txn, &replay, now).await?;
+                    return Ok(Claim::Replay { original });
+                }
                 deliveries::insert_pending(&self.txn, header, now).await?;
                 Ok(Claim::Fresh)
             }
@@ -153,6 +165,21 @@ impl WebhookTx for SqlWebhookTx {
         id: InstallationId,
     ) -> Result<Option<InstallationStatus>, RepositoryError> {
         installations::status(&self.txn, id).await
+    }
+
+    async fn installation_seen_at(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError> {
+        installations::seen_at(&self.txn, id).await
+    }
+
+    async fn mark_installation_seen(
+        &mut self,
+        id: InstallationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        installations::mark_seen(&self.txn, id, at).await
     }
 
     async fn upsert_installation(

@@ -30,6 +30,7 @@ fn header(id: &str, event: &str) -> DeliveryHeader {
         action: Some("opened".into()),
         repository: Some("octo/web".into()),
         installation_id: Some(InstallationId::new(1).unwrap()),
+        body_sha256: Some(format!("body-of-{id}")),
     }
 }
 
@@ -47,6 +48,57 @@ fn new_env(pr: i64) -> NewEnvironment {
         draft: false,
         labels: Vec::new(),
     }
+}
+
+async fn the_same_body_under_a_new_delivery_id_is_a_replay(t: TestDatabase) {
+    let store = SqlWebhookStore::new(t.db.clone());
+    let log = SqlDeliveryLog::new(t.db.clone());
+    let original = header("d-1", "installation");
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.claim_delivery(&original, now()).await.unwrap(),
+        Claim::Fresh
+    );
+    tx.finish_delivery(&original.delivery_id, DeliveryOutcome::Applied, None, now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let replay = DeliveryHeader {
+        delivery_id: DeliveryId::parse("d-2").unwrap(),
+        ..original.clone()
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.claim_delivery(&replay, now()).await.unwrap(),
+        Claim::Replay {
+            original: original.delivery_id.clone()
+        }
+    );
+    tx.finish_delivery(
+        &replay.delivery_id,
+        DeliveryOutcome::Ignored,
+        Some("replay".into()),
+        now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let logged = log.get(&replay.delivery_id).await.unwrap().unwrap();
+    assert_eq!(logged.outcome, DeliveryOutcome::Ignored);
+
+    // A third copy is still a replay of the original, not of the replay.
+    let again = DeliveryHeader {
+        delivery_id: DeliveryId::parse("d-3").unwrap(),
+        ..original.clone()
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.claim_delivery(&again, now()).await.unwrap(),
+        Claim::Replay {
+            original: original.delivery_id.clone()
+        }
+    );
 }
 
 async fn a_delivery_id_is_applied_once(t: TestDatabase) {
@@ -276,6 +328,7 @@ async fn delivery_log_filters_and_pages_newest_first(t: TestDatabase) {
 }
 
 backend_tests!(
+    the_same_body_under_a_new_delivery_id_is_a_replay,
     a_delivery_id_is_applied_once,
     a_failed_delivery_is_applied_again_when_redelivered,
     an_uncommitted_delivery_leaves_nothing_behind,

@@ -493,6 +493,9 @@ async fn installations_are_recorded_suspended_and_deleted(t: TestDatabase) {
     // Deleted: its environments are destroyed.
     let mut deleted = payload("installation.deleted");
     deleted["installation"]["id"] = json!(1);
+    // GitHub's examples come from different years; a real deletion is newer
+    // than the suspension before it (an older one would be stale).
+    deleted["installation"]["updated_at"] = json!("2021-05-01T00:00:00Z");
     let answer = app.deliver_ok("installation", &id(), &deleted).await;
     assert!(
         answer["reason"]
@@ -701,7 +704,74 @@ async fn without_a_secret_the_endpoint_says_which_variable_to_set(t: TestDatabas
     );
 }
 
+/// An installation event for installation 1 (the one the PR examples name).
+fn installation_event(name: &str) -> Value {
+    let mut p = payload(name);
+    p["installation"]["id"] = json!(1);
+    p
+}
+
+async fn a_captured_delivery_replayed_under_a_new_id_changes_nothing(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let suspend = installation_event("installation.suspend");
+    let first = id();
+    app.deliver_ok("installation", &first, &suspend).await;
+    app.deliver_ok(
+        "installation",
+        &id(),
+        &installation_event("installation.unsuspend"),
+    )
+    .await;
+
+    // The attacker captured the signed suspend and sends it again under a
+    // fresh X-GitHub-Delivery (not signed).
+    let replay = id();
+    let answer = app.deliver_ok("installation", &replay, &suspend).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("replay") && reason.contains(&first),
+        "{reason}"
+    );
+    let logged = app.json(&format!("/api/v1/deliveries/{replay}")).await;
+    assert_eq!(logged["outcome"], "ignored");
+
+    // Still active: a PR gets its preview.
+    let opened = app
+        .deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    assert_eq!(opened["outcome"], "applied", "{opened}");
+}
+
+async fn an_installation_event_older_than_one_applied_is_stale(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let mut created = installation_event("installation.created");
+    created["installation"]["updated_at"] = json!(2_000_000_000);
+    app.deliver_ok("installation", &id(), &created).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+
+    // A deletion from before the newest installation event, arriving late.
+    let mut deleted = installation_event("installation.deleted");
+    deleted["installation"]["updated_at"] = json!(1_900_000_000);
+    let answer = app.deliver_ok("installation", &id(), &deleted).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().starts_with("stale"),
+        "{answer}"
+    );
+    assert_eq!(the_only_environment(&app).await["status"], "pending");
+
+    // A newer one applies.
+    deleted["installation"]["updated_at"] = json!(2_000_000_001);
+    let answer = app.deliver_ok("installation", &id(), &deleted).await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+    assert_eq!(the_only_environment(&app).await["status"], "destroying");
+}
+
 backend_tests!(
+    a_captured_delivery_replayed_under_a_new_id_changes_nothing,
+    an_installation_event_older_than_one_applied_is_stale,
     opened_pr_gets_an_environment_and_a_queued_deployment,
     the_same_delivery_ten_times_changes_things_once,
     fifty_concurrent_deliveries_for_one_pr_leave_the_newest_commit,

@@ -16,15 +16,21 @@ pub struct DeliveryHeader {
     pub action: Option<String>,
     pub repository: Option<String>,
     pub installation_id: Option<InstallationId>,
+    /// Hex SHA-256 of the signed body. GitHub's redeliveries reuse the
+    /// delivery id, so the same body under another id is a replay.
+    pub body_sha256: Option<String>,
 }
 
 /// Whether a delivery is new to the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// First time seen, or seen before and failed: apply it now.
     Fresh,
     /// Seen and handled before: change nothing.
     Duplicate,
+    /// A new delivery id with the body of an earlier delivery: someone
+    /// captured a signed delivery and sent it again. Change nothing.
+    Replay { original: DeliveryId },
 }
 
 /// Opens the one transaction a delivery is applied in.
@@ -145,6 +151,20 @@ pub trait WebhookTx: Send {
     async fn report(
         &mut self,
         report: ephemera_domain::PreviewReport,
+    ) -> Result<(), RepositoryError>;
+
+    /// `installation.updated_at` of the newest installation event applied.
+    async fn installation_seen_at(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+
+    /// Records `at` as the newest installation event applied (never moves
+    /// it backwards); the installation row exists.
+    async fn mark_installation_seen(
+        &mut self,
+        id: InstallationId,
+        at: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;

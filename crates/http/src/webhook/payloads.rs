@@ -14,6 +14,7 @@ use ephemera_domain::{
     PrNumber, RepositoryFullName, ValidationError,
 };
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// Fields every event may carry.
 #[derive(Debug, Deserialize)]
@@ -33,6 +34,26 @@ struct Repository {
 #[derive(Debug, Deserialize)]
 struct InstallationRef {
     id: i64,
+    /// On installation events; GitHub sends epoch seconds or RFC 3339.
+    #[serde(default)]
+    updated_at: Option<GitHubTime>,
+}
+
+/// A time GitHub writes either as epoch seconds or as an RFC 3339 string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum GitHubTime {
+    Epoch(i64),
+    Text(DateTime<Utc>),
+}
+
+impl GitHubTime {
+    fn get(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Epoch(secs) => DateTime::from_timestamp(*secs, 0),
+            Self::Text(at) => Some(*at),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +198,11 @@ pub(crate) fn parse(
         .as_ref()
         .map(|i| InstallationId::new(i.id))
         .transpose()?;
+    let installation_updated_at = envelope
+        .installation
+        .as_ref()
+        .and_then(|i| i.updated_at.as_ref())
+        .and_then(GitHubTime::get);
     let sender = envelope.sender.map(User::into_domain).transpose()?;
     let action = envelope.action;
 
@@ -194,6 +220,8 @@ pub(crate) fn parse(
         repository,
         installation_id,
         sender,
+        body_sha256: Some(hex::encode(Sha256::digest(body))),
+        installation_updated_at,
         change,
     })
 }

@@ -17,6 +17,9 @@ pub struct Model {
     pub attempts: i32,
     pub received_at: DateTimeUtc,
     pub updated_at: Option<DateTimeUtc>,
+    /// Hex SHA-256 of the body; NULL on replays and bodiless failures.
+    #[sea_orm(unique)]
+    pub body_sha256: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
