@@ -12,6 +12,7 @@ pub mod ports;
 pub mod queries;
 pub mod reconciler;
 pub mod reporting;
+pub mod retention;
 pub mod sync;
 pub mod webhooks;
 

@@ -11,6 +11,7 @@ mod health;
 mod installations;
 mod outbox;
 mod provisioner;
+mod retention;
 mod stats;
 mod users;
 mod webhooks;
@@ -30,6 +31,7 @@ pub use health::HealthProbe;
 pub use installations::InstallationRepository;
 pub use outbox::{PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+pub use retention::Pruner;
 pub use stats::{NoObserver, StatsProbe, WorkObserver};
 pub use users::UserRepository;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
@@ -40,8 +42,8 @@ pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
     health::MockHealthProbe, installations::MockInstallationRepository,
-    provisioner::MockProvisioner, users::MockUserRepository, webhooks::MockWebhookStore,
-    webhooks::MockWebhookTx, work::MockWorkQueue, work::MockWorkTx,
+    provisioner::MockProvisioner, retention::MockPruner, users::MockUserRepository,
+    webhooks::MockWebhookStore, webhooks::MockWebhookTx, work::MockWorkQueue, work::MockWorkTx,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

@@ -26,6 +26,7 @@ pub struct Metrics {
     backlog: IntGauge,
     outbox: IntGauge,
     provisioner_runs: HistogramVec,
+    pruned: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +83,14 @@ impl Metrics {
         registry.register(Box::new(backlog.clone()))?;
         registry.register(Box::new(outbox.clone()))?;
         registry.register(Box::new(provisioner_runs.clone()))?;
+        let pruned = IntCounterVec::new(
+            Opts::new(
+                "retention_pruned_total",
+                "Records removed by the retention pass (deliveries, reports, logs)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(pruned.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -91,6 +100,7 @@ impl Metrics {
             backlog,
             outbox,
             provisioner_runs,
+            pruned,
         })
     }
 
@@ -121,6 +131,11 @@ impl WorkObserver for Metrics {
         self.provisioner_runs
             .with_label_values(&[provisioner, action, outcome])
             .observe(seconds);
+    }
+
+    fn pruned(&self, kind: &str, count: u64) {
+        // `kind` is one of three fixed names from the retention pass.
+        self.pruned.with_label_values(&[kind]).inc_by(count);
     }
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod health;
 mod installations;
 mod outbox;
+mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -26,6 +27,7 @@ pub use environments::SqlEnvironmentRepository;
 pub use health::SqlHealthProbe;
 pub use installations::SqlInstallationRepository;
 pub use outbox::SqlReportOutbox;
+pub use retention::SqlPruner;
 pub use sea_orm::DatabaseConnection;
 pub use users::SqlUserRepository;
 pub use webhooks::SqlWebhookStore;

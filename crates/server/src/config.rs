@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use std::time::Duration;
 
+use ephemera_application::retention::RetentionConfig;
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
 use ephemera_provisioner::{CommandConfig, KubernetesConfig};
@@ -82,6 +83,10 @@ pub struct WorkerSettings {
     /// `EPHEMERA_GITHUB_SYNC_INTERVAL`: drift repair and missed-delivery
     /// recovery (with GitHub reporting on).
     pub github_sync: Duration,
+    /// `EPHEMERA_RETENTION_*`: how long old records are kept.
+    pub retention: RetentionConfig,
+    /// `EPHEMERA_RETENTION_INTERVAL`: how often they are pruned.
+    pub retention_every: Duration,
 }
 
 /// Everything the service reads from its environment.
@@ -277,6 +282,7 @@ impl Settings {
                     )
                 })?,
         };
+        let retention = RetentionConfig::default();
         let workers = WorkerSettings {
             count,
             lease: duration(&get, "EPHEMERA_WORKER_LEASE", Duration::from_secs(60))?,
@@ -292,6 +298,20 @@ impl Settings {
             environment_ttl: get("EPHEMERA_ENVIRONMENT_TTL")
                 .map(|raw| parse_duration("EPHEMERA_ENVIRONMENT_TTL", &raw))
                 .transpose()?,
+            retention: RetentionConfig {
+                deliveries: duration(&get, "EPHEMERA_RETENTION_DELIVERIES", retention.deliveries)?,
+                reports: duration(&get, "EPHEMERA_RETENTION_REPORTS", retention.reports)?,
+                logs_after_destroy: duration(
+                    &get,
+                    "EPHEMERA_RETENTION_LOGS",
+                    retention.logs_after_destroy,
+                )?,
+            },
+            retention_every: duration(
+                &get,
+                "EPHEMERA_RETENTION_INTERVAL",
+                Duration::from_secs(60 * 60),
+            )?,
         };
 
         let github = github_settings(&get)?;
@@ -372,14 +392,18 @@ fn github_settings(
     }
 }
 
+/// Longer than any setting needs, short enough that "now minus it" is
+/// always a date.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(raw.trim())
         .ok()
-        .filter(|d| !d.is_zero())
+        .filter(|d| !d.is_zero() && *d <= MAX_DURATION)
         .ok_or_else(|| {
             ConfigError::new(
                 name,
-                format!("`{raw}` is not a duration like 30s, 15m or 72h"),
+                format!("`{raw}` is not a duration like 30s, 15m or 72h (at most 100 years)"),
             )
         })
 }
@@ -432,6 +456,30 @@ mod tests {
         assert!(s.webhook.secret.is_none());
         assert_eq!(s.webhook.max_body_bytes, 25 * 1024 * 1024);
         assert_eq!(s.policy, DeployPolicy::default());
+    }
+
+    #[test]
+    fn retention_settings_and_absurd_durations() {
+        let s = settings(&[
+            ("EPHEMERA_RETENTION_DELIVERIES", "10d"),
+            ("EPHEMERA_RETENTION_LOGS", "36h"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.workers.retention.deliveries,
+            Duration::from_secs(10 * 86_400)
+        );
+        assert_eq!(
+            s.workers.retention.logs_after_destroy,
+            Duration::from_secs(36 * 3600)
+        );
+        assert_eq!(s.workers.retention.reports, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.workers.retention_every, Duration::from_secs(3600));
+        // Refused at start-up rather than overflowing date arithmetic later.
+        for name in ["EPHEMERA_ENVIRONMENT_TTL", "EPHEMERA_RETENTION_REPORTS"] {
+            let err = settings(&[(name, "200y")]).unwrap_err();
+            assert_eq!(err.variable, name);
+        }
     }
 
     #[test]

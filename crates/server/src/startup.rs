@@ -14,13 +14,14 @@ use ephemera_application::ports::{
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
 use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
+use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
 use ephemera_application::webhooks::IngestDelivery;
 use ephemera_github::GitHubApp;
 use ephemera_http::AppState;
 use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
-    SqlHealthProbe, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
+    SqlHealthProbe, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use secrecy::ExposeSecret;
@@ -147,6 +148,26 @@ impl Workers {
                         match sync.run_once().await {
                             Ok(summary) => tracing::info!(?summary, "GitHub sync done"),
                             Err(err) => tracing::warn!(error = %err, "GitHub sync failed"),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(every) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                }));
+            }
+            {
+                let retention = Retention::new(
+                    Arc::new(SqlPruner::new(db.clone())),
+                    clock.clone(),
+                    settings.workers.retention.clone(),
+                    observer.clone(),
+                );
+                let (mut stopped, every) = (stopped.clone(), settings.workers.retention_every);
+                handles.push(tokio::spawn(async move {
+                    while !*stopped.borrow() {
+                        if let Err(err) = retention.run_once().await {
+                            tracing::warn!(error = %err, "retention pass failed");
                         }
                         tokio::select! {
                             _ = tokio::time::sleep(every) => {}

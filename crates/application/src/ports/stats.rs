@@ -18,6 +18,10 @@ pub trait StatsProbe: Send + Sync {
 pub trait WorkObserver: Send + Sync {
     /// `action` is `provision` or `destroy`; `outcome` `ok` or `error`.
     fn observe(&self, provisioner: &str, action: &str, outcome: &str, seconds: f64);
+
+    /// `count` records of `kind` (deliveries, reports, logs) were removed
+    /// by the retention pass.
+    fn pruned(&self, _kind: &str, _count: u64) {}
 }
 
 /// Observes nothing.
