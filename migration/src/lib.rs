@@ -19,6 +19,7 @@ mod m20261121_000008_github_reports;
 mod m20261121_000009_fork_trust;
 mod m20261122_000010_policy_facts;
 mod m20261122_000011_replay_guard;
+mod m20261122_000012_repository_id;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000009_fork_trust::Migration),
             Box::new(m20261122_000010_policy_facts::Migration),
             Box::new(m20261122_000011_replay_guard::Migration),
+            Box::new(m20261122_000012_repository_id::Migration),
         ]
     }
 }

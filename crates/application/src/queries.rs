@@ -177,6 +177,7 @@ mod tests {
             id: EnvironmentId::new(id).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
+            repository_id: None,
             pr_number,
             pr_title: format!("PR {id}"),
             branch_name: "feature".into(),

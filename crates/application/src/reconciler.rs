@@ -648,6 +648,7 @@ mod tests {
             id: EnvironmentId::new(9).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
+            repository_id: None,
             pr_number,
             pr_title: "t".into(),
             branch_name: "b".into(),

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, Environment, EnvironmentStatus,
-    GithubUser, InstallationId, InstallationRepository, InstallationStatus, NewDeployment,
-    NewEnvironment, Owner, PolicyDecision, PrNumber, PreviewReport, PullRequestFacts,
-    RepositoryFullName, SkipReason,
+    AllowedOwners, CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, Environment,
+    EnvironmentStatus, GithubUser, InstallationId, InstallationRepository, InstallationStatus,
+    NewDeployment, NewEnvironment, Owner, PolicyDecision, PrNumber, PreviewReport,
+    PullRequestFacts, RepositoryFullName, SkipReason,
 };
 use thiserror::Error;
 
@@ -82,6 +82,9 @@ pub enum PullRequestAction {
 pub struct PullRequestChange {
     pub action: PullRequestAction,
     pub repository: RepositoryFullName,
+    /// GitHub's id of the base repository: the environment's key, which
+    /// survives renames.
+    pub repository_id: i64,
     pub number: PrNumber,
     pub title: String,
     pub head_sha: CommitSha,
@@ -136,6 +139,7 @@ pub struct IngestDelivery {
     store: Arc<dyn WebhookStore>,
     clock: Arc<dyn Clock>,
     policy: DeployPolicy,
+    owners: AllowedOwners,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -153,8 +157,16 @@ impl IngestDelivery {
             store,
             clock,
             policy,
+            owners: AllowedOwners::any(),
             wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Serves only installations on these accounts; deliveries for others
+    /// are recorded as ignored.
+    pub fn serving(mut self, owners: AllowedOwners) -> Self {
+        self.owners = owners;
+        self
     }
 
     /// Wakes idle in-process workers after each applied delivery, so work
@@ -286,6 +298,13 @@ impl IngestDelivery {
         delivery: &IncomingDelivery,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, RepositoryError> {
+        if let Some(account) = account_of(delivery)
+            && !self.owners.allows(account)
+        {
+            return Ok(IngestOutcome::ignored(format!(
+                "account `{account}` is not in EPHEMERA_ALLOWED_OWNERS: its installations are not served"
+            )));
+        }
         let installation_event = matches!(
             delivery.change,
             DeliveryChange::InstallationCreated { .. }
@@ -399,7 +418,7 @@ impl IngestDelivery {
                 tx.remove_repositories(id, repositories).await?;
                 let mut count = 0;
                 for repo in repositories {
-                    let envs = tx.live_environments_of_repository(&repo.full_name).await?;
+                    let envs = tx.live_environments_of_repository(repo).await?;
                     let reason = format!("repository removed from installation {id}");
                     count += destroy_all(tx, envs, &reason, now).await?;
                 }
@@ -419,7 +438,9 @@ impl IngestDelivery {
         sender: Option<&GithubUser>,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, RepositoryError> {
-        let existing = tx.environment_for_pr(&pr.repository, pr.number).await?;
+        let existing = tx
+            .environment_for_pr(Some(pr.repository_id), &pr.repository, pr.number)
+            .await?;
 
         if let Some(applied) = existing.as_ref().and_then(|env| env.pr_updated_at)
             && pr.updated_at < applied
@@ -494,6 +515,7 @@ impl IngestDelivery {
                     .insert_environment(
                         NewEnvironment {
                             repository: pr.repository.clone(),
+                            repository_id: Some(pr.repository_id),
                             pr_number: pr.number,
                             pr_title: pr.title.clone(),
                             branch_name: pr.head_ref.clone(),
@@ -651,6 +673,23 @@ impl IngestDelivery {
     }
 }
 
+/// The GitHub account a delivery concerns: the installation's account, or
+/// the owner of the (base) repository.
+fn account_of(delivery: &IncomingDelivery) -> Option<&str> {
+    match &delivery.change {
+        DeliveryChange::InstallationCreated { account_login, .. }
+        | DeliveryChange::InstallationDeleted { account_login }
+        | DeliveryChange::InstallationSuspended { account_login }
+        | DeliveryChange::InstallationUnsuspended { account_login }
+        | DeliveryChange::RepositoriesAdded { account_login, .. }
+        | DeliveryChange::RepositoriesRemoved { account_login, .. } => Some(account_login),
+        DeliveryChange::PullRequest(pr) => Some(pr.repository.owner()),
+        DeliveryChange::Ping | DeliveryChange::Ignored(_) => {
+            delivery.repository.as_ref().map(RepositoryFullName::owner)
+        }
+    }
+}
+
 /// Live = neither destroyed nor already on its way there.
 fn is_live(status: EnvironmentStatus) -> bool {
     !matches!(
@@ -723,6 +762,10 @@ fn refresh(
     installation: Option<InstallationId>,
     now: DateTime<Utc>,
 ) {
+    // A renamed repository (case-only too) keeps its environments: the name
+    // follows GitHub, the id and the namespace stay.
+    env.repository = pr.repository.clone();
+    env.repository_id = Some(pr.repository_id);
     env.pr_title = pr.title.clone();
     env.branch_name = pr.head_ref.clone();
     env.commit_sha = pr.head_sha.clone();
@@ -798,6 +841,7 @@ mod tests {
         Box::new(PullRequestChange {
             action,
             repository: RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
+            repository_id: 186853002,
             number: PrNumber::new(2).unwrap(),
             title: "Update the README".into(),
             head_sha: CommitSha::parse(&sha.to_string().repeat(40)).unwrap(),
@@ -832,6 +876,7 @@ mod tests {
             id: EnvironmentId::new(7).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
+            repository_id: None,
             pr_number,
             pr_title: "old title".into(),
             branch_name: "changes".into(),
@@ -871,7 +916,7 @@ mod tests {
         });
         tx.expect_upsert_user().returning(|_, _| Ok(()));
         tx.expect_environment_for_pr()
-            .returning(move |_, _| Ok(existing.clone()));
+            .returning(move |_, _, _| Ok(existing.clone()));
         tx.expect_installation_status()
             .returning(move |_| Ok(installation));
         let c = calls.clone();
@@ -1114,7 +1159,9 @@ mod tests {
             .expect_claim_delivery()
             .returning(|_, _| Ok(Claim::Fresh));
         loser.expect_upsert_user().returning(|_, _| Ok(()));
-        loser.expect_environment_for_pr().returning(|_, _| Ok(None));
+        loser
+            .expect_environment_for_pr()
+            .returning(|_, _, _| Ok(None));
         loser.expect_installation_status().returning(|_| Ok(None));
         loser
             .expect_insert_environment()

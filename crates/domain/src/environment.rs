@@ -103,6 +103,9 @@ pub struct Owner {
 pub struct Environment {
     pub id: EnvironmentId,
     pub repository: RepositoryFullName,
+    /// GitHub's id of the repository: it survives renames (the name is
+    /// refreshed from each event). `None` on rows from before it was kept.
+    pub repository_id: Option<i64>,
     pub pr_number: PrNumber,
     pub pr_title: String,
     pub branch_name: String,
@@ -172,6 +175,7 @@ impl Environment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEnvironment {
     pub repository: RepositoryFullName,
+    pub repository_id: Option<i64>,
     pub pr_number: PrNumber,
     pub pr_title: String,
     pub branch_name: String,
@@ -188,7 +192,10 @@ pub struct NewEnvironment {
 impl NewEnvironment {
     /// The namespace this environment will live in.
     pub fn namespace(&self) -> Namespace {
-        Namespace::for_pr(&self.repository, self.pr_number)
+        match self.repository_id {
+            Some(id) => Namespace::for_repository_pr(id, &self.repository, self.pr_number),
+            None => Namespace::for_pr(&self.repository, self.pr_number),
+        }
     }
 }
 
@@ -226,6 +233,7 @@ mod tests {
             id: EnvironmentId::new(1).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
+            repository_id: None,
             pr_number,
             pr_title: "Add feature".into(),
             branch_name: "feature".into(),

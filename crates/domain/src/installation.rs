@@ -47,6 +47,34 @@ impl FromStr for InstallationStatus {
     }
 }
 
+/// The GitHub accounts whose installations ephemera serves
+/// (`EPHEMERA_ALLOWED_OWNERS`); deliveries for any other account are
+/// recorded and ignored. Empty: every account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOwners(Vec<String>);
+
+impl AllowedOwners {
+    /// Every account is served.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Only these logins (compared case-insensitively, as GitHub does).
+    pub fn only(logins: impl IntoIterator<Item = String>) -> Self {
+        Self(
+            logins
+                .into_iter()
+                .map(|l| l.trim().to_ascii_lowercase())
+                .filter(|l| !l.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn allows(&self, login: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|l| l.eq_ignore_ascii_case(login))
+    }
+}
+
 /// A repository an installation can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationRepository {
@@ -63,4 +91,18 @@ pub struct Installation {
     pub repositories: Vec<InstallationRepository>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_owners_compare_like_github() {
+        assert!(AllowedOwners::any().allows("anyone"));
+        let only = AllowedOwners::only(["Octo-Org".to_owned(), " mona_emu ".to_owned()]);
+        assert!(only.allows("octo-org"));
+        assert!(only.allows("MONA_emu"));
+        assert!(!only.allows("attacker"));
+    }
 }

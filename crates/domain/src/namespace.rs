@@ -41,7 +41,12 @@ impl Namespace {
     /// across owners: the hash is over the case-folded full name, so only
     /// the same repository (in any spelling) yields the same namespace.
     pub fn for_pr(repository: &RepositoryFullName, pr: PrNumber) -> Self {
-        let digest = Sha256::digest(repository.key().as_bytes());
+        Self::labelled(&repository.key(), repository.name(), pr)
+    }
+
+    /// `pr-<number>-<slug of name>-<10 hex of sha256(identity)>`.
+    fn labelled(identity: &str, name: &str, pr: PrNumber) -> Self {
+        let digest = Sha256::digest(identity.as_bytes());
         let mut hash = String::with_capacity(HASH_LEN);
         for byte in digest.iter().take(HASH_LEN / 2) {
             // Writing to a String cannot fail.
@@ -50,7 +55,7 @@ impl Namespace {
 
         let prefix = format!("pr-{pr}-");
         let room = MAX_LEN - prefix.len() - 1 - HASH_LEN;
-        let slug = slug(repository.name(), room);
+        let slug = slug(name, room);
 
         let label = if slug.is_empty() {
             format!("{prefix}{hash}")
@@ -58,6 +63,18 @@ impl Namespace {
             format!("{prefix}{slug}-{hash}")
         };
         Self(label)
+    }
+
+    /// [`Self::for_pr`] for a repository GitHub knows by `repository_id`:
+    /// the hash is over the id, which survives renames, so a repository
+    /// renamed away and a new one taking its old name never share a
+    /// namespace. The slug still shows the name it had then.
+    pub fn for_repository_pr(
+        repository_id: i64,
+        repository: &RepositoryFullName,
+        pr: PrNumber,
+    ) -> Self {
+        Self::labelled(&format!("id:{repository_id}"), repository.name(), pr)
     }
 
     pub fn as_str(&self) -> &str {
@@ -131,6 +148,15 @@ mod tests {
     }
 
     #[test]
+    fn a_repository_known_by_id_keeps_apart_from_one_that_took_its_old_name() {
+        let renamed_away = Namespace::for_repository_pr(1, &repo("octo/web"), pr(5));
+        let took_the_name = Namespace::for_repository_pr(2, &repo("octo/web"), pr(5));
+        assert_ne!(renamed_away, took_the_name);
+        assert!(renamed_away.as_str().starts_with("pr-5-web-"));
+        assert!(Namespace::parse(renamed_away.as_str()).is_ok());
+    }
+
+    #[test]
     fn names_without_letters_or_digits_still_give_a_label() {
         let ns = Namespace::for_pr(&repo("octo/..."), pr(1));
         assert!(Namespace::parse(ns.as_str()).is_ok(), "{ns}");
@@ -161,6 +187,16 @@ mod tests {
             prop_assert!(Namespace::parse(ns.as_str()).is_ok(), "{}", ns);
             let expected_prefix = format!("pr-{number}-");
             prop_assert!(ns.as_str().starts_with(&expected_prefix));
+        }
+
+        #[test]
+        fn every_namespace_by_repository_id_is_a_valid_label(
+            repository in github_repository(),
+            id in 1i64..=i64::MAX,
+            number in 1u32..=u32::MAX,
+        ) {
+            let ns = Namespace::for_repository_pr(id, &repository, pr(number));
+            prop_assert!(Namespace::parse(ns.as_str()).is_ok(), "{}", ns);
         }
 
         #[test]

@@ -27,11 +27,14 @@ impl RepositoryFullName {
         if owner.is_empty() || owner.len() > MAX_OWNER_LEN {
             return Err(invalid("the owner must be 1 to 39 characters"));
         }
+        // Enterprise Managed Users' logins carry `_<shortcode>`.
         if !owner
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
         {
-            return Err(invalid("the owner may hold only letters, digits and `-`"));
+            return Err(invalid(
+                "the owner may hold only letters, digits, `-` and `_`",
+            ));
         }
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(invalid("the name must be 1 to 100 characters"));
@@ -86,6 +89,9 @@ mod tests {
         assert_eq!(repo.to_string(), "Codertocat/Hello-World");
         assert_eq!(repo.key(), "codertocat/hello-world");
         assert!(RepositoryFullName::parse("octo-org/my_repo.rs").is_ok());
+        // An Enterprise Managed User's login.
+        let emu = RepositoryFullName::parse("mona_octo/web").unwrap();
+        assert_eq!(emu.owner(), "mona_octo");
     }
 
     #[test]

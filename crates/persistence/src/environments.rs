@@ -4,12 +4,13 @@ use ephemera_application::PageRequest;
 use ephemera_application::ports::{EnvironmentFilter, EnvironmentRepository, RepositoryError};
 use ephemera_domain::{
     CommitSha, Environment, EnvironmentId, EnvironmentStatus, GithubUserId, InstallationId,
-    Namespace, NewEnvironment, Owner, PrNumber, RepositoryFullName,
+    InstallationRepository, Namespace, NewEnvironment, Owner, PrNumber, RepositoryFullName,
 };
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseBackend,
-    DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait,
+    DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    Set,
 };
 
 use crate::entities::environments::{ActiveModel, Column, Entity, Model};
@@ -43,6 +44,7 @@ impl TryFrom<Model> for Environment {
         Ok(Environment {
             id: EnvironmentId::new(row.id).map_err(bad)?,
             repository: RepositoryFullName::parse(&row.repository_full_name).map_err(bad)?,
+            repository_id: row.repository_id,
             pr_number: PrNumber::new(row.pr_number).map_err(bad)?,
             pr_title: row.pr_title,
             branch_name: row.branch_name,
@@ -142,25 +144,35 @@ pub(crate) async fn get_locked<C: ConnectionTrait>(
 }
 
 /// The PR's environment, row-locked until the transaction ends.
+/// The PR's environment: by GitHub's repository id, which survives renames;
+/// failing that, a row from before ids were kept, by name.
 pub(crate) async fn for_pr_locked<C: ConnectionTrait>(
     db: &C,
+    repository_id: Option<i64>,
     repository: &RepositoryFullName,
     pr_number: PrNumber,
 ) -> Result<Option<Environment>, RepositoryError> {
-    let query = Entity::find()
-        .filter(Column::RepositoryFullName.eq(repository.as_str()))
-        .filter(Column::PrNumber.eq(i64::from(pr_number.get())));
-    locked(query, db.get_database_backend())
-        .one(db)
-        .await
-        .map_err(|e| {
-            db_err(
-                e,
-                format!("loading environment of {repository}#{pr_number}"),
-            )
-        })?
-        .map(to_domain)
-        .transpose()
+    let pr = Column::PrNumber.eq(i64::from(pr_number.get()));
+    let by_id = repository_id.map(|id| Column::RepositoryId.eq(id));
+    let by_name = Column::RepositoryFullName
+        .eq(repository.as_str())
+        .and(Column::RepositoryId.is_null());
+    for condition in by_id.into_iter().chain([by_name]) {
+        let query = Entity::find().filter(condition).filter(pr.clone());
+        let found = locked(query, db.get_database_backend())
+            .one(db)
+            .await
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format!("loading environment of {repository}#{pr_number}"),
+                )
+            })?;
+        if let Some(row) = found {
+            return to_domain(row).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 pub(crate) async fn live_of_installation_locked<C: ConnectionTrait>(
@@ -177,13 +189,20 @@ pub(crate) async fn live_of_installation_locked<C: ConnectionTrait>(
 
 pub(crate) async fn live_of_repository_locked<C: ConnectionTrait>(
     db: &C,
-    repository: &RepositoryFullName,
+    repository: &InstallationRepository,
 ) -> Result<Vec<Environment>, RepositoryError> {
+    let same_repository = Condition::any()
+        .add(Column::RepositoryId.eq(repository.github_id))
+        .add(
+            Column::RepositoryId
+                .is_null()
+                .and(Column::RepositoryFullName.eq(repository.full_name.as_str())),
+        );
     let query = Entity::find()
-        .filter(Column::RepositoryFullName.eq(repository.as_str()))
+        .filter(same_repository)
         .filter(Expr::cust(LIVE))
         .order_by_asc(Column::Id);
-    let context = format!("loading environments of {repository}");
+    let context = format!("loading environments of {}", repository.full_name);
     all(db, locked(query, db.get_database_backend()), &context).await
 }
 
@@ -224,6 +243,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         lease_expires_at: Set(None),
         github_comment_id: Set(None),
         trusted_sha: Set(None),
+        repository_id: Set(new.repository_id),
         is_fork: Set(new.is_fork),
         draft: Set(new.draft),
         labels: Set(labels_json(&new.labels)),
@@ -266,6 +286,7 @@ pub(crate) async fn update<C: ConnectionTrait>(
         lease_expires_at: NotSet,
         github_comment_id: NotSet,
         trusted_sha: Set(env.trusted_sha.as_ref().map(|s| s.as_str().to_owned())),
+        repository_id: Set(env.repository_id),
         is_fork: Set(env.is_fork),
         draft: Set(env.draft),
         labels: Set(labels_json(&env.labels)),

@@ -123,10 +123,11 @@ impl WebhookTx for SqlWebhookTx {
 
     async fn environment_for_pr(
         &mut self,
+        repository_id: Option<i64>,
         repository: &RepositoryFullName,
         pr_number: PrNumber,
     ) -> Result<Option<Environment>, RepositoryError> {
-        environments::for_pr_locked(&self.txn, repository, pr_number).await
+        environments::for_pr_locked(&self.txn, repository_id, repository, pr_number).await
     }
 
     async fn insert_environment(
@@ -218,7 +219,7 @@ impl WebhookTx for SqlWebhookTx {
 
     async fn live_environments_of_repository(
         &mut self,
-        repository: &RepositoryFullName,
+        repository: &Repo,
     ) -> Result<Vec<Environment>, RepositoryError> {
         environments::live_of_repository_locked(&self.txn, repository).await
     }

@@ -28,6 +28,7 @@ fn t0() -> DateTime<Utc> {
 fn new_env(repo: &str, pr: i64) -> NewEnvironment {
     NewEnvironment {
         repository: RepositoryFullName::parse(repo).unwrap(),
+        repository_id: None,
         pr_number: PrNumber::new(pr).unwrap(),
         pr_title: format!("Change #{pr}"),
         branch_name: format!("feature-{pr}"),

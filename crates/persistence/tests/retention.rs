@@ -77,6 +77,7 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         is_fork: Set(false),
         draft: Set(false),
         labels: Set("[]".into()),
+        repository_id: Set(Some(7)),
     }
     .insert(&t.db)
     .await

@@ -11,7 +11,7 @@ use ephemera_application::ports::{
 };
 use ephemera_domain::{
     CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, EnvironmentStatus, InstallationId,
-    NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
+    InstallationRepository, NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
@@ -37,6 +37,7 @@ fn header(id: &str, event: &str) -> DeliveryHeader {
 fn new_env(pr: i64) -> NewEnvironment {
     NewEnvironment {
         repository: RepositoryFullName::parse("octo/web").unwrap(),
+        repository_id: Some(1),
         pr_number: PrNumber::new(pr).unwrap(),
         pr_title: "t".into(),
         branch_name: "b".into(),
@@ -208,6 +209,7 @@ async fn a_second_environment_for_a_pr_is_a_conflict_inside_a_delivery(t: TestDa
     let mut third = store.begin().await.unwrap();
     let found = third
         .environment_for_pr(
+            Some(1),
             &RepositoryFullName::parse("octo/web").unwrap(),
             PrNumber::new(4).unwrap(),
         )
@@ -266,7 +268,10 @@ async fn live_environments_leave_out_destroying_and_destroyed(t: TestDatabase) {
         .await
         .unwrap();
     let of_repo = tx
-        .live_environments_of_repository(&RepositoryFullName::parse("octo/web").unwrap())
+        .live_environments_of_repository(&InstallationRepository {
+            github_id: 1,
+            full_name: RepositoryFullName::parse("octo/web").unwrap(),
+        })
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ephemera_application::retention::RetentionConfig;
-use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
+use ephemera_domain::{AllowedOwners, DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
 use ephemera_provisioner::{CommandConfig, KubernetesConfig};
 use secrecy::SecretString;
@@ -97,6 +97,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub webhook: WebhookSettings,
     pub policy: DeployPolicy,
+    /// `EPHEMERA_ALLOWED_OWNERS`: accounts whose installations are served.
+    pub allowed_owners: AllowedOwners,
     pub api_token: Option<SecretString>,
     pub provisioner: ProvisionerSettings,
     pub preview_url: PreviewUrlTemplate,
@@ -117,6 +119,7 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("webhook", &self.webhook)
             .field("policy", &self.policy)
+            .field("allowed_owners", &self.allowed_owners)
             .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
             .field("provisioner", &self.provisioner)
             .field("preview_url", &self.preview_url)
@@ -322,6 +325,12 @@ impl Settings {
             log_format,
             webhook,
             policy,
+            allowed_owners: AllowedOwners::only(
+                get("EPHEMERA_ALLOWED_OWNERS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::to_owned),
+            ),
             github,
             api_token: get("EPHEMERA_API_TOKEN").map(SecretString::from),
             provisioner,

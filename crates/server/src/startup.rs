@@ -314,6 +314,7 @@ impl Application {
                 Arc::new(SystemClock),
                 settings.policy.clone(),
             )
+            .serving(settings.allowed_owners.clone())
             .waking(wake),
             commands: workers.commands.clone(),
             health: Arc::new(SqlHealthProbe::new(db.clone())),

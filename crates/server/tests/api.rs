@@ -25,6 +25,7 @@ async fn seed(t: &TestDatabase, repo: &str, pr: i64) -> Environment {
         .insert(
             NewEnvironment {
                 repository: RepositoryFullName::parse(repo).unwrap(),
+                repository_id: None,
                 pr_number: PrNumber::new(pr).unwrap(),
                 pr_title: format!("Update the README #{pr}"),
                 branch_name: "changes".into(),

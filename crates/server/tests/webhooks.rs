@@ -42,12 +42,24 @@ fn pr(action: &str, head: u32, updated: i64) -> Value {
     p
 }
 
+/// PR `number` of another repository, with a GitHub id of its own (derived
+/// from the name, so the same name is the same repository).
 fn with_repo(mut p: Value, full_name: &str, number: u64) -> Value {
+    let repository_id = full_name
+        .to_ascii_lowercase()
+        .bytes()
+        .fold(7_i64, |id, b| (id * 31 + i64::from(b)) % 1_000_000_007);
     p["number"] = json!(number);
     p["pull_request"]["number"] = json!(number);
-    p["repository"]["full_name"] = json!(full_name);
-    p["pull_request"]["base"]["repo"]["full_name"] = json!(full_name);
-    p["pull_request"]["head"]["repo"]["full_name"] = json!(full_name);
+    for pointer in [
+        "/repository",
+        "/pull_request/base/repo",
+        "/pull_request/head/repo",
+    ] {
+        let repo = p.pointer_mut(pointer).unwrap();
+        repo["full_name"] = json!(full_name);
+        repo["id"] = json!(repository_id);
+    }
     p
 }
 
@@ -511,6 +523,10 @@ async fn removed_repositories_lose_their_environments(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
     let mut opened = with_repo(pr("opened", 1, 0), "octocat/Hello-World", 3);
     opened["installation"]["id"] = json!(2);
+    // The id installation_repositories.removed names it by.
+    opened["repository"]["id"] = json!(1296269);
+    opened["pull_request"]["base"]["repo"]["id"] = json!(1296269);
+    opened["pull_request"]["head"]["repo"]["id"] = json!(1296269);
     app.deliver_ok("pull_request", &id(), &opened).await;
     let other = with_repo(pr("opened", 1, 0), "octocat/Other", 3);
     app.deliver_ok("pull_request", &id(), &other).await;
@@ -769,7 +785,114 @@ async fn an_installation_event_older_than_one_applied_is_stale(t: TestDatabase) 
     assert_eq!(the_only_environment(&app).await["status"], "destroying");
 }
 
+/// The same repository (same GitHub id) under another name.
+fn renamed(mut p: Value, full_name: &str) -> Value {
+    let name = full_name.split_once('/').unwrap().1;
+    for pointer in [
+        "/repository",
+        "/pull_request/base/repo",
+        "/pull_request/head/repo",
+    ] {
+        let repo = p.pointer_mut(pointer).unwrap();
+        repo["full_name"] = json!(full_name);
+        repo["name"] = json!(name);
+    }
+    p
+}
+
+async fn a_renamed_repository_keeps_its_environment(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    let before = the_only_environment(&app).await;
+
+    // Case only: GitHub treats names case-insensitively.
+    let answer = app
+        .deliver_ok(
+            "pull_request",
+            &id(),
+            &renamed(pr("synchronize", 2, 10), "codertocat/hello-world"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+    // A real rename.
+    let answer = app
+        .deliver_ok(
+            "pull_request",
+            &id(),
+            &renamed(pr("synchronize", 3, 20), "Codertocat/Greetings"),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+
+    let after = the_only_environment(&app).await;
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["namespace"], before["namespace"]);
+    assert_eq!(after["repository_full_name"], "Codertocat/Greetings");
+    assert_eq!(after["commit_sha"], sha(3));
+
+    // A new repository that takes the old name gets its own preview.
+    let mut newcomer = pr("opened", 4, 30);
+    newcomer["repository"]["id"] = json!(555);
+    newcomer["pull_request"]["base"]["repo"]["id"] = json!(555);
+    newcomer["pull_request"]["head"]["repo"]["id"] = json!(555);
+    let answer = app.deliver_ok("pull_request", &id(), &newcomer).await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+    let envs = environments(&app).await;
+    assert_eq!(envs.len(), 2);
+    assert_ne!(envs[0]["namespace"], envs[1]["namespace"]);
+}
+
+async fn enterprise_managed_user_logins_are_accepted(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let answer = app
+        .deliver_ok(
+            "pull_request",
+            &id(),
+            &with_repo(pr("opened", 1, 0), "mona_octo/web", 3),
+        )
+        .await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+    assert_eq!(
+        the_only_environment(&app).await["repository_full_name"],
+        "mona_octo/web"
+    );
+}
+
+async fn only_allowed_owners_are_served(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.allowed_owners = ephemera_domain::AllowedOwners::only(["codertocat".to_owned()]);
+    })
+    .await;
+    let answer = app
+        .deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+
+    let stranger = with_repo(pr("opened", 1, 0), "stranger/web", 9);
+    let answer = app.deliver_ok("pull_request", &id(), &stranger).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("EPHEMERA_ALLOWED_OWNERS"),
+        "{answer}"
+    );
+    let mut installed = payload("installation.created");
+    installed["installation"]["account"]["login"] = json!("stranger");
+    let delivery = id();
+    let answer = app.deliver_ok("installation", &delivery, &installed).await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    let logged = app.json(&format!("/api/v1/deliveries/{delivery}")).await;
+    assert_eq!(logged["outcome"], "ignored");
+    assert_eq!(environments(&app).await.len(), 1);
+}
+
 backend_tests!(
+    a_renamed_repository_keeps_its_environment,
+    enterprise_managed_user_logins_are_accepted,
+    only_allowed_owners_are_served,
     a_captured_delivery_replayed_under_a_new_id_changes_nothing,
     an_installation_event_older_than_one_applied_is_stale,
     opened_pr_gets_an_environment_and_a_queued_deployment,

@@ -78,8 +78,11 @@ pub trait WebhookTx: Send {
 
     /// The PR's environment, locked against concurrent deliveries until
     /// commit (PostgreSQL `FOR UPDATE`; SQLite has one writer).
+    /// Found by GitHub's repository id when given (it survives renames),
+    /// else by name among rows stored without one.
     async fn environment_for_pr(
         &mut self,
+        repository_id: Option<i64>,
         repository: &RepositoryFullName,
         pr_number: PrNumber,
     ) -> Result<Option<Environment>, RepositoryError>;
@@ -143,7 +146,7 @@ pub trait WebhookTx: Send {
     /// Environments of the repository that are not destroyed, locked.
     async fn live_environments_of_repository(
         &mut self,
-        repository: &RepositoryFullName,
+        repository: &Repo,
     ) -> Result<Vec<Environment>, RepositoryError>;
 
     /// Queues a report to GitHub in this transaction (a no-op when GitHub

@@ -263,6 +263,7 @@ fn pull_request(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
     Ok(DeliveryChange::PullRequest(Box::new(PullRequestChange {
         action,
         repository: RepositoryFullName::parse(&event.repository.full_name)?,
+        repository_id: event.repository.id,
         number: PrNumber::new(pr.number)?,
         title: pr.title,
         head_sha: CommitSha::parse(&pr.head.sha)?,

@@ -40,6 +40,8 @@ pub struct Model {
     /// The PR's label names, a JSON array.
     #[sea_orm(column_type = "Text")]
     pub labels: String,
+    /// GitHub's repository id; NULL on rows from before it was kept.
+    pub repository_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
