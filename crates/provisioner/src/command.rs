@@ -2,12 +2,19 @@
 //! facts in `EPHEMERA_*` variables, so helm, kubectl, docker compose or
 //! terraform can do the provisioning.
 //!
+//! - the command starts from an empty environment: only `PATH`, `HOME`,
+//!   the locale, its `EPHEMERA_*` inputs and what the operator names in
+//!   `EPHEMERA_COMMAND_PASS_ENV` reach it, never ephemera's own secrets;
+//! - it runs in a fresh temporary directory, removed afterwards, never the
+//!   server's working directory (which may hold `.env`);
 //! - stdout and stderr go into the deployment logs, bounded;
 //! - exit status 0 is success;
 //! - a stdout line `EPHEMERA_URL=<url>` overrides the templated URL;
 //! - past the timeout the whole process group is killed, as it is when the
 //!   worker loses its lease and drops the run.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +25,59 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::Mutex;
 
-/// Variables of ephemera's own that a command never sees.
-const WITHHELD: &[&str] = &[
+/// Ephemera's own secrets: a command never sees them, and naming one in
+/// `EPHEMERA_COMMAND_PASS_ENV` is a configuration error. (Every other
+/// `EPHEMERA_*` setting is refused there too.)
+pub const OWN_SECRETS: &[&str] = &[
     "DATABASE_URL",
     "GITHUB_WEBHOOK_SECRET",
     "GITHUB_APP_PRIVATE_KEY",
     "GITHUB_APP_PRIVATE_KEY_PATH",
     "EPHEMERA_API_TOKEN",
 ];
+
+/// What every command gets from the server's environment when it is set
+/// there: enough for a shell, tools and messages in the right language.
+const BASICS: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
+
+/// `EPHEMERA_COMMAND_PASS_ENV`: further variables of the server's
+/// environment the commands receive (`KUBECONFIG`, cloud credentials…).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassEnv(Vec<String>);
+
+impl PassEnv {
+    /// A comma-separated list of variable names; refuses ephemera's own
+    /// secrets and settings, so a typo cannot leak them to PR code.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut names = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("`{name}` is not an environment variable name"));
+            }
+            if OWN_SECRETS.contains(&name) {
+                return Err(format!(
+                    "`{name}` is one of ephemera's own secrets and is never passed to commands"
+                ));
+            }
+            if name.starts_with("EPHEMERA_") {
+                return Err(format!(
+                    "`{name}`: ephemera's own EPHEMERA_* settings are never passed to commands \
+                     (it sets the command's EPHEMERA_* inputs itself)"
+                ));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(Self(names))
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct CommandConfig {
@@ -37,16 +89,72 @@ pub struct CommandConfig {
     pub timeout: Duration,
     /// Most output kept per run (the newest).
     pub max_log_bytes: usize,
+    /// `EPHEMERA_COMMAND_PASS_ENV`.
+    pub pass_env: PassEnv,
 }
 
 #[derive(Debug, Clone)]
 pub struct CommandProvisioner {
     config: CommandConfig,
+    host: HostEnv,
+}
+
+/// Where the allowed variables are read from.
+#[derive(Clone)]
+enum HostEnv {
+    /// The server's own environment, read at each run.
+    Process,
+    /// A fixed set (tests).
+    Fixed(Arc<BTreeMap<String, OsString>>),
+}
+
+impl HostEnv {
+    fn get(&self, name: &str) -> Option<OsString> {
+        match self {
+            Self::Process => std::env::var_os(name),
+            Self::Fixed(vars) => vars.get(name).cloned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for HostEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: the values may be credentials.
+        match self {
+            Self::Process => f.write_str("Process"),
+            Self::Fixed(vars) => f.debug_set().entries(vars.keys()).finish(),
+        }
+    }
 }
 
 impl CommandProvisioner {
+    /// Commands get their allowed variables from this process's
+    /// environment.
     pub fn new(config: CommandConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            host: HostEnv::Process,
+        }
+    }
+
+    /// Commands get their allowed variables from `vars` instead of this
+    /// process's environment (tests).
+    pub fn with_host_env<K, V>(
+        config: CommandConfig,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self
+    where
+        K: Into<String>,
+        V: Into<OsString>,
+    {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self {
+            config,
+            host: HostEnv::Fixed(Arc::new(vars)),
+        }
     }
 
     async fn run(
@@ -55,10 +163,33 @@ impl CommandProvisioner {
         script: &str,
         request: &ProvisionRequest,
     ) -> Result<(String, Option<String>), ProvisionFailure> {
+        // Declared before the process group so it is removed after the
+        // group is killed when a run is dropped half-way.
+        let workdir = tempfile::Builder::new()
+            .prefix("ephemera-run-")
+            .tempdir()
+            .map_err(|e| ProvisionFailure {
+                message: format!("cannot create a working directory for the {action} command: {e}"),
+                logs: String::new(),
+            })?;
         let mut command = Command::new("sh");
+        command.env_clear();
+        let allowed = BASICS
+            .iter()
+            .copied()
+            .chain(self.config.pass_env.names().iter().map(String::as_str))
+            // Refused at start-up already; kept out here too in case a
+            // config is built another way.
+            .filter(|name| !OWN_SECRETS.contains(name) && !name.starts_with("EPHEMERA_"));
+        for name in allowed {
+            if let Some(value) = self.host.get(name) {
+                command.env(name, value);
+            }
+        }
         command
             .arg("-c")
             .arg(script)
+            .current_dir(workdir.path())
             .env("EPHEMERA_ACTION", action)
             .env(
                 "EPHEMERA_ENVIRONMENT_ID",
@@ -77,9 +208,6 @@ impl CommandProvisioner {
             // started, not just the shell.
             .process_group(0)
             .kill_on_drop(true);
-        for name in WITHHELD {
-            command.env_remove(name);
-        }
         let mut child = command.spawn().map_err(|e| ProvisionFailure {
             message: format!("cannot start `sh -c` for the {action} command: {e}"),
             logs: String::new(),
@@ -133,6 +261,9 @@ impl CommandProvisioner {
         // Finished normally: nothing to kill (the group id may be reused
         // from here on).
         std::mem::forget(group);
+        if let Err(e) = workdir.close() {
+            tracing::warn!(action, error = %e, "could not remove the command's working directory");
+        }
         let logs = log.lock().await.text();
         let url = url.lock().await.clone();
         match failure {

@@ -15,6 +15,6 @@ mod command;
 mod dry_run;
 mod kubernetes;
 
-pub use command::{CommandConfig, CommandProvisioner};
+pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv};
 pub use dry_run::DryRunProvisioner;
 pub use kubernetes::{KubernetesConfig, KubernetesProvisioner};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ephemera_application::ports::{ProvisionRequest, Provisioner};
 use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
-use ephemera_provisioner::{CommandConfig, CommandProvisioner};
+use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv};
 
 fn request() -> ProvisionRequest {
     let repository = RepositoryFullName::parse("octo/web").unwrap();
@@ -23,13 +23,18 @@ fn request() -> ProvisionRequest {
     }
 }
 
-fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
-    CommandProvisioner::new(CommandConfig {
+fn config(provision: &str, destroy: &str, timeout: Duration) -> CommandConfig {
+    CommandConfig {
         provision: provision.into(),
         destroy: destroy.into(),
         timeout,
         max_log_bytes: 64 * 1024,
-    })
+        pass_env: PassEnv::default(),
+    }
+}
+
+fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
+    CommandProvisioner::new(config(provision, destroy, timeout))
 }
 
 #[tokio::test]
@@ -137,6 +142,7 @@ async fn output_is_bounded_to_the_newest_lines() {
         destroy: "true".into(),
         timeout: Duration::from_secs(20),
         max_log_bytes: 1024,
+        pass_env: PassEnv::default(),
     });
     let done = p.provision(&request()).await.unwrap();
     assert!(done.logs.len() <= 1100, "{}", done.logs.len());
@@ -155,4 +161,107 @@ async fn binary_output_and_endless_lines_do_not_break_the_run() {
     assert!(done.logs.contains("caf\u{FFFD}"), "{}", &done.logs[..40]);
     assert!(done.logs.lines().all(|l| l.len() <= 16 * 1024));
     assert!(done.logs.ends_with("done\n"));
+}
+
+#[tokio::test]
+async fn the_servers_environment_does_not_reach_the_child() {
+    // cargo sets CARGO_MANIFEST_DIR for the test process: it stands for
+    // whatever else the server's environment holds.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let p = provisioner("env", "true", Duration::from_secs(10));
+    let done = p.provision(&request()).await.unwrap();
+    assert!(!done.logs.contains("CARGO_MANIFEST_DIR="), "{}", done.logs);
+    assert!(done.logs.contains("PATH="), "{}", done.logs);
+    assert!(done.logs.contains("EPHEMERA_NAMESPACE="), "{}", done.logs);
+}
+
+#[tokio::test]
+async fn each_run_has_a_fresh_working_directory_removed_afterwards() {
+    let p = provisioner(
+        "pwd; ls -A; touch left-behind",
+        "true",
+        Duration::from_secs(10),
+    );
+    let first = p.provision(&request()).await.unwrap();
+    let second = p.provision(&request()).await.unwrap();
+    let dir = |logs: &str| logs.lines().next().unwrap().to_owned();
+    let (one, two) = (dir(&first.logs), dir(&second.logs));
+    assert_ne!(
+        std::path::Path::new(&one),
+        std::env::current_dir().unwrap(),
+        "not the server's working directory"
+    );
+    assert_ne!(one, two, "a new directory per run");
+    assert!(!second.logs.contains("left-behind"), "{}", second.logs);
+    assert!(
+        !std::path::Path::new(&one).exists(),
+        "removed after the run"
+    );
+}
+
+#[tokio::test]
+async fn only_the_basics_and_named_variables_are_passed_and_never_secrets() {
+    let mut config = config("env", "true", Duration::from_secs(10));
+    config.pass_env = PassEnv::parse("KUBECONFIG, AWS_PROFILE,UNSET_ONE").unwrap();
+    let p = CommandProvisioner::with_host_env(
+        config,
+        [
+            ("PATH", "/usr/bin:/bin"),
+            ("LANG", "C.UTF-8"),
+            ("KUBECONFIG", "/etc/previews/kubeconfig"),
+            ("AWS_PROFILE", "previews"),
+            ("AWS_SECRET_ACCESS_KEY", "not-named"),
+            ("GITHUB_WEBHOOK_SECRET", "webhook-secret"),
+            ("GITHUB_APP_PRIVATE_KEY", "private-key"),
+            ("EPHEMERA_API_TOKEN", "api-token"),
+            ("DATABASE_URL", "postgres://app:pw@db/eph"),
+        ],
+    );
+    let done = p.provision(&request()).await.unwrap();
+    let mut names: Vec<&str> = done
+        .logs
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| !name.starts_with("EPHEMERA_"))
+        .collect();
+    names.sort_unstable();
+    // sh adds PWD (and may add SHLVL, OLDPWD) itself.
+    names.retain(|n| !matches!(*n, "PWD" | "SHLVL" | "OLDPWD" | "_"));
+    assert_eq!(names, ["AWS_PROFILE", "KUBECONFIG", "LANG", "PATH"]);
+    for secret in ["webhook-secret", "private-key", "api-token", "postgres://"] {
+        assert!(
+            !done.logs.contains(secret),
+            "{secret} leaked: {}",
+            done.logs
+        );
+    }
+}
+
+#[test]
+fn naming_a_secret_or_a_setting_in_the_pass_through_is_refused() {
+    for (raw, expected) in [
+        (
+            "KUBECONFIG,GITHUB_APP_PRIVATE_KEY",
+            "`GITHUB_APP_PRIVATE_KEY` is one of ephemera's own secrets",
+        ),
+        (
+            "DATABASE_URL",
+            "`DATABASE_URL` is one of ephemera's own secrets",
+        ),
+        (
+            "EPHEMERA_LISTEN",
+            "`EPHEMERA_LISTEN`: ephemera's own EPHEMERA_* settings",
+        ),
+        (
+            "KUBE CONFIG",
+            "`KUBE CONFIG` is not an environment variable name",
+        ),
+    ] {
+        let err = PassEnv::parse(raw).unwrap_err();
+        assert!(err.starts_with(expected), "{raw}: {err}");
+    }
+    assert_eq!(
+        PassEnv::parse(" A ,B,,A ").unwrap().names(),
+        ["A".to_owned(), "B".to_owned()]
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::{CommandConfig, KubernetesConfig};
+use ephemera_provisioner::{CommandConfig, KubernetesConfig, PassEnv};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -215,6 +215,11 @@ impl Settings {
                         Duration::from_secs(15 * 60),
                     )?,
                     max_log_bytes: 256 * 1024,
+                    pass_env: get("EPHEMERA_COMMAND_PASS_ENV")
+                        .map(|raw| PassEnv::parse(&raw))
+                        .transpose()
+                        .map_err(|e| ConfigError::new("EPHEMERA_COMMAND_PASS_ENV", e))?
+                        .unwrap_or_default(),
                 })
             }
             Some("kubernetes") => {
@@ -523,6 +528,28 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "EPHEMERA_PROVISION_COMMAND: must be set when EPHEMERA_PROVISIONER=command"
+        );
+        let command = |pass: &'static str| {
+            settings(&[
+                ("EPHEMERA_PROVISIONER", "command"),
+                ("EPHEMERA_PROVISION_COMMAND", "true"),
+                ("EPHEMERA_DESTROY_COMMAND", "true"),
+                ("EPHEMERA_COMMAND_PASS_ENV", pass),
+            ])
+        };
+        let Ok(Settings {
+            provisioner: ProvisionerSettings::Command(passing),
+            ..
+        }) = command("KUBECONFIG,AWS_PROFILE")
+        else {
+            panic!("command provisioner expected");
+        };
+        assert_eq!(passing.pass_env.names(), ["KUBECONFIG", "AWS_PROFILE"]);
+        let err = command("KUBECONFIG,GITHUB_WEBHOOK_SECRET").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_COMMAND_PASS_ENV: `GITHUB_WEBHOOK_SECRET` is one of ephemera's own \
+             secrets and is never passed to commands"
         );
         let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
