@@ -9,7 +9,10 @@
 //!   server's working directory (which may hold `.env`);
 //! - stdout and stderr go into the deployment logs, bounded;
 //! - exit status 0 is success;
-//! - a stdout line `EPHEMERA_URL=<url>` overrides the templated URL;
+//! - a `url=<url>` line the command writes to the file `$EPHEMERA_OUTPUT`
+//!   (like GitHub Actions' `$GITHUB_OUTPUT`) overrides the templated URL,
+//!   if it passes [`crate::preview_url::check`]; stdout is not trusted for
+//!   it, since a PR's own build output lands there;
 //! - past the timeout the whole process group is killed, as it is when the
 //!   worker loses its lease and drops the run.
 
@@ -24,6 +27,8 @@ use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisione
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::Mutex;
+
+use crate::preview_url::{self, PreviewUrlPattern};
 
 /// Ephemera's own secrets: a command never sees them, and naming one in
 /// `EPHEMERA_COMMAND_PASS_ENV` is a configuration error. (Every other
@@ -91,6 +96,19 @@ pub struct CommandConfig {
     pub max_log_bytes: usize,
     /// `EPHEMERA_COMMAND_PASS_ENV`.
     pub pass_env: PassEnv,
+    /// `EPHEMERA_PREVIEW_URL_PATTERN`: hosts a reported URL may have
+    /// besides the templated one.
+    pub url_pattern: Option<PreviewUrlPattern>,
+}
+
+/// Most of `$EPHEMERA_OUTPUT` read; a preview URL is short.
+const MAX_OUTPUT_BYTES: u64 = 64 * 1024;
+
+/// What a successful run left behind.
+struct Finished {
+    logs: Vec<String>,
+    /// The last `url=` line of `$EPHEMERA_OUTPUT`.
+    url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +180,7 @@ impl CommandProvisioner {
         action: &str,
         script: &str,
         request: &ProvisionRequest,
-    ) -> Result<(String, Option<String>), ProvisionFailure> {
+    ) -> Result<Finished, ProvisionFailure> {
         // Declared before the process group so it is removed after the
         // group is killed when a run is dropped half-way.
         let workdir = tempfile::Builder::new()
@@ -172,6 +190,11 @@ impl CommandProvisioner {
                 message: format!("cannot create a working directory for the {action} command: {e}"),
                 logs: String::new(),
             })?;
+        let output = workdir.path().join("ephemera-output");
+        std::fs::File::create(&output).map_err(|e| ProvisionFailure {
+            message: format!("cannot create $EPHEMERA_OUTPUT for the {action} command: {e}"),
+            logs: String::new(),
+        })?;
         let mut command = Command::new("sh");
         command.env_clear();
         let allowed = BASICS
@@ -191,6 +214,7 @@ impl CommandProvisioner {
             .arg(script)
             .current_dir(workdir.path())
             .env("EPHEMERA_ACTION", action)
+            .env("EPHEMERA_OUTPUT", &output)
             .env(
                 "EPHEMERA_ENVIRONMENT_ID",
                 request.environment_id.to_string(),
@@ -215,14 +239,14 @@ impl CommandProvisioner {
         let group = child.id().map(GroupKiller);
 
         let log = Arc::new(Mutex::new(BoundedLog::new(self.config.max_log_bytes)));
-        let url = Arc::new(Mutex::new(None::<String>));
+        let stdout_url = Arc::new(Mutex::new(false));
         let stdout = child.stdout.take().map(|out| {
-            let (log, url) = (log.clone(), url.clone());
+            let (log, stdout_url) = (log.clone(), stdout_url.clone());
             tokio::spawn(async move {
                 let mut reader = BufReader::new(out);
                 while let Some(line) = next_line(&mut reader).await {
-                    if let Some(found) = line.trim().strip_prefix("EPHEMERA_URL=") {
-                        *url.lock().await = Some(found.trim().to_owned());
+                    if line.trim().starts_with("EPHEMERA_URL=") {
+                        *stdout_url.lock().await = true;
                     }
                     log.lock().await.push(&line);
                 }
@@ -261,15 +285,32 @@ impl CommandProvisioner {
         // Finished normally: nothing to kill (the group id may be reused
         // from here on).
         std::mem::forget(group);
+        let mut logs = vec![log.lock().await.text()];
+        if *stdout_url.lock().await {
+            tracing::warn!(
+                action,
+                namespace = %request.namespace,
+                "ignored an EPHEMERA_URL= line on the command's stdout"
+            );
+            logs.push(
+                "ephemera: ignored an `EPHEMERA_URL=` line on stdout (a PR's build output can \
+                 print anything there); write `url=<url>` to $EPHEMERA_OUTPUT instead\n"
+                    .to_owned(),
+            );
+        }
+        let url = match failure {
+            None => read_output(&output, &mut logs),
+            Some(message) => {
+                return Err(ProvisionFailure {
+                    message,
+                    logs: logs.concat(),
+                });
+            }
+        };
         if let Err(e) = workdir.close() {
             tracing::warn!(action, error = %e, "could not remove the command's working directory");
         }
-        let logs = log.lock().await.text();
-        let url = url.lock().await.clone();
-        match failure {
-            None => Ok((logs, url)),
-            Some(message) => Err(ProvisionFailure { message, logs }),
-        }
+        Ok(Finished { logs, url })
     }
 }
 
@@ -280,18 +321,46 @@ impl Provisioner for CommandProvisioner {
     }
 
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
-        let (logs, url) = self
+        let Finished { mut logs, url } = self
             .run("provision", &self.config.provision, request)
             .await?;
-        Ok(Provisioned {
-            url: url.unwrap_or_else(|| request.preview_url.clone()),
-            logs,
-        })
+        let Some(reported) = url else {
+            return Ok(Provisioned {
+                url: request.preview_url.clone(),
+                logs: logs.concat(),
+            });
+        };
+        match preview_url::check(
+            &reported,
+            &request.preview_url,
+            self.config.url_pattern.as_ref(),
+        ) {
+            Ok(url) => Ok(Provisioned {
+                url,
+                logs: logs.concat(),
+            }),
+            Err(refused) => {
+                tracing::warn!(namespace = %request.namespace, reason = %refused.0, "refused the command's preview URL");
+                // The URL goes to the deployment log only: the message is
+                // shown on the PR, and the URL may be an attacker's text.
+                logs.push(format!(
+                    "ephemera: refused the preview URL `{}` from $EPHEMERA_OUTPUT: {}\n",
+                    reported.escape_debug(),
+                    refused.0
+                ));
+                Err(ProvisionFailure {
+                    message: "the provision command reported a preview URL that is not allowed \
+                              (see the deployment log)"
+                        .to_owned(),
+                    logs: logs.concat(),
+                })
+            }
+        }
     }
 
     async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
-        let (logs, _) = self.run("destroy", &self.config.destroy, request).await?;
-        Ok(logs)
+        let Finished { logs, .. } = self.run("destroy", &self.config.destroy, request).await?;
+        Ok(logs.concat())
     }
 }
 
@@ -387,4 +456,32 @@ impl BoundedLog {
         }
         out
     }
+}
+
+/// The last `url=` line of the output file; other lines are named in the
+/// logs and otherwise ignored.
+fn read_output(path: &std::path::Path, logs: &mut Vec<String>) -> Option<String> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_OUTPUT_BYTES).read_to_end(&mut text));
+    if let Err(e) = read {
+        logs.push(format!("ephemera: cannot read $EPHEMERA_OUTPUT: {e}\n"));
+        return None;
+    }
+    let mut url = None;
+    for line in String::from_utf8_lossy(&text).lines() {
+        match line.split_once('=') {
+            Some(("url", value)) => url = Some(value.trim().to_owned()),
+            Some((key, _)) => logs.push(format!(
+                "ephemera: ignored `{}` in $EPHEMERA_OUTPUT (only `url` is read)\n",
+                key.escape_debug()
+            )),
+            None if line.trim().is_empty() => {}
+            None => {
+                logs.push("ephemera: ignored a line without `=` in $EPHEMERA_OUTPUT\n".to_owned())
+            }
+        }
+    }
+    url
 }

@@ -14,7 +14,9 @@
 mod command;
 mod dry_run;
 mod kubernetes;
+mod preview_url;
 
 pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv};
 pub use dry_run::DryRunProvisioner;
 pub use kubernetes::{KubernetesConfig, KubernetesProvisioner};
+pub use preview_url::PreviewUrlPattern;

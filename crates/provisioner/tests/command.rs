@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ephemera_application::ports::{ProvisionRequest, Provisioner};
 use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
-use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv};
+use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv, PreviewUrlPattern};
 
 fn request() -> ProvisionRequest {
     let repository = RepositoryFullName::parse("octo/web").unwrap();
@@ -30,6 +30,7 @@ fn config(provision: &str, destroy: &str, timeout: Duration) -> CommandConfig {
         timeout,
         max_log_bytes: 64 * 1024,
         pass_env: PassEnv::default(),
+        url_pattern: None,
     }
 }
 
@@ -63,14 +64,73 @@ async fn success_passes_the_facts_and_captures_both_streams() {
 }
 
 #[tokio::test]
-async fn a_url_line_overrides_the_template() {
+async fn the_url_comes_from_the_output_file() {
     let p = provisioner(
-        "echo deploying; echo EPHEMERA_URL=https://pr-7.preview.example.com",
+        "echo deploying; echo 'url=http://templated.example/app' >> \"$EPHEMERA_OUTPUT\"",
         "true",
         Duration::from_secs(10),
     );
     let done = p.provision(&request()).await.unwrap();
-    assert_eq!(done.url, "https://pr-7.preview.example.com");
+    assert_eq!(done.url, "http://templated.example/app");
+}
+
+#[tokio::test]
+async fn a_url_line_on_stdout_is_not_trusted() {
+    // The PR's own build output can print this line.
+    let p = provisioner(
+        "echo EPHEMERA_URL=https://evil.example",
+        "true",
+        Duration::from_secs(10),
+    );
+    let done = p.provision(&request()).await.unwrap();
+    assert_eq!(done.url, "http://templated.example");
+    assert!(
+        done.logs
+            .contains("ignored an `EPHEMERA_URL=` line on stdout"),
+        "{}",
+        done.logs
+    );
+}
+
+#[tokio::test]
+async fn a_url_outside_the_preview_hosts_fails_the_deployment() {
+    let p = provisioner(
+        "echo 'url=https://evil.example/login' > \"$EPHEMERA_OUTPUT\"",
+        "true",
+        Duration::from_secs(10),
+    );
+    let failure = p.provision(&request()).await.unwrap_err();
+    assert_eq!(
+        failure.message,
+        "the provision command reported a preview URL that is not allowed (see the deployment log)"
+    );
+    assert!(
+        !failure.message.contains("evil"),
+        "the PR comment shows the message"
+    );
+    assert!(
+        failure.logs.contains(
+            "refused the preview URL `https://evil.example/login` from $EPHEMERA_OUTPUT: \
+             its host is not `templated.example`"
+        ),
+        "{}",
+        failure.logs
+    );
+}
+
+#[tokio::test]
+async fn a_url_matching_the_operators_pattern_is_accepted() {
+    let mut config = config(
+        "echo 'url=https://pr-7.preview.example.com/' > \"$EPHEMERA_OUTPUT\"",
+        "true",
+        Duration::from_secs(10),
+    );
+    config.url_pattern = Some(PreviewUrlPattern::parse("https://*.preview.example.com/*").unwrap());
+    let done = CommandProvisioner::new(config)
+        .provision(&request())
+        .await
+        .unwrap();
+    assert_eq!(done.url, "https://pr-7.preview.example.com/");
 }
 
 #[tokio::test]
@@ -142,7 +202,7 @@ async fn output_is_bounded_to_the_newest_lines() {
         destroy: "true".into(),
         timeout: Duration::from_secs(20),
         max_log_bytes: 1024,
-        pass_env: PassEnv::default(),
+        ..config("", "true", Duration::from_secs(20))
     });
     let done = p.provision(&request()).await.unwrap();
     assert!(done.logs.len() <= 1100, "{}", done.logs.len());

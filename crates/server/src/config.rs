@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::{CommandConfig, KubernetesConfig, PassEnv};
+use ephemera_provisioner::{CommandConfig, KubernetesConfig, PassEnv, PreviewUrlPattern};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -220,6 +220,10 @@ impl Settings {
                         .transpose()
                         .map_err(|e| ConfigError::new("EPHEMERA_COMMAND_PASS_ENV", e))?
                         .unwrap_or_default(),
+                    url_pattern: get("EPHEMERA_PREVIEW_URL_PATTERN")
+                        .map(|raw| PreviewUrlPattern::parse(raw.trim()))
+                        .transpose()
+                        .map_err(|e| ConfigError::new("EPHEMERA_PREVIEW_URL_PATTERN", e))?,
                 })
             }
             Some("kubernetes") => {
@@ -545,12 +549,21 @@ mod tests {
             panic!("command provisioner expected");
         };
         assert_eq!(passing.pass_env.names(), ["KUBECONFIG", "AWS_PROFILE"]);
+        assert_eq!(passing.url_pattern, None);
         let err = command("KUBECONFIG,GITHUB_WEBHOOK_SECRET").unwrap_err();
         assert_eq!(
             err.to_string(),
             "EPHEMERA_COMMAND_PASS_ENV: `GITHUB_WEBHOOK_SECRET` is one of ephemera's own \
              secrets and is never passed to commands"
         );
+        let err = settings(&[
+            ("EPHEMERA_PROVISIONER", "command"),
+            ("EPHEMERA_PROVISION_COMMAND", "true"),
+            ("EPHEMERA_DESTROY_COMMAND", "true"),
+            ("EPHEMERA_PREVIEW_URL_PATTERN", "https://*.com/*"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_PATTERN");
         let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
         let err = settings(&[("EPHEMERA_PROVISIONER", "kubernetes")]).unwrap_err();
