@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+use ephemera_application::ports::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::Mutex;
@@ -358,9 +360,13 @@ impl Provisioner for CommandProvisioner {
         }
     }
 
-    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
         let Finished { logs, .. } = self.run("destroy", &self.config.destroy, request).await?;
-        Ok(logs.concat())
+        // Exit status 0 means done: a command that must wait for
+        // something waits itself, within EPHEMERA_COMMAND_TIMEOUT.
+        Ok(Teardown::Gone {
+            logs: logs.concat(),
+        })
     }
 }
 

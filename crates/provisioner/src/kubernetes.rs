@@ -3,14 +3,18 @@
 //! applied into it with server-side apply (field manager `ephemera`) after
 //! `${EPHEMERA_…}` variables are substituted; then a wait until every
 //! Deployment among them is available. Destroy deletes the namespace, and
-//! Kubernetes garbage-collects everything in it.
+//! Kubernetes garbage-collects everything in it; the destroy is done only
+//! once the namespace is gone (a GET answers 404), and a namespace still
+//! terminating is reported as under way, not as a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+use ephemera_application::ports::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -30,6 +34,8 @@ pub struct KubernetesConfig {
     pub ready_timeout: Duration,
     /// How often availability is checked.
     pub poll: Duration,
+    /// How soon a terminating namespace is looked at again.
+    pub terminating_recheck: Duration,
 }
 
 #[derive(Clone)]
@@ -160,6 +166,11 @@ impl KubernetesProvisioner {
         }
         Ok(())
     }
+}
+
+fn is_terminating(namespace: &Namespace) -> bool {
+    namespace.metadata.deletion_timestamp.is_some()
+        || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
 }
 
 /// Ready when the controller saw the newest spec and every wanted replica
@@ -347,14 +358,33 @@ impl Provisioner for KubernetesProvisioner {
         })
     }
 
-    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let name = request.namespace.as_str();
+        let in_progress = |logs: String| Teardown::InProgress {
+            logs,
+            recheck: self.config.terminating_recheck,
+        };
+        let existing = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| failure(format!("reading namespace {name}: {e}"), Vec::new()))?;
+        let Some(existing) = existing else {
+            return Ok(Teardown::Gone {
+                logs: format!("namespace {name} is gone"),
+            });
+        };
+        if is_terminating(&existing) {
+            return Ok(in_progress(format!(
+                "namespace {name} is still terminating"
+            )));
+        }
         match namespaces.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(format!("namespace {name} deleted")),
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
-                Ok(format!("namespace {name} was already gone"))
-            }
+            // Deletion has started; it is done when a GET answers 404.
+            Ok(_) => Ok(in_progress(format!("namespace {name} deletion requested"))),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Teardown::Gone {
+                logs: format!("namespace {name} is gone"),
+            }),
             Err(e) => Err(failure(
                 format!("deleting namespace {name}: {e}"),
                 Vec::new(),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ephemera_application::ports::{ProvisionRequest, Provisioner};
+use ephemera_application::ports::{ProvisionRequest, Provisioner, Teardown};
 use ephemera_domain::{
     CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
 };
@@ -71,6 +71,7 @@ fn provisioner(
             manifests_dir: dir.path().to_owned(),
             ready_timeout: timeout,
             poll: Duration::from_millis(20),
+            terminating_recheck: Duration::from_secs(5),
         },
     )
     .unwrap()
@@ -288,38 +289,77 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
     assert!(failure.message.contains("Invalid"), "{}", failure.message);
 }
 
+fn namespace_object(ns: &str, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "ephemera"}},
+        "status": {"phase": phase}
+    })
+}
+
 #[tokio::test]
-async fn destroy_deletes_the_namespace_and_treats_gone_as_done() {
+async fn destroy_is_done_only_when_the_namespace_is_gone() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
-    Mock::given(method("DELETE"))
-        .and(path(format!("/api/v1/namespaces/{ns}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns}, "status": {"phase": "Terminating"}
-        })))
+    let namespace = format!("/api/v1/namespaces/{ns}");
+    // Active, then terminating (twice), then gone.
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Active")))
         .up_to_n_times(1)
         .with_priority(1)
-        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Terminating")),
+        )
+        .up_to_n_times(2)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(status(404, "NotFound"))
+        .with_priority(3)
         .mount(&server)
         .await;
     Mock::given(method("DELETE"))
-        .and(path(format!("/api/v1/namespaces/{ns}")))
-        .respond_with(status(404, "NotFound"))
-        .with_priority(2)
+        .and(path(&namespace))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Terminating")),
+        )
+        .expect(1)
         .mount(&server)
         .await;
 
     let dir = manifests_dir();
     let p = provisioner(&server, &dir, Duration::from_secs(1));
+    let recheck = Duration::from_secs(5);
     assert_eq!(
         p.destroy(&req).await.unwrap(),
-        format!("namespace {ns} deleted")
+        Teardown::InProgress {
+            logs: format!("namespace {ns} deletion requested"),
+            recheck
+        }
     );
+    for _ in 0..2 {
+        assert_eq!(
+            p.destroy(&req).await.unwrap(),
+            Teardown::InProgress {
+                logs: format!("namespace {ns} is still terminating"),
+                recheck
+            },
+            "no second DELETE while it terminates"
+        );
+    }
     assert_eq!(
         p.destroy(&req).await.unwrap(),
-        format!("namespace {ns} was already gone")
+        Teardown::Gone {
+            logs: format!("namespace {ns} is gone")
+        }
     );
 }
 

@@ -248,6 +248,7 @@ impl Settings {
                         Duration::from_secs(300),
                     )?,
                     poll: Duration::from_secs(2),
+                    terminating_recheck: Duration::from_secs(5),
                 })
             }
             Some(other) => {
