@@ -1,5 +1,6 @@
 //! The Kubernetes provisioner (kube-rs): one namespace per PR, labelled so
-//! it can be traced back; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
+//! it can be traced back and so that each ephemera instance
+//! (`EPHEMERA_INSTANCE`) adopts and deletes only namespaces it made; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
 //! applied into it with server-side apply (field manager `ephemera`) after
 //! `${EPHEMERA_…}` variables are substituted; then a wait until every
 //! Deployment among them is available. Destroy deletes the namespace, and
@@ -23,6 +24,83 @@ use kube::{Client, Config};
 use serde::Deserialize;
 
 const FIELD_MANAGER: &str = "ephemera";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const INSTANCE: &str = "ephemera.dev/instance";
+
+/// `EPHEMERA_INSTANCE`: names this ephemera among others sharing a cluster
+/// (staging and production, say). Every namespace it makes carries it as a
+/// label, and unless it is the default its namespaces are prefixed with it
+/// (`staging-pr-7-web-…`), so instances never touch each other's previews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance(String);
+
+impl Instance {
+    pub const DEFAULT: &'static str = "ephemera";
+
+    /// A DNS label of at most 20 characters (it becomes a name prefix).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let sample = ephemera_domain::Namespace::parse("pr-1-x").map_err(|e| e.reason)?;
+        sample.prefixed(raw).map_err(|e| e.reason)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    /// The Kubernetes namespace of an environment's namespace.
+    fn namespace_for(
+        &self,
+        namespace: &ephemera_domain::Namespace,
+    ) -> Result<ephemera_domain::Namespace, String> {
+        if self.is_default() {
+            return Ok(namespace.clone());
+        }
+        namespace.prefixed(&self.0).map_err(|e| e.reason)
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+/// Whose a namespace is, by its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Made by this instance.
+    Ours,
+    /// Made by ephemera before instances existed: `managed-by=ephemera`
+    /// without an instance label. Adopted only by the default instance
+    /// (whose names it shares), which adds its label.
+    Unlabelled,
+    /// Anyone else's, another instance's included: never touched.
+    Foreign,
+}
+
+fn ownership(namespace: &Namespace, instance: &Instance) -> Ownership {
+    let labels = namespace.metadata.labels.clone().unwrap_or_default();
+    let managed = labels.get(MANAGED_BY).map(String::as_str) == Some("ephemera");
+    match labels.get(INSTANCE) {
+        Some(i) if managed && i == instance.as_str() => Ownership::Ours,
+        None if managed && instance.is_default() => Ownership::Unlabelled,
+        _ => Ownership::Foreign,
+    }
+}
+
+fn foreign(name: &str, instance: &Instance) -> String {
+    format!(
+        "namespace {name} exists but is not labelled {MANAGED_BY}=ephemera, \
+         {INSTANCE}={instance}; ephemera adopts and deletes only namespaces this instance \
+         created, so it leaves it alone (rename or remove it, or check EPHEMERA_INSTANCE)",
+        instance = instance.as_str()
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct KubernetesConfig {
@@ -36,6 +114,8 @@ pub struct KubernetesConfig {
     pub poll: Duration,
     /// How soon a terminating namespace is looked at again.
     pub terminating_recheck: Duration,
+    /// `EPHEMERA_INSTANCE`.
+    pub instance: Instance,
 }
 
 #[derive(Clone)]
@@ -80,7 +160,11 @@ impl KubernetesProvisioner {
         Ok(Self { client, config })
     }
 
-    fn manifests(&self, request: &ProvisionRequest) -> Result<Vec<Manifest>, String> {
+    fn manifests(
+        &self,
+        request: &ProvisionRequest,
+        namespace: &str,
+    ) -> Result<Vec<Manifest>, String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.config.manifests_dir)
             .map_err(|e| format!("reading {}: {e}", self.config.manifests_dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -92,7 +176,7 @@ impl KubernetesProvisioner {
             })
             .collect();
         files.sort();
-        let vars = variables(request);
+        let vars = variables(request, namespace);
         let mut manifests = Vec::new();
         for file in files {
             manifests.extend(read_manifests(&file, &vars)?);
@@ -100,29 +184,86 @@ impl KubernetesProvisioner {
         Ok(manifests)
     }
 
+    /// Creates the namespace, or adopts it when this instance's labels say
+    /// it made it (refreshing them); refuses anyone else's.
     async fn ensure_namespace(
         &self,
         request: &ProvisionRequest,
+        name: &str,
         log: &mut Vec<String>,
     ) -> Result<(), String> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let name = request.namespace.as_str();
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                labels: Some(labels(request)),
+        let labels = self.labels(request);
+        let existing = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading namespace {name}: {e}"))?;
+        let Some(existing) = existing else {
+            let namespace = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
+            };
+            // A create, not an apply: if someone else made the namespace
+            // since the GET, it fails instead of taking it over.
+            return match namespaces.create(&PostParams::default(), &namespace).await {
+                Ok(_) => {
+                    log.push(format!("namespace {name} created"));
+                    Ok(())
+                }
+                Err(e) => Err(format!("creating namespace {name}: {e}")),
+            };
         };
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => log.push(format!("namespace {name} created")),
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                log.push(format!("namespace {name} already exists"));
-            }
-            Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        let adopted = match ownership(&existing, &self.config.instance) {
+            Ownership::Foreign => return Err(foreign(name, &self.config.instance)),
+            Ownership::Unlabelled => format!(
+                "namespace {name} (made before EPHEMERA_INSTANCE existed) labelled for instance {}",
+                self.config.instance.as_str()
+            ),
+            Ownership::Ours => format!("namespace {name} already exists"),
+        };
+        if is_terminating(&existing) {
+            return Err(format!(
+                "namespace {name} is still being deleted; a later attempt creates it again"
+            ));
         }
+        // Applied each time, so label changes (a new Pod Security level)
+        // reach namespaces made earlier.
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+        });
+        namespaces
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| format!("labelling namespace {name}: {e}"))?;
+        log.push(adopted);
         Ok(())
+    }
+
+    fn labels(&self, request: &ProvisionRequest) -> BTreeMap<String, String> {
+        let mut labels = labels(request);
+        labels.insert(
+            INSTANCE.to_owned(),
+            self.config.instance.as_str().to_owned(),
+        );
+        labels
+    }
+
+    fn target(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+        self.config
+            .instance
+            .namespace_for(&request.namespace)
+            .map(|ns| ns.as_str().to_owned())
+            .map_err(|e| failure(e, Vec::new()))
     }
 
     async fn apply(&self, namespace: &str, manifest: &Manifest) -> Result<(), String> {
@@ -211,10 +352,7 @@ fn label_value(raw: &str) -> String {
 
 fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            "ephemera".to_owned(),
-        ),
+        (MANAGED_BY.to_owned(), "ephemera".to_owned()),
         (
             "ephemera.dev/repository".to_owned(),
             label_value(request.repository.as_str()),
@@ -231,9 +369,9 @@ fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
     labels
 }
 
-fn variables(request: &ProvisionRequest) -> Vec<(&'static str, String)> {
+fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("EPHEMERA_NAMESPACE", request.namespace.to_string()),
+        ("EPHEMERA_NAMESPACE", namespace.to_owned()),
         ("EPHEMERA_REPOSITORY", request.repository.to_string()),
         ("EPHEMERA_PR_NUMBER", request.pr_number.to_string()),
         ("EPHEMERA_COMMIT_SHA", request.commit_sha.to_string()),
@@ -332,13 +470,14 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
         let mut log = Vec::new();
+        let target = self.target(request)?;
+        let namespace = target.as_str();
         let manifests = self
-            .manifests(request)
+            .manifests(request, namespace)
             .map_err(|e| failure(e, log.clone()))?;
-        if let Err(e) = self.ensure_namespace(request, &mut log).await {
+        if let Err(e) = self.ensure_namespace(request, namespace, &mut log).await {
             return Err(failure(e, log));
         }
-        let namespace = request.namespace.as_str();
         let mut deployments = Vec::new();
         for manifest in &manifests {
             if let Err(e) = self.apply(namespace, manifest).await {
@@ -360,7 +499,8 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let name = request.namespace.as_str();
+        let target = self.target(request)?;
+        let name = target.as_str();
         let in_progress = |logs: String| Teardown::InProgress {
             logs,
             recheck: self.config.terminating_recheck,
@@ -374,6 +514,9 @@ impl Provisioner for KubernetesProvisioner {
                 logs: format!("namespace {name} is gone"),
             });
         };
+        if ownership(&existing, &self.config.instance) == Ownership::Foreign {
+            return Err(failure(foreign(name, &self.config.instance), Vec::new()));
+        }
         if is_terminating(&existing) {
             return Ok(in_progress(format!(
                 "namespace {name} is still terminating"

@@ -18,5 +18,5 @@ mod preview_url;
 
 pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv};
 pub use dry_run::DryRunProvisioner;
-pub use kubernetes::{KubernetesConfig, KubernetesProvisioner};
+pub use kubernetes::{Instance, KubernetesConfig, KubernetesProvisioner};
 pub use preview_url::PreviewUrlPattern;

@@ -1,7 +1,8 @@
 //! The Kubernetes provisioner against a fake API server that checks every
-//! request: namespace create (and 409 when it exists), server-side apply of
-//! the substituted manifests, waiting for availability, delete (and 404
-//! when it is gone).
+//! request: namespace create (or adoption of one this instance labelled,
+//! and refusal of any other), server-side apply of the substituted
+//! manifests, waiting for availability, delete and waiting until a GET
+//! answers 404.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use ephemera_application::ports::{ProvisionRequest, Provisioner, Teardown};
 use ephemera_domain::{
     CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
 };
-use ephemera_provisioner::{KubernetesConfig, KubernetesProvisioner};
+use ephemera_provisioner::{Instance, KubernetesConfig, KubernetesProvisioner};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -60,21 +61,43 @@ fn request() -> ProvisionRequest {
     }
 }
 
+fn config(dir: &tempfile::TempDir, timeout: Duration) -> KubernetesConfig {
+    KubernetesConfig {
+        manifests_dir: dir.path().to_owned(),
+        ready_timeout: timeout,
+        poll: Duration::from_millis(20),
+        terminating_recheck: Duration::from_secs(5),
+        instance: Instance::default(),
+    }
+}
+
 fn provisioner(
     server: &MockServer,
     dir: &tempfile::TempDir,
     timeout: Duration,
 ) -> KubernetesProvisioner {
-    KubernetesProvisioner::with_server(
-        &server.uri(),
-        KubernetesConfig {
-            manifests_dir: dir.path().to_owned(),
-            ready_timeout: timeout,
-            poll: Duration::from_millis(20),
-            terminating_recheck: Duration::from_secs(5),
-        },
-    )
-    .unwrap()
+    KubernetesProvisioner::with_server(&server.uri(), config(dir, timeout)).unwrap()
+}
+
+/// The namespace as the API server would answer a GET for it.
+fn namespace_object(ns: &str, labels: Value, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": labels},
+        "status": {"phase": phase}
+    })
+}
+
+fn ours(instance: &str) -> Value {
+    json!({"app.kubernetes.io/managed-by": "ephemera", "ephemera.dev/instance": instance})
+}
+
+async fn mock_namespace(server: &MockServer, ns: &str, answer: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .respond_with(answer)
+        .mount(server)
+        .await;
 }
 
 fn manifests_dir() -> tempfile::TempDir {
@@ -138,11 +161,13 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .and(body_partial_json(
             json!({"metadata": {"name": ns, "labels": {
                 "app.kubernetes.io/managed-by": "ephemera",
+                "ephemera.dev/instance": "ephemera",
                 "ephemera.dev/repository": "octo.web",
                 "ephemera.dev/pr": "7",
                 "ephemera.dev/installation": "42",
@@ -197,14 +222,29 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
 }
 
 #[tokio::test]
-async fn an_existing_namespace_is_fine() {
+async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .respond_with(status(409, "AlreadyExists"))
+    mock_namespace(
+        &server,
+        &ns,
+        ResponseTemplate::new(200).set_body_json(namespace_object(&ns, ours("ephemera"), "Active")),
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .and(query_param("fieldManager", "ephemera"))
+        .and(body_partial_json(json!({"metadata": {"labels": {
+            "ephemera.dev/instance": "ephemera", "ephemera.dev/pr": "7"
+        }}})))
+        .respond_with(echo_body)
         .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(status(409, "AlreadyExists"))
+        .expect(0)
         .mount(&server)
         .await;
     mock_apply(&server, &ns).await;
@@ -234,6 +274,7 @@ async fn deployments_that_never_become_available_fail_the_attempt() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
@@ -266,6 +307,7 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
@@ -289,14 +331,6 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
     assert!(failure.message.contains("Invalid"), "{}", failure.message);
 }
 
-fn namespace_object(ns: &str, phase: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "ephemera"}},
-        "status": {"phase": phase}
-    })
-}
-
 #[tokio::test]
 async fn destroy_is_done_only_when_the_namespace_is_gone() {
     let server = MockServer::start().await;
@@ -306,16 +340,22 @@ async fn destroy_is_done_only_when_the_namespace_is_gone() {
     // Active, then terminating (twice), then gone.
     Mock::given(method("GET"))
         .and(path(&namespace))
-        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Active")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Active",
+        )))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path(&namespace))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Terminating")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Terminating",
+        )))
         .up_to_n_times(2)
         .with_priority(2)
         .mount(&server)
@@ -328,9 +368,11 @@ async fn destroy_is_done_only_when_the_namespace_is_gone() {
         .await;
     Mock::given(method("DELETE"))
         .and(path(&namespace))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(namespace_object(&ns, "Terminating")),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Terminating",
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -387,4 +429,168 @@ async fn a_namespace_in_the_manifests_is_refused() {
         server.received_requests().await.unwrap().is_empty(),
         "nothing sent"
     );
+}
+
+#[tokio::test]
+async fn a_namespace_without_this_instances_labels_is_never_touched() {
+    let req = request();
+    for (instance, labels) in [
+        ("ephemera", json!({})),
+        ("ephemera", json!({"app.kubernetes.io/managed-by": "helm"})),
+        ("ephemera", ours("staging")),
+        // Unlabelled namespaces of older versions belong to the default
+        // instance only.
+        (
+            "staging",
+            json!({"app.kubernetes.io/managed-by": "ephemera"}),
+        ),
+        ("staging", ours("production")),
+    ] {
+        let server = MockServer::start().await;
+        let ns = if instance == "ephemera" {
+            req.namespace.to_string()
+        } else {
+            format!("{instance}-{}", req.namespace)
+        };
+        mock_namespace(
+            &server,
+            &ns,
+            ResponseTemplate::new(200).set_body_json(namespace_object(
+                &ns,
+                labels.clone(),
+                "Active",
+            )),
+        )
+        .await;
+        let dir = manifests_dir();
+        let p = KubernetesProvisioner::with_server(
+            &server.uri(),
+            KubernetesConfig {
+                instance: Instance::parse(instance).unwrap(),
+                ..config(&dir, Duration::from_secs(1))
+            },
+        )
+        .unwrap();
+
+        let refused = format!(
+            "namespace {ns} exists but is not labelled app.kubernetes.io/managed-by=ephemera, \
+             ephemera.dev/instance={instance}"
+        );
+        let failure = p.provision(&req).await.unwrap_err();
+        assert!(
+            failure.message.starts_with(&refused),
+            "{labels}: {}",
+            failure.message
+        );
+        let failure = p.destroy(&req).await.unwrap_err();
+        assert!(
+            failure.message.starts_with(&refused),
+            "{labels}: {}",
+            failure.message
+        );
+        let sent = server.received_requests().await.unwrap();
+        assert!(
+            sent.iter().all(|r| r.method.as_str() == "GET"),
+            "{labels}: only looked, never wrote: {:?}",
+            sent.iter()
+                .map(|r| (r.method.as_str(), r.url.path()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_made_before_instances_is_labelled_by_the_default_instance() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(
+        &server,
+        &ns,
+        ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            json!({"app.kubernetes.io/managed-by": "ephemera"}),
+            "Active",
+        )),
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .and(body_partial_json(
+            json!({"metadata": {"labels": {"ephemera.dev/instance": "ephemera"}}}),
+        ))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let done = provisioner(&server, &dir, Duration::from_secs(10))
+        .provision(&req)
+        .await
+        .unwrap();
+    assert!(
+        done.logs.starts_with(&format!(
+            "namespace {ns} (made before EPHEMERA_INSTANCE existed) labelled for instance ephemera"
+        )),
+        "{}",
+        done.logs
+    );
+}
+
+#[tokio::test]
+async fn another_instance_prefixes_and_labels_its_namespaces() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = format!("staging-{}", req.namespace);
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .and(body_partial_json(
+            json!({"metadata": {"name": ns, "labels": {
+                "app.kubernetes.io/managed-by": "ephemera",
+                "ephemera.dev/instance": "staging",
+            }}}),
+        ))
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            ResponseTemplate::new(201).set_body_json(body)
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let p = KubernetesProvisioner::with_server(
+        &server.uri(),
+        KubernetesConfig {
+            instance: Instance::parse("staging").unwrap(),
+            ..config(&dir, Duration::from_secs(10))
+        },
+    )
+    .unwrap();
+    let done = p.provision(&req).await.unwrap();
+    assert!(
+        done.logs.starts_with(&format!("namespace {ns} created")),
+        "{}",
+        done.logs
+    );
+    assert!(Instance::parse("Staging").is_err());
+    assert!(Instance::parse(&"a".repeat(21)).is_err());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::{CommandConfig, KubernetesConfig, PassEnv, PreviewUrlPattern};
+use ephemera_provisioner::{CommandConfig, Instance, KubernetesConfig, PassEnv, PreviewUrlPattern};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -227,6 +227,11 @@ impl Settings {
                 })
             }
             Some("kubernetes") => {
+                let instance = match get("EPHEMERA_INSTANCE") {
+                    None => Instance::default(),
+                    Some(raw) => Instance::parse(raw.trim())
+                        .map_err(|e| ConfigError::new("EPHEMERA_INSTANCE", e))?,
+                };
                 let dir = get("EPHEMERA_K8S_MANIFESTS_DIR").ok_or_else(|| {
                     ConfigError::new(
                         "EPHEMERA_K8S_MANIFESTS_DIR",
@@ -249,6 +254,7 @@ impl Settings {
                     )?,
                     poll: Duration::from_secs(2),
                     terminating_recheck: Duration::from_secs(5),
+                    instance,
                 })
             }
             Some(other) => {
@@ -582,6 +588,29 @@ mod tests {
         assert_eq!(err.variable, "EPHEMERA_PROVISIONER");
         let err = settings(&[("EPHEMERA_PREVIEW_URL_TEMPLATE", "https://{branch}.x")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_TEMPLATE");
+    }
+
+    #[test]
+    fn kubernetes_settings() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let kubernetes = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("EPHEMERA_PROVISIONER", "kubernetes"),
+                ("EPHEMERA_K8S_MANIFESTS_DIR", dir),
+            ];
+            vars.extend_from_slice(extra);
+            settings(&vars).map(|s| match s.provisioner {
+                ProvisionerSettings::Kubernetes(k) => k,
+                other => panic!("kubernetes expected, got {other:?}"),
+            })
+        };
+        let defaults = kubernetes(&[]).unwrap();
+        assert_eq!(defaults.instance.as_str(), "ephemera");
+        let staging = kubernetes(&[("EPHEMERA_INSTANCE", "staging")]).unwrap();
+        assert_eq!(staging.instance.as_str(), "staging");
+        let err = kubernetes(&[("EPHEMERA_INSTANCE", "Staging_EU")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_INSTANCE");
     }
 
     #[test]
