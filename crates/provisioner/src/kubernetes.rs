@@ -3,7 +3,9 @@
 //! (`EPHEMERA_INSTANCE`) adopts and deletes only namespaces it made; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
 //! applied into it with server-side apply (field manager `ephemera`) after
 //! `${EPHEMERA_…}` variables are substituted; then a wait until every
-//! Deployment among them is available. Destroy deletes the namespace, and
+//! Deployment among them is available. Before the manifests, every
+//! namespace gets Pod Security Admission labels, a ResourceQuota, a
+//! LimitRange and a NetworkPolicy (see [`isolation`]). Destroy deletes the namespace, and
 //! Kubernetes garbage-collects everything in it; the destroy is done only
 //! once the namespace is gone (a GET answers 404), and a namespace still
 //! terminating is reported as under way, not as a failure.
@@ -22,6 +24,14 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::core::{ApiResource, GroupVersionKind, ObjectMeta};
 use kube::{Client, Config};
 use serde::Deserialize;
+
+mod isolation;
+
+pub use isolation::{
+    ContainerLimits, DEFAULT_EGRESS_DENY, DEFAULT_INGRESS_NAMESPACES, DEFAULT_LIMIT_RANGE,
+    DEFAULT_RESOURCE_QUOTA, Isolation, NetworkIsolation, PodSecurityLevel, Quantities, parse_cidrs,
+    parse_namespaces,
+};
 
 const FIELD_MANAGER: &str = "ephemera";
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -116,6 +126,8 @@ pub struct KubernetesConfig {
     pub terminating_recheck: Duration,
     /// `EPHEMERA_INSTANCE`.
     pub instance: Instance,
+    /// What fences each namespace in.
+    pub isolation: Isolation,
 }
 
 #[derive(Clone)]
@@ -255,6 +267,7 @@ impl KubernetesProvisioner {
             INSTANCE.to_owned(),
             self.config.instance.as_str().to_owned(),
         );
+        labels.extend(self.config.isolation.namespace_labels());
         labels
     }
 
@@ -428,31 +441,31 @@ fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>,
             continue;
         }
         let json = serde_json::to_value(&value).map_err(|e| format!("{where_}: {e}"))?;
-        let head: Head =
-            serde_json::from_value(json.clone()).map_err(|e| format!("{where_}: {e}"))?;
-        let (Some(api_version), Some(kind), Some(name)) = (
-            head.api_version,
-            head.kind,
-            head.metadata.and_then(|m| m.name),
-        ) else {
-            return Err(format!(
-                "{where_}: every manifest needs apiVersion, kind and metadata.name"
-            ));
-        };
-        if kind == "Namespace" {
-            return Err(format!(
-                "{where_}: {name} is a Namespace; ephemera creates the PR's namespace itself"
-            ));
-        }
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let mut object: DynamicObject =
-            serde_json::from_value(json).map_err(|e| format!("{where_}: {e}"))?;
-        // Everything lands in the PR's namespace, whatever the file says.
-        object.metadata.namespace = None;
-        manifests.push(Manifest { gvk, name, object });
+        manifests.push(to_manifest(json).map_err(|e| format!("{where_}: {e}"))?);
     }
     Ok(manifests)
+}
+
+fn to_manifest(json: serde_json::Value) -> Result<Manifest, String> {
+    let head: Head = serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
+    let (Some(api_version), Some(kind), Some(name)) = (
+        head.api_version,
+        head.kind,
+        head.metadata.and_then(|m| m.name),
+    ) else {
+        return Err("every manifest needs apiVersion, kind and metadata.name".to_owned());
+    };
+    if kind == "Namespace" {
+        return Err(format!(
+            "{name} is a Namespace; ephemera creates the PR's namespace itself"
+        ));
+    }
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let mut object: DynamicObject = serde_json::from_value(json).map_err(|e| e.to_string())?;
+    // Everything lands in the PR's namespace, whatever the file says.
+    object.metadata.namespace = None;
+    Ok(Manifest { gvk, name, object })
 }
 
 fn failure(message: String, log: Vec<String>) -> ProvisionFailure {
@@ -477,6 +490,17 @@ impl Provisioner for KubernetesProvisioner {
             .map_err(|e| failure(e, log.clone()))?;
         if let Err(e) = self.ensure_namespace(request, namespace, &mut log).await {
             return Err(failure(e, log));
+        }
+        // The fence goes up before anything of the PR's runs.
+        for object in self.config.isolation.objects() {
+            let applied = match to_manifest(object) {
+                Ok(fence) => self.apply(namespace, &fence).await.map(|()| fence),
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(fence) => log.push(format!("applied {} {}", fence.gvk.kind, fence.name)),
+                Err(e) => return Err(failure(e, log)),
+            }
         }
         let mut deployments = Vec::new();
         for manifest in &manifests {

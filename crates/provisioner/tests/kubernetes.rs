@@ -12,7 +12,7 @@ use ephemera_application::ports::{ProvisionRequest, Provisioner, Teardown};
 use ephemera_domain::{
     CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
 };
-use ephemera_provisioner::{Instance, KubernetesConfig, KubernetesProvisioner};
+use ephemera_provisioner::{Instance, Isolation, KubernetesConfig, KubernetesProvisioner};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -68,6 +68,7 @@ fn config(dir: &tempfile::TempDir, timeout: Duration) -> KubernetesConfig {
         poll: Duration::from_millis(20),
         terminating_recheck: Duration::from_secs(5),
         instance: Instance::default(),
+        isolation: Isolation::default(),
     }
 }
 
@@ -129,7 +130,24 @@ fn status(code: u16, reason: &str) -> ResponseTemplate {
     }))
 }
 
+/// Ephemera's own objects in the namespace: accepted as sent.
+async fn mock_isolation(server: &MockServer, ns: &str) {
+    for resource in [
+        "api/v1/namespaces/{ns}/resourcequotas/ephemera-quota",
+        "api/v1/namespaces/{ns}/limitranges/ephemera-limits",
+        "apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/ephemera-isolation",
+    ] {
+        Mock::given(method("PATCH"))
+            .and(path(format!("/{}", resource.replace("{ns}", ns))))
+            .and(query_param("fieldManager", "ephemera"))
+            .respond_with(echo_body)
+            .mount(server)
+            .await;
+    }
+}
+
 async fn mock_apply(server: &MockServer, ns: &str) {
+    mock_isolation(server, ns).await;
     Mock::given(method("PATCH"))
         .and(path(format!(
             "/apis/apps/v1/namespaces/{ns}/deployments/web"
@@ -209,7 +227,13 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     assert_eq!(
         done.logs,
         format!(
-            "namespace {ns} created\napplied Deployment web\napplied Service web\nDeployment web available"
+            "namespace {ns} created\n\
+             applied ResourceQuota ephemera-quota\n\
+             applied LimitRange ephemera-limits\n\
+             applied NetworkPolicy ephemera-isolation\n\
+             applied Deployment web\n\
+             applied Service web\n\
+             Deployment web available"
         )
     );
     // Service went to the PR's namespace, not the one in the file.
@@ -313,6 +337,7 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
         .mount(&server)
         .await;
+    mock_isolation(&server, &ns).await;
     Mock::given(method("PATCH"))
         .respond_with(status(422, "Invalid"))
         .mount(&server)
@@ -593,4 +618,136 @@ async fn another_instance_prefixes_and_labels_its_namespaces() {
     );
     assert!(Instance::parse("Staging").is_err());
     assert!(Instance::parse(&"a".repeat(21)).is_err());
+}
+
+/// The body of the one request made to `path`.
+async fn body_sent_to(server: &MockServer, method: &str, path: &str) -> Value {
+    let sent: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == method && r.url.path() == path)
+        .collect();
+    assert_eq!(sent.len(), 1, "{method} {path}");
+    serde_json::from_slice(&sent[0].body).unwrap()
+}
+
+async fn provision_fresh(isolation: Isolation) -> (MockServer, String) {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(echo_body)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+    let dir = manifests_dir();
+    KubernetesProvisioner::with_server(
+        &server.uri(),
+        KubernetesConfig {
+            isolation,
+            ..config(&dir, Duration::from_secs(10))
+        },
+    )
+    .unwrap()
+    .provision(&req)
+    .await
+    .unwrap();
+    (server, ns)
+}
+
+#[tokio::test]
+async fn each_namespace_is_fenced_in_before_the_manifests_are_applied() {
+    let (server, ns) = provision_fresh(Isolation::default()).await;
+
+    let namespace = body_sent_to(&server, "POST", "/api/v1/namespaces").await;
+    let labels = &namespace["metadata"]["labels"];
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(
+        labels["pod-security.kubernetes.io/enforce-version"],
+        "latest"
+    );
+
+    let quota = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/resourcequotas/ephemera-quota"),
+    )
+    .await;
+    assert_eq!(quota["spec"]["hard"]["limits.memory"], "8Gi");
+    assert_eq!(quota["spec"]["hard"]["services.loadbalancers"], "0");
+    let limits = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/limitranges/ephemera-limits"),
+    )
+    .await;
+    assert_eq!(
+        limits["spec"]["limits"][0],
+        json!({"type": "Container",
+               "default": {"cpu": "500m", "memory": "512Mi"},
+               "defaultRequest": {"cpu": "100m", "memory": "128Mi"}})
+    );
+    let policy = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/ephemera-isolation"),
+    )
+    .await;
+    assert_eq!(policy["spec"]["podSelector"], json!({}));
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let internet = &policy["spec"]["egress"][2]["to"][0]["ipBlock"];
+    assert_eq!(internet["cidr"], "0.0.0.0/0");
+    assert!(
+        internet["except"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("169.254.0.0/16")),
+        "{internet}"
+    );
+
+    // Every fence before the first manifest.
+    let order: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| r.url.path().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "ephemera-quota",
+            "ephemera-limits",
+            "ephemera-isolation",
+            "web",
+            "web"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_fences_can_be_turned_off() {
+    let (server, _) = provision_fresh(Isolation::off()).await;
+    let namespace = body_sent_to(&server, "POST", "/api/v1/namespaces").await;
+    assert!(
+        !namespace.to_string().contains("pod-security"),
+        "{namespace}"
+    );
+    let sent = server.received_requests().await.unwrap();
+    assert!(
+        sent.iter().all(|r| !r.url.path().contains("ephemera-")),
+        "no quota, limits or policy"
+    );
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use ephemera_domain::{DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::{CommandConfig, Instance, KubernetesConfig, PassEnv, PreviewUrlPattern};
+use ephemera_provisioner::{
+    CommandConfig, ContainerLimits, Instance, Isolation, KubernetesConfig, NetworkIsolation,
+    PassEnv, PodSecurityLevel, PreviewUrlPattern, Quantities,
+};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -255,6 +258,7 @@ impl Settings {
                     poll: Duration::from_secs(2),
                     terminating_recheck: Duration::from_secs(5),
                     instance,
+                    isolation: isolation(&get)?,
                 })
             }
             Some(other) => {
@@ -386,6 +390,55 @@ fn github_settings(
             }))
         }
     }
+}
+
+/// What fences each PR namespace in (kubernetes provisioner); every part
+/// on by default.
+fn isolation(get: &impl Fn(&str) -> Option<String>) -> Result<Isolation, ConfigError> {
+    let defaults = Isolation::default();
+    let setting = |name: &'static str| get(name).map(|raw| (name, raw.trim().to_owned()));
+    let pod_security = match setting("EPHEMERA_K8S_POD_SECURITY") {
+        None => defaults.pod_security,
+        Some((name, raw)) => {
+            PodSecurityLevel::parse(&raw).map_err(|e| ConfigError::new(name, e))?
+        }
+    };
+    let resource_quota = match setting("EPHEMERA_K8S_RESOURCE_QUOTA") {
+        None => defaults.resource_quota,
+        Some((_, raw)) if raw == "off" => None,
+        Some((name, raw)) => Some(Quantities::parse(&raw).map_err(|e| ConfigError::new(name, e))?),
+    };
+    let limit_range = match setting("EPHEMERA_K8S_LIMIT_RANGE") {
+        None => defaults.limit_range,
+        Some((_, raw)) if raw == "off" => None,
+        Some((name, raw)) => {
+            Some(ContainerLimits::parse(&raw).map_err(|e| ConfigError::new(name, e))?)
+        }
+    };
+    let network_policy = if flag(get, "EPHEMERA_K8S_NETWORK_POLICY", true)? {
+        let default = defaults.network_policy.unwrap_or_default();
+        Some(NetworkIsolation {
+            ingress_namespaces: match setting("EPHEMERA_K8S_INGRESS_NAMESPACES") {
+                None => default.ingress_namespaces,
+                Some((name, raw)) => ephemera_provisioner::parse_namespaces(&raw)
+                    .map_err(|e| ConfigError::new(name, e))?,
+            },
+            egress_deny: match setting("EPHEMERA_K8S_EGRESS_DENY") {
+                None => default.egress_deny,
+                Some((_, raw)) if raw == "none" => Vec::new(),
+                Some((name, raw)) => ephemera_provisioner::parse_cidrs(&raw)
+                    .map_err(|e| ConfigError::new(name, e))?,
+            },
+        })
+    } else {
+        None
+    };
+    Ok(Isolation {
+        pod_security,
+        resource_quota,
+        limit_range,
+        network_policy,
+    })
 }
 
 fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
@@ -611,6 +664,41 @@ mod tests {
         assert_eq!(staging.instance.as_str(), "staging");
         let err = kubernetes(&[("EPHEMERA_INSTANCE", "Staging_EU")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_INSTANCE");
+
+        assert_eq!(defaults.isolation, Isolation::default());
+        let off = kubernetes(&[
+            ("EPHEMERA_K8S_POD_SECURITY", "off"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "off"),
+            ("EPHEMERA_K8S_LIMIT_RANGE", "off"),
+            ("EPHEMERA_K8S_NETWORK_POLICY", "false"),
+        ])
+        .unwrap();
+        assert_eq!(off.isolation, Isolation::off());
+        let tuned = kubernetes(&[
+            ("EPHEMERA_K8S_POD_SECURITY", "baseline"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "pods=5"),
+            ("EPHEMERA_K8S_INGRESS_NAMESPACES", "traefik,kube-system"),
+            ("EPHEMERA_K8S_EGRESS_DENY", "169.254.169.254/32"),
+        ])
+        .unwrap();
+        assert_eq!(
+            tuned.isolation.pod_security,
+            Some(PodSecurityLevel::Baseline)
+        );
+        let network = tuned.isolation.network_policy.unwrap();
+        assert_eq!(network.ingress_namespaces, ["traefik", "kube-system"]);
+        assert_eq!(network.egress_deny.len(), 1);
+        for (variable, bad) in [
+            ("EPHEMERA_K8S_POD_SECURITY", "strict"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "pods"),
+            ("EPHEMERA_K8S_LIMIT_RANGE", "cpu=1"),
+            ("EPHEMERA_K8S_NETWORK_POLICY", "maybe"),
+            ("EPHEMERA_K8S_INGRESS_NAMESPACES", "Ingress_Nginx"),
+            ("EPHEMERA_K8S_EGRESS_DENY", "169.254.169.254"),
+        ] {
+            let err = kubernetes(&[(variable, bad)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{bad}");
+        }
     }
 
     #[test]
