@@ -2,7 +2,8 @@
 //! it can be traced back and so that each ephemera instance
 //! (`EPHEMERA_INSTANCE`) adopts and deletes only namespaces it made; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
 //! applied into it with server-side apply (field manager `ephemera`) after
-//! `${EPHEMERA_…}` variables are substituted; then a wait until every
+//! `${EPHEMERA_…}` variables are substituted into the parsed string values
+//! (never into the YAML text, so a branch name cannot add YAML); then a wait until every
 //! Deployment among them is available. Before the manifests, every
 //! namespace gets Pod Security Admission labels, a ResourceQuota, a
 //! LimitRange and a NetworkPolicy (see [`isolation`]). Destroy deletes the namespace, and
@@ -406,6 +407,26 @@ fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, 
     ]
 }
 
+/// Every string value of `value` (not the keys), substituted. A value stays
+/// one string whatever the variables hold.
+fn substitute_values(value: &mut serde_yaml::Value, vars: &[(&str, String)]) {
+    match value {
+        serde_yaml::Value::String(text) => *text = substitute(text, vars),
+        serde_yaml::Value::Sequence(items) => {
+            for item in items {
+                substitute_values(item, vars);
+            }
+        }
+        serde_yaml::Value::Mapping(map) => {
+            for (_, item) in map.iter_mut() {
+                substitute_values(item, vars);
+            }
+        }
+        serde_yaml::Value::Tagged(tagged) => substitute_values(&mut tagged.value, vars),
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) => {}
+    }
+}
+
 /// `${NAME}` replaced for every known variable; unknown ones stay as they
 /// are (they may be meant for something else).
 fn substitute(text: &str, vars: &[(&str, String)]) -> String {
@@ -432,14 +453,14 @@ struct HeadMeta {
 fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>, String> {
     let where_ = file.display();
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {where_}: {e}"))?;
-    let text = substitute(&text, vars);
     let mut manifests = Vec::new();
     for document in serde_yaml::Deserializer::from_str(&text) {
-        let value =
+        let mut value =
             serde_yaml::Value::deserialize(document).map_err(|e| format!("{where_}: {e}"))?;
         if value.is_null() {
             continue;
         }
+        substitute_values(&mut value, vars);
         let json = serde_json::to_value(&value).map_err(|e| format!("{where_}: {e}"))?;
         manifests.push(to_manifest(json).map_err(|e| format!("{where_}: {e}"))?);
     }
@@ -571,6 +592,21 @@ mod tests {
             substitute("ns: ${EPHEMERA_NAMESPACE} other: ${HOME}", &vars),
             "ns: pr-1-web-abc other: ${HOME}"
         );
+    }
+
+    #[test]
+    fn only_string_values_are_substituted() {
+        let vars = vec![("EPHEMERA_BRANCH", "a: b\n- c".to_owned())];
+        let mut value: serde_yaml::Value = serde_yaml::from_str(
+            "k: ${EPHEMERA_BRANCH}\nn: 3\nl: [x, '${EPHEMERA_BRANCH}']\n${EPHEMERA_BRANCH}: key",
+        )
+        .unwrap();
+        substitute_values(&mut value, &vars);
+        let expected: serde_yaml::Value = serde_yaml::from_str(
+            "k: \"a: b\\n- c\"\nn: 3\nl: [x, \"a: b\\n- c\"]\n${EPHEMERA_BRANCH}: key",
+        )
+        .unwrap();
+        assert_eq!(value, expected);
     }
 
     #[test]

@@ -751,3 +751,56 @@ async fn the_fences_can_be_turned_off() {
         "no quota, limits or policy"
     );
 }
+
+#[tokio::test]
+async fn placeholders_fill_string_values_and_cannot_add_yaml() {
+    let server = MockServer::start().await;
+    let mut req = request();
+    // Legal git branch names that would change the YAML's structure if
+    // pasted into its text.
+    req.branch = "feat,extra\"{#".into();
+    let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(echo_body)
+        .mount(&server)
+        .await;
+    mock_isolation(&server, &ns).await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}/configmaps/info")))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("info.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: info}\ndata:\n  \
+         plain: ${EPHEMERA_BRANCH}\n  \
+         quoted: \"${EPHEMERA_BRANCH}\"\n  \
+         both: \"${EPHEMERA_PR_NUMBER}/${EPHEMERA_BRANCH}\"\n  \
+         other: ${HOME}\n",
+    )
+    .unwrap();
+
+    provisioner(&server, &dir, Duration::from_secs(1))
+        .provision(&req)
+        .await
+        .unwrap();
+    let applied = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/configmaps/info"),
+    )
+    .await;
+    assert_eq!(
+        applied["data"],
+        json!({
+            "plain": "feat,extra\"{#",
+            "quoted": "feat,extra\"{#",
+            "both": "7/feat,extra\"{#",
+            "other": "${HOME}",
+        })
+    );
+}
