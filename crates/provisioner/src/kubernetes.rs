@@ -1,15 +1,20 @@
-//! The Kubernetes provisioner (kube-rs): one namespace per PR, labelled so
-//! it can be traced back and so that each ephemera instance
-//! (`EPHEMERA_INSTANCE`) adopts and deletes only namespaces it made; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
-//! applied into it with server-side apply (field manager `ephemera`) after
-//! `${EPHEMERA_…}` variables are substituted into the parsed string values
-//! (never into the YAML text, so a branch name cannot add YAML); then a wait until every
-//! Deployment among them is available. Before the manifests, every
-//! namespace gets Pod Security Admission labels, a ResourceQuota, a
-//! LimitRange and a NetworkPolicy (see [`isolation`]). Destroy deletes the namespace, and
-//! Kubernetes garbage-collects everything in it; the destroy is done only
-//! once the namespace is gone (a GET answers 404), and a namespace still
-//! terminating is reported as under way, not as a failure.
+//! The Kubernetes provisioner (kube-rs): one namespace per PR.
+//!
+//! - The namespace is labelled so it can be traced back, and so that each
+//!   ephemera instance (`EPHEMERA_INSTANCE`) adopts and deletes only the
+//!   namespaces it made.
+//! - Before anything of the PR's, the namespace is fenced in: Pod Security
+//!   Admission labels, a ResourceQuota, a LimitRange and a NetworkPolicy
+//!   (see [`isolation`]).
+//! - The manifests of `EPHEMERA_K8S_MANIFESTS_DIR` are applied into it with
+//!   server-side apply (field manager `ephemera`), after `${EPHEMERA_…}`
+//!   variables are substituted into their parsed string values (never
+//!   into the YAML text, so a branch name cannot add YAML); then it waits
+//!   until every Deployment among them is available.
+//! - Destroy deletes the namespace, and Kubernetes garbage-collects
+//!   everything in it. It is done only once the namespace is gone (a GET
+//!   answers 404); a namespace still terminating is reported as under way,
+//!   not as a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
