@@ -2,6 +2,9 @@
 //! through the legal transitions — pending → provisioning → ready,
 //! ready → updating → ready on a new commit, destroying → destroyed.
 //!
+//! A destroy that is under way but not finished (a namespace still
+//! terminating) is looked at again later without using up an attempt.
+//!
 //! Level-triggered: a worker claims an environment whose work is due (with
 //! a lease, so no two workers in any process touch it at once), looks at
 //! what is wanted (the newest queued deployment, or a destroy), calls the
@@ -22,7 +25,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::ports::{
     Clock, NoObserver, ProvisionFailure, ProvisionRequest, Provisioned, Provisioner,
-    RepositoryError, WorkObserver, WorkQueue, WorkTx,
+    RepositoryError, Teardown, WorkObserver, WorkQueue, WorkTx,
 };
 
 /// How workers behave; every value has a setting (docs/configuration.md).
@@ -63,6 +66,12 @@ pub enum RunOutcome {
     },
     /// Out of attempts: the environment is failed.
     Failed(EnvironmentId),
+    /// The destroy is under way and looked at again after `recheck`; no
+    /// attempt was used up.
+    DestroyInProgress {
+        id: EnvironmentId,
+        recheck: Duration,
+    },
     /// The environment needed nothing after all.
     NothingToDo(EnvironmentId),
     /// Another worker took the lease over; its result was not recorded.
@@ -102,7 +111,7 @@ enum Plan {
 #[derive(Debug)]
 enum Done {
     Provisioned(Provisioned),
-    Destroyed(String),
+    Destroyed(Teardown),
 }
 
 #[derive(Clone)]
@@ -412,7 +421,9 @@ impl Reconciler {
                     .await?;
                 if !matches!(
                     outcome,
-                    RunOutcome::Retrying { .. } | RunOutcome::NothingToDo(_)
+                    RunOutcome::Retrying { .. }
+                        | RunOutcome::NothingToDo(_)
+                        | RunOutcome::DestroyInProgress { .. }
                 ) {
                     report(tx.as_mut(), &env, None).await?;
                 }
@@ -534,8 +545,17 @@ impl Reconciler {
             return Ok(RunOutcome::NothingToDo(id));
         }
         match result {
+            Ok(Done::Destroyed(Teardown::InProgress { logs, recheck })) => {
+                // Not a failed attempt: the attempts count stays as it is,
+                // and so does the status until the provisioner says gone.
+                tracing::info!(environment = %id, logs = %logs, recheck = ?recheck, "destroy under way; looking again later");
+                env.work_due_at =
+                    Some(now + chrono::Duration::from_std(recheck).unwrap_or_default());
+                tx.update_environment(env).await?;
+                Ok(RunOutcome::DestroyInProgress { id, recheck })
+            }
             Ok(done) => {
-                if let Done::Destroyed(logs) = done {
+                if let Done::Destroyed(Teardown::Gone { logs }) = done {
                     tracing::info!(environment = %id, logs = %logs, "provisioner destroyed the environment");
                 }
                 env.transition_to(EnvironmentStatus::Destroyed, now)
@@ -878,6 +898,48 @@ mod tests {
             "{}",
             dep.logs
         );
+    }
+
+    #[tokio::test]
+    async fn a_destroy_under_way_is_rechecked_without_using_up_attempts() {
+        let mut env = environment(EnvironmentStatus::Destroying);
+        env.work_attempts = 2;
+        let mut dep = queued();
+        dep.status = DeploymentStatus::Success;
+        let store: Store = Arc::new(Mutex::new((env, dep)));
+        let destroyer = |teardown: Teardown| {
+            let mut p = MockProvisioner::new();
+            p.expect_name().return_const("mock");
+            p.expect_destroy()
+                .times(1)
+                .returning(move |_| Ok(teardown.clone()));
+            p
+        };
+        let id = EnvironmentId::new(9).unwrap();
+        let recheck = Duration::from_secs(5);
+
+        // More checks than attempts are left: none of them counts.
+        for _ in 0..3 {
+            let terminating = destroyer(Teardown::InProgress {
+                logs: "namespace terminating".into(),
+                recheck,
+            });
+            let outcome = reconciler(&store, terminating, 3).run_once().await.unwrap();
+            assert_eq!(outcome, RunOutcome::DestroyInProgress { id, recheck });
+            let (env, _) = store.lock().unwrap().clone();
+            assert_eq!(env.status, EnvironmentStatus::Destroying);
+            assert_eq!(env.work_attempts, 2, "no attempt used up");
+            assert_eq!(env.work_due_at, Some(at(105)));
+        }
+
+        let gone = destroyer(Teardown::Gone {
+            logs: "namespace gone".into(),
+        });
+        let outcome = reconciler(&store, gone, 3).run_once().await.unwrap();
+        assert_eq!(outcome, RunOutcome::Destroyed(id));
+        let (env, _) = store.lock().unwrap().clone();
+        assert_eq!(env.status, EnvironmentStatus::Destroyed);
+        assert_eq!((env.work_due_at, env.work_attempts), (None, 0));
     }
 
     #[test]

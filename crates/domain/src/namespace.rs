@@ -16,6 +16,9 @@ const MAX_LEN: usize = 63;
 /// slug alike (`org-a/api`, `org-b/api`) apart with overwhelming odds, and
 /// the database's unique index catches the rest.
 const HASH_LEN: usize = 10;
+/// Longest prefix [`Namespace::prefixed`] takes: with it, `pr-<any u32>-`
+/// and the hash always fit in 63 characters.
+pub const MAX_PREFIX_LEN: usize = 20;
 
 impl Namespace {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
@@ -75,6 +78,35 @@ impl Namespace {
         pr: PrNumber,
     ) -> Self {
         Self::labelled(&format!("id:{repository_id}"), repository.name(), pr)
+    }
+
+    /// This namespace under `prefix`: `<prefix>-<namespace>`, so that
+    /// several ephemera instances can share a cluster. Still a DNS-1123
+    /// label of at most 63 characters: when too long, characters are cut
+    /// just before the trailing `-<hash>` (from the repository slug of a
+    /// generated namespace), keeping the `pr-<number>-` start and the hash
+    /// that make it unique. `prefix` is itself a label of at most
+    /// [`MAX_PREFIX_LEN`] characters.
+    pub fn prefixed(&self, prefix: &str) -> Result<Self, ValidationError> {
+        if Self::parse(prefix).is_err() || prefix.len() > MAX_PREFIX_LEN {
+            return Err(ValidationError::new(
+                "namespace prefix",
+                format!(
+                    "`{prefix}` must be 1 to {MAX_PREFIX_LEN} lowercase letters, digits and `-`, \
+                     starting and ending with a letter or digit"
+                ),
+            ));
+        }
+        let whole = format!("{prefix}-{}", self.0);
+        if whole.len() <= MAX_LEN {
+            return Ok(Self(whole));
+        }
+        // Too long means self is longer than MAX_LEN - MAX_PREFIX_LEN - 1
+        // characters (all ASCII), so both cuts below are in range.
+        let excess = whole.len() - MAX_LEN;
+        let (head, tail) = self.0.split_at(self.0.len() - (HASH_LEN + 1));
+        let head = head[..head.len() - excess].trim_end_matches('-');
+        Ok(Self(format!("{prefix}-{head}{tail}")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -172,6 +204,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn prefixed_namespaces_stay_labels() {
+        let short = Namespace::for_pr(&repo("octo/web"), pr(7));
+        assert_eq!(
+            short.prefixed("staging").unwrap().as_str(),
+            format!("staging-{short}")
+        );
+        let long = Namespace::for_pr(&repo(&format!("octo/{}", "a".repeat(100))), pr(7));
+        let prefixed = long.prefixed("production-eu-west-1").unwrap();
+        assert_eq!(prefixed.as_str().len(), 63);
+        assert!(
+            prefixed
+                .as_str()
+                .starts_with("production-eu-west-1-pr-7-aaa")
+        );
+        assert!(
+            prefixed
+                .as_str()
+                .ends_with(&long.as_str()[long.as_str().len() - 11..])
+        );
+        for bad in ["", "Staging", "-x", "x-", "a_b", &"a".repeat(21)] {
+            assert!(short.prefixed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn prefix() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?"
+    }
+
     fn github_repository() -> impl Strategy<Value = RepositoryFullName> {
         ("[A-Za-z0-9][A-Za-z0-9-]{0,38}", "[A-Za-z0-9._-]{1,100}")
             .prop_map(|(owner, name)| repo(&format!("{owner}/{name}")))
@@ -197,6 +258,36 @@ mod tests {
         ) {
             let ns = Namespace::for_repository_pr(id, &repository, pr(number));
             prop_assert!(Namespace::parse(ns.as_str()).is_ok(), "{}", ns);
+        }
+
+        #[test]
+        fn every_prefixed_namespace_is_a_valid_label_keeping_number_and_hash(
+            repository in github_repository(),
+            number in 1u32..=u32::MAX,
+            prefix in prefix(),
+        ) {
+            let ns = Namespace::for_pr(&repository, pr(number));
+            let prefixed = ns.prefixed(&prefix).unwrap();
+            prop_assert!(Namespace::parse(prefixed.as_str()).is_ok(), "{}", prefixed);
+            let expected_start = format!("{prefix}-pr-{number}-");
+            prop_assert!(prefixed.as_str().starts_with(&expected_start), "{}", prefixed);
+            let hash = &ns.as_str()[ns.as_str().len() - HASH_LEN..];
+            prop_assert!(prefixed.as_str().ends_with(hash), "{}", prefixed);
+        }
+
+        #[test]
+        fn distinct_prs_get_distinct_prefixed_namespaces(
+            a in github_repository(),
+            b in github_repository(),
+            n in 1u32..1000,
+            m in 1u32..1000,
+            prefix in prefix(),
+        ) {
+            prop_assume!(a.key() != b.key() || n != m);
+            prop_assert_ne!(
+                Namespace::for_pr(&a, pr(n)).prefixed(&prefix).unwrap(),
+                Namespace::for_pr(&b, pr(m)).prefixed(&prefix).unwrap()
+            );
         }
 
         #[test]

@@ -1,5 +1,7 @@
 use async_trait::async_trait;
-use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+use ephemera_application::ports::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+};
 
 /// Creates nothing: writes what it would do into the deployment logs and
 /// reports the templated URL. The default, so ephemera runs anywhere; not a
@@ -31,10 +33,9 @@ impl Provisioner for DryRunProvisioner {
         })
     }
 
-    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
-        Ok(format!(
-            "dry-run: would delete namespace {}",
-            request.namespace
-        ))
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
+        Ok(Teardown::Gone {
+            logs: format!("dry-run: would delete namespace {}", request.namespace),
+        })
     }
 }

@@ -1,16 +1,29 @@
-//! The Kubernetes provisioner (kube-rs): one namespace per PR, labelled so
-//! it can be traced back; the manifests of `EPHEMERA_K8S_MANIFESTS_DIR`
-//! applied into it with server-side apply (field manager `ephemera`) after
-//! `${EPHEMERA_…}` variables are substituted; then a wait until every
-//! Deployment among them is available. Destroy deletes the namespace, and
-//! Kubernetes garbage-collects everything in it.
+//! The Kubernetes provisioner (kube-rs): one namespace per PR.
+//!
+//! - The namespace is labelled so it can be traced back, and so that each
+//!   ephemera instance (`EPHEMERA_INSTANCE`) adopts and deletes only the
+//!   namespaces it made.
+//! - Before anything of the PR's, the namespace is fenced in: Pod Security
+//!   Admission labels, a ResourceQuota, a LimitRange and a NetworkPolicy
+//!   (see [`isolation`]).
+//! - The manifests of `EPHEMERA_K8S_MANIFESTS_DIR` are applied into it with
+//!   server-side apply (field manager `ephemera`), after `${EPHEMERA_…}`
+//!   variables are substituted into their parsed string values (never
+//!   into the YAML text, so a branch name cannot add YAML); then it waits
+//!   until every Deployment among them is available.
+//! - Destroy deletes the namespace, and Kubernetes garbage-collects
+//!   everything in it. It is done only once the namespace is gone (a GET
+//!   answers 404); a namespace still terminating is reported as under way,
+//!   not as a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
+use ephemera_application::ports::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -18,7 +31,92 @@ use kube::core::{ApiResource, GroupVersionKind, ObjectMeta};
 use kube::{Client, Config};
 use serde::Deserialize;
 
+mod isolation;
+
+pub use isolation::{
+    ContainerLimits, DEFAULT_EGRESS_DENY, DEFAULT_INGRESS_NAMESPACES, DEFAULT_LIMIT_RANGE,
+    DEFAULT_RESOURCE_QUOTA, Isolation, NetworkIsolation, PodSecurityLevel, Quantities, parse_cidrs,
+    parse_namespaces,
+};
+
 const FIELD_MANAGER: &str = "ephemera";
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const INSTANCE: &str = "ephemera.dev/instance";
+
+/// `EPHEMERA_INSTANCE`: names this ephemera among others sharing a cluster
+/// (staging and production, say). Every namespace it makes carries it as a
+/// label, and unless it is the default its namespaces are prefixed with it
+/// (`staging-pr-7-web-…`), so instances never touch each other's previews.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance(String);
+
+impl Instance {
+    pub const DEFAULT: &'static str = "ephemera";
+
+    /// A DNS label of at most 20 characters (it becomes a name prefix).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let sample = ephemera_domain::Namespace::parse("pr-1-x").map_err(|e| e.reason)?;
+        sample.prefixed(raw).map_err(|e| e.reason)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_default(&self) -> bool {
+        self.0 == Self::DEFAULT
+    }
+
+    /// The Kubernetes namespace of an environment's namespace.
+    fn namespace_for(
+        &self,
+        namespace: &ephemera_domain::Namespace,
+    ) -> Result<ephemera_domain::Namespace, String> {
+        if self.is_default() {
+            return Ok(namespace.clone());
+        }
+        namespace.prefixed(&self.0).map_err(|e| e.reason)
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+/// Whose a namespace is, by its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Made by this instance.
+    Ours,
+    /// Made by ephemera before instances existed: `managed-by=ephemera`
+    /// without an instance label. Adopted only by the default instance
+    /// (whose names it shares), which adds its label.
+    Unlabelled,
+    /// Anyone else's, another instance's included: never touched.
+    Foreign,
+}
+
+fn ownership(namespace: &Namespace, instance: &Instance) -> Ownership {
+    let labels = namespace.metadata.labels.clone().unwrap_or_default();
+    let managed = labels.get(MANAGED_BY).map(String::as_str) == Some("ephemera");
+    match labels.get(INSTANCE) {
+        Some(i) if managed && i == instance.as_str() => Ownership::Ours,
+        None if managed && instance.is_default() => Ownership::Unlabelled,
+        _ => Ownership::Foreign,
+    }
+}
+
+fn foreign(name: &str, instance: &Instance) -> String {
+    format!(
+        "namespace {name} exists but is not labelled {MANAGED_BY}=ephemera, \
+         {INSTANCE}={instance}; ephemera adopts and deletes only namespaces this instance \
+         created, so it leaves it alone (rename or remove it, or check EPHEMERA_INSTANCE)",
+        instance = instance.as_str()
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct KubernetesConfig {
@@ -30,6 +128,12 @@ pub struct KubernetesConfig {
     pub ready_timeout: Duration,
     /// How often availability is checked.
     pub poll: Duration,
+    /// How soon a terminating namespace is looked at again.
+    pub terminating_recheck: Duration,
+    /// `EPHEMERA_INSTANCE`.
+    pub instance: Instance,
+    /// What fences each namespace in.
+    pub isolation: Isolation,
 }
 
 #[derive(Clone)]
@@ -74,7 +178,11 @@ impl KubernetesProvisioner {
         Ok(Self { client, config })
     }
 
-    fn manifests(&self, request: &ProvisionRequest) -> Result<Vec<Manifest>, String> {
+    fn manifests(
+        &self,
+        request: &ProvisionRequest,
+        namespace: &str,
+    ) -> Result<Vec<Manifest>, String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.config.manifests_dir)
             .map_err(|e| format!("reading {}: {e}", self.config.manifests_dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -86,7 +194,7 @@ impl KubernetesProvisioner {
             })
             .collect();
         files.sort();
-        let vars = variables(request);
+        let vars = variables(request, namespace);
         let mut manifests = Vec::new();
         for file in files {
             manifests.extend(read_manifests(&file, &vars)?);
@@ -94,29 +202,87 @@ impl KubernetesProvisioner {
         Ok(manifests)
     }
 
+    /// Creates the namespace, or adopts it when this instance's labels say
+    /// it made it (refreshing them); refuses anyone else's.
     async fn ensure_namespace(
         &self,
         request: &ProvisionRequest,
+        name: &str,
         log: &mut Vec<String>,
     ) -> Result<(), String> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let name = request.namespace.as_str();
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                labels: Some(labels(request)),
+        let labels = self.labels(request);
+        let existing = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading namespace {name}: {e}"))?;
+        let Some(existing) = existing else {
+            let namespace = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
-            ..Default::default()
+            };
+            // A create, not an apply: if someone else made the namespace
+            // since the GET, it fails instead of taking it over.
+            return match namespaces.create(&PostParams::default(), &namespace).await {
+                Ok(_) => {
+                    log.push(format!("namespace {name} created"));
+                    Ok(())
+                }
+                Err(e) => Err(format!("creating namespace {name}: {e}")),
+            };
         };
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => log.push(format!("namespace {name} created")),
-            Err(kube::Error::Api(status)) if status.is_already_exists() => {
-                log.push(format!("namespace {name} already exists"));
-            }
-            Err(e) => return Err(format!("creating namespace {name}: {e}")),
+        let adopted = match ownership(&existing, &self.config.instance) {
+            Ownership::Foreign => return Err(foreign(name, &self.config.instance)),
+            Ownership::Unlabelled => format!(
+                "namespace {name} (made before EPHEMERA_INSTANCE existed) labelled for instance {}",
+                self.config.instance.as_str()
+            ),
+            Ownership::Ours => format!("namespace {name} already exists"),
+        };
+        if is_terminating(&existing) {
+            return Err(format!(
+                "namespace {name} is still being deleted; a later attempt creates it again"
+            ));
         }
+        // Applied each time, so label changes (a new Pod Security level)
+        // reach namespaces made earlier.
+        let patch = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels},
+        });
+        namespaces
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|e| format!("labelling namespace {name}: {e}"))?;
+        log.push(adopted);
         Ok(())
+    }
+
+    fn labels(&self, request: &ProvisionRequest) -> BTreeMap<String, String> {
+        let mut labels = labels(request);
+        labels.insert(
+            INSTANCE.to_owned(),
+            self.config.instance.as_str().to_owned(),
+        );
+        labels.extend(self.config.isolation.namespace_labels());
+        labels
+    }
+
+    fn target(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+        self.config
+            .instance
+            .namespace_for(&request.namespace)
+            .map(|ns| ns.as_str().to_owned())
+            .map_err(|e| failure(e, Vec::new()))
     }
 
     async fn apply(&self, namespace: &str, manifest: &Manifest) -> Result<(), String> {
@@ -162,6 +328,11 @@ impl KubernetesProvisioner {
     }
 }
 
+fn is_terminating(namespace: &Namespace) -> bool {
+    namespace.metadata.deletion_timestamp.is_some()
+        || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating")
+}
+
 /// Ready when the controller saw the newest spec and every wanted replica
 /// is updated and available.
 fn is_available(deployment: &Deployment) -> bool {
@@ -200,10 +371,7 @@ fn label_value(raw: &str) -> String {
 
 fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
-        (
-            "app.kubernetes.io/managed-by".to_owned(),
-            "ephemera".to_owned(),
-        ),
+        (MANAGED_BY.to_owned(), "ephemera".to_owned()),
         (
             "ephemera.dev/repository".to_owned(),
             label_value(request.repository.as_str()),
@@ -220,9 +388,9 @@ fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
     labels
 }
 
-fn variables(request: &ProvisionRequest) -> Vec<(&'static str, String)> {
+fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, String)> {
     vec![
-        ("EPHEMERA_NAMESPACE", request.namespace.to_string()),
+        ("EPHEMERA_NAMESPACE", namespace.to_owned()),
         ("EPHEMERA_REPOSITORY", request.repository.to_string()),
         ("EPHEMERA_PR_NUMBER", request.pr_number.to_string()),
         ("EPHEMERA_COMMIT_SHA", request.commit_sha.to_string()),
@@ -242,6 +410,26 @@ fn variables(request: &ProvisionRequest) -> Vec<(&'static str, String)> {
                 .to_owned(),
         ),
     ]
+}
+
+/// Every string value of `value` (not the keys), substituted. A value stays
+/// one string whatever the variables hold.
+fn substitute_values(value: &mut serde_yaml::Value, vars: &[(&str, String)]) {
+    match value {
+        serde_yaml::Value::String(text) => *text = substitute(text, vars),
+        serde_yaml::Value::Sequence(items) => {
+            for item in items {
+                substitute_values(item, vars);
+            }
+        }
+        serde_yaml::Value::Mapping(map) => {
+            for (_, item) in map.iter_mut() {
+                substitute_values(item, vars);
+            }
+        }
+        serde_yaml::Value::Tagged(tagged) => substitute_values(&mut tagged.value, vars),
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) => {}
+    }
 }
 
 /// `${NAME}` replaced for every known variable; unknown ones stay as they
@@ -270,40 +458,40 @@ struct HeadMeta {
 fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>, String> {
     let where_ = file.display();
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {where_}: {e}"))?;
-    let text = substitute(&text, vars);
     let mut manifests = Vec::new();
     for document in serde_yaml::Deserializer::from_str(&text) {
-        let value =
+        let mut value =
             serde_yaml::Value::deserialize(document).map_err(|e| format!("{where_}: {e}"))?;
         if value.is_null() {
             continue;
         }
+        substitute_values(&mut value, vars);
         let json = serde_json::to_value(&value).map_err(|e| format!("{where_}: {e}"))?;
-        let head: Head =
-            serde_json::from_value(json.clone()).map_err(|e| format!("{where_}: {e}"))?;
-        let (Some(api_version), Some(kind), Some(name)) = (
-            head.api_version,
-            head.kind,
-            head.metadata.and_then(|m| m.name),
-        ) else {
-            return Err(format!(
-                "{where_}: every manifest needs apiVersion, kind and metadata.name"
-            ));
-        };
-        if kind == "Namespace" {
-            return Err(format!(
-                "{where_}: {name} is a Namespace; ephemera creates the PR's namespace itself"
-            ));
-        }
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let gvk = GroupVersionKind::gvk(group, version, &kind);
-        let mut object: DynamicObject =
-            serde_json::from_value(json).map_err(|e| format!("{where_}: {e}"))?;
-        // Everything lands in the PR's namespace, whatever the file says.
-        object.metadata.namespace = None;
-        manifests.push(Manifest { gvk, name, object });
+        manifests.push(to_manifest(json).map_err(|e| format!("{where_}: {e}"))?);
     }
     Ok(manifests)
+}
+
+fn to_manifest(json: serde_json::Value) -> Result<Manifest, String> {
+    let head: Head = serde_json::from_value(json.clone()).map_err(|e| e.to_string())?;
+    let (Some(api_version), Some(kind), Some(name)) = (
+        head.api_version,
+        head.kind,
+        head.metadata.and_then(|m| m.name),
+    ) else {
+        return Err("every manifest needs apiVersion, kind and metadata.name".to_owned());
+    };
+    if kind == "Namespace" {
+        return Err(format!(
+            "{name} is a Namespace; ephemera creates the PR's namespace itself"
+        ));
+    }
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+    let gvk = GroupVersionKind::gvk(group, version, &kind);
+    let mut object: DynamicObject = serde_json::from_value(json).map_err(|e| e.to_string())?;
+    // Everything lands in the PR's namespace, whatever the file says.
+    object.metadata.namespace = None;
+    Ok(Manifest { gvk, name, object })
 }
 
 fn failure(message: String, log: Vec<String>) -> ProvisionFailure {
@@ -321,13 +509,25 @@ impl Provisioner for KubernetesProvisioner {
 
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
         let mut log = Vec::new();
+        let target = self.target(request)?;
+        let namespace = target.as_str();
         let manifests = self
-            .manifests(request)
+            .manifests(request, namespace)
             .map_err(|e| failure(e, log.clone()))?;
-        if let Err(e) = self.ensure_namespace(request, &mut log).await {
+        if let Err(e) = self.ensure_namespace(request, namespace, &mut log).await {
             return Err(failure(e, log));
         }
-        let namespace = request.namespace.as_str();
+        // The fence goes up before anything of the PR's runs.
+        for object in self.config.isolation.objects() {
+            let applied = match to_manifest(object) {
+                Ok(fence) => self.apply(namespace, &fence).await.map(|()| fence),
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(fence) => log.push(format!("applied {} {}", fence.gvk.kind, fence.name)),
+                Err(e) => return Err(failure(e, log)),
+            }
+        }
         let mut deployments = Vec::new();
         for manifest in &manifests {
             if let Err(e) = self.apply(namespace, manifest).await {
@@ -347,14 +547,37 @@ impl Provisioner for KubernetesProvisioner {
         })
     }
 
-    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure> {
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let name = request.namespace.as_str();
+        let target = self.target(request)?;
+        let name = target.as_str();
+        let in_progress = |logs: String| Teardown::InProgress {
+            logs,
+            recheck: self.config.terminating_recheck,
+        };
+        let existing = namespaces
+            .get_opt(name)
+            .await
+            .map_err(|e| failure(format!("reading namespace {name}: {e}"), Vec::new()))?;
+        let Some(existing) = existing else {
+            return Ok(Teardown::Gone {
+                logs: format!("namespace {name} is gone"),
+            });
+        };
+        if ownership(&existing, &self.config.instance) == Ownership::Foreign {
+            return Err(failure(foreign(name, &self.config.instance), Vec::new()));
+        }
+        if is_terminating(&existing) {
+            return Ok(in_progress(format!(
+                "namespace {name} is still terminating"
+            )));
+        }
         match namespaces.delete(name, &DeleteParams::background()).await {
-            Ok(_) => Ok(format!("namespace {name} deleted")),
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
-                Ok(format!("namespace {name} was already gone"))
-            }
+            // Deletion has started; it is done when a GET answers 404.
+            Ok(_) => Ok(in_progress(format!("namespace {name} deletion requested"))),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Teardown::Gone {
+                logs: format!("namespace {name} is gone"),
+            }),
             Err(e) => Err(failure(
                 format!("deleting namespace {name}: {e}"),
                 Vec::new(),
@@ -374,6 +597,21 @@ mod tests {
             substitute("ns: ${EPHEMERA_NAMESPACE} other: ${HOME}", &vars),
             "ns: pr-1-web-abc other: ${HOME}"
         );
+    }
+
+    #[test]
+    fn only_string_values_are_substituted() {
+        let vars = vec![("EPHEMERA_BRANCH", "a: b\n- c".to_owned())];
+        let mut value: serde_yaml::Value = serde_yaml::from_str(
+            "k: ${EPHEMERA_BRANCH}\nn: 3\nl: [x, '${EPHEMERA_BRANCH}']\n${EPHEMERA_BRANCH}: key",
+        )
+        .unwrap();
+        substitute_values(&mut value, &vars);
+        let expected: serde_yaml::Value = serde_yaml::from_str(
+            "k: \"a: b\\n- c\"\nn: 3\nl: [x, \"a: b\\n- c\"]\n${EPHEMERA_BRANCH}: key",
+        )
+        .unwrap();
+        assert_eq!(value, expected);
     }
 
     #[test]

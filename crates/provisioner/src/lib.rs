@@ -14,7 +14,13 @@
 mod command;
 mod dry_run;
 mod kubernetes;
+mod preview_url;
 
-pub use command::{CommandConfig, CommandProvisioner};
+pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv};
 pub use dry_run::DryRunProvisioner;
-pub use kubernetes::{KubernetesConfig, KubernetesProvisioner};
+pub use kubernetes::{
+    ContainerLimits, DEFAULT_EGRESS_DENY, DEFAULT_INGRESS_NAMESPACES, DEFAULT_LIMIT_RANGE,
+    DEFAULT_RESOURCE_QUOTA, Instance, Isolation, KubernetesConfig, KubernetesProvisioner,
+    NetworkIsolation, PodSecurityLevel, Quantities, parse_cidrs, parse_namespaces,
+};
+pub use preview_url::PreviewUrlPattern;

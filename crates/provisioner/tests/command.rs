@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ephemera_application::ports::{ProvisionRequest, Provisioner};
 use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
-use ephemera_provisioner::{CommandConfig, CommandProvisioner};
+use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv, PreviewUrlPattern};
 
 fn request() -> ProvisionRequest {
     let repository = RepositoryFullName::parse("octo/web").unwrap();
@@ -23,13 +23,19 @@ fn request() -> ProvisionRequest {
     }
 }
 
-fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
-    CommandProvisioner::new(CommandConfig {
+fn config(provision: &str, destroy: &str, timeout: Duration) -> CommandConfig {
+    CommandConfig {
         provision: provision.into(),
         destroy: destroy.into(),
         timeout,
         max_log_bytes: 64 * 1024,
-    })
+        pass_env: PassEnv::default(),
+        url_pattern: None,
+    }
+}
+
+fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
+    CommandProvisioner::new(config(provision, destroy, timeout))
 }
 
 #[tokio::test]
@@ -58,14 +64,73 @@ async fn success_passes_the_facts_and_captures_both_streams() {
 }
 
 #[tokio::test]
-async fn a_url_line_overrides_the_template() {
+async fn the_url_comes_from_the_output_file() {
     let p = provisioner(
-        "echo deploying; echo EPHEMERA_URL=https://pr-7.preview.example.com",
+        "echo deploying; echo 'url=http://templated.example/app' >> \"$EPHEMERA_OUTPUT\"",
         "true",
         Duration::from_secs(10),
     );
     let done = p.provision(&request()).await.unwrap();
-    assert_eq!(done.url, "https://pr-7.preview.example.com");
+    assert_eq!(done.url, "http://templated.example/app");
+}
+
+#[tokio::test]
+async fn a_url_line_on_stdout_is_not_trusted() {
+    // The PR's own build output can print this line.
+    let p = provisioner(
+        "echo EPHEMERA_URL=https://evil.example",
+        "true",
+        Duration::from_secs(10),
+    );
+    let done = p.provision(&request()).await.unwrap();
+    assert_eq!(done.url, "http://templated.example");
+    assert!(
+        done.logs
+            .contains("ignored an `EPHEMERA_URL=` line on stdout"),
+        "{}",
+        done.logs
+    );
+}
+
+#[tokio::test]
+async fn a_url_outside_the_preview_hosts_fails_the_deployment() {
+    let p = provisioner(
+        "echo 'url=https://evil.example/login' > \"$EPHEMERA_OUTPUT\"",
+        "true",
+        Duration::from_secs(10),
+    );
+    let failure = p.provision(&request()).await.unwrap_err();
+    assert_eq!(
+        failure.message,
+        "the provision command reported a preview URL that is not allowed (see the deployment log)"
+    );
+    assert!(
+        !failure.message.contains("evil"),
+        "the PR comment shows the message"
+    );
+    assert!(
+        failure.logs.contains(
+            "refused the preview URL `https://evil.example/login` from $EPHEMERA_OUTPUT: \
+             its host is not `templated.example`"
+        ),
+        "{}",
+        failure.logs
+    );
+}
+
+#[tokio::test]
+async fn a_url_matching_the_operators_pattern_is_accepted() {
+    let mut config = config(
+        "echo 'url=https://pr-7.preview.example.com/' > \"$EPHEMERA_OUTPUT\"",
+        "true",
+        Duration::from_secs(10),
+    );
+    config.url_pattern = Some(PreviewUrlPattern::parse("https://*.preview.example.com/*").unwrap());
+    let done = CommandProvisioner::new(config)
+        .provision(&request())
+        .await
+        .unwrap();
+    assert_eq!(done.url, "https://pr-7.preview.example.com/");
 }
 
 #[tokio::test]
@@ -137,6 +202,7 @@ async fn output_is_bounded_to_the_newest_lines() {
         destroy: "true".into(),
         timeout: Duration::from_secs(20),
         max_log_bytes: 1024,
+        ..config("", "true", Duration::from_secs(20))
     });
     let done = p.provision(&request()).await.unwrap();
     assert!(done.logs.len() <= 1100, "{}", done.logs.len());
@@ -155,4 +221,107 @@ async fn binary_output_and_endless_lines_do_not_break_the_run() {
     assert!(done.logs.contains("caf\u{FFFD}"), "{}", &done.logs[..40]);
     assert!(done.logs.lines().all(|l| l.len() <= 16 * 1024));
     assert!(done.logs.ends_with("done\n"));
+}
+
+#[tokio::test]
+async fn the_servers_environment_does_not_reach_the_child() {
+    // cargo sets CARGO_MANIFEST_DIR for the test process: it stands for
+    // whatever else the server's environment holds.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let p = provisioner("env", "true", Duration::from_secs(10));
+    let done = p.provision(&request()).await.unwrap();
+    assert!(!done.logs.contains("CARGO_MANIFEST_DIR="), "{}", done.logs);
+    assert!(done.logs.contains("PATH="), "{}", done.logs);
+    assert!(done.logs.contains("EPHEMERA_NAMESPACE="), "{}", done.logs);
+}
+
+#[tokio::test]
+async fn each_run_has_a_fresh_working_directory_removed_afterwards() {
+    let p = provisioner(
+        "pwd; ls -A; touch left-behind",
+        "true",
+        Duration::from_secs(10),
+    );
+    let first = p.provision(&request()).await.unwrap();
+    let second = p.provision(&request()).await.unwrap();
+    let dir = |logs: &str| logs.lines().next().unwrap().to_owned();
+    let (one, two) = (dir(&first.logs), dir(&second.logs));
+    assert_ne!(
+        std::path::Path::new(&one),
+        std::env::current_dir().unwrap(),
+        "not the server's working directory"
+    );
+    assert_ne!(one, two, "a new directory per run");
+    assert!(!second.logs.contains("left-behind"), "{}", second.logs);
+    assert!(
+        !std::path::Path::new(&one).exists(),
+        "removed after the run"
+    );
+}
+
+#[tokio::test]
+async fn only_the_basics_and_named_variables_are_passed_and_never_secrets() {
+    let mut config = config("env", "true", Duration::from_secs(10));
+    config.pass_env = PassEnv::parse("KUBECONFIG, AWS_PROFILE,UNSET_ONE").unwrap();
+    let p = CommandProvisioner::with_host_env(
+        config,
+        [
+            ("PATH", "/usr/bin:/bin"),
+            ("LANG", "C.UTF-8"),
+            ("KUBECONFIG", "/etc/previews/kubeconfig"),
+            ("AWS_PROFILE", "previews"),
+            ("AWS_SECRET_ACCESS_KEY", "not-named"),
+            ("GITHUB_WEBHOOK_SECRET", "webhook-secret"),
+            ("GITHUB_APP_PRIVATE_KEY", "private-key"),
+            ("EPHEMERA_API_TOKEN", "api-token"),
+            ("DATABASE_URL", "postgres://app:pw@db/eph"),
+        ],
+    );
+    let done = p.provision(&request()).await.unwrap();
+    let mut names: Vec<&str> = done
+        .logs
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| !name.starts_with("EPHEMERA_"))
+        .collect();
+    names.sort_unstable();
+    // sh adds PWD (and may add SHLVL, OLDPWD) itself.
+    names.retain(|n| !matches!(*n, "PWD" | "SHLVL" | "OLDPWD" | "_"));
+    assert_eq!(names, ["AWS_PROFILE", "KUBECONFIG", "LANG", "PATH"]);
+    for secret in ["webhook-secret", "private-key", "api-token", "postgres://"] {
+        assert!(
+            !done.logs.contains(secret),
+            "{secret} leaked: {}",
+            done.logs
+        );
+    }
+}
+
+#[test]
+fn naming_a_secret_or_a_setting_in_the_pass_through_is_refused() {
+    for (raw, expected) in [
+        (
+            "KUBECONFIG,GITHUB_APP_PRIVATE_KEY",
+            "`GITHUB_APP_PRIVATE_KEY` is one of ephemera's own secrets",
+        ),
+        (
+            "DATABASE_URL",
+            "`DATABASE_URL` is one of ephemera's own secrets",
+        ),
+        (
+            "EPHEMERA_LISTEN",
+            "`EPHEMERA_LISTEN`: ephemera's own EPHEMERA_* settings",
+        ),
+        (
+            "KUBE CONFIG",
+            "`KUBE CONFIG` is not an environment variable name",
+        ),
+    ] {
+        let err = PassEnv::parse(raw).unwrap_err();
+        assert!(err.starts_with(expected), "{raw}: {err}");
+    }
+    assert_eq!(
+        PassEnv::parse(" A ,B,,A ").unwrap().names(),
+        ["A".to_owned(), "B".to_owned()]
+    );
 }

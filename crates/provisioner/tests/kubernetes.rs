@@ -1,17 +1,18 @@
 //! The Kubernetes provisioner against a fake API server that checks every
-//! request: namespace create (and 409 when it exists), server-side apply of
-//! the substituted manifests, waiting for availability, delete (and 404
-//! when it is gone).
+//! request: namespace create (or adoption of one this instance labelled,
+//! and refusal of any other), server-side apply of the substituted
+//! manifests, waiting for availability, delete and waiting until a GET
+//! answers 404.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use ephemera_application::ports::{ProvisionRequest, Provisioner};
+use ephemera_application::ports::{ProvisionRequest, Provisioner, Teardown};
 use ephemera_domain::{
     CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
 };
-use ephemera_provisioner::{KubernetesConfig, KubernetesProvisioner};
+use ephemera_provisioner::{Instance, Isolation, KubernetesConfig, KubernetesProvisioner};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -60,20 +61,44 @@ fn request() -> ProvisionRequest {
     }
 }
 
+fn config(dir: &tempfile::TempDir, timeout: Duration) -> KubernetesConfig {
+    KubernetesConfig {
+        manifests_dir: dir.path().to_owned(),
+        ready_timeout: timeout,
+        poll: Duration::from_millis(20),
+        terminating_recheck: Duration::from_secs(5),
+        instance: Instance::default(),
+        isolation: Isolation::default(),
+    }
+}
+
 fn provisioner(
     server: &MockServer,
     dir: &tempfile::TempDir,
     timeout: Duration,
 ) -> KubernetesProvisioner {
-    KubernetesProvisioner::with_server(
-        &server.uri(),
-        KubernetesConfig {
-            manifests_dir: dir.path().to_owned(),
-            ready_timeout: timeout,
-            poll: Duration::from_millis(20),
-        },
-    )
-    .unwrap()
+    KubernetesProvisioner::with_server(&server.uri(), config(dir, timeout)).unwrap()
+}
+
+/// The namespace as the API server would answer a GET for it.
+fn namespace_object(ns: &str, labels: Value, phase: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": labels},
+        "status": {"phase": phase}
+    })
+}
+
+fn ours(instance: &str) -> Value {
+    json!({"app.kubernetes.io/managed-by": "ephemera", "ephemera.dev/instance": instance})
+}
+
+async fn mock_namespace(server: &MockServer, ns: &str, answer: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .respond_with(answer)
+        .mount(server)
+        .await;
 }
 
 fn manifests_dir() -> tempfile::TempDir {
@@ -105,7 +130,24 @@ fn status(code: u16, reason: &str) -> ResponseTemplate {
     }))
 }
 
+/// Ephemera's own objects in the namespace: accepted as sent.
+async fn mock_isolation(server: &MockServer, ns: &str) {
+    for resource in [
+        "api/v1/namespaces/{ns}/resourcequotas/ephemera-quota",
+        "api/v1/namespaces/{ns}/limitranges/ephemera-limits",
+        "apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/ephemera-isolation",
+    ] {
+        Mock::given(method("PATCH"))
+            .and(path(format!("/{}", resource.replace("{ns}", ns))))
+            .and(query_param("fieldManager", "ephemera"))
+            .respond_with(echo_body)
+            .mount(server)
+            .await;
+    }
+}
+
 async fn mock_apply(server: &MockServer, ns: &str) {
+    mock_isolation(server, ns).await;
     Mock::given(method("PATCH"))
         .and(path(format!(
             "/apis/apps/v1/namespaces/{ns}/deployments/web"
@@ -137,11 +179,13 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .and(body_partial_json(
             json!({"metadata": {"name": ns, "labels": {
                 "app.kubernetes.io/managed-by": "ephemera",
+                "ephemera.dev/instance": "ephemera",
                 "ephemera.dev/repository": "octo.web",
                 "ephemera.dev/pr": "7",
                 "ephemera.dev/installation": "42",
@@ -183,7 +227,13 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     assert_eq!(
         done.logs,
         format!(
-            "namespace {ns} created\napplied Deployment web\napplied Service web\nDeployment web available"
+            "namespace {ns} created\n\
+             applied ResourceQuota ephemera-quota\n\
+             applied LimitRange ephemera-limits\n\
+             applied NetworkPolicy ephemera-isolation\n\
+             applied Deployment web\n\
+             applied Service web\n\
+             Deployment web available"
         )
     );
     // Service went to the PR's namespace, not the one in the file.
@@ -196,14 +246,29 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
 }
 
 #[tokio::test]
-async fn an_existing_namespace_is_fine() {
+async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .respond_with(status(409, "AlreadyExists"))
+    mock_namespace(
+        &server,
+        &ns,
+        ResponseTemplate::new(200).set_body_json(namespace_object(&ns, ours("ephemera"), "Active")),
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .and(query_param("fieldManager", "ephemera"))
+        .and(body_partial_json(json!({"metadata": {"labels": {
+            "ephemera.dev/instance": "ephemera", "ephemera.dev/pr": "7"
+        }}})))
+        .respond_with(echo_body)
         .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(status(409, "AlreadyExists"))
+        .expect(0)
         .mount(&server)
         .await;
     mock_apply(&server, &ns).await;
@@ -233,6 +298,7 @@ async fn deployments_that_never_become_available_fail_the_attempt() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
@@ -265,11 +331,13 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
         .mount(&server)
         .await;
+    mock_isolation(&server, &ns).await;
     Mock::given(method("PATCH"))
         .respond_with(status(422, "Invalid"))
         .mount(&server)
@@ -289,37 +357,76 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
 }
 
 #[tokio::test]
-async fn destroy_deletes_the_namespace_and_treats_gone_as_done() {
+async fn destroy_is_done_only_when_the_namespace_is_gone() {
     let server = MockServer::start().await;
     let req = request();
     let ns = req.namespace.to_string();
-    Mock::given(method("DELETE"))
-        .and(path(format!("/api/v1/namespaces/{ns}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns}, "status": {"phase": "Terminating"}
-        })))
+    let namespace = format!("/api/v1/namespaces/{ns}");
+    // Active, then terminating (twice), then gone.
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Active",
+        )))
         .up_to_n_times(1)
         .with_priority(1)
-        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Terminating",
+        )))
+        .up_to_n_times(2)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&namespace))
+        .respond_with(status(404, "NotFound"))
+        .with_priority(3)
         .mount(&server)
         .await;
     Mock::given(method("DELETE"))
-        .and(path(format!("/api/v1/namespaces/{ns}")))
-        .respond_with(status(404, "NotFound"))
-        .with_priority(2)
+        .and(path(&namespace))
+        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            ours("ephemera"),
+            "Terminating",
+        )))
+        .expect(1)
         .mount(&server)
         .await;
 
     let dir = manifests_dir();
     let p = provisioner(&server, &dir, Duration::from_secs(1));
+    let recheck = Duration::from_secs(5);
     assert_eq!(
         p.destroy(&req).await.unwrap(),
-        format!("namespace {ns} deleted")
+        Teardown::InProgress {
+            logs: format!("namespace {ns} deletion requested"),
+            recheck
+        }
     );
+    for _ in 0..2 {
+        assert_eq!(
+            p.destroy(&req).await.unwrap(),
+            Teardown::InProgress {
+                logs: format!("namespace {ns} is still terminating"),
+                recheck
+            },
+            "no second DELETE while it terminates"
+        );
+    }
     assert_eq!(
         p.destroy(&req).await.unwrap(),
-        format!("namespace {ns} was already gone")
+        Teardown::Gone {
+            logs: format!("namespace {ns} is gone")
+        }
     );
 }
 
@@ -346,5 +453,354 @@ async fn a_namespace_in_the_manifests_is_refused() {
     assert!(
         server.received_requests().await.unwrap().is_empty(),
         "nothing sent"
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_without_this_instances_labels_is_never_touched() {
+    let req = request();
+    for (instance, labels) in [
+        ("ephemera", json!({})),
+        ("ephemera", json!({"app.kubernetes.io/managed-by": "helm"})),
+        ("ephemera", ours("staging")),
+        // Unlabelled namespaces of older versions belong to the default
+        // instance only.
+        (
+            "staging",
+            json!({"app.kubernetes.io/managed-by": "ephemera"}),
+        ),
+        ("staging", ours("production")),
+    ] {
+        let server = MockServer::start().await;
+        let ns = if instance == "ephemera" {
+            req.namespace.to_string()
+        } else {
+            format!("{instance}-{}", req.namespace)
+        };
+        mock_namespace(
+            &server,
+            &ns,
+            ResponseTemplate::new(200).set_body_json(namespace_object(
+                &ns,
+                labels.clone(),
+                "Active",
+            )),
+        )
+        .await;
+        let dir = manifests_dir();
+        let p = KubernetesProvisioner::with_server(
+            &server.uri(),
+            KubernetesConfig {
+                instance: Instance::parse(instance).unwrap(),
+                ..config(&dir, Duration::from_secs(1))
+            },
+        )
+        .unwrap();
+
+        let refused = format!(
+            "namespace {ns} exists but is not labelled app.kubernetes.io/managed-by=ephemera, \
+             ephemera.dev/instance={instance}"
+        );
+        let failure = p.provision(&req).await.unwrap_err();
+        assert!(
+            failure.message.starts_with(&refused),
+            "{labels}: {}",
+            failure.message
+        );
+        let failure = p.destroy(&req).await.unwrap_err();
+        assert!(
+            failure.message.starts_with(&refused),
+            "{labels}: {}",
+            failure.message
+        );
+        let sent = server.received_requests().await.unwrap();
+        assert!(
+            sent.iter().all(|r| r.method.as_str() == "GET"),
+            "{labels}: only looked, never wrote: {:?}",
+            sent.iter()
+                .map(|r| (r.method.as_str(), r.url.path()))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_made_before_instances_is_labelled_by_the_default_instance() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(
+        &server,
+        &ns,
+        ResponseTemplate::new(200).set_body_json(namespace_object(
+            &ns,
+            json!({"app.kubernetes.io/managed-by": "ephemera"}),
+            "Active",
+        )),
+    )
+    .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}")))
+        .and(body_partial_json(
+            json!({"metadata": {"labels": {"ephemera.dev/instance": "ephemera"}}}),
+        ))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let done = provisioner(&server, &dir, Duration::from_secs(10))
+        .provision(&req)
+        .await
+        .unwrap();
+    assert!(
+        done.logs.starts_with(&format!(
+            "namespace {ns} (made before EPHEMERA_INSTANCE existed) labelled for instance ephemera"
+        )),
+        "{}",
+        done.logs
+    );
+}
+
+#[tokio::test]
+async fn another_instance_prefixes_and_labels_its_namespaces() {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = format!("staging-{}", req.namespace);
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .and(body_partial_json(
+            json!({"metadata": {"name": ns, "labels": {
+                "app.kubernetes.io/managed-by": "ephemera",
+                "ephemera.dev/instance": "staging",
+            }}}),
+        ))
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            ResponseTemplate::new(201).set_body_json(body)
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+
+    let dir = manifests_dir();
+    let p = KubernetesProvisioner::with_server(
+        &server.uri(),
+        KubernetesConfig {
+            instance: Instance::parse("staging").unwrap(),
+            ..config(&dir, Duration::from_secs(10))
+        },
+    )
+    .unwrap();
+    let done = p.provision(&req).await.unwrap();
+    assert!(
+        done.logs.starts_with(&format!("namespace {ns} created")),
+        "{}",
+        done.logs
+    );
+    assert!(Instance::parse("Staging").is_err());
+    assert!(Instance::parse(&"a".repeat(21)).is_err());
+}
+
+/// The body of the one request made to `path`.
+async fn body_sent_to(server: &MockServer, method: &str, path: &str) -> Value {
+    let sent: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == method && r.url.path() == path)
+        .collect();
+    assert_eq!(sent.len(), 1, "{method} {path}");
+    serde_json::from_slice(&sent[0].body).unwrap()
+}
+
+async fn provision_fresh(isolation: Isolation) -> (MockServer, String) {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(echo_body)
+        .mount(&server)
+        .await;
+    mock_apply(&server, &ns).await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
+        .mount(&server)
+        .await;
+    let dir = manifests_dir();
+    KubernetesProvisioner::with_server(
+        &server.uri(),
+        KubernetesConfig {
+            isolation,
+            ..config(&dir, Duration::from_secs(10))
+        },
+    )
+    .unwrap()
+    .provision(&req)
+    .await
+    .unwrap();
+    (server, ns)
+}
+
+#[tokio::test]
+async fn each_namespace_is_fenced_in_before_the_manifests_are_applied() {
+    let (server, ns) = provision_fresh(Isolation::default()).await;
+
+    let namespace = body_sent_to(&server, "POST", "/api/v1/namespaces").await;
+    let labels = &namespace["metadata"]["labels"];
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(
+        labels["pod-security.kubernetes.io/enforce-version"],
+        "latest"
+    );
+
+    let quota = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/resourcequotas/ephemera-quota"),
+    )
+    .await;
+    assert_eq!(quota["spec"]["hard"]["limits.memory"], "8Gi");
+    assert_eq!(quota["spec"]["hard"]["services.loadbalancers"], "0");
+    let limits = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/limitranges/ephemera-limits"),
+    )
+    .await;
+    assert_eq!(
+        limits["spec"]["limits"][0],
+        json!({"type": "Container",
+               "default": {"cpu": "500m", "memory": "512Mi"},
+               "defaultRequest": {"cpu": "100m", "memory": "128Mi"}})
+    );
+    let policy = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/ephemera-isolation"),
+    )
+    .await;
+    assert_eq!(policy["spec"]["podSelector"], json!({}));
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let internet = &policy["spec"]["egress"][2]["to"][0]["ipBlock"];
+    assert_eq!(internet["cidr"], "0.0.0.0/0");
+    assert!(
+        internet["except"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("169.254.0.0/16")),
+        "{internet}"
+    );
+
+    // Every fence before the first manifest.
+    let order: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| r.url.path().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "ephemera-quota",
+            "ephemera-limits",
+            "ephemera-isolation",
+            "web",
+            "web"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_fences_can_be_turned_off() {
+    let (server, _) = provision_fresh(Isolation::off()).await;
+    let namespace = body_sent_to(&server, "POST", "/api/v1/namespaces").await;
+    assert!(
+        !namespace.to_string().contains("pod-security"),
+        "{namespace}"
+    );
+    let sent = server.received_requests().await.unwrap();
+    assert!(
+        sent.iter().all(|r| !r.url.path().contains("ephemera-")),
+        "no quota, limits or policy"
+    );
+}
+
+#[tokio::test]
+async fn placeholders_fill_string_values_and_cannot_add_yaml() {
+    let server = MockServer::start().await;
+    let mut req = request();
+    // Legal git branch names that would change the YAML's structure if
+    // pasted into its text.
+    req.branch = "feat,extra\"{#".into();
+    let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(echo_body)
+        .mount(&server)
+        .await;
+    mock_isolation(&server, &ns).await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("/api/v1/namespaces/{ns}/configmaps/info")))
+        .respond_with(echo_body)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("info.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: info}\ndata:\n  \
+         plain: ${EPHEMERA_BRANCH}\n  \
+         quoted: \"${EPHEMERA_BRANCH}\"\n  \
+         both: \"${EPHEMERA_PR_NUMBER}/${EPHEMERA_BRANCH}\"\n  \
+         other: ${HOME}\n",
+    )
+    .unwrap();
+
+    provisioner(&server, &dir, Duration::from_secs(1))
+        .provision(&req)
+        .await
+        .unwrap();
+    let applied = body_sent_to(
+        &server,
+        "PATCH",
+        &format!("/api/v1/namespaces/{ns}/configmaps/info"),
+    )
+    .await;
+    assert_eq!(
+        applied["data"],
+        json!({
+            "plain": "feat,extra\"{#",
+            "quoted": "feat,extra\"{#",
+            "both": "7/feat,extra\"{#",
+            "other": "${HOME}",
+        })
     );
 }

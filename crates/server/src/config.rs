@@ -9,7 +9,10 @@ use std::time::Duration;
 use ephemera_application::retention::RetentionConfig;
 use ephemera_domain::{AllowedOwners, DeployPolicy, PreviewUrlTemplate};
 use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
-use ephemera_provisioner::{CommandConfig, KubernetesConfig};
+use ephemera_provisioner::{
+    CommandConfig, ContainerLimits, Instance, Isolation, KubernetesConfig, NetworkIsolation,
+    PassEnv, PodSecurityLevel, PreviewUrlPattern, Quantities,
+};
 use secrecy::SecretString;
 use thiserror::Error;
 
@@ -223,9 +226,23 @@ impl Settings {
                         Duration::from_secs(15 * 60),
                     )?,
                     max_log_bytes: 256 * 1024,
+                    pass_env: get("EPHEMERA_COMMAND_PASS_ENV")
+                        .map(|raw| PassEnv::parse(&raw))
+                        .transpose()
+                        .map_err(|e| ConfigError::new("EPHEMERA_COMMAND_PASS_ENV", e))?
+                        .unwrap_or_default(),
+                    url_pattern: get("EPHEMERA_PREVIEW_URL_PATTERN")
+                        .map(|raw| PreviewUrlPattern::parse(raw.trim()))
+                        .transpose()
+                        .map_err(|e| ConfigError::new("EPHEMERA_PREVIEW_URL_PATTERN", e))?,
                 })
             }
             Some("kubernetes") => {
+                let instance = match get("EPHEMERA_INSTANCE") {
+                    None => Instance::default(),
+                    Some(raw) => Instance::parse(raw.trim())
+                        .map_err(|e| ConfigError::new("EPHEMERA_INSTANCE", e))?,
+                };
                 let dir = get("EPHEMERA_K8S_MANIFESTS_DIR").ok_or_else(|| {
                     ConfigError::new(
                         "EPHEMERA_K8S_MANIFESTS_DIR",
@@ -247,6 +264,9 @@ impl Settings {
                         Duration::from_secs(300),
                     )?,
                     poll: Duration::from_secs(2),
+                    terminating_recheck: Duration::from_secs(5),
+                    instance,
+                    isolation: isolation(&get)?,
                 })
             }
             Some(other) => {
@@ -404,6 +424,55 @@ fn github_settings(
 /// Longer than any setting needs, short enough that "now minus it" is
 /// always a date.
 const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// What fences each PR namespace in (kubernetes provisioner); every part
+/// on by default.
+fn isolation(get: &impl Fn(&str) -> Option<String>) -> Result<Isolation, ConfigError> {
+    let defaults = Isolation::default();
+    let setting = |name: &'static str| get(name).map(|raw| (name, raw.trim().to_owned()));
+    let pod_security = match setting("EPHEMERA_K8S_POD_SECURITY") {
+        None => defaults.pod_security,
+        Some((name, raw)) => {
+            PodSecurityLevel::parse(&raw).map_err(|e| ConfigError::new(name, e))?
+        }
+    };
+    let resource_quota = match setting("EPHEMERA_K8S_RESOURCE_QUOTA") {
+        None => defaults.resource_quota,
+        Some((_, raw)) if raw == "off" => None,
+        Some((name, raw)) => Some(Quantities::parse(&raw).map_err(|e| ConfigError::new(name, e))?),
+    };
+    let limit_range = match setting("EPHEMERA_K8S_LIMIT_RANGE") {
+        None => defaults.limit_range,
+        Some((_, raw)) if raw == "off" => None,
+        Some((name, raw)) => {
+            Some(ContainerLimits::parse(&raw).map_err(|e| ConfigError::new(name, e))?)
+        }
+    };
+    let network_policy = if flag(get, "EPHEMERA_K8S_NETWORK_POLICY", true)? {
+        let default = defaults.network_policy.unwrap_or_default();
+        Some(NetworkIsolation {
+            ingress_namespaces: match setting("EPHEMERA_K8S_INGRESS_NAMESPACES") {
+                None => default.ingress_namespaces,
+                Some((name, raw)) => ephemera_provisioner::parse_namespaces(&raw)
+                    .map_err(|e| ConfigError::new(name, e))?,
+            },
+            egress_deny: match setting("EPHEMERA_K8S_EGRESS_DENY") {
+                None => default.egress_deny,
+                Some((_, raw)) if raw == "none" => Vec::new(),
+                Some((name, raw)) => ephemera_provisioner::parse_cidrs(&raw)
+                    .map_err(|e| ConfigError::new(name, e))?,
+            },
+        })
+    } else {
+        None
+    };
+    Ok(Isolation {
+        pod_security,
+        resource_quota,
+        limit_range,
+        network_policy,
+    })
+}
 
 fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(raw.trim())
@@ -581,6 +650,37 @@ mod tests {
             err.to_string(),
             "EPHEMERA_PROVISION_COMMAND: must be set when EPHEMERA_PROVISIONER=command"
         );
+        let command = |pass: &'static str| {
+            settings(&[
+                ("EPHEMERA_PROVISIONER", "command"),
+                ("EPHEMERA_PROVISION_COMMAND", "true"),
+                ("EPHEMERA_DESTROY_COMMAND", "true"),
+                ("EPHEMERA_COMMAND_PASS_ENV", pass),
+            ])
+        };
+        let Ok(Settings {
+            provisioner: ProvisionerSettings::Command(passing),
+            ..
+        }) = command("KUBECONFIG,AWS_PROFILE")
+        else {
+            panic!("command provisioner expected");
+        };
+        assert_eq!(passing.pass_env.names(), ["KUBECONFIG", "AWS_PROFILE"]);
+        assert_eq!(passing.url_pattern, None);
+        let err = command("KUBECONFIG,GITHUB_WEBHOOK_SECRET").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_COMMAND_PASS_ENV: `GITHUB_WEBHOOK_SECRET` is one of ephemera's own \
+             secrets and is never passed to commands"
+        );
+        let err = settings(&[
+            ("EPHEMERA_PROVISIONER", "command"),
+            ("EPHEMERA_PROVISION_COMMAND", "true"),
+            ("EPHEMERA_DESTROY_COMMAND", "true"),
+            ("EPHEMERA_PREVIEW_URL_PATTERN", "https://*.com/*"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_PATTERN");
         let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
         let err = settings(&[("EPHEMERA_PROVISIONER", "kubernetes")]).unwrap_err();
@@ -598,6 +698,64 @@ mod tests {
         assert_eq!(err.variable, "EPHEMERA_PROVISIONER");
         let err = settings(&[("EPHEMERA_PREVIEW_URL_TEMPLATE", "https://{branch}.x")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_TEMPLATE");
+    }
+
+    #[test]
+    fn kubernetes_settings() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let kubernetes = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("EPHEMERA_PROVISIONER", "kubernetes"),
+                ("EPHEMERA_K8S_MANIFESTS_DIR", dir),
+            ];
+            vars.extend_from_slice(extra);
+            settings(&vars).map(|s| match s.provisioner {
+                ProvisionerSettings::Kubernetes(k) => k,
+                other => panic!("kubernetes expected, got {other:?}"),
+            })
+        };
+        let defaults = kubernetes(&[]).unwrap();
+        assert_eq!(defaults.instance.as_str(), "ephemera");
+        let staging = kubernetes(&[("EPHEMERA_INSTANCE", "staging")]).unwrap();
+        assert_eq!(staging.instance.as_str(), "staging");
+        let err = kubernetes(&[("EPHEMERA_INSTANCE", "Staging_EU")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_INSTANCE");
+
+        assert_eq!(defaults.isolation, Isolation::default());
+        let off = kubernetes(&[
+            ("EPHEMERA_K8S_POD_SECURITY", "off"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "off"),
+            ("EPHEMERA_K8S_LIMIT_RANGE", "off"),
+            ("EPHEMERA_K8S_NETWORK_POLICY", "false"),
+        ])
+        .unwrap();
+        assert_eq!(off.isolation, Isolation::off());
+        let tuned = kubernetes(&[
+            ("EPHEMERA_K8S_POD_SECURITY", "baseline"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "pods=5"),
+            ("EPHEMERA_K8S_INGRESS_NAMESPACES", "traefik,kube-system"),
+            ("EPHEMERA_K8S_EGRESS_DENY", "169.254.169.254/32"),
+        ])
+        .unwrap();
+        assert_eq!(
+            tuned.isolation.pod_security,
+            Some(PodSecurityLevel::Baseline)
+        );
+        let network = tuned.isolation.network_policy.unwrap();
+        assert_eq!(network.ingress_namespaces, ["traefik", "kube-system"]);
+        assert_eq!(network.egress_deny.len(), 1);
+        for (variable, bad) in [
+            ("EPHEMERA_K8S_POD_SECURITY", "strict"),
+            ("EPHEMERA_K8S_RESOURCE_QUOTA", "pods"),
+            ("EPHEMERA_K8S_LIMIT_RANGE", "cpu=1"),
+            ("EPHEMERA_K8S_NETWORK_POLICY", "maybe"),
+            ("EPHEMERA_K8S_INGRESS_NAMESPACES", "Ingress_Nginx"),
+            ("EPHEMERA_K8S_EGRESS_DENY", "169.254.169.254"),
+        ] {
+            let err = kubernetes(&[(variable, bad)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{bad}");
+        }
     }
 
     #[test]

@@ -58,6 +58,8 @@ fn command(provision: &str, destroy: &str) -> ProvisionerSettings {
         destroy: destroy.into(),
         timeout: Duration::from_secs(30),
         max_log_bytes: 64 * 1024,
+        pass_env: Default::default(),
+        url_pattern: None,
     })
 }
 

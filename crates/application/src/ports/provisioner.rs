@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 use ephemera_domain::{
     CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
@@ -23,6 +25,17 @@ pub struct ProvisionRequest {
 pub struct Provisioned {
     pub url: String,
     pub logs: String,
+}
+
+/// How far a destroy got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Teardown {
+    /// Everything the environment held is gone (or was never there).
+    Gone { logs: String },
+    /// Deletion is under way but not finished (a Kubernetes namespace
+    /// still terminating): neither done nor a failure. The destroy is asked
+    /// for again after `recheck`, without using up an attempt.
+    InProgress { logs: String, recheck: Duration },
 }
 
 /// Why a provisioner gave up, with whatever it logged on the way.
@@ -51,7 +64,8 @@ pub trait Provisioner: Send + Sync {
     /// does not exist).
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure>;
 
-    /// Removes everything the environment holds; already gone is success.
-    /// Returns the logs.
-    async fn destroy(&self, request: &ProvisionRequest) -> Result<String, ProvisionFailure>;
+    /// Removes everything the environment holds; already gone is
+    /// [`Teardown::Gone`]. Called again while it answers
+    /// [`Teardown::InProgress`].
+    async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure>;
 }
