@@ -20,6 +20,7 @@ mod m20261121_000009_fork_trust;
 mod m20261122_000010_policy_facts;
 mod m20261122_000011_replay_guard;
 mod m20261122_000012_repository_id;
+mod m20261122_000013_github_ledger;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_policy_facts::Migration),
             Box::new(m20261122_000011_replay_guard::Migration),
             Box::new(m20261122_000012_repository_id::Migration),
+            Box::new(m20261122_000013_github_ledger::Migration),
         ]
     }
 }

@@ -29,7 +29,7 @@ pub use github::{
 };
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
-pub use outbox::{PendingReport, ReportOutbox};
+pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
 pub use retention::Pruner;
 pub use stats::{NoObserver, StatsProbe, WorkObserver};

@@ -9,8 +9,8 @@ use ephemera_domain::{DeploymentStatus, EnvironmentStatus, PreviewReport};
 use tokio::sync::{Notify, watch};
 
 use crate::ports::{
-    Clock, CommitState, DeploymentState, GitHubReporter, PendingReport, PullRequestRef,
-    ReportError, ReportOutbox, RepositoryError,
+    Clock, CommitState, DeploymentLedger, DeploymentState, GitHubReporter, PendingReport,
+    PullRequestRef, ReportError, ReportOutbox, RepositoryError,
 };
 
 #[derive(Debug, Clone)]
@@ -121,44 +121,79 @@ pub fn render_comment(report: &PreviewReport) -> String {
     out
 }
 
-/// The commit status a report implies, if it implies one.
-pub fn commit_status(report: &PreviewReport) -> Option<(CommitState, String, Option<String>)> {
-    let sha = report
-        .deployment
-        .as_ref()
-        .map_or(&report.commit_sha, |d| &d.commit_sha);
-    match report.status {
-        EnvironmentStatus::Pending
-        | EnvironmentStatus::Provisioning
-        | EnvironmentStatus::Updating => Some((
+/// The commit status a deployment's commit should end with (or show now):
+/// state, description and target URL.
+pub fn commit_status(
+    entry: &DeploymentLedger,
+    report: &PreviewReport,
+) -> (CommitState, String, Option<String>) {
+    let sha = entry.commit_sha.short();
+    match entry.status {
+        DeploymentStatus::Queued | DeploymentStatus::InProgress => (
             CommitState::Pending,
-            format!("Deploying {} to a preview", sha.short()),
+            format!("Deploying {sha} to a preview"),
             None,
-        )),
-        EnvironmentStatus::Ready => Some((
+        ),
+        DeploymentStatus::Success => (
             CommitState::Success,
             "Preview ready".to_owned(),
             report.url.clone(),
-        )),
-        EnvironmentStatus::Failed => Some((
+        ),
+        DeploymentStatus::Failed => (
             CommitState::Failure,
             format!(
                 "Preview failed: {}",
-                report.error.as_deref().unwrap_or("see the deployment logs")
+                entry
+                    .error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("see the deployment logs")
             ),
             None,
-        )),
-        EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed => None,
+        ),
+        DeploymentStatus::Cancelled if !report.status.is_active() || is_going(report) => (
+            CommitState::Error,
+            format!("Not deployed: the preview was removed before {sha} was live"),
+            None,
+        ),
+        DeploymentStatus::Cancelled => (
+            CommitState::Error,
+            format!("Not deployed: {sha} was superseded by a newer commit"),
+            None,
+        ),
     }
 }
 
-fn deployment_state(status: DeploymentStatus) -> DeploymentState {
-    match status {
-        DeploymentStatus::Queued | DeploymentStatus::InProgress => DeploymentState::InProgress,
-        DeploymentStatus::Success => DeploymentState::Success,
-        DeploymentStatus::Failed => DeploymentState::Failure,
-        DeploymentStatus::Cancelled => DeploymentState::Inactive,
-    }
+fn is_going(report: &PreviewReport) -> bool {
+    matches!(
+        report.status,
+        EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
+    )
+}
+
+/// The GitHub Deployment states a deployment still has to pass through, in
+/// order, after what GitHub was last told: its own outcome, then
+/// `inactive` once a newer deployment replaced it or the preview is gone.
+pub fn deployment_states(entry: &DeploymentLedger, superseded: bool) -> Vec<DeploymentState> {
+    let own = match entry.status {
+        DeploymentStatus::Queued | DeploymentStatus::InProgress => {
+            Some(DeploymentState::InProgress)
+        }
+        DeploymentStatus::Success => Some(DeploymentState::Success),
+        DeploymentStatus::Failed => Some(DeploymentState::Failure),
+        DeploymentStatus::Cancelled => None,
+    };
+    // A deployment under way is not replaced yet: it ends cancelled first.
+    let ended = !matches!(
+        entry.status,
+        DeploymentStatus::Queued | DeploymentStatus::InProgress
+    );
+    let retire = entry.status == DeploymentStatus::Cancelled || (superseded && ended);
+    let done = entry.reported.map(DeploymentState::rank);
+    own.into_iter()
+        .chain(retire.then_some(DeploymentState::Inactive))
+        .filter(|state| done.is_none_or(|done| state.rank() > done))
+        .collect()
 }
 
 impl ReportDeliverer {
@@ -257,56 +292,86 @@ impl ReportDeliverer {
             )?;
         }
 
-        if let Some((state, description, target)) = commit_status(report) {
-            let sha = report
-                .deployment
-                .as_ref()
-                .map_or(&report.commit_sha, |d| &d.commit_sha);
-            self.github
-                .set_commit_status(&pr, sha, state, target, &description)
-                .await?;
+        // Each deployment's own truth, oldest first: its commit's status and
+        // its GitHub Deployment, each brought to where it now belongs.
+        let newest = pending.ledger.last().map(|entry| entry.deployment_id);
+        for entry in &pending.ledger {
+            let superseded = is_going(report) || Some(entry.deployment_id) != newest;
+            self.settle(&pr, report, entry, superseded).await?;
         }
+        Ok(())
+    }
 
-        match &report.deployment {
-            Some(d) => {
-                let github_id = match pending.github_deployment_id {
-                    Some(id) => id,
-                    None => {
-                        let id = self
-                            .github
-                            .create_deployment(
-                                &pr,
-                                &d.commit_sha,
-                                &environment_name(report),
-                                &format!("ephemera preview of {}", d.commit_sha.short()),
-                            )
-                            .await?;
-                        self.store(self.outbox.set_github_deployment_id(d.id, id).await)?;
-                        id
-                    }
-                };
-                let state = deployment_state(d.status);
-                let url = (state == DeploymentState::Success)
-                    .then(|| report.url.clone())
-                    .flatten();
-                self.github
-                    .create_deployment_status(&pr, github_id, state, url, &d.status.to_string())
+    /// Sends what GitHub does not know yet about one deployment, recording
+    /// each step as it lands.
+    async fn settle(
+        &self,
+        pr: &PullRequestRef,
+        report: &PreviewReport,
+        entry: &DeploymentLedger,
+        superseded: bool,
+    ) -> Result<(), ReportError> {
+        let (state, description, target) = commit_status(entry, report);
+        if entry.reported_commit != Some(state) {
+            self.github
+                .set_commit_status(pr, &entry.commit_sha, state, target, &description)
+                .await?;
+            self.store(
+                self.outbox
+                    .record_reported(entry.deployment_id, None, Some(state))
+                    .await,
+            )?;
+        }
+        let states = deployment_states(entry, superseded);
+        let Some(first) = states.first() else {
+            return Ok(());
+        };
+        let github_id = match entry.github_deployment_id {
+            Some(id) => id,
+            // Never shown on GitHub and nothing to show but its end.
+            None if *first == DeploymentState::Inactive => {
+                return self.store(
+                    self.outbox
+                        .record_reported(entry.deployment_id, Some(DeploymentState::Inactive), None)
+                        .await,
+                );
+            }
+            None => {
+                let id = self
+                    .github
+                    .create_deployment(
+                        pr,
+                        &entry.commit_sha,
+                        &environment_name(report),
+                        &format!("ephemera preview of {}", entry.commit_sha.short()),
+                    )
                     .await?;
+                self.store(
+                    self.outbox
+                        .set_github_deployment_id(entry.deployment_id, id)
+                        .await,
+                )?;
+                id
             }
-            None if report.status == EnvironmentStatus::Destroyed => {
-                if let Some(github_id) = pending.last_github_deployment_id {
-                    self.github
-                        .create_deployment_status(
-                            &pr,
-                            github_id,
-                            DeploymentState::Inactive,
-                            None,
-                            "preview removed",
-                        )
-                        .await?;
+        };
+        for state in states {
+            let (url, description) = match state {
+                DeploymentState::Success => (report.url.clone(), "success".to_owned()),
+                DeploymentState::InProgress => (None, entry.status.to_string()),
+                DeploymentState::Failure => (None, "failed".to_owned()),
+                DeploymentState::Inactive if is_going(report) => {
+                    (None, "preview removed".to_owned())
                 }
-            }
-            None => {}
+                DeploymentState::Inactive => (None, "superseded by a newer deployment".to_owned()),
+            };
+            self.github
+                .create_deployment_status(pr, github_id, state, url, &description)
+                .await?;
+            self.store(
+                self.outbox
+                    .record_reported(entry.deployment_id, Some(state), None)
+                    .await,
+            )?;
         }
         Ok(())
     }
@@ -317,5 +382,63 @@ impl ReportDeliverer {
             message: format!("recording GitHub ids: {e}"),
             after: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_domain::{CommitSha, DeploymentId};
+
+    use super::*;
+    use DeploymentState::{Failure, InProgress, Inactive, Success};
+    use DeploymentStatus::{Cancelled, Failed, Queued};
+
+    fn entry(status: DeploymentStatus, reported: Option<DeploymentState>) -> DeploymentLedger {
+        DeploymentLedger {
+            deployment_id: DeploymentId::new(1).unwrap(),
+            commit_sha: CommitSha::parse(&"a".repeat(40)).unwrap(),
+            status,
+            error: None,
+            github_deployment_id: None,
+            reported,
+            reported_commit: None,
+        }
+    }
+
+    #[test]
+    fn each_deployment_moves_forward_to_its_final_state_on_github() {
+        // (status, last told, replaced by a newer one or the preview gone) → still to send
+        let table: &[(
+            DeploymentStatus,
+            Option<DeploymentState>,
+            bool,
+            &[DeploymentState],
+        )] = &[
+            (Queued, None, false, &[InProgress]),
+            (Queued, Some(InProgress), false, &[]),
+            (DeploymentStatus::InProgress, None, true, &[InProgress]),
+            (DeploymentStatus::Success, None, false, &[Success]),
+            (
+                DeploymentStatus::Success,
+                Some(InProgress),
+                false,
+                &[Success],
+            ),
+            (DeploymentStatus::Success, None, true, &[Success, Inactive]),
+            (DeploymentStatus::Success, Some(Success), true, &[Inactive]),
+            (DeploymentStatus::Success, Some(Inactive), true, &[]),
+            (Failed, Some(InProgress), false, &[Failure]),
+            (Failed, Some(Failure), true, &[Inactive]),
+            (Cancelled, None, false, &[Inactive]),
+            (Cancelled, Some(InProgress), true, &[Inactive]),
+            (Cancelled, Some(Inactive), true, &[]),
+        ];
+        for (status, reported, superseded, expected) in table {
+            assert_eq!(
+                deployment_states(&entry(*status, *reported), *superseded),
+                *expected,
+                "{status:?} told {reported:?}, superseded {superseded}"
+            );
+        }
     }
 }

@@ -71,6 +71,8 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
         github_deployment_id: Set(None),
+        github_state: Set(None),
+        github_commit_state: Set(None),
     }
     .insert(db)
     .await
@@ -158,8 +160,10 @@ pub(crate) async fn update<C: ConnectionTrait>(
         logs: Set(deployment.logs.clone()),
         created_at: Set(deployment.created_at),
         updated_at: Set(deployment.updated_at),
-        // GitHub's id is the outbox's to set.
+        // GitHub's id and what it was told are the outbox's to set.
         github_deployment_id: NotSet,
+        github_state: NotSet,
+        github_commit_state: NotSet,
     }
     .update(db)
     .await

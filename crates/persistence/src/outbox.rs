@@ -6,15 +6,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{PendingReport, ReportOutbox, RepositoryError};
+use ephemera_application::ports::{
+    CommitState, DeploymentLedger, DeploymentState, PendingReport, ReportOutbox, RepositoryError,
+};
 use ephemera_domain::{
     CommitSha, DeploymentId, DeploymentSnapshot, DeploymentStatus, EnvironmentId,
     EnvironmentStatus, InstallationId, Namespace, PrNumber, PreviewReport, RepositoryFullName,
 };
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +150,56 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
     Ok(())
 }
 
+/// How many of an environment's deployments one report looks at: those
+/// still owing GitHub something are the newest few.
+const LEDGER_LEN: u64 = 20;
+
+/// The environment's deployments GitHub may still need to hear about
+/// (not yet inactive there, or with a commit status not yet final), oldest
+/// first.
+async fn ledger<C: ConnectionTrait>(
+    db: &C,
+    environment_id: i64,
+) -> Result<Vec<DeploymentLedger>, RepositoryError> {
+    let inactive = DeploymentState::Inactive.as_str();
+    let pending = CommitState::Pending.as_str();
+    let mut rows = deployments::Entity::find()
+        .filter(deployments::Column::EnvironmentId.eq(environment_id))
+        .filter(
+            Condition::any()
+                .add(deployments::Column::GithubState.is_null())
+                .add(deployments::Column::GithubState.ne(inactive))
+                .add(deployments::Column::GithubCommitState.is_null())
+                .add(deployments::Column::GithubCommitState.eq(pending)),
+        )
+        .order_by_desc(deployments::Column::Id)
+        .limit(LEDGER_LEN)
+        .all(db)
+        .await
+        .map_err(|e| db_err(e, "loading the deployment ledger"))?;
+    rows.reverse();
+    rows.into_iter()
+        .map(|row| {
+            let bad = |e: String| RepositoryError::Unexpected(corrupt("deployments", row.id, e));
+            Ok(DeploymentLedger {
+                deployment_id: DeploymentId::new(row.id).map_err(|e| bad(e.to_string()))?,
+                commit_sha: CommitSha::parse(&row.commit_sha).map_err(|e| bad(e.to_string()))?,
+                status: row
+                    .status
+                    .parse::<DeploymentStatus>()
+                    .map_err(|e| bad(e.to_string()))?,
+                error: row.error_message,
+                github_deployment_id: row.github_deployment_id,
+                reported: row.github_state.as_deref().and_then(DeploymentState::parse),
+                reported_commit: row
+                    .github_commit_state
+                    .as_deref()
+                    .and_then(CommitState::parse),
+            })
+        })
+        .collect()
+}
+
 /// [`ReportOutbox`] on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlReportOutbox {
@@ -276,27 +329,7 @@ impl ReportOutbox for SqlReportOutbox {
                 .one(&txn)
                 .await
                 .map_err(|e| db_err(e, "loading the comment id"))?;
-            let github_deployment_id = match &report.deployment {
-                Some(d) => deployments::Entity::find_by_id(d.id.get())
-                    .select_only()
-                    .column(deployments::Column::GithubDeploymentId)
-                    .into_tuple::<Option<i64>>()
-                    .one(&txn)
-                    .await
-                    .map_err(|e| db_err(e, "loading the GitHub deployment id"))?
-                    .flatten(),
-                None => None,
-            };
-            let last_github_deployment_id: Option<Option<i64>> = deployments::Entity::find()
-                .select_only()
-                .column(deployments::Column::GithubDeploymentId)
-                .filter(deployments::Column::EnvironmentId.eq(environment_id))
-                .filter(deployments::Column::GithubDeploymentId.is_not_null())
-                .order_by_desc(deployments::Column::Id)
-                .into_tuple()
-                .one(&txn)
-                .await
-                .map_err(|e| db_err(e, "loading the last GitHub deployment"))?;
+            let ledger = ledger(&txn, environment_id).await?;
             txn.commit()
                 .await
                 .map_err(|e| db_err(e, "committing the claim"))?;
@@ -305,8 +338,7 @@ impl ReportOutbox for SqlReportOutbox {
                 report,
                 attempts: u32::try_from(newest.attempts).unwrap_or(0),
                 comment_id: comment_id.flatten(),
-                github_deployment_id,
-                last_github_deployment_id: last_github_deployment_id.flatten(),
+                ledger,
             }));
         }
         Ok(None)
@@ -360,6 +392,36 @@ impl ReportOutbox for SqlReportOutbox {
             .exec(&self.db)
             .await
             .map_err(|e| db_err(e, format!("storing the GitHub deployment of {deployment}")))?;
+        Ok(())
+    }
+
+    async fn record_reported(
+        &self,
+        deployment: DeploymentId,
+        state: Option<DeploymentState>,
+        commit: Option<CommitState>,
+    ) -> Result<(), RepositoryError> {
+        let mut update =
+            deployments::Entity::update_many().filter(deployments::Column::Id.eq(deployment.get()));
+        if let Some(state) = state {
+            update = update.col_expr(
+                deployments::Column::GithubState,
+                Expr::value(state.as_str()),
+            );
+        }
+        if let Some(commit) = commit {
+            update = update.col_expr(
+                deployments::Column::GithubCommitState,
+                Expr::value(commit.as_str()),
+            );
+        }
+        if state.is_none() && commit.is_none() {
+            return Ok(());
+        }
+        update
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("recording what GitHub knows of {deployment}")))?;
         Ok(())
     }
 

@@ -95,6 +95,8 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         created_at: Set(days_ago(60)),
         updated_at: Set(days_ago(60)),
         github_deployment_id: Set(None),
+        github_state: Set(None),
+        github_commit_state: Set(None),
     }
     .insert(&t.db)
     .await

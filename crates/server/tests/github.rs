@@ -200,7 +200,8 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
     }
 
     // One GitHub Deployment per ephemera deployment, transient, each
-    // successful, the last one inactive once the preview is gone.
+    // successful, then inactive: once a newer one replaced it, and the
+    // last one once the preview is gone.
     let created: Vec<_> = calls
         .iter()
         .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
@@ -220,14 +221,13 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
             .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
             .collect()
     };
-    for github_id in 500..505 {
+    for github_id in 500..=505 {
         assert_eq!(
             statuses_of(github_id),
-            ["success"],
+            ["success", "inactive"],
             "deployment {github_id}"
         );
     }
-    assert_eq!(statuses_of(505), ["success", "inactive"]);
 
     let last_comment = calls.iter().rfind(|(m, _, _)| m == "PATCH").unwrap().2["body"]
         .as_str()
@@ -241,6 +241,69 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
         last_comment.contains("Removed") && last_comment.contains("PR closed"),
         "{last_comment}"
     );
+}
+
+/// POSTed commit statuses of `sha`, in order.
+fn commit_statuses(calls: &[(String, String, Value)], sha: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/statuses/{sha}"))
+        .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment(t: TestDatabase) {
+    let github = fake_github().await;
+    let app = app_reporting_to(t, &github).await;
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    app.drain_reports().await;
+    // Commit 2 starts deploying and GitHub hears of it; then commits 3 and 4
+    // arrive before the workers or the reports catch up.
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    app.drain_reports().await;
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 3, 20))
+        .await;
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 4, 30))
+        .await;
+    app.drain().await;
+    app.drain_reports().await;
+
+    let calls = calls(&github).await;
+    let sha = |n: u32| format!("{n:040x}");
+    assert_eq!(commit_statuses(&calls, &sha(1)).last().unwrap(), "success");
+    for superseded in [2, 3] {
+        let states = commit_statuses(&calls, &sha(superseded));
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("error"),
+            "commit {superseded} must not stay pending or bare: {states:?}"
+        );
+    }
+    assert_eq!(commit_statuses(&calls, &sha(4)), ["success"]);
+
+    // Every GitHub Deployment reached a final state: the first succeeded and
+    // was replaced, commit 2's was cancelled mid-flight, commit 3 was never
+    // shown, the newest is live.
+    let deployments: Vec<(String, Value)> = calls
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
+        .map(|(_, _, b)| (b["ref"].as_str().unwrap().to_owned(), b.clone()))
+        .collect();
+    let refs: Vec<&str> = deployments.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(refs, [sha(1), sha(2), sha(4)], "{refs:?}");
+    let statuses_of = |id: i64| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments/{id}/statuses"))
+            .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(statuses_of(500), ["success", "inactive"]);
+    assert_eq!(statuses_of(501), ["in_progress", "inactive"]);
+    assert_eq!(statuses_of(502), ["success"]);
 }
 
 async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
@@ -667,6 +730,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    pushes_faster_than_github_answers_still_end_every_commit_and_deployment,
     drift_repair_never_deploys_a_fork_commit_nobody_vouched_for,
     drift_repair_holds_new_heads_while_the_installation_is_suspended,
     a_pr_closed_while_the_webhook_was_missed_is_destroyed,

@@ -13,6 +13,12 @@ pub enum CommitState {
 }
 
 impl CommitState {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Success, Self::Failure, Self::Error];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -33,6 +39,27 @@ pub enum DeploymentState {
 }
 
 impl DeploymentState {
+    pub const ALL: [Self; 4] = [
+        Self::InProgress,
+        Self::Success,
+        Self::Failure,
+        Self::Inactive,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// How far along the way to `inactive` a state is: a deployment only
+    /// moves forward.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::InProgress => 0,
+            Self::Success | Self::Failure => 1,
+            Self::Inactive => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InProgress => "in_progress",

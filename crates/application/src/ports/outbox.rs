@@ -2,9 +2,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_domain::{DeploymentId, EnvironmentId, PreviewReport};
+use ephemera_domain::{CommitSha, DeploymentId, DeploymentStatus, EnvironmentId, PreviewReport};
 
-use super::RepositoryError;
+use super::{CommitState, DeploymentState, RepositoryError};
+
+/// One deployment of the environment and what GitHub was last told of it:
+/// the deliverer brings each to its final state on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentLedger {
+    pub deployment_id: DeploymentId,
+    pub commit_sha: CommitSha,
+    pub status: DeploymentStatus,
+    pub error: Option<String>,
+    /// Its GitHub Deployment, once created.
+    pub github_deployment_id: Option<i64>,
+    /// The GitHub Deployment state last reported.
+    pub reported: Option<DeploymentState>,
+    /// The commit status last reported for its commit.
+    pub reported_commit: Option<CommitState>,
+}
 
 /// A report claimed for delivery, with the GitHub ids known so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,11 +30,9 @@ pub struct PendingReport {
     pub attempts: u32,
     /// ephemera's comment on the PR, once created.
     pub comment_id: Option<i64>,
-    /// The GitHub Deployment of `report.deployment`, once created.
-    pub github_deployment_id: Option<i64>,
-    /// The newest GitHub Deployment of the environment (to mark inactive
-    /// when it is destroyed).
-    pub last_github_deployment_id: Option<i64>,
+    /// The environment's deployments GitHub may still need to hear about,
+    /// oldest first (those already final and inactive are left out).
+    pub ledger: Vec<DeploymentLedger>,
 }
 
 /// The outbox of reports to GitHub.
@@ -27,7 +41,8 @@ pub struct PendingReport {
 pub trait ReportOutbox: Send + Sync {
     /// Leases the newest due report of an environment no one is reporting
     /// on, and marks that environment's older pending reports superseded:
-    /// GitHub only needs the latest state, delivered in order.
+    /// the comment only needs the latest state, and each deployment's and
+    /// commit's own truth comes from the ledger, so nothing is lost.
     async fn claim(
         &self,
         owner: &str,
@@ -54,6 +69,15 @@ pub trait ReportOutbox: Send + Sync {
         &self,
         deployment: DeploymentId,
         github_id: i64,
+    ) -> Result<(), RepositoryError>;
+
+    /// Records what GitHub was told about a deployment, as soon as it was
+    /// told (a retried report does not repeat it).
+    async fn record_reported(
+        &self,
+        deployment: DeploymentId,
+        state: Option<DeploymentState>,
+        commit: Option<CommitState>,
     ) -> Result<(), RepositoryError>;
 
     /// Reports waiting to be delivered.

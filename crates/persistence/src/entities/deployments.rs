@@ -19,6 +19,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub github_deployment_id: Option<i64>,
+    /// The GitHub Deployment state last reported (in_progress, success,
+    /// failure, inactive).
+    pub github_state: Option<String>,
+    /// The commit status last reported for this deployment's commit.
+    pub github_commit_state: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
