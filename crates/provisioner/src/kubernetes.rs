@@ -414,21 +414,23 @@ fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, 
 
 /// Every string value of `value` (not the keys), substituted. A value stays
 /// one string whatever the variables hold.
-fn substitute_values(value: &mut serde_yaml::Value, vars: &[(&str, String)]) {
+fn substitute_values(value: &mut serde_yaml_ng::Value, vars: &[(&str, String)]) {
     match value {
-        serde_yaml::Value::String(text) => *text = substitute(text, vars),
-        serde_yaml::Value::Sequence(items) => {
+        serde_yaml_ng::Value::String(text) => *text = substitute(text, vars),
+        serde_yaml_ng::Value::Sequence(items) => {
             for item in items {
                 substitute_values(item, vars);
             }
         }
-        serde_yaml::Value::Mapping(map) => {
+        serde_yaml_ng::Value::Mapping(map) => {
             for (_, item) in map.iter_mut() {
                 substitute_values(item, vars);
             }
         }
-        serde_yaml::Value::Tagged(tagged) => substitute_values(&mut tagged.value, vars),
-        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) => {}
+        serde_yaml_ng::Value::Tagged(tagged) => substitute_values(&mut tagged.value, vars),
+        serde_yaml_ng::Value::Null
+        | serde_yaml_ng::Value::Bool(_)
+        | serde_yaml_ng::Value::Number(_) => {}
     }
 }
 
@@ -459,9 +461,9 @@ fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>,
     let where_ = file.display();
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {where_}: {e}"))?;
     let mut manifests = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let mut value =
-            serde_yaml::Value::deserialize(document).map_err(|e| format!("{where_}: {e}"))?;
+            serde_yaml_ng::Value::deserialize(document).map_err(|e| format!("{where_}: {e}"))?;
         if value.is_null() {
             continue;
         }
@@ -602,12 +604,12 @@ mod tests {
     #[test]
     fn only_string_values_are_substituted() {
         let vars = vec![("EPHEMERA_BRANCH", "a: b\n- c".to_owned())];
-        let mut value: serde_yaml::Value = serde_yaml::from_str(
+        let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(
             "k: ${EPHEMERA_BRANCH}\nn: 3\nl: [x, '${EPHEMERA_BRANCH}']\n${EPHEMERA_BRANCH}: key",
         )
         .unwrap();
         substitute_values(&mut value, &vars);
-        let expected: serde_yaml::Value = serde_yaml::from_str(
+        let expected: serde_yaml_ng::Value = serde_yaml_ng::from_str(
             "k: \"a: b\\n- c\"\nn: 3\nl: [x, \"a: b\\n- c\"]\n${EPHEMERA_BRANCH}: key",
         )
         .unwrap();
