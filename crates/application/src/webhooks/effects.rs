@@ -1,0 +1,72 @@
+//! What applying a delivery does to environments, shared by the event
+//! kinds: destroy, queue a deployment, queue a report to GitHub.
+
+use chrono::{DateTime, Utc};
+use ephemera_domain::{Environment, EnvironmentStatus, NewDeployment, PreviewReport};
+
+use crate::ports::{RepositoryError, WebhookTx};
+
+/// Live = neither destroyed nor already on its way there.
+pub(super) fn is_live(status: EnvironmentStatus) -> bool {
+    !matches!(
+        status,
+        EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
+    )
+}
+
+/// Moves every live environment to destroying and cancels its queued
+/// deployments; returns how many moved.
+pub(super) async fn destroy_all(
+    tx: &mut dyn WebhookTx,
+    envs: Vec<Environment>,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, RepositoryError> {
+    let mut count = 0;
+    for mut env in envs {
+        if !is_live(env.status) {
+            continue;
+        }
+        env.transition_to(EnvironmentStatus::Destroying, now)
+            .map_err(|e| RepositoryError::Unexpected(e.into()))?;
+        env.status_reason = Some(reason.to_owned());
+        env.work_due_at = Some(now);
+        env.work_attempts = 0;
+        tx.update_environment(&env).await?;
+        tx.cancel_queued_deployments(env.id, now).await?;
+        report(tx, &env, None).await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Queues a deployment of the environment's commit and reports it.
+pub(super) async fn queue(
+    tx: &mut dyn WebhookTx,
+    env: &Environment,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let deployment = tx
+        .queue_deployment(
+            NewDeployment {
+                environment_id: env.id,
+                commit_sha: env.commit_sha.clone(),
+                commit_message: None,
+            },
+            now,
+        )
+        .await?;
+    report(tx, env, Some(&deployment)).await
+}
+
+/// Queues what GitHub should now show about the environment.
+pub(super) async fn report(
+    tx: &mut dyn WebhookTx,
+    env: &Environment,
+    deployment: Option<&ephemera_domain::Deployment>,
+) -> Result<(), RepositoryError> {
+    match PreviewReport::of(env, deployment) {
+        Some(r) => tx.report(r).await,
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,406 @@
+//! Use-case tests of webhook ingestion with mocked ports.
+
+use std::sync::Mutex;
+
+use ephemera_domain::{
+    Deployment, DeploymentId, DeploymentStatus, Environment, EnvironmentId, EnvironmentStatus,
+    GithubUserId, InstallationStatus, Namespace,
+};
+
+use super::*;
+use crate::ports::{MockClock, MockWebhookStore, MockWebhookTx};
+
+type Calls = Arc<Mutex<Vec<String>>>;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+}
+
+fn user(id: i64, login: &str) -> GithubUser {
+    GithubUser {
+        github_id: GithubUserId::new(id).unwrap(),
+        login: login.into(),
+        email: None,
+        avatar_url: None,
+    }
+}
+
+fn pr_change(action: PullRequestAction, sha: char, updated: i64) -> Box<PullRequestChange> {
+    Box::new(PullRequestChange {
+        action,
+        repository: RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
+        repository_id: 186853002,
+        number: PrNumber::new(2).unwrap(),
+        title: "Update the README".into(),
+        head_sha: CommitSha::parse(&sha.to_string().repeat(40)).unwrap(),
+        head_ref: "changes".into(),
+        is_fork: false,
+        open: true,
+        draft: false,
+        labels: vec![],
+        author: user(1, "Codertocat"),
+        updated_at: at(updated),
+    })
+}
+
+fn delivery(change: DeliveryChange) -> IncomingDelivery {
+    IncomingDelivery {
+        delivery_id: DeliveryId::parse("72d3162e-cc78-11e3-81ab-4c9367dc0958").unwrap(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        repository: RepositoryFullName::parse("Codertocat/Hello-World").ok(),
+        body_sha256: None,
+        installation_updated_at: None,
+        installation_id: Some(InstallationId::new(1).unwrap()),
+        sender: Some(user(1, "Codertocat")),
+        change,
+    }
+}
+
+fn environment(status: EnvironmentStatus, sha: char, pr_updated: i64) -> Environment {
+    let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
+    let pr_number = PrNumber::new(2).unwrap();
+    Environment {
+        id: EnvironmentId::new(7).unwrap(),
+        namespace: Namespace::for_pr(&repository, pr_number),
+        repository,
+        repository_id: None,
+        pr_number,
+        pr_title: "old title".into(),
+        branch_name: "changes".into(),
+        commit_sha: CommitSha::parse(&sha.to_string().repeat(40)).unwrap(),
+        environment_url: None,
+        status,
+        installation_id: None,
+        owner: None,
+        error_message: None,
+        status_reason: None,
+        last_deployed_at: None,
+        pr_updated_at: Some(at(pr_updated)),
+        created_at: at(0),
+        updated_at: at(0),
+        destroyed_at: None,
+        work_due_at: None,
+        work_attempts: 0,
+        trusted_sha: None,
+        is_fork: false,
+        draft: false,
+        labels: Vec::new(),
+    }
+}
+
+/// A transaction that records every write as a line in `calls`.
+fn recording_tx(
+    calls: &Calls,
+    claim: Claim,
+    existing: Option<Environment>,
+    installation: Option<InstallationStatus>,
+) -> MockWebhookTx {
+    let mut tx = MockWebhookTx::new();
+    let c = calls.clone();
+    tx.expect_claim_delivery().returning(move |_, _| {
+        c.lock().unwrap().push("claim".into());
+        Ok(claim.clone())
+    });
+    tx.expect_upsert_user().returning(|_, _| Ok(()));
+    tx.expect_environment_for_pr()
+        .returning(move |_, _, _| Ok(existing.clone()));
+    tx.expect_installation_status()
+        .returning(move |_| Ok(installation));
+    let c = calls.clone();
+    tx.expect_insert_environment().returning(move |new, now| {
+        c.lock()
+            .unwrap()
+            .push(format!("insert {}", new.commit_sha.short()));
+        let mut env = environment(EnvironmentStatus::Pending, 'a', 0);
+        env.commit_sha = new.commit_sha;
+        env.pr_updated_at = new.pr_updated_at;
+        env.created_at = now;
+        Ok(env)
+    });
+    let c = calls.clone();
+    tx.expect_update_environment().returning(move |env| {
+        c.lock()
+            .unwrap()
+            .push(format!("update {} {}", env.status, env.commit_sha.short()));
+        Ok(())
+    });
+    let c = calls.clone();
+    tx.expect_queue_deployment().returning(move |new, now| {
+        c.lock()
+            .unwrap()
+            .push(format!("queue {}", new.commit_sha.short()));
+        Ok(Deployment {
+            id: DeploymentId::new(1).unwrap(),
+            environment_id: new.environment_id,
+            commit_sha: new.commit_sha,
+            commit_message: None,
+            status: DeploymentStatus::Queued,
+            started_at: None,
+            completed_at: None,
+            error_message: None,
+            logs: String::new(),
+            created_at: now,
+            updated_at: now,
+        })
+    });
+    let c = calls.clone();
+    tx.expect_cancel_queued_deployments()
+        .returning(move |_, _| {
+            c.lock().unwrap().push("cancel queued".into());
+            Ok(1)
+        });
+    let c = calls.clone();
+    tx.expect_finish_delivery()
+        .returning(move |_, outcome, _, _| {
+            c.lock().unwrap().push(format!("finish {outcome}"));
+            Ok(())
+        });
+    tx.expect_report().returning(|_| Ok(()));
+    let c = calls.clone();
+    tx.expect_commit().returning(move || {
+        c.lock().unwrap().push("commit".into());
+        Ok(())
+    });
+    tx
+}
+
+fn use_case(store: MockWebhookStore, policy: DeployPolicy) -> IngestDelivery {
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(|| at(1000));
+    IngestDelivery::new(Arc::new(store), Arc::new(clock), policy)
+}
+
+fn store_with(txs: Vec<MockWebhookTx>) -> MockWebhookStore {
+    let txs = Mutex::new(txs.into_iter());
+    let mut store = MockWebhookStore::new();
+    store.expect_begin().returning(move || {
+        let tx = txs
+            .lock()
+            .unwrap()
+            .next()
+            .expect("no more transactions planned");
+        Ok(Box::new(tx) as Box<dyn WebhookTx>)
+    });
+    store
+}
+
+fn calls(calls: &Calls) -> Vec<String> {
+    calls.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn opened_pr_creates_environment_and_queues_a_deployment() {
+    let log = Calls::default();
+    let store = store_with(vec![recording_tx(&log, Claim::Fresh, None, None)]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'e', 10));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
+    assert_eq!(
+        calls(&log),
+        [
+            "claim",
+            "insert eeeeeee",
+            "queue eeeeeee",
+            "finish applied",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_changes_nothing() {
+    let log = Calls::default();
+    let store = store_with(vec![recording_tx(&log, Claim::Duplicate, None, None)]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'e', 10));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Duplicate);
+    assert_eq!(calls(&log), ["claim", "commit"]);
+}
+
+#[tokio::test]
+async fn new_commit_cancels_queued_work_and_queues_the_new_head() {
+    let log = Calls::default();
+    let existing = environment(EnvironmentStatus::Ready, 'a', 10);
+    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'b', 20));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
+    assert_eq!(
+        calls(&log),
+        [
+            "claim",
+            "update ready bbbbbbb",
+            "cancel queued",
+            "queue bbbbbbb",
+            "finish applied",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_older_event_never_moves_the_environment_backwards() {
+    let log = Calls::default();
+    let existing = environment(EnvironmentStatus::Ready, 'b', 20);
+    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'a', 10));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
+    assert!(outcome.reason.unwrap().starts_with("stale:"));
+    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
+}
+
+#[tokio::test]
+async fn closing_destroys_and_cancels_queued_deployments() {
+    let log = Calls::default();
+    let existing = environment(EnvironmentStatus::Ready, 'a', 10);
+    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
+    let mut pr = pr_change(PullRequestAction::Closed { merged: true }, 'a', 20);
+    pr.open = false;
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(DeliveryChange::PullRequest(pr)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some("PR merged; environment 7 destroying")
+    );
+    assert_eq!(
+        calls(&log),
+        [
+            "claim",
+            "update destroying aaaaaaa",
+            "cancel queued",
+            "finish applied",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn fork_pr_is_ignored_with_the_reason() {
+    let log = Calls::default();
+    let store = store_with(vec![recording_tx(&log, Claim::Fresh, None, None)]);
+    let mut pr = pr_change(PullRequestAction::Opened, 'a', 10);
+    pr.is_fork = true;
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(DeliveryChange::PullRequest(pr)))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
+    assert!(outcome.reason.unwrap().contains("safe-to-preview"));
+    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
+}
+
+#[tokio::test]
+async fn suspended_installation_gets_no_new_deployment() {
+    let log = Calls::default();
+    let store = store_with(vec![recording_tx(
+        &log,
+        Claim::Fresh,
+        None,
+        Some(InstallationStatus::Suspended),
+    )]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'a', 10));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
+    assert!(outcome.reason.unwrap().contains("suspended"));
+}
+
+#[tokio::test]
+async fn losing_a_creation_race_retries_against_the_winner() {
+    let log = Calls::default();
+    let mut loser = MockWebhookTx::new();
+    loser
+        .expect_claim_delivery()
+        .returning(|_, _| Ok(Claim::Fresh));
+    loser.expect_upsert_user().returning(|_, _| Ok(()));
+    loser
+        .expect_environment_for_pr()
+        .returning(|_, _, _| Ok(None));
+    loser.expect_installation_status().returning(|_| Ok(None));
+    loser
+        .expect_insert_environment()
+        .returning(|_, _| Err(RepositoryError::Conflict("environments".into())));
+    loser.expect_commit().never();
+    let winner = environment(EnvironmentStatus::Pending, 'a', 5);
+    let store = store_with(vec![
+        loser,
+        recording_tx(&log, Claim::Fresh, Some(winner), None),
+    ]);
+    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'b', 10));
+
+    let outcome = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(change))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
+    assert!(calls(&log).contains(&"queue bbbbbbb".to_owned()));
+}
+
+#[tokio::test]
+async fn unreachable_database_is_unavailable_and_not_recorded() {
+    let mut store = MockWebhookStore::new();
+    store
+        .expect_begin()
+        .returning(|| Err(RepositoryError::Unavailable("connection refused".into())));
+    store.expect_record_failure().never();
+
+    let err = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(DeliveryChange::Ping))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, IngestError::Unavailable(_)));
+}
+
+#[tokio::test]
+async fn unexpected_failure_is_recorded_for_the_operator() {
+    let mut store = MockWebhookStore::new();
+    store
+        .expect_begin()
+        .returning(|| Err(RepositoryError::Unexpected(anyhow::anyhow!("disk full"))));
+    store
+        .expect_record_failure()
+        .withf(|header, error, _| header.event == "pull_request" && error.contains("disk full"))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+
+    let err = use_case(store, DeployPolicy::default())
+        .ingest(&delivery(DeliveryChange::Ping))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, IngestError::Unexpected(_)));
+}
