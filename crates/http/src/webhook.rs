@@ -6,8 +6,8 @@
 //! `X-GitHub-Event` / `X-GitHub-Delivery` present (400), announced
 //! `Content-Length` within the limit (413). The body is then read under a
 //! deadline (408), within the size limit (413) and a process-wide memory
-//! budget shared by all bodies (503 with `Retry-After`), with buffers grown
-//! as bytes arrive. Then the signature is checked (401), the JSON read
+//! budget shared by all bodies (503 with `Retry-After`), kept as the chunks
+//! that arrived. Then the signature is checked over them (401), the JSON read
 //! (400), and the delivery applied in one transaction before the answer.
 //! Each refusal is a problem+json that says what was wrong and never
 //! echoes a secret.
@@ -55,8 +55,8 @@ use crate::{AppState, Problem};
 
 /// GitHub's own cap on a delivery's payload.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
-/// Room for two bodies of GitHub's maximum size (a body's buffer can be up
-/// to a power of two above its length) or hundreds of ordinary ones.
+/// Room for a body of GitHub's maximum size and the one copy made of it
+/// once its signature checks out, or hundreds of ordinary bodies.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// GitHub gives up on a delivery after 10 s.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,7 +72,8 @@ pub struct WebhookSettings {
     /// `EPHEMERA_WEBHOOK_MAX_BYTES`: the largest body accepted.
     pub max_body_bytes: usize,
     /// `EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES`: memory all bodies being read
-    /// or handled may hold together; at least `max_body_bytes`.
+    /// or handled may hold together; at least twice `max_body_bytes` (a
+    /// signed body is copied once for the JSON parser).
     pub max_buffered_bytes: usize,
     /// `EPHEMERA_WEBHOOK_READ_TIMEOUT`: the whole body must arrive within it.
     pub read_timeout: Duration,
@@ -149,15 +150,25 @@ fn busy() -> Refusal {
     )
 }
 
-/// Reads the body as it arrives. Buffers grow with the bytes received
-/// (doubling, capped at `limit`), each growth charged to the budget first;
-/// the size limit and the budget are checked before memory is taken.
+/// A body as it arrived: the chunks actix read, kept as they are (no
+/// copies, no buffer sized in advance), each charged to the budget before
+/// it is kept.
+struct Chunks {
+    chunks: Vec<web::Bytes>,
+    len: usize,
+}
+
+/// Reads the body as it arrives, refusing it as soon as it passes `limit`
+/// or the budget cannot hold the next chunk.
 async fn read_body(
     mut payload: web::Payload,
     limit: usize,
     charge: &mut Charge,
-) -> Result<Vec<u8>, Refusal> {
-    let mut body = Vec::new();
+) -> Result<Chunks, Refusal> {
+    let mut body = Chunks {
+        chunks: Vec::new(),
+        len: 0,
+    };
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             refuse(
@@ -165,20 +176,35 @@ async fn read_body(
                 Problem::bad_request(format!("reading the body: {e}")),
             )
         })?;
-        let needed = body.len() + chunk.len();
-        if needed > limit {
+        let len = body.len + chunk.len();
+        if len > limit {
             return Err(too_large(limit));
         }
-        if needed > body.capacity() {
-            let capacity = needed.max(body.capacity().saturating_mul(2)).min(limit);
-            if !charge.grow_to(capacity) {
-                return Err(busy());
-            }
-            body.reserve_exact(capacity - body.len());
+        if !charge.grow_to(len) {
+            return Err(busy());
         }
-        body.extend_from_slice(&chunk);
+        body.len = len;
+        body.chunks.push(chunk);
     }
     Ok(body)
+}
+
+/// One contiguous copy of a verified body, for the JSON parser. The copy
+/// is charged too while both exist; only signed bodies get this far.
+fn contiguous(body: Chunks, charge: &mut Charge) -> Result<web::Bytes, Refusal> {
+    let Chunks { mut chunks, len } = body;
+    if chunks.len() <= 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    if !charge.grow_to(len.saturating_mul(2)) {
+        return Err(busy());
+    }
+    let mut whole = Vec::with_capacity(len);
+    for chunk in chunks {
+        whole.extend_from_slice(&chunk);
+    }
+    charge.shrink_to(len);
+    Ok(whole.into())
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -307,14 +333,17 @@ async fn receive_checked(
         )
     })??;
 
+    // Verified over the chunks as they are: a wrongly signed body is
+    // never copied.
     signature
-        .verify(secret.expose_secret().as_bytes(), &body)
+        .verify_chunks(secret.expose_secret().as_bytes(), &body.chunks)
         .map_err(|e| {
             refuse(
                 "bad_signature",
                 Problem::new(StatusCode::UNAUTHORIZED, "bad-signature", e.detail()),
             )
         })?;
+    let body = contiguous(body, charge)?;
 
     let delivery = match payloads::parse(event, delivery_id.clone(), &body) {
         Ok(delivery) => delivery,

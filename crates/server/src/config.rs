@@ -190,18 +190,21 @@ impl Settings {
                     )
                 })?,
         };
+        // A signed body is copied once for the JSON parser: the largest
+        // must fit twice.
+        let least = max_body_bytes.saturating_mul(2);
         let max_buffered_bytes = match get("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES") {
-            None => DEFAULT_MAX_BUFFERED_BYTES.max(max_body_bytes),
+            None => DEFAULT_MAX_BUFFERED_BYTES.max(least),
             Some(raw) => raw
                 .trim()
                 .parse::<usize>()
                 .ok()
-                .filter(|n| *n >= max_body_bytes)
+                .filter(|n| *n >= least)
                 .ok_or_else(|| {
                     ConfigError::new(
                         "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES",
                         format!(
-                            "`{raw}` is not a number of bytes of at least EPHEMERA_WEBHOOK_MAX_BYTES ({max_body_bytes}): one body of the largest size must fit"
+                            "`{raw}` is not a number of bytes of at least twice EPHEMERA_WEBHOOK_MAX_BYTES ({least}): the largest body and its copy for parsing must fit"
                         ),
                     )
                 })?,
@@ -711,15 +714,21 @@ mod tests {
         let s = settings(&[
             ("EPHEMERA_WEBHOOK_READ_TIMEOUT", "3s"),
             ("EPHEMERA_WEBHOOK_MAX_BYTES", "1000"),
-            ("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "1000"),
+            ("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "2000"),
             ("EPHEMERA_METRICS_LISTEN", "0.0.0.0:9090"),
         ])
         .unwrap();
         assert_eq!(s.webhook.read_timeout, Duration::from_secs(3));
-        assert_eq!(s.webhook.max_buffered_bytes, 1000);
+        assert_eq!(s.webhook.max_buffered_bytes, 2000);
         assert_eq!(s.metrics_listen.unwrap().port(), 9090);
         let err = settings(&[("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "1048576")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES");
+        let err = settings(&[
+            ("EPHEMERA_WEBHOOK_MAX_BYTES", "1000"),
+            ("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "1999"),
+        ])
+        .unwrap_err();
+        assert!(err.message.contains("at least twice"), "{err}");
         let err = settings(&[("EPHEMERA_WEBHOOK_READ_TIMEOUT", "soon")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_WEBHOOK_READ_TIMEOUT");
         let err = settings(&[("EPHEMERA_METRICS_LISTEN", "9090")]).unwrap_err();

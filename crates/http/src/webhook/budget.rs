@@ -1,7 +1,7 @@
 //! A process-wide budget of memory for webhook bodies: what every body
-//! being read or handled holds at once. Charged as buffers grow with bytes
-//! that actually arrived, never from what `Content-Length` announces, so a
-//! sender who announces much and sends little holds nothing.
+//! being read or handled holds at once. Charged with bytes that actually
+//! arrived, never from what `Content-Length` announces, so a sender who
+//! announces much and sends little holds nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,6 +67,17 @@ impl Charge {
     }
 }
 
+impl Charge {
+    /// Lowers this charge to `bytes` (memory given back early).
+    pub(crate) fn shrink_to(&mut self, bytes: usize) {
+        if let Some(less) = self.bytes.checked_sub(bytes).filter(|n| *n > 0) {
+            self.budget.in_use.fetch_sub(less, Ordering::AcqRel);
+            self.bytes = bytes;
+            self.budget.publish();
+        }
+    }
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         if self.bytes > 0 {
@@ -94,6 +105,10 @@ mod tests {
         drop(a);
         assert_eq!(gauge.get(), 40);
         assert!(b.grow_to(100));
+        b.shrink_to(30);
+        assert_eq!(gauge.get(), 30);
+        b.shrink_to(50);
+        assert_eq!(gauge.get(), 30, "shrink never grows");
         drop(b);
         assert_eq!(gauge.get(), 0);
         assert_eq!(budget.in_use.load(Ordering::Relaxed), 0);

@@ -47,9 +47,20 @@ impl Signature {
     /// Whether this is the HMAC-SHA256 of `body` with `secret`, compared in
     /// constant time.
     pub(crate) fn verify(&self, secret: &[u8], body: &[u8]) -> Result<(), SignatureError> {
+        self.verify_chunks(secret, &[body])
+    }
+
+    /// The same, over a body held in pieces.
+    pub(crate) fn verify_chunks(
+        &self,
+        secret: &[u8],
+        chunks: &[impl AsRef<[u8]>],
+    ) -> Result<(), SignatureError> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
-        mac.update(body);
+        for chunk in chunks {
+            mac.update(chunk.as_ref());
+        }
         mac.verify_slice(&self.0)
             .map_err(|_| SignatureError::Mismatch)
     }
@@ -85,6 +96,19 @@ mod tests {
     fn matches_githubs_documented_example() {
         assert_eq!(sign(SECRET, BODY), GITHUB_SIGNATURE);
         assert_eq!(verify(SECRET, BODY, Some(GITHUB_SIGNATURE)), Ok(()));
+    }
+
+    #[test]
+    fn a_body_in_pieces_verifies_like_the_whole() {
+        let signature = Signature::parse(Some(GITHUB_SIGNATURE)).unwrap();
+        assert_eq!(
+            signature.verify_chunks(SECRET, &[&b"Hello, "[..], b"", b"World!"]),
+            Ok(())
+        );
+        assert_eq!(
+            signature.verify_chunks(SECRET, &[&b"Hello, "[..], b"World?"]),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
