@@ -39,7 +39,7 @@ fmt:
 bench:
     bash bench/run.sh
 
-# Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!).
+# Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!), hostile traffic (DRILLS=hostile runs only that).
 drill:
     bash bench/drill.sh
 

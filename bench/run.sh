@@ -13,7 +13,7 @@ READS=${BENCH_READS:-2000}
 CONCURRENCY=${BENCH_CONCURRENCY:-16}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
-SECRET=bench-secret
+SECRET=bench-webhook-secret
 
 cargo build --release --locked -p ephemera-server -p ephemera-loadgen >&2
 BIN=target/release/ephemera

@@ -61,7 +61,8 @@ pub(crate) struct ListQuery {
 
 /// `GET /api/v1/deliveries`: newest first, filters `event` and `outcome`.
 #[utoipa::path(get, path = "/api/v1/deliveries", operation_id = "list_deliveries", tag = "deliveries", params(ListQuery),
-    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -96,7 +97,8 @@ pub(crate) async fn list(
 /// `GET /api/v1/deliveries/{delivery_id}`.
 #[utoipa::path(get, path = "/api/v1/deliveries/{delivery_id}", operation_id = "get_delivery", tag = "deliveries",
     params(("delivery_id" = String, Path, description = "The X-GitHub-Delivery id")),
-    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,

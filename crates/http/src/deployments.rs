@@ -67,7 +67,8 @@ pub(crate) struct PageQuery {
 /// `GET /api/v1/environments/{id}/deployments`: history, newest first.
 #[utoipa::path(get, path = "/api/v1/environments/{id}/deployments", operation_id = "list_deployments", tag = "deployments",
     params(("id" = i64, Path, description = "Environment id"), PageQuery),
-    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list_for_environment(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -102,7 +103,8 @@ pub(crate) async fn list_for_environment(
 /// `GET /api/v1/deployments/{id}`: one deployment with its logs.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", operation_id = "get_deployment", tag = "deployments",
     params(("id" = i64, Path, description = "Deployment id")),
-    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,

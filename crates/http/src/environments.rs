@@ -183,7 +183,8 @@ pub(crate) fn get_environment_problem(err: GetEnvironmentError) -> Problem {
 
 /// `GET /api/v1/environments`: newest first, filtered, keyset-paginated.
 #[utoipa::path(get, path = "/api/v1/environments", operation_id = "list_environments", tag = "environments", params(ListQuery),
-    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -206,7 +207,8 @@ pub(crate) async fn list(
 /// `GET /api/v1/environments/{id}`.
 #[utoipa::path(get, path = "/api/v1/environments/{id}", operation_id = "get_environment", tag = "environments",
     params(("id" = i64, Path, description = "Environment id")),
-    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -223,7 +225,8 @@ pub(crate) async fn get(
 /// `GET /api/v1/environments/namespace/{namespace}`.
 #[utoipa::path(get, path = "/api/v1/environments/namespace/{namespace}", operation_id = "get_environment_by_namespace", tag = "environments",
     params(("namespace" = String, Path, description = "Kubernetes namespace of the preview")),
-    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn by_namespace(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -1,10 +1,11 @@
-//! The actix-web adapter: REST API, health endpoints and (with later issues)
-//! the GitHub webhook endpoint.
+//! The actix-web adapter: REST API, health endpoints, metrics and the
+//! GitHub webhook endpoint.
 //!
 //! Handlers parse requests into domain values, call application use cases
 //! and map their errors once to RFC 9457 problem+json. This crate depends on
 //! domain and application only, never on another adapter.
 
+mod auth;
 mod deliveries;
 mod deployments;
 mod environments;
@@ -20,20 +21,23 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, web};
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{HealthProbe, StatsProbe};
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::webhooks::IngestDelivery;
-use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
+pub use auth::{Access, ApiToken, TokenTooShort};
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
 pub use problem::Problem;
-pub use webhook::{DEFAULT_MAX_BODY_BYTES, WebhookSettings, read_delivery, sign, verify_signature};
+pub use webhook::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_READ_TIMEOUT, MIN_SECRET_CHARS,
+    WebhookSettings, read_delivery, sign, verify_signature,
+};
 
 /// What handlers share: the use cases and probes, behind ports.
 #[derive(Clone)]
@@ -44,8 +48,8 @@ pub struct AppState {
     pub commands: EnvironmentCommands,
     pub health: Arc<dyn HealthProbe>,
     pub webhook: WebhookSettings,
-    /// `EPHEMERA_API_TOKEN`: REST writes need it as a bearer token.
-    pub api_token: Option<SecretString>,
+    /// Who may read and write `/api/v1` and read `/metrics`.
+    pub access: Access,
     pub metrics: Arc<Metrics>,
     pub stats: Arc<dyn StatsProbe>,
 }
@@ -56,7 +60,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// Every route `routes` registers, as (method, path). The OpenAPI test
+/// Every route the service registers, as (method, path). The OpenAPI test
 /// checks each is documented; keep the two in step.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
@@ -77,12 +81,27 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/deliveries/{delivery_id}"),
 ];
 
-/// Every route of the service, for an actix `App`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetricsRoute {
+    /// On the API listener, behind the same access rules as reads.
+    Guarded,
+    /// Not on the API listener: a metrics listener of its own serves it.
+    Elsewhere,
+}
+
+/// Every route of the API listener.
+fn routes(cfg: &mut web::ServiceConfig, metrics_route: MetricsRoute) {
     cfg.app_data(problem::query_config())
-        .app_data(problem::path_config())
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .app_data(problem::path_config());
+    if metrics_route == MetricsRoute::Guarded {
+        cfg.service(
+            web::resource("/metrics")
+                .wrap(from_fn(auth::require_token))
+                .route(web::get().to(metrics::metrics)),
+        );
+    }
+    cfg.route("/api/openapi.json", web::get().to(openapi::openapi_json))
         .route("/docs", web::get().to(openapi::docs))
         .route(
             "/docs/swagger-ui-bundle.js",
@@ -98,8 +117,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/live", web::get().to(health::live))
                 .route("/ready", web::get().to(health::ready)),
         )
+        // Public, with its own signature; registered before the guarded
+        // scope so it matches first.
+        .route("/api/v1/github/webhook", web::post().to(webhook::receive))
         .service(
             web::scope("/api/v1")
+                .wrap(from_fn(auth::require_token))
                 .route("/environments", web::get().to(environments::list))
                 .route(
                     "/environments/namespace/{namespace}",
@@ -116,24 +139,75 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(deployments::list_for_environment),
                 )
                 .route("/deployments/{id}", web::get().to(deployments::get))
-                .route("/github/webhook", web::post().to(webhook::receive))
                 .route("/deliveries", web::get().to(deliveries::list))
-                .route("/deliveries/{delivery_id}", web::get().to(deliveries::get)),
+                .route("/deliveries/{delivery_id}", web::get().to(deliveries::get))
+                // Unknown paths under /api/v1 answer 404 only to callers
+                // who may read.
+                .default_service(web::to(problem::not_found_route)),
         );
 }
 
-/// Starts serving on `listener`; the returned server stops gracefully on
-/// SIGTERM or ctrl-c (actix's own signal handling).
-pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+/// The running HTTP servers: the API and, when it has its own listener,
+/// the metrics endpoint.
+pub struct Servers {
+    pub api: Server,
+    pub metrics: Option<Server>,
+}
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Servers")
+            .field("metrics", &self.metrics.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts serving the API on `listener` and, when `metrics_listener` is
+/// given, `/metrics` on it alone (without a token, for in-cluster
+/// scraping; `/metrics` then leaves the API listener). Each stops
+/// gracefully on SIGTERM or ctrl-c (actix's own signal handling).
+pub fn serve(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+) -> std::io::Result<Servers> {
+    let bodies = web::Data::from(webhook::BodyBudget::new(
+        state.webhook.max_buffered_bytes,
+        state.metrics.body_bytes_gauge(),
+    ));
+    let metrics_route = if metrics_listener.is_some() {
+        MetricsRoute::Elsewhere
+    } else {
+        MetricsRoute::Guarded
+    };
     let state = web::Data::new(state);
+    let metrics = match metrics_listener {
+        None => None,
+        Some(listener) => {
+            let state = state.clone();
+            Some(
+                HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .route("/metrics", web::get().to(metrics::metrics))
+                        .default_service(web::to(problem::not_found_route))
+                })
+                .workers(1)
+                .listen(listener)?
+                .shutdown_timeout(5)
+                .run(),
+            )
+        }
+    };
     let server = HttpServer::new(move || {
         let metrics = state.metrics.clone();
         App::new()
             .app_data(state.clone())
+            .app_data(bodies.clone())
             .wrap_fn(move |req, srv| {
                 let metrics = metrics.clone();
                 let started = std::time::Instant::now();
-                let method = req.method().to_string();
+                let method = req.method().clone();
                 let call = actix_web::dev::Service::call(srv, req);
                 async move {
                     let response = call.await?;
@@ -155,11 +229,14 @@ pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             // Trailing slashes are accepted: /api/v1/environments/ works.
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(TracingLogger::default())
-            .configure(routes)
+            .configure(|cfg| routes(cfg, metrics_route))
             .default_service(web::to(problem::not_found_route))
     })
     .listen(listener)?
     .shutdown_timeout(30)
     .run();
-    Ok(server)
+    Ok(Servers {
+        api: server,
+        metrics,
+    })
 }

@@ -1,11 +1,18 @@
 //! Prometheus metrics at `/metrics` (text format): HTTP requests by route
 //! and status with a latency histogram, webhook deliveries by event and
-//! outcome, environments by status and the reconciler's backlog (read from
-//! the database at scrape time), the GitHub outbox backlog, provisioner
-//! run durations.
+//! outcome, webhook refusals and the memory held by webhook bodies,
+//! environments by status and the reconciler's backlog (read from the
+//! database at scrape time), the GitHub outbox backlog, provisioner run
+//! durations.
+//!
+//! No label takes a value a client chose: methods outside a fixed set are
+//! `OTHER`, routes are the matched pattern or `unmatched`, events outside
+//! those ephemera handles are `other`. Each label has a small fixed set of
+//! values, so no sender can mint series.
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use ephemera_application::ports::WorkObserver;
 use prometheus::{
@@ -13,7 +20,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::AppState;
+use crate::{AppState, Problem};
 
 /// Every metric ephemera exports.
 #[derive(Clone)]
@@ -22,6 +29,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     deliveries: IntCounterVec,
+    refusals: IntCounterVec,
+    body_bytes: IntGauge,
     environments: IntGaugeVec,
     backlog: IntGauge,
     outbox: IntGauge,
@@ -60,6 +69,17 @@ impl Metrics {
             ),
             &["event", "outcome"],
         )?;
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "webhook_refusals_total",
+                "Webhook requests refused before a delivery was applied, by reason",
+            ),
+            &["reason"],
+        )?;
+        let body_bytes = IntGauge::new(
+            "webhook_body_bytes",
+            "Memory held by webhook bodies being read or handled, against EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES",
+        )?;
         let environments = IntGaugeVec::new(
             Opts::new("environments", "Environments by status"),
             &["status"],
@@ -79,6 +99,8 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(refusals.clone()))?;
+        registry.register(Box::new(body_bytes.clone()))?;
         registry.register(Box::new(environments.clone()))?;
         registry.register(Box::new(backlog.clone()))?;
         registry.register(Box::new(outbox.clone()))?;
@@ -96,6 +118,8 @@ impl Metrics {
             http_requests,
             http_duration,
             deliveries,
+            refusals,
+            body_bytes,
             environments,
             backlog,
             outbox,
@@ -104,7 +128,8 @@ impl Metrics {
         })
     }
 
-    pub(crate) fn observe_http(&self, method: &str, route: &str, status: u16, took: Duration) {
+    pub(crate) fn observe_http(&self, method: &Method, route: &str, status: u16, took: Duration) {
+        let method = method_label(method);
         self.http_requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();
@@ -113,9 +138,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub(crate) fn observe_delivery(&self, event: &str, outcome: &str) {
-        // Event names come from GitHub's header: keep unknown ones in one
-        // series so a sender cannot blow up the label set.
+    pub(crate) fn observe_delivery(&self, event: &str, outcome: &'static str) {
+        // Only signed deliveries get here, but the event name is still a
+        // header: keep unknown ones in one series all the same.
         let event = match event {
             "ping" | "pull_request" | "installation" | "installation_repositories" | "push" => {
                 event
@@ -123,6 +148,31 @@ impl Metrics {
             _ => "other",
         };
         self.deliveries.with_label_values(&[event, outcome]).inc();
+    }
+
+    /// A webhook request refused before anything was applied; `reason` is
+    /// one of a fixed set chosen by the handler.
+    pub(crate) fn observe_refusal(&self, reason: &'static str) {
+        self.refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// The gauge the webhook body budget keeps current.
+    pub(crate) fn body_bytes_gauge(&self) -> IntGauge {
+        self.body_bytes.clone()
+    }
+}
+
+/// The standard methods by name; anything else, `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }
 
@@ -141,7 +191,8 @@ impl WorkObserver for Metrics {
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.metrics;
     match state.stats.environments_by_status().await {
@@ -172,4 +223,21 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(method_label(&Method::TRACE), "OTHER");
+        assert_eq!(method_label(&Method::CONNECT), "OTHER");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"BREW").unwrap_or(Method::GET)),
+            "OTHER"
+        );
+    }
 }

@@ -55,7 +55,9 @@ impl Modify for BearerToken {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("EPHEMERA_API_TOKEN"))
+                    .description(Some(
+                        "EPHEMERA_API_TOKEN. Writes always need it; reads under /api/v1 and /metrics need it unless the server runs with EPHEMERA_ANONYMOUS_READS=true or listens on loopback without a token.",
+                    ))
                     .build(),
             ),
         );
@@ -138,13 +140,35 @@ mod tests {
     }
 
     #[test]
-    fn writes_declare_the_bearer_token() {
+    fn everything_but_the_webhook_probes_and_docs_declares_the_bearer_token() {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         assert_eq!(
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
-        let redeploy = &doc["paths"]["/api/v1/environments/{id}/redeploy"]["post"];
-        assert_eq!(redeploy["security"][0]["bearer"], serde_json::json!([]));
+        let public = [
+            ("post", "/api/v1/github/webhook"),
+            ("get", "/health"),
+            ("get", "/health/live"),
+            ("get", "/health/ready"),
+            ("get", "/api/openapi.json"),
+            ("get", "/docs"),
+        ];
+        for (method, path) in crate::ROUTES {
+            let operation = &doc["paths"][path][method];
+            if public.contains(&(*method, *path)) {
+                assert!(operation.get("security").is_none(), "{method} {path}");
+            } else {
+                assert_eq!(
+                    operation["security"],
+                    serde_json::json!([{ "bearer": [] }]),
+                    "{method} {path}"
+                );
+                assert!(
+                    operation["responses"].get("401").is_some(),
+                    "{method} {path} documents its 401"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! RFC 9457 problem details: every error this API answers.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -15,6 +16,10 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Headers the answer carries besides the body (`WWW-Authenticate`,
+    /// `Retry-After`).
+    #[serde(skip)]
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -24,7 +29,14 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same problem, answered with `name: value` as well.
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -60,9 +72,11 @@ impl ResponseError for Problem {
 
     fn error_response(&self) -> HttpResponse {
         let body = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
-        HttpResponse::build(self.status_code())
-            .content_type("application/problem+json")
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.content_type("application/problem+json").body(body)
     }
 }
 

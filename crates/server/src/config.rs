@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use ephemera_application::retention::RetentionConfig;
 use ephemera_domain::{AllowedOwners, DeployPolicy, PreviewUrlTemplate};
-use ephemera_http::{DEFAULT_MAX_BODY_BYTES, WebhookSettings};
+use ephemera_http::{
+    ApiToken, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_READ_TIMEOUT,
+    MIN_SECRET_CHARS, WebhookSettings,
+};
 use ephemera_provisioner::{
     CommandConfig, ContainerLimits, Instance, Isolation, KubernetesConfig, NetworkIsolation,
     PassEnv, PodSecurityLevel, PreviewUrlPattern, Quantities,
@@ -102,7 +105,15 @@ pub struct Settings {
     pub policy: DeployPolicy,
     /// `EPHEMERA_ALLOWED_OWNERS`: accounts whose installations are served.
     pub allowed_owners: AllowedOwners,
-    pub api_token: Option<SecretString>,
+    /// `EPHEMERA_API_TOKEN`: writes need it, and reads unless
+    /// `anonymous_reads`.
+    pub api_token: Option<ApiToken>,
+    /// `EPHEMERA_ANONYMOUS_READS`: serve `/api/v1` reads and `/metrics` to
+    /// anyone, on purpose.
+    pub anonymous_reads: bool,
+    /// `EPHEMERA_METRICS_LISTEN`: serve `/metrics` there, without a token,
+    /// and not on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub provisioner: ProvisionerSettings,
     pub preview_url: PreviewUrlTemplate,
     pub workers: WorkerSettings,
@@ -123,7 +134,9 @@ impl fmt::Debug for Settings {
             .field("webhook", &self.webhook)
             .field("policy", &self.policy)
             .field("allowed_owners", &self.allowed_owners)
-            .field("api_token", &self.api_token.as_ref().map(|_| "[redacted]"))
+            .field("api_token", &self.api_token)
+            .field("anonymous_reads", &self.anonymous_reads)
+            .field("metrics_listen", &self.metrics_listen)
             .field("provisioner", &self.provisioner)
             .field("preview_url", &self.preview_url)
             .field("workers", &self.workers)
@@ -158,12 +171,10 @@ impl Settings {
         }
 
         let listen_raw = get("EPHEMERA_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_raw.parse::<SocketAddr>().map_err(|_| {
-            ConfigError::new(
-                "EPHEMERA_LISTEN",
-                format!("`{listen_raw}` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"),
-            )
-        })?;
+        let listen = address("EPHEMERA_LISTEN", &listen_raw)?;
+        let metrics_listen = get("EPHEMERA_METRICS_LISTEN")
+            .map(|raw| address("EPHEMERA_METRICS_LISTEN", &raw))
+            .transpose()?;
 
         let log_format = match get("EPHEMERA_LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
@@ -190,10 +201,48 @@ impl Settings {
                     )
                 })?,
         };
-        let webhook = WebhookSettings {
-            secret: get("GITHUB_WEBHOOK_SECRET").map(SecretString::from),
-            max_body_bytes,
+        // A signed body is copied once for the JSON parser: the largest
+        // must fit twice.
+        let least = max_body_bytes.saturating_mul(2);
+        let max_buffered_bytes = match get("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES") {
+            None => DEFAULT_MAX_BUFFERED_BYTES.max(least),
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= least)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES",
+                        format!(
+                            "`{raw}` is not a number of bytes of at least twice EPHEMERA_WEBHOOK_MAX_BYTES ({least}): the largest body and its copy for parsing must fit"
+                        ),
+                    )
+                })?,
         };
+        let secret = get("GITHUB_WEBHOOK_SECRET");
+        if let Some(chars) = secret
+            .as_deref()
+            .map(|s| s.chars().count())
+            .filter(|n| *n < MIN_SECRET_CHARS)
+        {
+            return Err(ConfigError::new(
+                "GITHUB_WEBHOOK_SECRET",
+                format!(
+                    "is {chars} characters long; use at least {MIN_SECRET_CHARS} (e.g. `openssl rand -hex 32`), the same on the GitHub App"
+                ),
+            ));
+        }
+        let webhook = WebhookSettings {
+            secret: secret.map(SecretString::from),
+            max_body_bytes,
+            max_buffered_bytes,
+            read_timeout: duration(&get, "EPHEMERA_WEBHOOK_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)?,
+        };
+        let api_token = get("EPHEMERA_API_TOKEN")
+            .map(|raw| ApiToken::parse(&raw))
+            .transpose()
+            .map_err(|e| ConfigError::new("EPHEMERA_API_TOKEN", e.to_string()))?;
 
         let defaults = DeployPolicy::default();
         let policy = DeployPolicy {
@@ -352,12 +401,46 @@ impl Settings {
                     .map(str::to_owned),
             ),
             github,
-            api_token: get("EPHEMERA_API_TOKEN").map(SecretString::from),
+            api_token,
+            anonymous_reads: flag(&get, "EPHEMERA_ANONYMOUS_READS", false)?,
+            metrics_listen,
             provisioner,
             preview_url,
             workers,
         })
     }
+}
+
+impl Settings {
+    /// What `serve` needs beyond parsing: without a token, reads are open
+    /// to whoever reaches the listener, so a listener others can reach
+    /// needs either a token or an explicit opt-in.
+    pub fn check_serve(&self) -> Result<(), ConfigError> {
+        if self.api_token.is_none() && !self.anonymous_reads && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "EPHEMERA_API_TOKEN",
+                format!(
+                    "unset while EPHEMERA_LISTEN ({}) is not a loopback address, so anyone reaching it could read environments, deployment logs and deliveries; set EPHEMERA_API_TOKEN (reads then need it), or EPHEMERA_ANONYMOUS_READS=true to serve reads to anyone on purpose",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether reads need no token: on purpose, or locally without one.
+    pub fn reads_are_anonymous(&self) -> bool {
+        self.anonymous_reads || self.api_token.is_none()
+    }
+}
+
+fn address(name: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.trim().parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            name,
+            format!("`{raw}` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"),
+        )
+    })
 }
 
 fn github_settings(
@@ -563,7 +646,7 @@ mod tests {
     #[test]
     fn webhook_and_policy_settings() {
         let s = settings(&[
-            ("GITHUB_WEBHOOK_SECRET", "s3cret-value"),
+            ("GITHUB_WEBHOOK_SECRET", "s3cret-value-0123456789"),
             ("EPHEMERA_WEBHOOK_MAX_BYTES", "1024"),
             ("EPHEMERA_ALLOW_FORKS", "true"),
             ("EPHEMERA_TRUSTED_LABEL", "ok-to-test"),
@@ -631,7 +714,7 @@ mod tests {
             ("EPHEMERA_COMMAND_TIMEOUT", "10m"),
             ("EPHEMERA_ENVIRONMENT_TTL", "72h"),
             ("EPHEMERA_WORKERS", "0"),
-            ("EPHEMERA_API_TOKEN", "t0ken-value"),
+            ("EPHEMERA_API_TOKEN", "t0ken-value-0123456789"),
         ])
         .unwrap();
         let ProvisionerSettings::Command(command) = &s.provisioner else {
@@ -784,6 +867,89 @@ mod tests {
 
         let err = settings(&[("EPHEMERA_LOG_FORMAT", "xml")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_LOG_FORMAT");
+    }
+
+    #[test]
+    fn short_tokens_and_webhook_secrets_are_refused_by_name() {
+        let err = settings(&[("EPHEMERA_API_TOKEN", " changeme ")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_API_TOKEN: is 8 characters long; use at least 16 (e.g. `openssl rand -hex 32`)"
+        );
+        let err = settings(&[("GITHUB_WEBHOOK_SECRET", "dev")]).unwrap_err();
+        assert_eq!(err.variable, "GITHUB_WEBHOOK_SECRET");
+        assert!(err.message.starts_with("is 3 characters long"), "{err}");
+        assert!(
+            !err.to_string().contains("dev"),
+            "the secret stays out: {err}"
+        );
+        // Trimmed: padding does not make a token long enough.
+        let err = settings(&[("EPHEMERA_API_TOKEN", "short-token     ")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_API_TOKEN");
+        let s = settings(&[("EPHEMERA_API_TOKEN", "  0123456789abcdef\n  ")]).unwrap();
+        assert!(s.api_token.unwrap().matches("0123456789abcdef"));
+    }
+
+    #[test]
+    fn serve_needs_a_token_or_an_opt_in_off_loopback() {
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let s = settings(&[("EPHEMERA_LISTEN", listen)]).unwrap();
+            assert_eq!(s.check_serve(), Ok(()), "{listen}");
+            assert!(s.reads_are_anonymous());
+        }
+        let s = settings(&[("EPHEMERA_LISTEN", "0.0.0.0:8080")]).unwrap();
+        let err = s.check_serve().unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_API_TOKEN");
+        assert!(
+            err.message.contains("EPHEMERA_ANONYMOUS_READS=true"),
+            "{err}"
+        );
+        let s = settings(&[
+            ("EPHEMERA_LISTEN", "0.0.0.0:8080"),
+            ("EPHEMERA_ANONYMOUS_READS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(s.check_serve(), Ok(()));
+        assert!(s.reads_are_anonymous());
+        let s = settings(&[
+            ("EPHEMERA_LISTEN", "0.0.0.0:8080"),
+            ("EPHEMERA_API_TOKEN", "0123456789abcdef0123"),
+        ])
+        .unwrap();
+        assert_eq!(s.check_serve(), Ok(()));
+        assert!(!s.reads_are_anonymous());
+    }
+
+    #[test]
+    fn webhook_limits_and_the_metrics_listener() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.webhook.read_timeout, Duration::from_secs(10));
+        assert_eq!(s.webhook.max_buffered_bytes, 64 * 1024 * 1024);
+        assert_eq!(s.metrics_listen, None);
+        let s = settings(&[
+            ("EPHEMERA_WEBHOOK_READ_TIMEOUT", "3s"),
+            ("EPHEMERA_WEBHOOK_MAX_BYTES", "1000"),
+            ("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "2000"),
+            ("EPHEMERA_METRICS_LISTEN", "0.0.0.0:9090"),
+        ])
+        .unwrap();
+        assert_eq!(s.webhook.read_timeout, Duration::from_secs(3));
+        assert_eq!(s.webhook.max_buffered_bytes, 2000);
+        assert_eq!(s.metrics_listen.unwrap().port(), 9090);
+        let err = settings(&[("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "1048576")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES");
+        let err = settings(&[
+            ("EPHEMERA_WEBHOOK_MAX_BYTES", "1000"),
+            ("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES", "1999"),
+        ])
+        .unwrap_err();
+        assert!(err.message.contains("at least twice"), "{err}");
+        let err = settings(&[("EPHEMERA_WEBHOOK_READ_TIMEOUT", "soon")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_WEBHOOK_READ_TIMEOUT");
+        let err = settings(&[("EPHEMERA_METRICS_LISTEN", "9090")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_METRICS_LISTEN");
+        let err = settings(&[("EPHEMERA_ANONYMOUS_READS", "maybe")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_ANONYMOUS_READS");
     }
 
     #[test]

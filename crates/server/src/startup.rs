@@ -18,7 +18,7 @@ use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
 use ephemera_application::webhooks::IngestDelivery;
 use ephemera_github::GitHubApp;
-use ephemera_http::AppState;
+use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
     SqlHealthProbe, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
@@ -262,6 +262,8 @@ pub async fn provisioner(settings: &Settings) -> anyhow::Result<Arc<dyn Provisio
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on `EPHEMERA_METRICS_LISTEN`, when set.
+    metrics: Option<(u16, Server)>,
     db: DatabaseConnection,
     workers: Workers,
 }
@@ -280,6 +282,7 @@ impl Application {
     /// builds the server. Any failure here means nothing is served; the
     /// error names the variable at fault.
     pub async fn build(settings: &Settings, with_workers: bool) -> anyhow::Result<Self> {
+        settings.check_serve()?;
         let db = open_database(&settings.database_url).await?;
         migrate(&db).await?;
 
@@ -289,6 +292,18 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        let metrics_listener = settings
+            .metrics_listen
+            .map(|addr| {
+                TcpListener::bind(addr)
+                    .with_context(|| format!("EPHEMERA_METRICS_LISTEN: cannot listen on {addr}"))
+            })
+            .transpose()?;
+        let metrics_port = metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .transpose()
+            .context("reading the bound metrics address")?;
 
         let app = github_app(settings)?;
         let wake = Arc::new(Notify::new());
@@ -319,7 +334,10 @@ impl Application {
             commands: workers.commands.clone(),
             health: Arc::new(SqlHealthProbe::new(db.clone())),
             webhook: settings.webhook.clone(),
-            api_token: settings.api_token.clone(),
+            access: Access {
+                token: settings.api_token.clone(),
+                anonymous_reads: settings.reads_are_anonymous(),
+            },
             metrics,
             stats: Arc::new(SqlHealthProbe::new(db.clone())),
         };
@@ -328,18 +346,36 @@ impl Application {
                 "GITHUB_WEBHOOK_SECRET is not set: the webhook endpoint answers 503 until it is"
             );
         }
-        if settings.api_token.is_none() {
-            tracing::info!("EPHEMERA_API_TOKEN is not set: REST writes answer 401");
+        if settings.anonymous_reads {
+            tracing::warn!(
+                "EPHEMERA_ANONYMOUS_READS=true: anyone reaching the listener can read environments, deployment logs, deliveries and metrics"
+            );
+        } else if settings.api_token.is_none() {
+            tracing::info!(
+                "EPHEMERA_API_TOKEN is not set: reads are open on this loopback address and REST writes answer 401"
+            );
         }
-        let server = ephemera_http::serve(listener, state).context("starting the HTTP server")?;
+        let servers = ephemera_http::serve(listener, metrics_listener, state)
+            .context("starting the HTTP server")?;
         tracing::info!(
             address = %format!("http://{}:{port}", settings.listen.ip()),
             database = %redact_url(&settings.database_url),
             "ephemera is serving"
         );
+        let metrics = match (metrics_port, servers.metrics, settings.metrics_listen) {
+            (Some(metrics_port), Some(server), Some(addr)) => {
+                tracing::info!(
+                    address = %format!("http://{}:{metrics_port}/metrics", addr.ip()),
+                    "metrics are served on their own listener, without a token"
+                );
+                Some((metrics_port, server))
+            }
+            _ => None,
+        };
         Ok(Self {
             port,
-            server,
+            server: servers.api,
+            metrics,
             db,
             workers,
         })
@@ -347,6 +383,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `EPHEMERA_METRICS_LISTEN` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The reconciler, for tests that drain work step by step.
@@ -372,7 +413,15 @@ impl Application {
     /// Serves until SIGTERM or ctrl-c, then drains requests, stops the
     /// workers and closes the database pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         self.server.await.context("serving HTTP")?;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         self.workers.shutdown().await;
         self.db.close().await.context("closing the database")?;
         tracing::info!("ephemera stopped");

@@ -231,3 +231,109 @@ fn a_malformed_github_key_stops_start_up_naming_the_variable() {
         "the key never reaches the output"
     );
 }
+
+#[test]
+fn serve_off_loopback_without_a_token_refuses_in_one_line_naming_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let addr = format!("0.0.0.0:{}", free_port());
+    let vars = [
+        ("DATABASE_URL", db.as_str()),
+        ("EPHEMERA_LISTEN", addr.as_str()),
+    ];
+    let out = run(dir.path(), &["serve"], &vars);
+    assert_one_line_error(&out, "EPHEMERA_API_TOKEN");
+    assert!(
+        stderr(&out).contains("EPHEMERA_ANONYMOUS_READS=true"),
+        "names the opt-in: {}",
+        stderr(&out)
+    );
+    // Only serving is refused: the same settings still migrate.
+    let status = run(dir.path(), &["migrate", "status"], &vars);
+    assert!(status.status.success(), "{}", stderr(&status));
+}
+
+#[test]
+fn serve_off_loopback_answers_anonymous_reads_only_when_opted_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let port = free_port();
+    let addr = format!("0.0.0.0:{port}");
+    let child = ephemera(
+        dir.path(),
+        &["serve"],
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EPHEMERA_LISTEN", addr.as_str()),
+            ("EPHEMERA_ANONYMOUS_READS", "true"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let _server = Running(Some(child));
+    assert!(wait_ready(port));
+    let list = http_get(port, "/api/v1/environments").unwrap();
+    assert!(list.starts_with("HTTP/1.1 200"), "{list}");
+}
+
+#[test]
+fn short_tokens_and_webhook_secrets_stop_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &[("GITHUB_WEBHOOK_SECRET", "dev")]);
+    assert_one_line_error(&out, "GITHUB_WEBHOOK_SECRET");
+    assert!(stderr(&out).contains("at least 16"), "{}", stderr(&out));
+    let out = run(dir.path(), &[], &[("EPHEMERA_API_TOKEN", "changeme")]);
+    assert_one_line_error(&out, "EPHEMERA_API_TOKEN");
+}
+
+#[test]
+fn metrics_move_to_their_own_listener_and_leave_the_api_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let (port, metrics_port) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{port}");
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let child = ephemera(
+        dir.path(),
+        &["serve"],
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("EPHEMERA_LISTEN", listen.as_str()),
+            ("EPHEMERA_METRICS_LISTEN", metrics_listen.as_str()),
+            ("EPHEMERA_API_TOKEN", "a-token-of-sufficient-length"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let _server = Running(Some(child));
+    assert!(wait_ready(port));
+
+    let on_api = http_get(port, "/metrics").unwrap();
+    assert!(on_api.starts_with("HTTP/1.1 404"), "{on_api}");
+    let read = http_get(port, "/api/v1/environments").unwrap();
+    assert!(
+        read.starts_with("HTTP/1.1 401"),
+        "reads still need the token: {read}"
+    );
+
+    let scrape = http_get(metrics_port, "/metrics").unwrap();
+    assert!(
+        scrape.starts_with("HTTP/1.1 200"),
+        "no token needed: {scrape}"
+    );
+    assert!(
+        scrape.contains(
+            r#"ephemera_http_requests_total{method="GET",route="/health/ready",status="200"}"#
+        ),
+        "{scrape}"
+    );
+    let other = http_get(metrics_port, "/api/v1/environments").unwrap();
+    assert!(
+        other.starts_with("HTTP/1.1 404"),
+        "only metrics there: {other}"
+    );
+}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::process::{Running, ephemera, free_port, run, wait_ready};
 
-const SECRET: &str = "dev";
+/// The secret the README's quick start uses.
+const SECRET: &str = "local-dev-webhook-secret";
 
 /// `ephemera webhook send --example NAME` against the server on `port`, as
 /// the README shows it.
@@ -55,6 +56,12 @@ async fn wait_for_status(port: u16, status: &str) -> Value {
 
 #[tokio::test]
 async fn the_readme_loop_opens_and_destroys_a_preview_with_compiled_in_examples() {
+    // The README's commands, with its secret (long enough to be accepted).
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains(&format!("GITHUB_WEBHOOK_SECRET={SECRET} cargo run")),
+        "README quick start and this test use the same secret"
+    );
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");

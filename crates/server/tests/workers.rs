@@ -240,7 +240,7 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
 }
 
 async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
-    let app = TestApp::spawn_with(t, |s| s.api_token = Some("let-me-in".to_owned().into())).await;
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
     app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
         .await;
     app.drain().await;
@@ -255,7 +255,7 @@ async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
             "{}/api/v1/environments/{env_id}/redeploy",
             app.address
         ))
-        .bearer_auth("let-me-in")
+        .bearer_auth(support::TOKEN)
         .send()
         .await
         .unwrap();
@@ -270,7 +270,7 @@ async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
 }
 
 async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
-    let app = TestApp::spawn_with(t, |s| s.api_token = Some("let-me-in".to_owned().into())).await;
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
     app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
         .await;
     app.drain().await;
@@ -300,7 +300,7 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
     let redeploy = app
         .client
         .post(url("/redeploy"))
-        .bearer_auth("let-me-in")
+        .bearer_auth(support::TOKEN)
         .send()
         .await
         .unwrap();
@@ -313,7 +313,7 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
     let destroy = app
         .client
         .delete(url(""))
-        .bearer_auth("let-me-in")
+        .bearer_auth(support::TOKEN)
         .send()
         .await
         .unwrap();
@@ -328,7 +328,7 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
             "POST" => app.client.post(url(path)),
             _ => app.client.delete(url(path)),
         };
-        let response = request.bearer_auth("let-me-in").send().await.unwrap();
+        let response = request.bearer_auth(support::TOKEN).send().await.unwrap();
         assert_eq!(
             response.status(),
             409,
@@ -343,7 +343,7 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
             "{}/api/v1/environments/424242/redeploy",
             app.address
         ))
-        .bearer_auth("let-me-in")
+        .bearer_auth(support::TOKEN)
         .send()
         .await
         .unwrap();

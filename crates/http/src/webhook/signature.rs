@@ -25,24 +25,53 @@ impl SignatureError {
     }
 }
 
+/// A well-formed `X-Hub-Signature-256`, parsed from the header alone so a
+/// missing or malformed one is refused before the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Signature([u8; 32]);
+
+impl Signature {
+    /// `sha256=` and 64 hex digits.
+    pub(crate) fn parse(header: Option<&str>) -> Result<Self, SignatureError> {
+        let header = header.ok_or(SignatureError::Missing)?;
+        let hex_digest = header
+            .trim()
+            .strip_prefix("sha256=")
+            .filter(|h| h.len() == 64)
+            .ok_or(SignatureError::Malformed)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut digest).map_err(|_| SignatureError::Malformed)?;
+        Ok(Self(digest))
+    }
+
+    /// Whether this is the HMAC-SHA256 of `body` with `secret`, compared in
+    /// constant time.
+    pub(crate) fn verify(&self, secret: &[u8], body: &[u8]) -> Result<(), SignatureError> {
+        self.verify_chunks(secret, &[body])
+    }
+
+    /// The same, over a body held in pieces.
+    pub(crate) fn verify_chunks(
+        &self,
+        secret: &[u8],
+        chunks: &[impl AsRef<[u8]>],
+    ) -> Result<(), SignatureError> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
+        for chunk in chunks {
+            mac.update(chunk.as_ref());
+        }
+        mac.verify_slice(&self.0)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
 pub(crate) fn verify(
     secret: &[u8],
     body: &[u8],
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header
-        .trim()
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed)?;
-    let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
-    if expected.len() != 32 {
-        return Err(SignatureError::Malformed);
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+    Signature::parse(header)?.verify(secret, body)
 }
 
 /// The header value GitHub would send for `body` (used by the CLI and tests).
@@ -70,6 +99,19 @@ mod tests {
     }
 
     #[test]
+    fn a_body_in_pieces_verifies_like_the_whole() {
+        let signature = Signature::parse(Some(GITHUB_SIGNATURE)).unwrap();
+        assert_eq!(
+            signature.verify_chunks(SECRET, &[&b"Hello, "[..], b"", b"World!"]),
+            Ok(())
+        );
+        assert_eq!(
+            signature.verify_chunks(SECRET, &[&b"Hello, "[..], b"World?"]),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
     fn refuses_missing_malformed_and_wrong_signatures() {
         assert_eq!(verify(SECRET, BODY, None), Err(SignatureError::Missing));
         assert_eq!(
@@ -82,6 +124,11 @@ mod tests {
         );
         assert_eq!(
             verify(SECRET, BODY, Some("sha256=abcd")),
+            Err(SignatureError::Malformed)
+        );
+        let too_long = format!("{GITHUB_SIGNATURE}00");
+        assert_eq!(
+            verify(SECRET, BODY, Some(&too_long)),
             Err(SignatureError::Malformed)
         );
         assert_eq!(

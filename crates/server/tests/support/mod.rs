@@ -13,9 +13,22 @@ use serde_json::Value;
 /// The webhook secret test apps are configured with.
 pub const SECRET: &str = "test-webhook-secret";
 
+/// The API token tests configure with [`token`]; [`TestApp::get`] sends it
+/// whenever the app has a token.
+pub const TOKEN: &str = "test-api-token-0123456789";
+
+pub fn token() -> ephemera_http::ApiToken {
+    ephemera_http::ApiToken::parse(TOKEN).unwrap()
+}
+
 #[derive(Debug)]
 pub struct TestApp {
     pub address: String,
+    /// `/metrics` on its own listener, when the test set
+    /// `EPHEMERA_METRICS_LISTEN`.
+    pub metrics_address: Option<String>,
+    /// Whether [`TOKEN`] is configured; `get` then sends it.
+    pub has_token: bool,
     pub client: reqwest::Client,
     pub database: TestDatabase,
     /// Drives the workers' steps by hand (background workers are off
@@ -55,6 +68,10 @@ impl TestApp {
             .await
             .expect("building the app");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
+        let has_token = settings.api_token.is_some();
         let reconciler = app.reconciler();
         let commands = app.commands();
         let reports = app.reports();
@@ -62,6 +79,8 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
+            metrics_address,
+            has_token,
             client: reqwest::Client::new(),
             database,
             reconciler,
@@ -71,12 +90,13 @@ impl TestApp {
         }
     }
 
+    /// GETs `path`, with the bearer token when the app has one.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("sending a request")
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if self.has_token {
+            request = request.bearer_auth(TOKEN);
+        }
+        request.send().await.expect("sending a request")
     }
 
     /// GETs `path`, asserts a problem+json answer with `status`, returns it.
