@@ -109,10 +109,10 @@ fn typed(schema: &Value, raw: &str) -> Value {
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
         _ => vec![],
     };
-    if types.iter().any(|t| *t == "integer" || *t == "number") {
-        if let Ok(n) = serde_json::from_str::<serde_json::Number>(raw) {
-            return Value::Number(n);
-        }
+    if types.iter().any(|t| *t == "integer" || *t == "number")
+        && let Ok(n) = serde_json::from_str::<serde_json::Number>(raw)
+    {
+        return Value::Number(n);
     }
     if types.contains(&"boolean") && (raw == "true" || raw == "false") {
         return Value::Bool(raw == "true");
