@@ -2,12 +2,13 @@
 //! and status with a latency histogram, webhook deliveries by event and
 //! outcome, environments by status and the reconciler's backlog (read from
 //! the database at scrape time), the GitHub outbox backlog, provisioner
-//! run durations.
+//! run durations, GitHub API answers by operation and status and GitHub's
+//! remaining rate limit.
 
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use ephemera_application::ports::WorkObserver;
+use ephemera_application::ports::{GitHubObserver, WorkObserver};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -27,6 +28,8 @@ pub struct Metrics {
     outbox: IntGauge,
     provisioner_runs: HistogramVec,
     pruned: IntCounterVec,
+    github_requests: IntCounterVec,
+    github_rate_limit: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +94,19 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(pruned.clone()))?;
+        let github_requests = IntCounterVec::new(
+            Opts::new(
+                "github_api_requests_total",
+                "GitHub API answers by operation (GitHub's operationId) and HTTP status",
+            ),
+            &["operation", "status"],
+        )?;
+        let github_rate_limit = IntGauge::new(
+            "github_rate_limit_remaining",
+            "x-ratelimit-remaining of GitHub's latest answer that had one",
+        )?;
+        registry.register(Box::new(github_requests.clone()))?;
+        registry.register(Box::new(github_rate_limit.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -101,6 +117,8 @@ impl Metrics {
             outbox,
             provisioner_runs,
             pruned,
+            github_requests,
+            github_rate_limit,
         })
     }
 
@@ -136,6 +154,20 @@ impl WorkObserver for Metrics {
     fn pruned(&self, kind: &str, count: u64) {
         // `kind` is one of three fixed names from the retention pass.
         self.pruned.with_label_values(&[kind]).inc_by(count);
+    }
+}
+
+impl GitHubObserver for Metrics {
+    fn request(&self, operation: &str, status: u16) {
+        // `operation` is one of the adapter's fixed names, never a URL.
+        self.github_requests
+            .with_label_values(&[operation, &status.to_string()])
+            .inc();
+    }
+
+    fn rate_limit_remaining(&self, remaining: u64) {
+        self.github_rate_limit
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
     }
 }
 
