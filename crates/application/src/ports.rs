@@ -32,7 +32,7 @@ pub use installations::InstallationRepository;
 pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
 pub use retention::Pruner;
-pub use stats::{NoObserver, StatsProbe, WorkObserver};
+pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
 pub use users::UserRepository;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
 pub use work::{WorkQueue, WorkTx};

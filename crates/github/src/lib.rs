@@ -4,7 +4,14 @@
 //! view of a PR's preview up to date: one sticky comment, the
 //! `ephemera/preview` commit status and GitHub Deployments.
 //!
+//! Every request names ephemera (`User-Agent: ephemera/<version>`), asks
+//! for `application/vnd.github+json` at API version 2022-11-28, and every
+//! answer's status and rate-limit reading goes to a [`GitHubObserver`]
+//! (see `transport`).
+//!
 //! Depends on domain and application only, never on another adapter.
+
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,14 +19,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, PullRequestRef,
-    PullRequestState, ReportError,
+    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, HookDelivery,
+    PullRequestRef, PullRequestState, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId};
-use octocrab::Octocrab;
+use http::Method;
+use octocrab::auth::AppAuth;
 use octocrab::models::{AppId, InstallationId as GhInstallationId};
-use serde::Deserialize;
-use serde_json::json;
+use octocrab::{AuthState, Octocrab};
+use serde::{Deserialize, Serialize};
+use transport::{Watch, send};
+
+pub use transport::{ACCEPT_VALUE, API_VERSION, USER_AGENT_VALUE};
 
 /// The hidden line that marks ephemera's comment on a PR.
 pub const COMMENT_MARKER: &str = "<!-- ephemera:preview -->";
@@ -41,6 +52,11 @@ impl std::error::Error for GitHubConfigError {}
 /// A GitHub App, able to act as any of its installations.
 pub struct GitHubApp {
     app: Octocrab,
+    app_id: u64,
+    watch: Arc<Watch>,
+    /// The App's slug (`GET /app`), asked once when first needed: its bot
+    /// user is `<slug>[bot]`.
+    slug: tokio::sync::OnceCell<String>,
     /// One client per installation, shared: octocrab keeps the token in
     /// the client (a clone would start with an empty cache).
     installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
@@ -59,22 +75,46 @@ impl GitHubApp {
         private_key_pem: &[u8],
         api_url: &str,
     ) -> Result<Self, GitHubConfigError> {
-        let app = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| GitHubConfigError(format!("GITHUB_API_URL: `{api_url}` is not a URL: {e}")))?
-            .app_from_rsa_pem(AppId(app_id), private_key_pem)
-            .map_err(|_| {
-                GitHubConfigError(
-                    "GITHUB_APP_PRIVATE_KEY: not an RSA private key in PEM format (the .pem file GitHub gives you)"
-                        .to_owned(),
-                )
-            })?
-            .build()
+        let not_a_url = |why: String| {
+            GitHubConfigError(format!("GITHUB_API_URL: `{api_url}` is not a URL: {why}"))
+        };
+        let base: http::Uri = api_url.parse().map_err(|e| not_a_url(format!("{e}")))?;
+        if base.scheme().is_none() || base.authority().is_none() {
+            return Err(not_a_url("it needs a scheme and a host".to_owned()));
+        }
+        let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem).map_err(|_| {
+            GitHubConfigError(
+                "GITHUB_APP_PRIVATE_KEY: not an RSA private key in PEM format (the .pem file GitHub gives you)"
+                    .to_owned(),
+            )
+        })?;
+        let watch = Arc::new(Watch::default());
+        let auth = AuthState::App(AppAuth {
+            app_id: AppId(app_id),
+            key,
+        });
+        let app = transport::app_client(auth, base, watch.clone())
             .map_err(|e| GitHubConfigError(format!("building the GitHub client: {e}")))?;
         Ok(Self {
             app,
+            app_id,
+            watch,
+            slug: tokio::sync::OnceCell::new(),
             installations: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Tells `observer` about every answer from GitHub from now on (the
+    /// first observer set stays).
+    pub fn observed_by(self, observer: Arc<dyn GitHubObserver>) -> Self {
+        self.watch.observe_with(observer);
+        self
+    }
+
+    /// GitHub's `x-ratelimit-remaining` on the latest answer that had one,
+    /// whichever installation (or the App itself) it was for.
+    pub fn rate_limit_remaining(&self) -> Option<u64> {
+        self.watch.rate_limit_remaining()
     }
 
     /// The client of one installation; octocrab caches its token and
@@ -109,7 +149,26 @@ fn classify(what: &str, err: octocrab::Error) -> ReportError {
     match err {
         octocrab::Error::GitHub { source, .. } => {
             let status = source.status_code.as_u16();
-            let message = format!("{what}: {status} {}", source.message);
+            let mut message = format!("{what}: {status} {}", source.message);
+            // GitHub says what it refused in `errors` (field, code, message):
+            // keep it, or a 422 in the logs says only "Validation Failed".
+            let errors: Vec<String> = source
+                .errors
+                .iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect();
+            if !errors.is_empty() {
+                message = format!("{message}: {}", errors.join(", "));
+            }
+            if status == 422 {
+                tracing::warn!(
+                    status,
+                    github_message = %source.message,
+                    errors = %errors.join(", "),
+                    "GitHub refused a request as invalid ({what})"
+                );
+            }
             let header = |name: &str| {
                 source
                     .headers
@@ -151,6 +210,28 @@ struct Comment {
     id: i64,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    user: Option<Author>,
+    /// Set by GitHub on what an App wrote with an installation token.
+    #[serde(default)]
+    performed_via_github_app: Option<AppRef>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    login: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct AppRef {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct AppBody {
+    slug: String,
 }
 
 #[derive(Deserialize)]
@@ -158,8 +239,92 @@ struct Created {
     id: i64,
 }
 
+#[derive(Serialize)]
+struct CommentBody<'a> {
+    body: &'a str,
+}
+
+/// Absent fields are left out, never sent as `null`: GitHub answers 422
+/// for `null` in most string fields (the contract tests check each one).
+#[derive(Serialize)]
+struct NewCommitStatus<'a> {
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_url: Option<&'a str>,
+    description: &'a str,
+    context: &'static str,
+}
+
+#[derive(Serialize)]
+struct NewDeployment<'a> {
+    #[serde(rename = "ref")]
+    git_ref: &'a str,
+    environment: &'a str,
+    description: &'a str,
+    transient_environment: bool,
+    production_environment: bool,
+    auto_merge: bool,
+    /// Empty: deploy whatever the checks say (ephemera sets one itself).
+    required_contexts: [&'static str; 0],
+}
+
+#[derive(Serialize)]
+struct NewDeploymentStatus<'a> {
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment_url: Option<&'a str>,
+    description: &'a str,
+    auto_inactive: bool,
+}
+
 fn owner_repo(pr: &PullRequestRef) -> (&str, &str) {
     (pr.repository.owner(), pr.repository.name())
+}
+
+impl GitHubApp {
+    /// Whether `comment` is ephemera's sticky comment: it carries the
+    /// marker and this App wrote it. Anyone can paste the marker; only the
+    /// App's own comment is edited, so a person (or another App) can
+    /// neither hijack the report nor make it fail on their comment.
+    async fn is_ours(&self, comment: &Comment) -> Result<bool, ReportError> {
+        if !comment
+            .body
+            .as_deref()
+            .is_some_and(|b| b.starts_with(COMMENT_MARKER))
+        {
+            return Ok(false);
+        }
+        if let Some(app) = &comment.performed_via_github_app {
+            return Ok(app.id == self.app_id);
+        }
+        // No App attribution: the App's bot user, `<slug>[bot]`.
+        match &comment.user {
+            Some(user) if user.kind == "Bot" && user.login.ends_with("[bot]") => {
+                let slug = self.slug().await?;
+                Ok(user.login.strip_suffix("[bot]") == Some(slug))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn slug(&self) -> Result<&str, ReportError> {
+        self.slug
+            .get_or_try_init(|| async {
+                // The App's own JWT, not an installation token.
+                send::<AppBody>(
+                    &self.app,
+                    "apps/get-authenticated",
+                    Method::GET,
+                    "/app".to_owned(),
+                    None::<&()>,
+                )
+                .await
+                .map(|app| app.slug)
+                .map_err(|e| classify("reading the App's slug", e))
+            })
+            .await
+            .map(String::as_str)
+    }
 }
 
 #[async_trait]
@@ -177,12 +342,14 @@ impl GitHubReporter for GitHubApp {
             let client = client.clone();
             let body = body.clone();
             async move {
-                client
-                    .patch::<Comment, _, _>(
-                        format!("/repos/{owner}/{repo}/issues/comments/{id}"),
-                        Some(&json!({ "body": body })),
-                    )
-                    .await
+                send::<Comment>(
+                    &client,
+                    "issues/update-comment",
+                    Method::PATCH,
+                    format!("/repos/{owner}/{repo}/issues/comments/{id}"),
+                    Some(&CommentBody { body: &body }),
+                )
+                .await
             }
         };
         if let Some(id) = known_id {
@@ -196,35 +363,40 @@ impl GitHubReporter for GitHubApp {
         }
         let mut page = 1;
         loop {
-            let comments: Vec<Comment> = client
-                .get(
-                    format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
-                    Some(&json!({ "per_page": 100, "page": page })),
-                )
-                .await
-                .map_err(|e| classify("listing PR comments", e))?;
-            if let Some(mine) = comments.iter().find(|c| {
-                c.body
-                    .as_deref()
-                    .is_some_and(|b| b.starts_with(COMMENT_MARKER))
-            }) {
-                return edit(mine.id)
-                    .await
-                    .map(|c| c.id)
-                    .map_err(|e| classify("editing the PR comment", e));
+            let comments: Vec<Comment> = send(
+                &client,
+                "issues/list-comments",
+                Method::GET,
+                format!(
+                    "/repos/{owner}/{repo}/issues/{}/comments?per_page=100&page={page}",
+                    pr.number
+                ),
+                None::<&()>,
+            )
+            .await
+            .map_err(|e| classify("listing PR comments", e))?;
+            for comment in &comments {
+                if self.is_ours(comment).await? {
+                    return edit(comment.id)
+                        .await
+                        .map(|c| c.id)
+                        .map_err(|e| classify("editing the PR comment", e));
+                }
             }
             if comments.len() < 100 {
                 break;
             }
             page += 1;
         }
-        let created: Created = client
-            .post(
-                format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
-                Some(&json!({ "body": body })),
-            )
-            .await
-            .map_err(|e| classify("creating the PR comment", e))?;
+        let created: Created = send(
+            &client,
+            "issues/create-comment",
+            Method::POST,
+            format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
+            Some(&CommentBody { body: &body }),
+        )
+        .await
+        .map_err(|e| classify("creating the PR comment", e))?;
         Ok(created.id)
     }
 
@@ -240,18 +412,20 @@ impl GitHubReporter for GitHubApp {
         let (owner, repo) = owner_repo(pr);
         // GitHub caps descriptions at 140 characters.
         let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = client
-            .post(
-                format!("/repos/{owner}/{repo}/statuses/{sha}"),
-                Some(&json!({
-                    "state": state.as_str(),
-                    "target_url": target_url,
-                    "description": description,
-                    "context": STATUS_CONTEXT,
-                })),
-            )
-            .await
-            .map_err(|e| classify("setting the commit status", e))?;
+        let _: serde_json::Value = send(
+            &client,
+            "repos/create-commit-status",
+            Method::POST,
+            format!("/repos/{owner}/{repo}/statuses/{sha}"),
+            Some(&NewCommitStatus {
+                state: state.as_str(),
+                target_url: target_url.as_deref(),
+                description: &description,
+                context: STATUS_CONTEXT,
+            }),
+        )
+        .await
+        .map_err(|e| classify("setting the commit status", e))?;
         Ok(())
     }
 
@@ -264,21 +438,23 @@ impl GitHubReporter for GitHubApp {
     ) -> Result<i64, ReportError> {
         let client = self.client(pr.installation)?;
         let (owner, repo) = owner_repo(pr);
-        let created: Created = client
-            .post(
-                format!("/repos/{owner}/{repo}/deployments"),
-                Some(&json!({
-                    "ref": sha.as_str(),
-                    "environment": environment,
-                    "description": description,
-                    "transient_environment": true,
-                    "production_environment": false,
-                    "auto_merge": false,
-                    "required_contexts": [],
-                })),
-            )
-            .await
-            .map_err(|e| classify("creating the GitHub deployment", e))?;
+        let created: Created = send(
+            &client,
+            "repos/create-deployment",
+            Method::POST,
+            format!("/repos/{owner}/{repo}/deployments"),
+            Some(&NewDeployment {
+                git_ref: sha.as_str(),
+                environment,
+                description,
+                transient_environment: true,
+                production_environment: false,
+                auto_merge: false,
+                required_contexts: [],
+            }),
+        )
+        .await
+        .map_err(|e| classify("creating the GitHub deployment", e))?;
         Ok(created.id)
     }
 
@@ -293,18 +469,20 @@ impl GitHubReporter for GitHubApp {
         let client = self.client(pr.installation)?;
         let (owner, repo) = owner_repo(pr);
         let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = client
-            .post(
-                format!("/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
-                Some(&json!({
-                    "state": state.as_str(),
-                    "environment_url": environment_url,
-                    "description": description,
-                    "auto_inactive": false,
-                })),
-            )
-            .await
-            .map_err(|e| classify("setting the deployment status", e))?;
+        let _: serde_json::Value = send(
+            &client,
+            "repos/create-deployment-status",
+            Method::POST,
+            format!("/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+            Some(&NewDeploymentStatus {
+                state: state.as_str(),
+                environment_url: environment_url.as_deref(),
+                description: &description,
+                auto_inactive: false,
+            }),
+        )
+        .await
+        .map_err(|e| classify("setting the deployment status", e))?;
         Ok(())
     }
 }
@@ -358,13 +536,15 @@ impl GitHubReader for GitHubApp {
     async fn pull_request(&self, pr: &PullRequestRef) -> Result<PullRequestState, ReportError> {
         let client = self.client(pr.installation)?;
         let (owner, repo) = owner_repo(pr);
-        let body: PullRequestBody = client
-            .get(
-                format!("/repos/{owner}/{repo}/pulls/{}", pr.number),
-                None::<&()>,
-            )
-            .await
-            .map_err(|e| classify("reading the PR", e))?;
+        let body: PullRequestBody = send(
+            &client,
+            "pulls/get",
+            Method::GET,
+            format!("/repos/{owner}/{repo}/pulls/{}", pr.number),
+            None::<&()>,
+        )
+        .await
+        .map_err(|e| classify("reading the PR", e))?;
         Ok(PullRequestState {
             open: body.state == "open",
             head_sha: CommitSha::parse(&body.head.sha)
@@ -385,11 +565,15 @@ impl GitHubReader for GitHubApp {
         since: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<HookDelivery>, ReportError> {
         // The App's own JWT, not an installation token.
-        let page: Vec<DeliveryBody> = self
-            .app
-            .get("/app/hook/deliveries", Some(&json!({ "per_page": 100 })))
-            .await
-            .map_err(|e| classify("listing the App's webhook deliveries", e))?;
+        let page: Vec<DeliveryBody> = send(
+            &self.app,
+            "apps/list-webhook-deliveries",
+            Method::GET,
+            "/app/hook/deliveries?per_page=100".to_owned(),
+            None::<&()>,
+        )
+        .await
+        .map_err(|e| classify("listing the App's webhook deliveries", e))?;
         Ok(page
             .into_iter()
             .filter(|d| d.delivered_at >= since)
@@ -405,12 +589,14 @@ impl GitHubReader for GitHubApp {
     }
 
     async fn redeliver(&self, id: i64) -> Result<(), ReportError> {
-        let response = self
-            .app
-            ._post(format!("/app/hook/deliveries/{id}/attempts"), None::<&()>)
-            .await
-            .map_err(|e| classify("requesting a redelivery", e))?;
-        let status = response.status();
+        let status = transport::status(
+            &self.app,
+            "apps/redeliver-webhook-delivery",
+            Method::POST,
+            format!("/app/hook/deliveries/{id}/attempts"),
+        )
+        .await
+        .map_err(|e| classify("requesting a redelivery", e))?;
         if status.is_success() {
             Ok(())
         } else if status.as_u16() == 404 {

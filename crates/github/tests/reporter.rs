@@ -1,17 +1,24 @@
 //! The GitHub adapter against a fake GitHub (wiremock) that checks paths,
-//! methods, bodies and the Authorization header.
+//! methods, bodies and the Authorization header, and refuses every request
+//! GitHub's OpenAPI description would refuse (`contract`).
 
 #![allow(clippy::unwrap_used)]
 
+mod contract;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubReporter, PullRequestRef, ReportError,
+    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, PullRequestRef,
+    ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, header, header_regex, method, path, query_param};
+use wiremock::matchers::{
+    body_partial_json, header, header_regex, method, path, path_regex, query_param,
+};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const KEY: &[u8] = include_bytes!("fixtures/test-app-key.pem");
@@ -29,9 +36,11 @@ fn sha() -> CommitSha {
     CommitSha::parse("ec26c3e57ca3a959ca5aad62de7213c562f8c821").unwrap()
 }
 
-/// A fake GitHub that hands out one installation token, exactly once.
+/// A fake GitHub that enforces GitHub's contract on every request and
+/// hands out one installation token, exactly once.
 async fn github() -> (MockServer, GitHubApp) {
     let server = MockServer::start().await;
+    contract::enforce(&server).await;
     Mock::given(method("POST"))
         .and(path("/app/installations/1/access_tokens"))
         .and(header_regex(
@@ -154,13 +163,30 @@ async fn one_comment_is_created_then_edited_in_place() {
     );
 }
 
+/// A comment as GitHub lists it: who wrote it, and through which App.
+fn comment(id: i64, body: &str, login: &str, via_app: Option<i64>) -> serde_json::Value {
+    let kind = if login.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    };
+    json!({
+        "id": id,
+        "body": body,
+        "user": {"login": login, "id": id * 10, "type": kind},
+        "performed_via_github_app": via_app.map(|id| json!({"id": id, "slug": "some-app"})),
+    })
+}
+
+const OURS: &str = "ephemera-preview[bot]";
+
 #[tokio::test]
-async fn an_existing_comment_is_found_by_its_marker() {
+async fn the_apps_own_comment_is_found_by_its_marker() {
     let (server, app) = github().await;
     authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            {"id": 3, "body": "LGTM"},
-            {"id": 5, "body": format!("{COMMENT_MARKER}\nold")}
+            comment(3, "LGTM", "octocat", None),
+            comment(5, &format!("{COMMENT_MARKER}\nold"), OURS, Some(42)),
         ])))
         .mount(&server)
         .await;
@@ -288,6 +314,248 @@ async fn errors_are_sorted_into_retry_gone_and_refused() {
         after > Duration::from_secs(100) && after <= Duration::from_secs(120),
         "{after:?}"
     );
+}
+
+#[tokio::test]
+async fn a_humans_comment_with_the_marker_is_left_alone() {
+    let (server, app) = github().await;
+    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            // Posted first by a person, and by another App, to hijack the report.
+            comment(5, &format!("{COMMENT_MARKER}\nfake"), "mallory", None),
+            comment(
+                6,
+                &format!("{COMMENT_MARKER}\nfake"),
+                "other-app[bot]",
+                Some(7)
+            ),
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex(
+        "^/repos/Codertocat/Hello-World/issues/comments/",
+    ))
+    .respond_with(ResponseTemplate::new(403))
+    .expect(0)
+    .mount(&server)
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/app"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    authed(
+        Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")),
+    )
+    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
+    .expect(1)
+    .mount(&server)
+    .await;
+
+    assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 77);
+}
+
+#[tokio::test]
+async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
+    let (server, app) = github().await;
+    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(
+            8,
+            &format!("{COMMENT_MARKER}\nold"),
+            OURS,
+            None
+        ),])))
+        .mount(&server)
+        .await;
+    // The App's slug, asked once with the App's JWT and cached.
+    Mock::given(method("GET"))
+        .and(path("/app"))
+        .and(header_regex(
+            "authorization",
+            r"^Bearer ey[\w-]+\.[\w-]+\.[\w-]+$",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 42, "slug": "ephemera-preview", "name": "ephemera preview"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(
+        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/8")),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 8})))
+    .expect(2)
+    .mount(&server)
+    .await;
+
+    for _ in 0..2 {
+        assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 8);
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_status_without_a_url_leaves_the_field_out() {
+    let (server, app) = github().await;
+    authed(
+        Mock::given(method("POST"))
+            .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
+    )
+    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+    .expect(2)
+    .mount(&server)
+    .await;
+
+    for state in [DeploymentState::InProgress, DeploymentState::Inactive] {
+        app.create_deployment_status(&pr(), 9, state, None, "deploying")
+            .await
+            .unwrap();
+    }
+    for request in server.received_requests().await.unwrap() {
+        if request.url.path().ends_with("/statuses") {
+            let body: serde_json::Value = request.body_json().unwrap();
+            assert!(body.get("environment_url").is_none(), "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_422_is_refused_with_githubs_message_and_errors() {
+    let refused = status_error(ResponseTemplate::new(422).set_body_json(json!({
+        "message": "Validation Failed",
+        "errors": [{
+            "resource": "Status", "code": "custom", "field": "target_url",
+            "message": "target_url must use http(s) scheme"
+        }],
+        "documentation_url": "https://docs.github.com/rest/commits/statuses",
+    })))
+    .await;
+    let ReportError::Refused(message) = refused else {
+        panic!("a 422 is refused for good: {refused:?}");
+    };
+    assert!(
+        message.contains("422 Validation Failed")
+            && message.contains("target_url must use http(s) scheme"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_request_is_read_with_the_installation_token() {
+    let (server, app) = github().await;
+    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
+    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "number": 2, "state": "open", "draft": false,
+            "updated_at": "2019-05-15T15:20:33Z",
+            "labels": [{"id": 1, "name": "preview"}],
+            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(186853002)},
+            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let state = app.pull_request(&pr()).await.unwrap();
+    assert!(state.open && !state.is_fork && !state.draft);
+    assert_eq!(state.head_sha, sha());
+    assert_eq!(state.labels, ["preview"]);
+}
+
+#[tokio::test]
+async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
+    let server = MockServer::start().await;
+    contract::enforce(&server).await;
+    let app = GitHubApp::new(42, KEY, &server.uri()).unwrap();
+    let jwt = || header_regex("authorization", r"^Bearer ey[\w-]+\.[\w-]+\.[\w-]+$");
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .and(jwt())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": 12345678, "guid": "0b989ba4-242f-11e5-81e1-c7b6966d2516",
+            "delivered_at": "2019-06-03T00:57:16Z", "redelivery": false,
+            "duration": 0.27, "status": "Invalid HTTP Response: 503",
+            "status_code": 503, "event": "pull_request", "action": "opened",
+            "installation_id": 1, "repository_id": 186853002
+        }])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/hook/deliveries/12345678/attempts"))
+        .and(jwt())
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let since = "2019-06-01T00:00:00Z".parse().unwrap();
+    let missed = app.recent_deliveries(since).await.unwrap();
+    assert_eq!(missed.len(), 1);
+    assert_eq!(missed[0].status_code, 503);
+    app.redeliver(missed[0].id).await.unwrap();
+}
+
+/// Records what the adapter tells its observer.
+#[derive(Default)]
+struct Recorder {
+    requests: Mutex<Vec<(String, u16)>>,
+    remaining: Mutex<Vec<u64>>,
+}
+
+impl GitHubObserver for Recorder {
+    fn request(&self, operation: &str, status: u16) {
+        self.requests
+            .lock()
+            .unwrap()
+            .push((operation.to_owned(), status));
+    }
+
+    fn rate_limit_remaining(&self, remaining: u64) {
+        self.remaining.lock().unwrap().push(remaining);
+    }
+}
+
+#[tokio::test]
+async fn every_answer_is_counted_by_operation_and_status_and_its_rate_limit_read() {
+    let (server, app) = github().await;
+    let recorder = Arc::new(Recorder::default());
+    let app = app.observed_by(recorder.clone());
+    assert_eq!(app.rate_limit_remaining(), None);
+    authed(Mock::given(method("POST")).and(path(format!(
+        "/repos/Codertocat/Hello-World/statuses/{}",
+        sha()
+    ))))
+    .respond_with(
+        ResponseTemplate::new(201)
+            .insert_header("x-ratelimit-remaining", "4998")
+            .set_body_json(json!({"id": 1})),
+    )
+    .mount(&server)
+    .await;
+    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
+        .respond_with(github_error(404).insert_header("x-ratelimit-remaining", "4997"))
+        .mount(&server)
+        .await;
+
+    app.set_commit_status(&pr(), &sha(), CommitState::Pending, None, "Deploying")
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.pull_request(&pr()).await,
+        Err(ReportError::Gone(_))
+    ));
+
+    assert_eq!(
+        *recorder.requests.lock().unwrap(),
+        [
+            ("apps/create-installation-access-token".to_owned(), 201),
+            ("repos/create-commit-status".to_owned(), 201),
+            ("pulls/get".to_owned(), 404),
+        ]
+    );
+    assert_eq!(*recorder.remaining.lock().unwrap(), [4998, 4997]);
+    assert_eq!(app.rate_limit_remaining(), Some(4997));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! outcome, webhook refusals and the memory held by webhook bodies,
 //! environments by status and the reconciler's backlog (read from the
 //! database at scrape time), the GitHub outbox backlog, provisioner run
-//! durations.
+//! durations, GitHub API answers by operation and status and GitHub's
+//! remaining rate limit.
 //!
 //! No label takes a value a client chose: methods outside a fixed set are
 //! `OTHER`, routes are the matched pattern or `unmatched`, events outside
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use ephemera_application::ports::WorkObserver;
+use ephemera_application::ports::{GitHubObserver, WorkObserver};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -36,6 +37,8 @@ pub struct Metrics {
     outbox: IntGauge,
     provisioner_runs: HistogramVec,
     pruned: IntCounterVec,
+    github_requests: IntCounterVec,
+    github_rate_limit: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -113,6 +116,19 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(pruned.clone()))?;
+        let github_requests = IntCounterVec::new(
+            Opts::new(
+                "github_api_requests_total",
+                "GitHub API answers by operation (GitHub's operationId) and HTTP status",
+            ),
+            &["operation", "status"],
+        )?;
+        let github_rate_limit = IntGauge::new(
+            "github_rate_limit_remaining",
+            "x-ratelimit-remaining of GitHub's latest answer that had one",
+        )?;
+        registry.register(Box::new(github_requests.clone()))?;
+        registry.register(Box::new(github_rate_limit.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -125,6 +141,8 @@ impl Metrics {
             outbox,
             provisioner_runs,
             pruned,
+            github_requests,
+            github_rate_limit,
         })
     }
 
@@ -186,6 +204,20 @@ impl WorkObserver for Metrics {
     fn pruned(&self, kind: &str, count: u64) {
         // `kind` is one of three fixed names from the retention pass.
         self.pruned.with_label_values(&[kind]).inc_by(count);
+    }
+}
+
+impl GitHubObserver for Metrics {
+    fn request(&self, operation: &str, status: u16) {
+        // `operation` is one of the adapter's fixed names, never a URL.
+        self.github_requests
+            .with_label_values(&[operation, &status.to_string()])
+            .inc();
+    }
+
+    fn rate_limit_remaining(&self, remaining: u64) {
+        self.github_rate_limit
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
     }
 }
 

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{
-    Clock, GitHubReporter, NoObserver, Provisioner, SystemClock, WorkObserver, WorkQueue,
+    Clock, GitHubObserver, GitHubReporter, NoObserver, Provisioner, SystemClock, WorkObserver,
+    WorkQueue,
 };
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
@@ -227,8 +228,11 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
 
 /// The GitHub App client when reporting is configured (and a line saying
 /// so); `None`, said once, when it is not. A malformed key stops start-up
-/// with one clear line.
-pub fn github_app(settings: &Settings) -> anyhow::Result<Option<Arc<GitHubApp>>> {
+/// with one clear line. `observer` hears of every answer from GitHub.
+pub fn github_app(
+    settings: &Settings,
+    observer: Arc<dyn GitHubObserver>,
+) -> anyhow::Result<Option<Arc<GitHubApp>>> {
     let Some(config) = &settings.github else {
         tracing::info!(
             "GitHub reporting is off: set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY (or _PATH) to turn it on"
@@ -240,7 +244,8 @@ pub fn github_app(settings: &Settings) -> anyhow::Result<Option<Arc<GitHubApp>>>
         config.private_key.expose_secret().as_bytes(),
         &config.api_url,
     )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .observed_by(observer);
     tracing::info!(app_id = config.app_id, api = %config.api_url, "GitHub reporting is on");
     Ok(Some(Arc::new(app)))
 }
@@ -305,10 +310,10 @@ impl Application {
             .transpose()
             .context("reading the bound metrics address")?;
 
-        let app = github_app(settings)?;
+        let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
+        let app = github_app(settings, metrics.clone())?;
         let wake = Arc::new(Notify::new());
         let provisioner = provisioner(settings).await?;
-        let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
         let workers = Workers::build(
             settings,
             &db,
@@ -434,7 +439,7 @@ impl Application {
 pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
-    let app = github_app(settings)?;
+    let app = github_app(settings, Arc::new(NoObserver))?;
     let provisioner = provisioner(settings).await?;
     let workers = Workers::build(
         settings,

@@ -377,6 +377,14 @@ async fn a_rate_limit_waits_for_the_reset(t: TestDatabase) {
     assert!(app.drain_reports().await.is_empty(), "not before the reset");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("ephemera_outbox_backlog 1"), "{metrics}");
+    // What GitHub answered, by operation and status, and its budget left.
+    for line in [
+        r#"ephemera_github_api_requests_total{operation="apps/create-installation-access-token",status="201"} 1"#,
+        r#"ephemera_github_api_requests_total{operation="issues/list-comments",status="403"} 1"#,
+        "ephemera_github_rate_limit_remaining 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 }
 
 async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {

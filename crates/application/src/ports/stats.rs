@@ -24,6 +24,19 @@ pub trait WorkObserver: Send + Sync {
     fn pruned(&self, _kind: &str, _count: u64) {}
 }
 
+/// Told about every answer GitHub gives the GitHub adapter, for the
+/// request counter and the rate-limit gauge. Both methods do nothing by
+/// default.
+pub trait GitHubObserver: Send + Sync {
+    /// One request answered. `operation` is a fixed name per kind of call
+    /// (GitHub's operationId, e.g. `issues/create-comment`), never a URL,
+    /// so the label set stays small.
+    fn request(&self, _operation: &str, _status: u16) {}
+
+    /// GitHub's `x-ratelimit-remaining` on the latest answer that had one.
+    fn rate_limit_remaining(&self, _remaining: u64) {}
+}
+
 /// Observes nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoObserver;
@@ -31,3 +44,5 @@ pub struct NoObserver;
 impl WorkObserver for NoObserver {
     fn observe(&self, _: &str, _: &str, _: &str, _: f64) {}
 }
+
+impl GitHubObserver for NoObserver {}
