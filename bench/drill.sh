@@ -151,6 +151,12 @@ if want hostile; then
     else
         report "made-up methods: $(h junk_other_series) OTHER, $(h junk_raw_series) raw series" FAILED
     fi
+    if [ "$(h replay_original)" = 200 ] && [ "$(h replay_copy)" = 200 ] \
+        && [ "$(h replay_logged_outcome)" = ignored ] && [ "$(h replay_logged_as_replay)" = 1 ]; then
+        report "a captured delivery replayed under a new id: 200, logged as an ignored replay, nothing changed" ok
+    else
+        report "replayed delivery: $(h replay_original)/$(h replay_copy), logged $(h replay_logged_outcome)" FAILED
+    fi
     if [ "$(h signed_after)" = 200 ]; then
         report "signed delivery afterwards: 200; RSS idle $(mib "$idle") MiB, end $(mib "$(h rss_end_kib)") MiB, peak (VmHWM) $(mib "$hwm") MiB" ok
     else

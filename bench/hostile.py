@@ -4,7 +4,8 @@
 Talks to 127.0.0.1 only, in bounded loops: a burst of unsigned 20 MB webhook
 bodies, a burst of 20 MB bodies with a well-formed but wrong signature, slow
 senders dribbling a byte at a time, and made-up HTTP methods. Samples the
-server's resident memory (VmRSS of --pid) throughout. Prints `KEY=VALUE`
+server's resident memory (VmRSS of --pid) throughout. Then a captured signed
+delivery replayed under a new delivery id. Prints `KEY=VALUE`
 lines (no spaces in values) for the drill to record.
 
     bench/hostile.py --port 8080 --pid 1234 --secret S --token T
@@ -156,6 +157,17 @@ def get(port, path, token):
     return data.decode(errors="replace")
 
 
+def signed(secret, event, delivery, body):
+    """A complete webhook request as GitHub sends it, signed with `secret`."""
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    head = (
+        "POST /api/v1/github/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-GitHub-Event: {event}\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    return head + body
+
+
 def emit(key, value):
     print(f"{key}={value}", flush=True)
 
@@ -209,13 +221,22 @@ def main():
 
     # Still serving: a signed ping.
     ping = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
-    signature = "sha256=" + hmac.new(args.secret.encode(), ping, hashlib.sha256).hexdigest()
-    head = (
-        "POST /api/v1/github/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"X-GitHub-Event: ping\r\nX-GitHub-Delivery: {uuid.uuid4()}\r\nX-Hub-Signature-256: {signature}\r\n"
-        f"Content-Length: {len(ping)}\r\nConnection: close\r\n\r\n"
+    emit("signed_after", raw(args.port, signed(args.secret, "ping", str(uuid.uuid4()), ping)))
+
+    # A captured signed delivery sent again under a fresh delivery id: 200,
+    # logged as an ignored replay, nothing changed.
+    suspend = json.dumps(
+        {"action": "suspend", "installation": {"id": 4242, "account": {"login": "octo"},
+                                               "updated_at": "2026-01-01T00:00:00Z"},
+         "sender": {"id": 1, "login": "octo"}}
     ).encode()
-    emit("signed_after", raw(args.port, head + ping))
+    first, replay = str(uuid.uuid4()), str(uuid.uuid4())
+    emit("replay_original", raw(args.port, signed(args.secret, "installation", first, suspend)))
+    emit("replay_copy", raw(args.port, signed(args.secret, "installation", replay, suspend)))
+    logged = get(args.port, f"/api/v1/deliveries/{replay}", args.token)
+    outcome = logged.split('"outcome":"', 1)[1].split('"', 1)[0] if '"outcome":"' in logged else "missing"
+    emit("replay_logged_outcome", outcome)
+    emit("replay_logged_as_replay", int("replay" in logged))
     time.sleep(2)
     emit("rss_end_kib", rss_kib(args.pid))
 
