@@ -21,6 +21,7 @@ mod m20261122_000010_policy_facts;
 mod m20261122_000011_replay_guard;
 mod m20261122_000012_repository_id;
 mod m20261122_000013_github_ledger;
+mod m20261122_000014_leases;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000011_replay_guard::Migration),
             Box::new(m20261122_000012_repository_id::Migration),
             Box::new(m20261122_000013_github_ledger::Migration),
+            Box::new(m20261122_000014_leases::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod environments;
 mod github;
 mod health;
 mod installations;
+mod leases;
 mod outbox;
 mod provisioner;
 mod retention;
@@ -29,6 +30,7 @@ pub use github::{
 };
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;
+pub use leases::Leases;
 pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
 pub use retention::Pruner;
@@ -41,7 +43,7 @@ pub use work::{WorkQueue, WorkTx};
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
-    health::MockHealthProbe, installations::MockInstallationRepository,
+    health::MockHealthProbe, installations::MockInstallationRepository, leases::MockLeases,
     provisioner::MockProvisioner, retention::MockPruner, users::MockUserRepository,
     webhooks::MockWebhookStore, webhooks::MockWebhookTx, work::MockWorkQueue, work::MockWorkTx,
 };

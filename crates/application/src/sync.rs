@@ -5,6 +5,7 @@
 //! ephemera heals itself.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ephemera_domain::{DeliveryId, DeliveryOutcome, EnvironmentStatus};
 use thiserror::Error;
@@ -13,11 +14,41 @@ use crate::PageRequest;
 use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
 use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
-    PullRequestRef, ReportError, WebhookStore,
+    Leases, PullRequestRef, ReportError, WebhookStore,
 };
 
 /// How a redelivery request is noted in the delivery log.
 const REQUESTED: &str = "missed; redelivery requested";
+
+/// Redeliveries ephemera asks for one delivery at most: a delivery that
+/// fails every time needs an operator, not more requests.
+pub const MAX_REQUESTS: u32 = 3;
+
+/// Pages of 100 failed deliveries read back per pass at most.
+const MAX_PAGES: u32 = 20;
+
+/// Read back a little before the previous pass: deliveries GitHub was
+/// still retrying then are listed again.
+const LIST_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
+
+/// How many redeliveries a delivery-log note says were asked for.
+fn requests_noted(reason: &str) -> Option<u32> {
+    let rest = reason
+        .strip_prefix(REQUESTED)?
+        .trim_start()
+        .strip_prefix('(')?;
+    rest.split_once(" of ")?.0.trim().parse().ok()
+}
+
+/// The lease that keeps the passes on one replica.
+const SYNC_LEASE: &str = "github-sync";
+
+#[derive(Clone)]
+struct SyncLease {
+    leases: Arc<dyn Leases>,
+    owner: String,
+    ttl: Duration,
+}
 
 #[derive(Debug, Error)]
 pub enum SyncError {
@@ -35,6 +66,8 @@ pub struct SyncSummary {
     /// suspended installation).
     pub held: usize,
     pub redelivered: Vec<String>,
+    /// Another replica holds the sync lease: this one did nothing.
+    pub skipped: bool,
 }
 
 #[derive(Clone)]
@@ -45,6 +78,9 @@ pub struct GitHubSync {
     store: Arc<dyn WebhookStore>,
     commands: EnvironmentCommands,
     clock: Arc<dyn Clock>,
+    lease: Option<SyncLease>,
+    /// When GitHub's failed deliveries were last read back.
+    last_listed: Arc<std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
 }
 
 impl std::fmt::Debug for GitHubSync {
@@ -81,6 +117,8 @@ impl GitHubSync {
             store,
             commands,
             clock,
+            lease: None,
+            last_listed: Arc::default(),
         }
     }
 
@@ -183,35 +221,54 @@ impl GitHubSync {
         Ok(summary)
     }
 
-    /// Asks GitHub to redeliver failed deliveries ephemera never recorded,
+    /// Asks GitHub to redeliver failed deliveries ephemera did not apply,
     /// and records that it asked (as a `failed` delivery-log entry, which a
-    /// redelivery then applies afresh).
+    /// redelivery then applies afresh). Reads GitHub's failed deliveries
+    /// back to the previous pass (or GitHub's 3-day window), following its
+    /// cursor; never asks again for what ephemera refused for good (a 4xx:
+    /// the same bytes would be refused again), waits for a redelivery it
+    /// asked for, and asks for one delivery at most [`MAX_REQUESTS`] times.
     #[tracing::instrument(skip(self))]
     pub async fn redeliver_missed(&self) -> Result<Vec<String>, SyncError> {
-        let since = self.clock.now() - chrono::Duration::days(3);
-        let deliveries = match self.github.recent_deliveries(since).await {
+        let now = self.clock.now();
+        let window = now - chrono::Duration::days(3);
+        let since = self
+            .last_listed()
+            .map_or(window, |last| (last - LIST_OVERLAP).max(window));
+        let deliveries = match self.github.failed_deliveries(since, MAX_PAGES).await {
             Ok(d) => d,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot list the App's deliveries");
                 return Ok(Vec::new());
             }
         };
+        self.listed_at(now);
+        let mut seen_guids = std::collections::HashSet::new();
         let mut asked = Vec::new();
+        // Newest first: the first entry of a guid is its latest attempt.
         for delivery in deliveries {
-            if (200..300).contains(&delivery.status_code) {
+            if !seen_guids.insert(delivery.guid.clone())
+                || (200..300).contains(&delivery.status_code)
+                || (400..500).contains(&delivery.status_code)
+            {
                 continue;
             }
             let Ok(guid) = DeliveryId::parse(&delivery.guid) else {
                 continue;
             };
-            // Skip what ephemera applied, ignored, or already asked for; a
-            // delivery it answered with an error is asked for again.
-            if let Some(seen) = self.deliveries.get(&guid).await.map_err(unexpected)? {
-                let asked = seen
-                    .reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with(REQUESTED));
-                if seen.outcome != DeliveryOutcome::Failed || asked {
+            let mut asked_before = 0;
+            if let Some(logged) = self.deliveries.get(&guid).await.map_err(unexpected)? {
+                let reason = logged.reason.as_deref().unwrap_or_default();
+                let waiting = reason.starts_with(REQUESTED)
+                    // GitHub has not tried again since ephemera asked.
+                    && delivery.delivered_at <= logged.updated_at;
+                asked_before = requests_noted(reason)
+                    .unwrap_or_else(|| u32::try_from(logged.attempts - 1).unwrap_or(0));
+                if logged.outcome != DeliveryOutcome::Failed
+                    || reason.starts_with("unreadable payload")
+                    || waiting
+                    || asked_before >= MAX_REQUESTS
+                {
                     continue;
                 }
             }
@@ -226,12 +283,13 @@ impl GitHubSync {
             // Recorded before asking: a redelivery arriving at once finds
             // the entry and is applied over it.
             let note = format!(
-                "{REQUESTED} at {} (GitHub got {})",
-                self.clock.now().to_rfc3339(),
+                "{REQUESTED} ({} of {MAX_REQUESTS}) at {} (GitHub got {})",
+                asked_before + 1,
+                now.to_rfc3339(),
                 delivery.status_code
             );
             self.store
-                .record_failure(&header, note, self.clock.now())
+                .record_failure(&header, note, now)
                 .await
                 .map_err(unexpected)?;
             if let Err(err) = self.github.redeliver(delivery.id).await {
@@ -244,8 +302,42 @@ impl GitHubSync {
         Ok(asked)
     }
 
-    /// Both passes; for the periodic task.
+    fn last_listed(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self
+            .last_listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn listed_at(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self
+            .last_listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
+    }
+
+    /// Runs the passes only on the replica holding the sync lease, so N
+    /// replicas cost GitHub what one does.
+    pub fn leased(mut self, leases: Arc<dyn Leases>, owner: String, ttl: Duration) -> Self {
+        self.lease = Some(SyncLease { leases, owner, ttl });
+        self
+    }
+
+    /// Both passes; for the periodic task. Skipped (`summary.skipped`)
+    /// while another replica holds the lease.
     pub async fn run_once(&self) -> Result<SyncSummary, SyncError> {
+        if let Some(lease) = &self.lease
+            && !lease
+                .leases
+                .try_acquire(SYNC_LEASE, &lease.owner, lease.ttl, self.clock.now())
+                .await
+                .map_err(unexpected)?
+        {
+            return Ok(SyncSummary {
+                skipped: true,
+                ..SyncSummary::default()
+            });
+        }
         let mut summary = self.sync_pull_requests().await?;
         summary.redelivered = self.redeliver_missed().await?;
         Ok(summary)

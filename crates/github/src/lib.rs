@@ -560,32 +560,46 @@ impl GitHubReader for GitHubApp {
         })
     }
 
-    async fn recent_deliveries(
+    async fn failed_deliveries(
         &self,
         since: chrono::DateTime<chrono::Utc>,
+        max_pages: u32,
     ) -> Result<Vec<HookDelivery>, ReportError> {
-        // The App's own JWT, not an installation token.
-        let page: Vec<DeliveryBody> = send(
-            &self.app,
-            "apps/list-webhook-deliveries",
-            Method::GET,
-            "/app/hook/deliveries?per_page=100".to_owned(),
-            None::<&()>,
-        )
-        .await
-        .map_err(|e| classify("listing the App's webhook deliveries", e))?;
-        Ok(page
-            .into_iter()
-            .filter(|d| d.delivered_at >= since)
-            .map(|d| HookDelivery {
-                id: d.id,
-                guid: d.guid,
-                event: d.event,
-                action: d.action,
-                status_code: d.status_code,
-                delivered_at: d.delivered_at,
-            })
-            .collect())
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let mut path = "/app/hook/deliveries?per_page=100&status=failure".to_owned();
+            if let Some(cursor) = &cursor {
+                path.push_str("&cursor=");
+                path.push_str(
+                    &url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>(),
+                );
+            }
+            // The App's own JWT, not an installation token.
+            let (page, headers): (Vec<DeliveryBody>, _) =
+                transport::send_paged(&self.app, "apps/list-webhook-deliveries", path)
+                    .await
+                    .map_err(|e| classify("listing the App's webhook deliveries", e))?;
+            // Newest first: a page reaching back past `since` is the last.
+            let reached_back = page.iter().any(|d| d.delivered_at < since);
+            found.extend(
+                page.into_iter()
+                    .filter(|d| d.delivered_at >= since)
+                    .map(|d| HookDelivery {
+                        id: d.id,
+                        guid: d.guid,
+                        event: d.event,
+                        action: d.action,
+                        status_code: d.status_code,
+                        delivered_at: d.delivered_at,
+                    }),
+            );
+            cursor = transport::next_cursor(&headers);
+            if reached_back || cursor.is_none() {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     async fn redeliver(&self, id: i64) -> Result<(), ReportError> {

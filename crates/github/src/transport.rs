@@ -230,3 +230,58 @@ pub(crate) async fn status(
         .await?;
     Ok(response.status())
 }
+
+/// [`send`], also returning the answer's headers (for `Link` pagination).
+pub(crate) async fn send_paged<R: DeserializeOwned>(
+    client: &Octocrab,
+    operation: &'static str,
+    path: String,
+) -> Result<(R, http::HeaderMap), octocrab::Error> {
+    let response = client
+        .execute(request(client, operation, Method::GET, path, None::<&()>)?)
+        .await?;
+    let response = octocrab::map_github_error(response).await?;
+    let headers = response.headers().clone();
+    let body = <R as octocrab::FromResponse>::from_response(response).await?;
+    Ok((body, headers))
+}
+
+/// The `cursor` of the `rel="next"` page in a `Link` header, if any.
+pub(crate) fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        let url =
+            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
+        url.query_pairs()
+            .find(|(key, _)| key == "cursor")
+            .map(|(_, value)| value.into_owned())
+    })
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn the_next_cursor_is_read_from_the_link_header() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::LINK,
+            http::HeaderValue::from_static(
+                "<https://api.github.com/app/hook/deliveries?per_page=2&cursor=v1_12077215967&status=failure>; rel=\"next\", \
+                 <https://api.github.com/app/hook/deliveries?per_page=2>; rel=\"first\"",
+            ),
+        );
+        assert_eq!(next_cursor(&headers).as_deref(), Some("v1_12077215967"));
+        headers.insert(
+            http::header::LINK,
+            http::HeaderValue::from_static("<https://api.github.com/x?cursor=a>; rel=\"prev\""),
+        );
+        assert_eq!(next_cursor(&headers), None);
+        assert_eq!(next_cursor(&http::HeaderMap::new()), None);
+    }
+}

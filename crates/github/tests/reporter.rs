@@ -468,17 +468,60 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
     contract::enforce(&server).await;
     let app = GitHubApp::new(42, KEY, &server.uri()).unwrap();
     let jwt = || header_regex("authorization", r"^Bearer ey[\w-]+\.[\w-]+\.[\w-]+$");
-    Mock::given(method("GET"))
-        .and(path("/app/hook/deliveries"))
-        .and(jwt())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
-            "id": 12345678, "guid": "0b989ba4-242f-11e5-81e1-c7b6966d2516",
-            "delivered_at": "2019-06-03T00:57:16Z", "redelivery": false,
+    let delivery = |id: i64, at: &str| {
+        json!({
+            "id": id, "guid": format!("guid-{id}"),
+            "delivered_at": at, "redelivery": false,
             "duration": 0.27, "status": "Invalid HTTP Response: 503",
             "status_code": 503, "event": "pull_request", "action": "opened",
             "installation_id": 1, "repository_id": 186853002
-        }])))
+        })
+    };
+    // Two pages of failures, newest first; the second reaches back past
+    // `since`, so no third page is asked for.
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .and(query_param("status", "failure"))
+        .and(query_param("cursor", "v1_page2"))
+        .and(jwt())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    format!(
+                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page3>; rel=\"next\"",
+                        server.uri()
+                    )
+                    .as_str(),
+                )
+                .set_body_json(json!([
+                    delivery(12345677, "2019-06-02T00:00:00Z"),
+                    delivery(12345600, "2019-05-01T00:00:00Z")
+                ])),
+        )
         .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .and(query_param("status", "failure"))
+        .and(query_param("per_page", "100"))
+        .and(jwt())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    format!(
+                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page2>; rel=\"next\"",
+                        server.uri()
+                    )
+                    .as_str(),
+                )
+                .set_body_json(json!([delivery(12345678, "2019-06-03T00:57:16Z")])),
+        )
+        .expect(1)
+        .with_priority(2)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -490,8 +533,13 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
         .await;
 
     let since = "2019-06-01T00:00:00Z".parse().unwrap();
-    let missed = app.recent_deliveries(since).await.unwrap();
-    assert_eq!(missed.len(), 1);
+    let missed = app.failed_deliveries(since, 10).await.unwrap();
+    let ids: Vec<i64> = missed.iter().map(|d| d.id).collect();
+    assert_eq!(
+        ids,
+        [12345678, 12345677],
+        "both pages, nothing older than since"
+    );
     assert_eq!(missed[0].status_code, 503);
     app.redeliver(missed[0].id).await.unwrap();
 }

@@ -7,5 +7,6 @@ pub mod environments;
 pub mod github_reports;
 pub mod installation_repositories;
 pub mod installations;
+pub mod leases;
 pub mod users;
 pub mod webhook_deliveries;

@@ -12,6 +12,7 @@ mod environments;
 mod error;
 mod health;
 mod installations;
+mod leases;
 mod outbox;
 mod retention;
 #[cfg(feature = "testing")]
@@ -26,6 +27,7 @@ pub use deployments::SqlDeploymentRepository;
 pub use environments::SqlEnvironmentRepository;
 pub use health::SqlHealthProbe;
 pub use installations::SqlInstallationRepository;
+pub use leases::SqlLeases;
 pub use outbox::SqlReportOutbox;
 pub use retention::SqlPruner;
 pub use sea_orm::DatabaseConnection;

@@ -22,7 +22,8 @@ use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
     DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
-    SqlHealthProbe, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
+    SqlHealthProbe, SqlLeases, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue,
+    redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use secrecy::ExposeSecret;
@@ -107,6 +108,17 @@ impl Workers {
                 Arc::new(SqlWebhookStore::new(db.clone()).reporting(true)),
                 commands.clone(),
                 clock.clone(),
+            )
+            .leased(
+                Arc::new(SqlLeases::new(db.clone())),
+                format!(
+                    "{}-{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned()),
+                    std::process::id()
+                ),
+                // Held across passes; another replica takes over two
+                // intervals after the holder stopped renewing it.
+                settings.workers.github_sync.saturating_mul(2),
             )
         });
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());

@@ -680,6 +680,41 @@ async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
     assert_eq!(env["status"], "destroying");
 }
 
+/// A failed delivery GitHub lists again and again (its redeliveries fail
+/// too): asked for at most three times, then left to the operator.
+async fn a_delivery_that_keeps_failing_is_asked_for_three_times_at_most(t: TestDatabase) {
+    let github = fake_github().await;
+    let app = app_reporting_to(t, &github).await;
+    let sync = app.sync.as_ref().unwrap();
+    for pass in 0..5 {
+        // Each pass GitHub shows a newer failed attempt (the redelivery
+        // that failed again), later than ephemera's request.
+        github.reset().await;
+        hand_out_tokens(&github, None).await;
+        Mock::given(method("POST"))
+            .and(path("/app/hook/deliveries/21/attempts"))
+            .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+            .mount(&github)
+            .await;
+        let at = (chrono::Utc::now() + chrono::Duration::minutes(pass + 1)).to_rfc3339();
+        Mock::given(method("GET"))
+            .and(path("/app/hook/deliveries"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 21, "guid": "keeps-failing", "event": "pull_request", "action": "opened",
+                 "status_code": 502, "delivered_at": at, "redelivery": pass > 0}
+            ])))
+            .mount(&github)
+            .await;
+        let asked = sync.redeliver_missed().await.unwrap();
+        assert_eq!(asked.len(), usize::from(pass < 3), "pass {pass}: {asked:?}");
+    }
+    let logged = app.json("/api/v1/deliveries/keeps-failing").await;
+    assert!(
+        logged["reason"].as_str().unwrap().contains("(3 of 3)"),
+        "{logged}"
+    );
+}
+
 async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDatabase) {
     let github = fake_github().await;
     let app = app_reporting_to(t, &github).await;
@@ -699,6 +734,8 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
              "status_code": 0, "delivered_at": now, "redelivery": false},
             {"id": 13, "guid": "fine", "event": "push", "action": null,
              "status_code": 200, "delivered_at": now, "redelivery": false},
+            {"id": 15, "guid": "refused-for-good", "event": "pull_request", "action": "opened",
+             "status_code": 401, "delivered_at": now, "redelivery": false},
             {"id": 14, "guid": "too-old", "event": "pull_request", "action": "opened",
              "status_code": 500, "delivered_at": "2019-01-01T00:00:00Z", "redelivery": false}
         ])))
@@ -718,7 +755,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
     );
     assert!(
         sync.redeliver_missed().await.unwrap().is_empty(),
-        "asked once"
+        "asked once, then waits for GitHub's redelivery"
     );
     let logged = app.json("/api/v1/deliveries/missed-during-outage").await;
     assert_eq!(logged["outcome"], "failed");
@@ -745,6 +782,7 @@ backend_tests!(
     a_newer_head_on_github_is_deployed,
     a_pr_the_app_can_no_longer_see_is_destroyed,
     failed_deliveries_ephemera_never_saw_are_redelivered_once,
+    a_delivery_that_keeps_failing_is_asked_for_three_times_at_most,
     a_pr_lifecycle_shows_one_comment_statuses_and_deployments,
     github_errors_are_retried_until_delivered_once,
     a_rate_limit_waits_for_the_reset,

@@ -130,10 +130,12 @@ pub trait GitHubReader: Send + Sync {
     /// more.
     async fn pull_request(&self, pr: &PullRequestRef) -> Result<PullRequestState, ReportError>;
 
-    /// The App's webhook deliveries since `since`, newest first.
-    async fn recent_deliveries(
+    /// The App's failed webhook deliveries since `since`, newest first,
+    /// following GitHub's cursor for at most `max_pages` pages of 100.
+    async fn failed_deliveries(
         &self,
         since: chrono::DateTime<chrono::Utc>,
+        max_pages: u32,
     ) -> Result<Vec<HookDelivery>, ReportError>;
 
     /// Asks GitHub to send delivery `id` again.
