@@ -25,8 +25,8 @@ pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use github::{
-    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, PullRequestRef,
-    PullRequestState, ReportError,
+    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, OpenPullRequests,
+    PullRequestRef, PullRequestState, ReportError,
 };
 pub use health::HealthProbe;
 pub use installations::InstallationRepository;

@@ -1,20 +1,22 @@
-//! Healing what webhooks missed: a periodic sync asks GitHub about every
-//! live environment's PR (closed → destroy, newer head → deploy, gone →
-//! destroy), and asks GitHub to redeliver failed webhook deliveries that
-//! ephemera never recorded — within GitHub's 3-day window, an outage of
-//! ephemera heals itself.
+//! Healing what webhooks missed: a periodic sync lists each repository's
+//! open PRs and compares them with the live environments (closed → destroy,
+//! newer head → through the deploy policy, repository gone → destroy), and
+//! asks GitHub to redeliver failed webhook deliveries ephemera did not apply
+//! — within GitHub's 3-day window, an outage of ephemera heals itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_domain::{DeliveryId, DeliveryOutcome, EnvironmentStatus};
+use ephemera_domain::{
+    DeliveryId, DeliveryOutcome, Environment, EnvironmentStatus, InstallationId,
+};
 use thiserror::Error;
 
 use crate::PageRequest;
 use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
 use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
-    Leases, PullRequestRef, ReportError, WebhookStore,
+    Leases, OpenPullRequests, PullRequestState, ReportError, WebhookStore,
 };
 
 /// How a redelivery request is noted in the delivery log.
@@ -39,6 +41,10 @@ fn requests_noted(reason: &str) -> Option<u32> {
         .strip_prefix('(')?;
     rest.split_once(" of ")?.0.trim().parse().ok()
 }
+
+/// Below this many requests left in GitHub's rate-limit window, drift
+/// repair waits for the next pass: reports to GitHub matter more.
+pub const RATE_FLOOR: u64 = 500;
 
 /// The lease that keeps the passes on one replica.
 const SYNC_LEASE: &str = "github-sync";
@@ -68,6 +74,8 @@ pub struct SyncSummary {
     pub redelivered: Vec<String>,
     /// Another replica holds the sync lease: this one did nothing.
     pub skipped: bool,
+    /// The pass stopped early: GitHub's rate limit was below the floor.
+    pub rate_limited: bool,
 }
 
 #[derive(Clone)]
@@ -81,6 +89,8 @@ pub struct GitHubSync {
     lease: Option<SyncLease>,
     /// When GitHub's failed deliveries were last read back.
     last_listed: Arc<std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
+    /// The ETag of each repository's last open-PR listing acted on.
+    etags: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for GitHubSync {
@@ -119,17 +129,88 @@ impl GitHubSync {
             clock,
             lease: None,
             last_listed: Arc::default(),
+            etags: Arc::default(),
         }
     }
 
-    /// Compares every live environment with its PR on GitHub.
+    /// Compares every live environment with its PR on GitHub: one listing
+    /// of open PRs per repository (conditional, so an unchanged repository
+    /// costs no rate limit), not one read per environment. Stops early when
+    /// GitHub's remaining rate limit is below [`RATE_FLOOR`], leaving the
+    /// budget to the reports.
     #[tracing::instrument(skip(self))]
     pub async fn sync_pull_requests(&self) -> Result<SyncSummary, SyncError> {
         let mut summary = SyncSummary::default();
+        for ((installation, _), envs) in self.live_by_repository().await? {
+            if self
+                .github
+                .rate_limit_remaining()
+                .is_some_and(|left| left < RATE_FLOOR)
+            {
+                tracing::warn!(
+                    floor = RATE_FLOOR,
+                    "GitHub rate limit low: drift repair waits for the next pass"
+                );
+                summary.rate_limited = true;
+                break;
+            }
+            let repository = envs[0].repository.clone();
+            let key = repository.key();
+            let etag = self.etag(&key);
+            summary.checked += envs.len();
+            match self
+                .github
+                .open_pull_requests(installation, &repository, etag)
+                .await
+            {
+                Ok(OpenPullRequests::Unchanged) => {}
+                Ok(OpenPullRequests::Listed { etag, pulls }) => {
+                    let open: std::collections::HashMap<_, _> = pulls.into_iter().collect();
+                    let mut settled = true;
+                    for env in &envs {
+                        let outcome = match open.get(&env.pr_number) {
+                            None => self
+                                .destroy(env, "PR closed on GitHub (found by the sync; the webhook was missed)", &mut summary)
+                                .await,
+                            Some(state) => self.follow(env, state, &mut summary).await,
+                        };
+                        settled &= outcome?;
+                    }
+                    // Remembered only once every environment was brought in
+                    // line: an unchanged list then means nothing to do.
+                    self.remember_etag(key, etag.filter(|_| settled));
+                }
+                Err(ReportError::Gone(why)) => {
+                    tracing::info!(%repository, %why, "repository no longer visible on GitHub");
+                    for env in &envs {
+                        self.destroy(
+                            env,
+                            "the PR or its repository is no longer visible to the App",
+                            &mut summary,
+                        )
+                        .await?;
+                    }
+                }
+                // GitHub unavailable or refusing: try again next pass.
+                Err(err) => {
+                    tracing::warn!(%repository, error = %err, "sync skipped a repository")
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Live environments with an installation, grouped by installation and
+    /// repository (GitHub's id when known, else the name).
+    async fn live_by_repository(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(InstallationId, String), Vec<Environment>>, SyncError>
+    {
         let filter = EnvironmentFilter {
             active_only: true,
             ..Default::default()
         };
+        let mut groups: std::collections::BTreeMap<_, Vec<Environment>> = Default::default();
         let mut page = PageRequest::parse(Some(200), None).map_err(unexpected)?;
         loop {
             let rows = self
@@ -138,7 +219,7 @@ impl GitHubSync {
                 .await
                 .map_err(unexpected)?;
             let result = page.into_page(rows, |e| e.id.get());
-            for env in &result.items {
+            for env in result.items {
                 if matches!(
                     env.status,
                     EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
@@ -148,77 +229,78 @@ impl GitHubSync {
                 let Some(installation) = env.installation_id else {
                     continue;
                 };
-                summary.checked += 1;
-                let pr = PullRequestRef {
-                    installation,
-                    repository: env.repository.clone(),
-                    number: env.pr_number,
-                };
-                match self.github.pull_request(&pr).await {
-                    Ok(state) if !state.open => {
-                        match self
-                            .commands
-                            .destroy_because(
-                                env.id,
-                                "PR closed on GitHub (found by the sync; the webhook was missed)",
-                            )
-                            .await
-                        {
-                            Ok(_) => summary.destroyed += 1,
-                            Err(e) => {
-                                if let Some(e) = command(e) {
-                                    return Err(e);
-                                }
-                            }
-                        }
-                    }
-                    Ok(state) => match self.commands.deploy_missed_head(env.id, &state).await {
-                        Ok(MissedHead::Deployed) => summary.redeployed += 1,
-                        Ok(MissedHead::Destroyed(reason)) => {
-                            tracing::info!(environment = %env.id, %reason, "sync: the policy no longer allows this preview");
-                            summary.destroyed += 1;
-                        }
-                        Ok(MissedHead::Held(reason)) => {
-                            tracing::info!(environment = %env.id, %reason, "sync: new head held back by the policy");
-                            summary.held += 1;
-                        }
-                        Ok(MissedHead::UpToDate) => {}
-                        Err(e) => {
-                            if let Some(e) = command(e) {
-                                return Err(e);
-                            }
-                        }
-                    },
-                    Err(ReportError::Gone(why)) => {
-                        tracing::info!(environment = %env.id, %why, "PR no longer visible on GitHub");
-                        match self
-                            .commands
-                            .destroy_because(
-                                env.id,
-                                "the PR or its repository is no longer visible to the App",
-                            )
-                            .await
-                        {
-                            Ok(_) => summary.destroyed += 1,
-                            Err(e) => {
-                                if let Some(e) = command(e) {
-                                    return Err(e);
-                                }
-                            }
-                        }
-                    }
-                    // GitHub unavailable or refusing: try again next pass.
-                    Err(err) => {
-                        tracing::warn!(environment = %env.id, error = %err, "sync skipped a PR")
-                    }
-                }
+                let repository = env
+                    .repository_id
+                    .map_or_else(|| env.repository.key(), |id| format!("id:{id}"));
+                groups
+                    .entry((installation, repository))
+                    .or_default()
+                    .push(env);
             }
             match result.next {
                 Some(next) => page.after = Some(next),
                 None => break,
             }
         }
-        Ok(summary)
+        Ok(groups)
+    }
+
+    /// Puts a head GitHub has through the deploy policy; true when the
+    /// environment is in line with GitHub afterwards.
+    async fn follow(
+        &self,
+        env: &Environment,
+        state: &PullRequestState,
+        summary: &mut SyncSummary,
+    ) -> Result<bool, SyncError> {
+        match self.commands.deploy_missed_head(env.id, state).await {
+            Ok(MissedHead::Deployed) => summary.redeployed += 1,
+            Ok(MissedHead::Destroyed(reason)) => {
+                tracing::info!(environment = %env.id, %reason, "sync: the policy no longer allows this preview");
+                summary.destroyed += 1;
+            }
+            Ok(MissedHead::Held(reason)) => {
+                tracing::info!(environment = %env.id, %reason, "sync: new head held back by the policy");
+                summary.held += 1;
+            }
+            Ok(MissedHead::UpToDate) => {}
+            Err(e) => return command(e).map_or(Ok(false), Err),
+        }
+        Ok(true)
+    }
+
+    async fn destroy(
+        &self,
+        env: &Environment,
+        reason: &str,
+        summary: &mut SyncSummary,
+    ) -> Result<bool, SyncError> {
+        match self.commands.destroy_because(env.id, reason).await {
+            Ok(_) => {
+                summary.destroyed += 1;
+                Ok(true)
+            }
+            Err(e) => command(e).map_or(Ok(false), Err),
+        }
+    }
+
+    fn etag(&self, repository: &str) -> Option<String> {
+        self.etags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(repository)
+            .cloned()
+    }
+
+    fn remember_etag(&self, repository: String, etag: Option<String>) {
+        let mut etags = self
+            .etags
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match etag {
+            Some(etag) => etags.insert(repository, etag),
+            None => etags.remove(&repository),
+        };
     }
 
     /// Asks GitHub to redeliver failed deliveries ephemera did not apply,

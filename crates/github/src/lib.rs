@@ -20,9 +20,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ephemera_application::ports::{
     CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, HookDelivery,
-    PullRequestRef, PullRequestState, ReportError,
+    OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
 };
-use ephemera_domain::{CommitSha, InstallationId};
+use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use http::Method;
 use octocrab::auth::AppAuth;
 use octocrab::models::{AppId, InstallationId as GhInstallationId};
@@ -499,6 +499,36 @@ struct PullRequestBody {
     base: Base,
 }
 
+impl PullRequestBody {
+    fn into_state(self) -> Result<PullRequestState, ReportError> {
+        Ok(PullRequestState {
+            open: self.state == "open",
+            head_sha: CommitSha::parse(&self.head.sha)
+                .map_err(|e| ReportError::Refused(format!("GitHub sent {e}")))?,
+            updated_at: self.updated_at,
+            // A head in another repository, or in one that is gone, is a fork.
+            is_fork: match (&self.head.repo, &self.base.repo) {
+                (Some(head), Some(base)) => head.id != base.id,
+                _ => true,
+            },
+            draft: self.draft,
+            labels: self.labels.into_iter().map(|l| l.name).collect(),
+        })
+    }
+}
+
+/// One PR of a repository's list: the same fields as a single PR, and its
+/// number.
+#[derive(Deserialize)]
+struct PullRequestListed {
+    number: i64,
+    #[serde(flatten)]
+    body: PullRequestBody,
+}
+
+/// Pages of 100 open PRs read per repository at most.
+const MAX_PR_PAGES: u32 = 10;
+
 #[derive(Deserialize)]
 struct LabelBody {
     name: String,
@@ -545,19 +575,56 @@ impl GitHubReader for GitHubApp {
         )
         .await
         .map_err(|e| classify("reading the PR", e))?;
-        Ok(PullRequestState {
-            open: body.state == "open",
-            head_sha: CommitSha::parse(&body.head.sha)
-                .map_err(|e| ReportError::Refused(format!("GitHub sent {e}")))?,
-            updated_at: body.updated_at,
-            // A head in another repository, or in one that is gone, is a fork.
-            is_fork: match (&body.head.repo, &body.base.repo) {
-                (Some(head), Some(base)) => head.id != base.id,
-                _ => true,
-            },
-            draft: body.draft,
-            labels: body.labels.into_iter().map(|l| l.name).collect(),
+        body.into_state()
+    }
+
+    async fn open_pull_requests(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        etag: Option<String>,
+    ) -> Result<OpenPullRequests, ReportError> {
+        let client = self.client(installation)?;
+        let (owner, repo) = (repository.owner(), repository.name());
+        let mut path = Some(format!(
+            "/repos/{owner}/{repo}/pulls?state=open&per_page=100"
+        ));
+        let mut pulls = Vec::new();
+        let mut first_etag = None;
+        let mut pages = 0;
+        while let Some(next) = path.take() {
+            // Only the first page is asked conditionally: its ETag stands
+            // for the list when the list fits on it.
+            let condition = if pages == 0 { etag.as_deref() } else { None };
+            let answer: Option<(Vec<PullRequestListed>, _)> =
+                transport::get_unless_unchanged(&client, "pulls/list", next, condition)
+                    .await
+                    .map_err(|e| classify("listing open PRs", e))?;
+            let Some((page, headers)) = answer else {
+                return Ok(OpenPullRequests::Unchanged);
+            };
+            pages += 1;
+            path = transport::next_page(&headers).filter(|_| pages < MAX_PR_PAGES);
+            if pages == 1 && path.is_none() {
+                first_etag = headers
+                    .get(http::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+            }
+            for listed in page {
+                let number = PrNumber::new(listed.number)
+                    .map_err(|e| ReportError::Refused(format!("GitHub sent {e}")))?;
+                pulls.push((number, listed.body.into_state()?));
+            }
+        }
+        Ok(OpenPullRequests::Listed {
+            etag: first_etag,
+            pulls,
         })
+    }
+
+    fn rate_limit_remaining(&self) -> Option<u64> {
+        GitHubApp::rate_limit_remaining(self)
     }
 
     async fn failed_deliveries(

@@ -246,6 +246,48 @@ pub(crate) async fn send_paged<R: DeserializeOwned>(
     Ok((body, headers))
 }
 
+/// A GET that may be answered `304 Not Modified` when `etag` is given
+/// (GitHub does not count those against the rate limit): `None` then,
+/// else the JSON answer and its headers.
+pub(crate) async fn get_unless_unchanged<R: DeserializeOwned>(
+    client: &Octocrab,
+    operation: &'static str,
+    path: String,
+    etag: Option<&str>,
+) -> Result<Option<(R, http::HeaderMap)>, octocrab::Error> {
+    let mut request = request(client, operation, Method::GET, path, None::<&()>)?;
+    if let Some(value) = etag.and_then(|e| http::HeaderValue::from_str(e).ok()) {
+        request
+            .headers_mut()
+            .insert(http::header::IF_NONE_MATCH, value);
+    }
+    let response = client.execute(request).await?;
+    if response.status() == http::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    let response = octocrab::map_github_error(response).await?;
+    let headers = response.headers().clone();
+    let body = <R as octocrab::FromResponse>::from_response(response).await?;
+    Ok(Some((body, headers)))
+}
+
+/// The path and query of the `rel="next"` page in a `Link` header, if any.
+pub(crate) fn next_page(headers: &http::HeaderMap) -> Option<String> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        let url =
+            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
+        Some(match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        })
+    })
+}
+
 /// The `cursor` of the `rel="next"` page in a `Link` header, if any.
 pub(crate) fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
     let link = headers.get(http::header::LINK)?.to_str().ok()?;

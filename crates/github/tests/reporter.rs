@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, PullRequestRef,
-    ReportError,
+    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, OpenPullRequests,
+    PullRequestRef, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
@@ -460,6 +460,85 @@ async fn a_pull_request_is_read_with_the_installation_token() {
     assert!(state.open && !state.is_fork && !state.draft);
     assert_eq!(state.head_sha, sha());
     assert_eq!(state.labels, ["preview"]);
+}
+
+#[tokio::test]
+async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
+    let (server, app) = github().await;
+    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
+    let listed = |number: i64, head_repo: i64| {
+        json!({
+            "number": number, "state": "open", "draft": number == 3,
+            "updated_at": "2019-05-15T15:20:33Z", "labels": [],
+            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(head_repo)},
+            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
+        })
+    };
+    let list = "/repos/Codertocat/Hello-World/pulls";
+    authed(
+        Mock::given(method("GET"))
+            .and(path(list))
+            .and(query_param("page", "2")),
+    )
+    .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(3, 186853002)])))
+    .with_priority(1)
+    .expect(1)
+    .mount(&server)
+    .await;
+    authed(
+        Mock::given(method("GET"))
+            .and(path(list))
+            .and(query_param("state", "open"))
+            .and(header("if-none-match", "\"v1\"")),
+    )
+    .respond_with(ResponseTemplate::new(304))
+    .with_priority(2)
+    .expect(1)
+    .mount(&server)
+    .await;
+    authed(
+        Mock::given(method("GET"))
+            .and(path(list))
+            .and(query_param("state", "open")),
+    )
+    .respond_with(
+        ResponseTemplate::new(200)
+            .insert_header("etag", "\"v1\"")
+            .insert_header(
+                "link",
+                format!(
+                    "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
+                    server.uri()
+                )
+                .as_str(),
+            )
+            .set_body_json(json!([listed(2, 999)])),
+    )
+    .with_priority(3)
+    .expect(1)
+    .mount(&server)
+    .await;
+
+    let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
+    let installation = InstallationId::new(1).unwrap();
+    let OpenPullRequests::Listed { etag, pulls } = app
+        .open_pull_requests(installation, &repository, None)
+        .await
+        .unwrap()
+    else {
+        panic!("a first listing is never unchanged");
+    };
+    let numbers: Vec<u32> = pulls.iter().map(|(n, _)| n.get()).collect();
+    assert_eq!(numbers, [2, 3]);
+    assert!(pulls[0].1.is_fork && !pulls[1].1.is_fork && pulls[1].1.draft);
+    // A list over several pages has no single ETag to ask with.
+    assert_eq!(etag, None);
+    assert_eq!(
+        app.open_pull_requests(installation, &repository, Some("\"v1\"".into()))
+            .await
+            .unwrap(),
+        OpenPullRequests::Unchanged
+    );
 }
 
 #[tokio::test]

@@ -465,10 +465,12 @@ fn pr_state(state: &str, head: u32, updated: &str, fork: bool, labels: &[&str]) 
     })
 }
 
-/// GitHub's view of PR #2: what `GET /repos/…/pulls/2` answers.
+/// GitHub's open PRs of the repository: what `GET /repos/…/pulls?state=open`
+/// answers.
 async fn pr_on_github(github: &MockServer, response: ResponseTemplate) {
     Mock::given(method("GET"))
-        .and(path(format!("{REPO}/pulls/2")))
+        .and(path(format!("{REPO}/pulls")))
+        .and(wiremock::matchers::query_param("state", "open"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
         .respond_with(response)
         .with_priority(1)
@@ -487,17 +489,7 @@ async fn ready_environment(app: &TestApp) -> Value {
 
 async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) {
     let github = fake_github().await;
-    pr_on_github(
-        &github,
-        ResponseTemplate::new(200).set_body_json(pr_state(
-            "closed",
-            1,
-            "2019-05-15T17:00:00Z",
-            false,
-            &[],
-        )),
-    )
-    .await;
+    pr_on_github(&github, ResponseTemplate::new(200).set_body_json(json!([]))).await;
     let app = app_reporting_to(t, &github).await;
     ready_environment(&app).await;
 
@@ -525,13 +517,13 @@ async fn a_newer_head_on_github_is_deployed(t: TestDatabase) {
     let github = fake_github().await;
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(pr_state(
+        ResponseTemplate::new(200).set_body_json(json!([pr_state(
             "open",
             9,
             "2019-05-15T17:00:00Z",
             false,
             &[],
-        )),
+        )])),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
@@ -567,13 +559,13 @@ async fn drift_repair_never_deploys_a_fork_commit_nobody_vouched_for(t: TestData
     // PR's updated_at past everything ephemera applied.
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(pr_state(
+        ResponseTemplate::new(200).set_body_json(json!([pr_state(
             "open",
             2,
             "2019-05-15T17:00:00Z",
             true,
             &["safe-to-preview"],
-        )),
+        )])),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
@@ -628,13 +620,13 @@ async fn drift_repair_holds_new_heads_while_the_installation_is_suspended(t: Tes
     let github = fake_github().await;
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(pr_state(
+        ResponseTemplate::new(200).set_body_json(json!([pr_state(
             "open",
             9,
             "2019-05-15T17:00:00Z",
             false,
             &[],
-        )),
+        )])),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
@@ -654,6 +646,58 @@ async fn drift_repair_holds_new_heads_while_the_installation_is_suspended(t: Tes
     let env = app.json("/api/v1/environments").await[0].clone();
     assert_eq!(env["commit_sha"], format!("{:040x}", 1), "{env}");
     assert_eq!(env["status"], "ready");
+}
+
+async fn drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304(t: TestDatabase) {
+    let github = fake_github().await;
+    let listing = json!([pr_state("open", 9, "2019-05-15T17:00:00Z", false, &[])]);
+    // GitHub's conditional request: 304 when the ETag still matches.
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/pulls")))
+        .and(header("if-none-match", "\"listing-1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/pulls")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"listing-1\"")
+                .set_body_json(listing),
+        )
+        .with_priority(2)
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+    // A second PR of the same repository.
+    let mut other = pr("opened", 5, 0);
+    other["number"] = json!(3);
+    other["pull_request"]["number"] = json!(3);
+    app.deliver_ok("pull_request", &id(), &other).await;
+    app.drain().await;
+
+    let sync = app.sync.as_ref().unwrap();
+    let first = sync.sync_pull_requests().await.unwrap();
+    assert_eq!((first.checked, first.redeployed), (2, 1), "{first:?}");
+    // PR #3 is not in the open list: closed while the webhook was missed.
+    assert_eq!(first.destroyed, 1, "{first:?}");
+    let second = sync.sync_pull_requests().await.unwrap();
+    assert_eq!((second.redeployed, second.destroyed), (0, 0), "{second:?}");
+
+    let reads: Vec<_> = github
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.method.as_str() == "GET" && r.url.path().starts_with(&format!("{REPO}/pulls"))
+        })
+        .collect();
+    assert_eq!(reads.len(), 2, "one listing per pass, no read per PR");
+    assert!(reads[0].headers.get("if-none-match").is_none());
+    assert_eq!(reads[1].headers["if-none-match"], "\"listing-1\"");
 }
 
 async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
@@ -775,6 +819,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304,
     pushes_faster_than_github_answers_still_end_every_commit_and_deployment,
     drift_repair_never_deploys_a_fork_commit_nobody_vouched_for,
     drift_repair_holds_new_heads_while_the_installation_is_suspended,

@@ -122,6 +122,18 @@ pub struct HookDelivery {
     pub delivered_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A repository's open PRs as GitHub lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenPullRequests {
+    /// Nothing changed since the listing that had this ETag.
+    Unchanged,
+    Listed {
+        /// For the next conditional request.
+        etag: Option<String>,
+        pulls: Vec<(PrNumber, PullRequestState)>,
+    },
+}
+
 /// What ephemera reads back from GitHub to repair drift.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -140,6 +152,22 @@ pub trait GitHubReader: Send + Sync {
 
     /// Asks GitHub to send delivery `id` again.
     async fn redeliver(&self, id: i64) -> Result<(), ReportError>;
+
+    /// The repository's open PRs (every page), or [`OpenPullRequests::Unchanged`]
+    /// when GitHub says the list is as it was when it answered with `etag`
+    /// (a conditional request, free of rate limit). [`ReportError::Gone`]
+    /// when the repository is not visible any more.
+    async fn open_pull_requests(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        etag: Option<String>,
+    ) -> Result<OpenPullRequests, ReportError>;
+
+    /// What GitHub last said was left of the rate limit, if it said.
+    fn rate_limit_remaining(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What ephemera tells GitHub about a PR's preview.
