@@ -53,6 +53,27 @@ pub enum MissedHead {
     Destroyed(SkipReason),
 }
 
+/// Sends `env` to destroying for `reason`: its queued deployments are
+/// cancelled, a worker is due at once, and GitHub hears of it.
+async fn begin_destroy(
+    tx: &mut dyn WorkTx,
+    env: &mut Environment,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), CommandError> {
+    env.transition_to(EnvironmentStatus::Destroying, now)
+        .map_err(|e| CommandError::Conflict(e.to_string()))?;
+    env.status_reason = Some(reason.to_owned());
+    env.work_due_at = Some(now);
+    env.work_attempts = 0;
+    tx.cancel_queued_deployments(env.id, now).await?;
+    tx.update_environment(env).await?;
+    if let Some(report) = PreviewReport::of(env, None) {
+        tx.report(report).await?;
+    }
+    Ok(())
+}
+
 /// The policy's verdict on deploying `env`'s stored commit now.
 async fn decide(
     tx: &mut dyn WorkTx,
@@ -201,16 +222,7 @@ impl EnvironmentCommands {
                 tx.commit().await?;
                 return Ok(MissedHead::Held(reason));
             }
-            env.transition_to(EnvironmentStatus::Destroying, now)
-                .map_err(|e| CommandError::Conflict(e.to_string()))?;
-            env.status_reason = Some(reason.to_string());
-            env.work_due_at = Some(now);
-            env.work_attempts = 0;
-            tx.cancel_queued_deployments(id, now).await?;
-            tx.update_environment(&env).await?;
-            if let Some(report) = PreviewReport::of(&env, None) {
-                tx.report(report).await?;
-            }
+            begin_destroy(tx.as_mut(), &mut env, &reason.to_string(), now).await?;
             tx.commit().await?;
             self.wake.notify_waiters();
             return Ok(MissedHead::Destroyed(reason));
@@ -262,16 +274,7 @@ impl EnvironmentCommands {
             }
             _ => {}
         }
-        env.transition_to(EnvironmentStatus::Destroying, now)
-            .map_err(|e| CommandError::Conflict(e.to_string()))?;
-        env.status_reason = Some(reason.to_owned());
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
-        tx.cancel_queued_deployments(id, now).await?;
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, None) {
-            tx.report(report).await?;
-        }
+        begin_destroy(tx.as_mut(), &mut env, reason, now).await?;
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(env)
@@ -293,23 +296,12 @@ impl EnvironmentCommands {
             };
             // Re-checked under the lock: a webhook may have just touched it.
             let last = env.pr_updated_at.unwrap_or(env.created_at);
-            if last >= before
-                || env
-                    .transition_to(EnvironmentStatus::Destroying, now)
-                    .is_err()
-            {
+            if last >= before || !env.status.can_become(EnvironmentStatus::Destroying) {
                 continue;
             }
-            env.status_reason = Some(format!(
-                "idle: no PR activity for more than {hours}h (EPHEMERA_ENVIRONMENT_TTL)"
-            ));
-            env.work_due_at = Some(now);
-            env.work_attempts = 0;
-            tx.cancel_queued_deployments(id, now).await?;
-            tx.update_environment(&env).await?;
-            if let Some(report) = PreviewReport::of(&env, None) {
-                tx.report(report).await?;
-            }
+            let reason =
+                format!("idle: no PR activity for more than {hours}h (EPHEMERA_ENVIRONMENT_TTL)");
+            begin_destroy(tx.as_mut(), &mut env, &reason, now).await?;
             tx.commit().await?;
             count += 1;
         }
