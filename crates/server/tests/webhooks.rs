@@ -51,16 +51,28 @@ fn with_repo(mut p: Value, full_name: &str, number: u64) -> Value {
         .fold(7_i64, |id, b| (id * 31 + i64::from(b)) % 1_000_000_007);
     p["number"] = json!(number);
     p["pull_request"]["number"] = json!(number);
+    set_repository(
+        &mut p,
+        &[
+            ("full_name", json!(full_name)),
+            ("id", json!(repository_id)),
+        ],
+    );
+    p
+}
+
+/// Sets `fields` on the repository, the PR's base and its head alike.
+fn set_repository(p: &mut Value, fields: &[(&str, Value)]) {
     for pointer in [
         "/repository",
         "/pull_request/base/repo",
         "/pull_request/head/repo",
     ] {
         let repo = p.pointer_mut(pointer).unwrap();
-        repo["full_name"] = json!(full_name);
-        repo["id"] = json!(repository_id);
+        for (key, value) in fields {
+            repo[*key] = value.clone();
+        }
     }
-    p
 }
 
 fn with_labels(mut p: Value, labels: &[&str]) -> Value {
@@ -788,15 +800,10 @@ async fn an_installation_event_older_than_one_applied_is_stale(t: TestDatabase) 
 /// The same repository (same GitHub id) under another name.
 fn renamed(mut p: Value, full_name: &str) -> Value {
     let name = full_name.split_once('/').unwrap().1;
-    for pointer in [
-        "/repository",
-        "/pull_request/base/repo",
-        "/pull_request/head/repo",
-    ] {
-        let repo = p.pointer_mut(pointer).unwrap();
-        repo["full_name"] = json!(full_name);
-        repo["name"] = json!(name);
-    }
+    set_repository(
+        &mut p,
+        &[("full_name", json!(full_name)), ("name", json!(name))],
+    );
     p
 }
 
