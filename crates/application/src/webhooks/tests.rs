@@ -335,6 +335,8 @@ async fn suspended_installation_gets_no_new_deployment() {
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().contains("suspended"));
+    // Nothing created, queued or reported: only the log entry.
+    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
 }
 
 #[tokio::test]
