@@ -6,12 +6,13 @@ use ephemera_domain::{DeliveryId, DeliveryRecord};
 use thiserror::Error;
 
 use crate::ports::{DeliveryFilter, DeliveryLog};
+use crate::queries::ReadFailure;
 use crate::{Page, PageRequest};
 
 #[derive(Debug, Error)]
 pub enum ListDeliveriesError {
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Debug, Error)]
@@ -19,7 +20,7 @@ pub enum GetDeliveryError {
     #[error("no delivery with id {0}")]
     NotFound(DeliveryId),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Clone)]
@@ -48,7 +49,7 @@ impl DeliveryQueries {
             .log
             .list(filter, page)
             .await
-            .map_err(|e| anyhow::Error::new(e).context("listing deliveries"))?;
+            .map_err(|e| ReadFailure::from_store(e, "listing deliveries"))?;
         Ok(page.into_page(rows, |d| d.id))
     }
 
@@ -57,7 +58,7 @@ impl DeliveryQueries {
         self.log
             .get(delivery_id)
             .await
-            .map_err(|e| anyhow::Error::new(e).context(format!("loading delivery {delivery_id}")))?
+            .map_err(|e| ReadFailure::from_store(e, format!("loading delivery {delivery_id}")))?
             .ok_or_else(|| GetDeliveryError::NotFound(delivery_id.clone()))
     }
 }

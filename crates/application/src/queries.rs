@@ -10,12 +10,41 @@ use crate::ports::{
 };
 use crate::{Page, PageRequest};
 
+/// Why a read could not answer: the store cannot be reached right now
+/// (worth retrying: 503) or something unexpected (500). The store's error
+/// is kept as the source either way.
+#[derive(Debug, Error)]
+pub enum ReadFailure {
+    #[error("{context}: the database is unavailable")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: RepositoryError,
+    },
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl ReadFailure {
+    /// Classifies a store error met while `context`.
+    pub fn from_store(err: RepositoryError, context: impl Into<String>) -> Self {
+        let context = context.into();
+        match err {
+            RepositoryError::Unavailable(_) => Self::Unavailable {
+                context,
+                source: err,
+            },
+            other => Self::Unexpected(anyhow::Error::new(other).context(context)),
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum GetEnvironmentError {
     #[error("no environment with id {0}")]
     NotFound(EnvironmentId),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Debug, Error)]
@@ -23,13 +52,13 @@ pub enum GetEnvironmentByNamespaceError {
     #[error("no environment in namespace {0}")]
     NotFound(Namespace),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Debug, Error)]
 pub enum ListEnvironmentsError {
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Debug, Error)]
@@ -37,7 +66,7 @@ pub enum ListDeploymentsError {
     #[error("no environment with id {0}")]
     EnvironmentNotFound(EnvironmentId),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
 #[derive(Debug, Error)]
@@ -45,12 +74,11 @@ pub enum GetDeploymentError {
     #[error("no deployment with id {0}")]
     NotFound(DeploymentId),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Failed(#[from] ReadFailure),
 }
 
-/// Reads are plain look-ups, so every store error is unexpected here.
-fn unexpected(err: RepositoryError, what: String) -> anyhow::Error {
-    anyhow::Error::new(err).context(what)
+fn failed(err: RepositoryError, what: String) -> ReadFailure {
+    ReadFailure::from_store(err, what)
 }
 
 /// Everything an operator or tool can read about environments.
@@ -87,7 +115,7 @@ impl EnvironmentQueries {
             .environments
             .list(filter, page)
             .await
-            .map_err(|e| unexpected(e, "listing environments".into()))?;
+            .map_err(|e| failed(e, "listing environments".into()))?;
         Ok(page.into_page(rows, |env| env.id.get()))
     }
 
@@ -99,7 +127,7 @@ impl EnvironmentQueries {
         self.environments
             .get(id)
             .await
-            .map_err(|e| unexpected(e, format!("loading environment {id}")))?
+            .map_err(|e| failed(e, format!("loading environment {id}")))?
             .ok_or(GetEnvironmentError::NotFound(id))
     }
 
@@ -111,7 +139,7 @@ impl EnvironmentQueries {
         self.environments
             .get_by_namespace(namespace)
             .await
-            .map_err(|e| unexpected(e, format!("loading environment in namespace {namespace}")))?
+            .map_err(|e| failed(e, format!("loading environment in namespace {namespace}")))?
             .ok_or_else(|| GetEnvironmentByNamespaceError::NotFound(namespace.clone()))
     }
 
@@ -126,7 +154,7 @@ impl EnvironmentQueries {
             .environments
             .get(environment_id)
             .await
-            .map_err(|e| unexpected(e, format!("loading environment {environment_id}")))?
+            .map_err(|e| failed(e, format!("loading environment {environment_id}")))?
             .is_some();
         if !exists {
             return Err(ListDeploymentsError::EnvironmentNotFound(environment_id));
@@ -136,7 +164,7 @@ impl EnvironmentQueries {
             .list_for_environment(environment_id, page)
             .await
             .map_err(|e| {
-                unexpected(
+                failed(
                     e,
                     format!("listing deployments of environment {environment_id}"),
                 )
@@ -149,7 +177,7 @@ impl EnvironmentQueries {
         self.deployments
             .get(id)
             .await
-            .map_err(|e| unexpected(e, format!("loading deployment {id}")))?
+            .map_err(|e| failed(e, format!("loading deployment {id}")))?
             .ok_or(GetDeploymentError::NotFound(id))
     }
 }
@@ -277,12 +305,36 @@ mod tests {
             .await
             .unwrap_err();
 
-        let GetEnvironmentError::Unexpected(inner) = err else {
+        let GetEnvironmentError::Failed(ReadFailure::Unexpected(inner)) = err else {
             panic!("expected an unexpected error");
         };
         assert_eq!(
             format!("{inner:#}"),
             "loading environment 3: connection reset"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_is_unavailable_with_its_cause() {
+        let mut envs = MockEnvironmentRepository::new();
+        envs.expect_list()
+            .returning(|_, _| Err(RepositoryError::Unavailable("pool timed out".into())));
+
+        let err = queries(envs, MockDeploymentRepository::new())
+            .list_environments(
+                &EnvironmentFilter::default(),
+                PageRequest::parse(None, None).unwrap(),
+            )
+            .await
+            .unwrap_err();
+
+        let ListEnvironmentsError::Failed(failure @ ReadFailure::Unavailable { .. }) = err else {
+            panic!("expected unavailable, got {err:?}");
+        };
+        let source = std::error::Error::source(&failure).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("database unavailable: pool timed out")
         );
     }
 

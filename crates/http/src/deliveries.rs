@@ -62,7 +62,7 @@ pub(crate) struct ListQuery {
 /// `GET /api/v1/deliveries`: newest first, filters `event` and `outcome`.
 #[utoipa::path(get, path = "/api/v1/deliveries", operation_id = "list_deliveries", tag = "deliveries", params(ListQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -85,7 +85,7 @@ pub(crate) async fn list(
         .deliveries
         .list(&filter, page)
         .await
-        .map_err(|ListDeliveriesError::Unexpected(e)| Problem::internal(&e))?;
+        .map_err(|ListDeliveriesError::Failed(failure)| Problem::from(failure))?;
     let mut response = HttpResponse::Ok();
     if let Some(next) = result.next {
         response.insert_header((header::LINK, next_link(&req, next)));
@@ -98,7 +98,7 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/deliveries/{delivery_id}", operation_id = "get_delivery", tag = "deliveries",
     params(("delivery_id" = String, Path, description = "The X-GitHub-Delivery id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -106,7 +106,7 @@ pub(crate) async fn get(
     let id = DeliveryId::parse(&path).map_err(|e| Problem::bad_request(e.to_string()))?;
     let record = state.deliveries.get(&id).await.map_err(|err| match err {
         GetDeliveryError::NotFound(_) => Problem::not_found(err.to_string()),
-        GetDeliveryError::Unexpected(e) => Problem::internal(&e),
+        GetDeliveryError::Failed(failure) => failure.into(),
     })?;
     Ok(HttpResponse::Ok().json(DeliveryBody::from(record)))
 }

@@ -68,7 +68,7 @@ pub(crate) struct PageQuery {
 #[utoipa::path(get, path = "/api/v1/environments/{id}/deployments", operation_id = "list_deployments", tag = "deployments",
     params(("id" = i64, Path, description = "Environment id"), PageQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list_for_environment(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -86,7 +86,7 @@ pub(crate) async fn list_for_environment(
         .await
         .map_err(|err| match err {
             ListDeploymentsError::EnvironmentNotFound(_) => Problem::not_found(err.to_string()),
-            ListDeploymentsError::Unexpected(e) => Problem::internal(&e),
+            ListDeploymentsError::Failed(failure) => failure.into(),
         })?;
     let mut response = HttpResponse::Ok();
     if let Some(next) = result.next {
@@ -104,7 +104,7 @@ pub(crate) async fn list_for_environment(
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", operation_id = "get_deployment", tag = "deployments",
     params(("id" = i64, Path, description = "Deployment id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -118,7 +118,7 @@ pub(crate) async fn get(
         .await
         .map_err(|err| match err {
             GetDeploymentError::NotFound(_) => Problem::not_found(err.to_string()),
-            GetDeploymentError::Unexpected(e) => Problem::internal(&e),
+            GetDeploymentError::Failed(failure) => failure.into(),
         })?;
     Ok(HttpResponse::Ok().json(DeploymentBody::new(deployment, true)))
 }

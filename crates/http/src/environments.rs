@@ -177,14 +177,14 @@ pub(crate) fn parse_environment_id(raw: &str) -> Result<EnvironmentId, Problem> 
 pub(crate) fn get_environment_problem(err: GetEnvironmentError) -> Problem {
     match err {
         GetEnvironmentError::NotFound(_) => Problem::not_found(err.to_string()),
-        GetEnvironmentError::Unexpected(e) => Problem::internal(&e),
+        GetEnvironmentError::Failed(failure) => failure.into(),
     }
 }
 
 /// `GET /api/v1/environments`: newest first, filtered, keyset-paginated.
 #[utoipa::path(get, path = "/api/v1/environments", operation_id = "list_environments", tag = "environments", params(ListQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -195,7 +195,7 @@ pub(crate) async fn list(
         .queries
         .list_environments(&filter, page)
         .await
-        .map_err(|ListEnvironmentsError::Unexpected(e)| Problem::internal(&e))?;
+        .map_err(|ListEnvironmentsError::Failed(failure)| Problem::from(failure))?;
     let mut response = HttpResponse::Ok();
     if let Some(next) = result.next {
         response.insert_header((header::LINK, next_link(&req, next)));
@@ -208,7 +208,7 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/environments/{id}", operation_id = "get_environment", tag = "environments",
     params(("id" = i64, Path, description = "Environment id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -226,7 +226,7 @@ pub(crate) async fn get(
 #[utoipa::path(get, path = "/api/v1/environments/namespace/{namespace}", operation_id = "get_environment_by_namespace", tag = "environments",
     params(("namespace" = String, Path, description = "Kubernetes namespace of the preview")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn by_namespace(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -238,7 +238,7 @@ pub(crate) async fn by_namespace(
         .await
         .map_err(|err| match err {
             GetEnvironmentByNamespaceError::NotFound(_) => Problem::not_found(err.to_string()),
-            GetEnvironmentByNamespaceError::Unexpected(e) => Problem::internal(&e),
+            GetEnvironmentByNamespaceError::Failed(failure) => failure.into(),
         })?;
     Ok(HttpResponse::Ok().json(EnvironmentBody::from(env)))
 }

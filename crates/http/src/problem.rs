@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use ephemera_application::queries::ReadFailure;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -47,6 +48,14 @@ impl Problem {
         Self::new(StatusCode::BAD_REQUEST, "invalid-request", detail)
     }
 
+    /// The database cannot be reached right now: 503 with `Retry-After`,
+    /// on every path alike. The cause goes to the log, not to the client.
+    pub fn unavailable(cause: &dyn std::error::Error, detail: &str) -> Self {
+        tracing::warn!(error = %ErrorChain(cause), "database unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+            .with_header(actix_web::http::header::RETRY_AFTER, "5")
+    }
+
     /// Logs the whole cause chain and answers an opaque 500: internal text
     /// never reaches the client.
     pub fn internal(err: &anyhow::Error) -> Self {
@@ -56,6 +65,34 @@ impl Problem {
             "internal",
             "the server failed to answer; the cause is in its logs",
         )
+    }
+}
+
+/// An error with its sources, `a: b: c`, for the log.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// The one mapping of a failed read: 503 when the database is unavailable,
+/// an opaque 500 otherwise.
+impl From<ReadFailure> for Problem {
+    fn from(failure: ReadFailure) -> Self {
+        match failure {
+            ReadFailure::Unavailable { .. } => {
+                Self::unavailable(&failure, "the database is unavailable; try again later")
+            }
+            ReadFailure::Unexpected(e) => Self::internal(&e),
+        }
     }
 }
 

@@ -375,14 +375,10 @@ async fn receive_checked(
         .ingest(&delivery)
         .await
         .map_err(|err| match err {
-            IngestError::Unavailable(why) => {
-                tracing::warn!(error = %why, "database unavailable; GitHub should redeliver");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the database is unavailable; redeliver this delivery later",
-                )
-            }
+            IngestError::Unavailable(why) => Problem::unavailable(
+                &std::io::Error::other(why),
+                "the database is unavailable; redeliver this delivery later",
+            ),
             IngestError::Unexpected(e) => Problem::internal(&e),
         })?;
     state

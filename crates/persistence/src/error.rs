@@ -39,11 +39,19 @@ fn is_unavailable(err: &DbErr) -> bool {
             | sea_orm::sqlx::Error::PoolTimedOut
             | sea_orm::sqlx::Error::PoolClosed
             | sea_orm::sqlx::Error::Tls(_) => true,
-            // PostgreSQL shutting down or starting (57P01-57P03) or a
-            // connection exception (08xxx): the server, not the statement.
-            sea_orm::sqlx::Error::Database(db) => db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            // PostgreSQL shutting down or starting (57P01-57P03), a
+            // connection exception (08xxx), too many connections (53300),
+            // the database gone (3D000) or not accepting connections
+            // (55000 on connect, e.g. datallowconn = false): the server,
+            // not the statement.
+            sea_orm::sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P0")
+                    || c == "53300"
+                    || c == "3D000"
+                    || (c == "55000"
+                        && db.message().contains("not currently accepting connections"))
+            }),
             _ => false,
         },
         DbErr::Conn(_) => true,

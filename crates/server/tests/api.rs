@@ -377,3 +377,69 @@ async fn readiness_is_503_when_the_database_is_gone() {
     assert_eq!(body["detail"], "the database does not answer");
     assert_eq!(app.get("/health/live").await.status(), 200);
 }
+
+/// Every path answers 503 with Retry-After while PostgreSQL refuses
+/// connections to the database, and recovers without a restart.
+#[tokio::test]
+async fn every_path_is_503_while_the_database_refuses_connections() {
+    use sea_orm::ConnectionTrait;
+    let Some(t) = TestDatabase::migrated(Backend::Postgres).await else {
+        return;
+    };
+    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
+    let name = t.url.rsplit('/').next().unwrap().to_owned();
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
+    app.deliver_ok(
+        "pull_request",
+        "before",
+        &support::payload("pull_request.opened"),
+    )
+    .await;
+    let admin = ephemera_persistence::connect(&admin_url).await.unwrap();
+    let refuse = |allow: bool| format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {allow}");
+    admin.execute_unprepared(&refuse(false)).await.unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+
+    let url = |path: &str| format!("{}{path}", app.address);
+    let requests = [
+        app.client.get(url("/api/v1/environments")),
+        app.client.get(url("/api/v1/environments/1")),
+        app.client.get(url("/api/v1/environments/1/deployments")),
+        app.client.get(url(
+            "/api/v1/environments/namespace/pr-2-hello-world-0000000000",
+        )),
+        app.client.get(url("/api/v1/deployments/1")),
+        app.client.get(url("/api/v1/deliveries")),
+        app.client.get(url("/api/v1/deliveries/before")),
+        app.client.post(url("/api/v1/environments/1/redeploy")),
+        app.client.delete(url("/api/v1/environments/1")),
+    ];
+    for request in requests {
+        let response = request.bearer_auth(support::TOKEN).send().await.unwrap();
+        let what = response.url().path().to_owned();
+        assert_eq!(response.status(), 503, "{what}");
+        assert_eq!(response.headers()["retry-after"], "5", "{what}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            problem["type"], "/problems/unavailable",
+            "{what}: {problem}"
+        );
+    }
+    let delivery = app
+        .deliver(
+            "pull_request",
+            "during",
+            &support::payload("pull_request.closed"),
+        )
+        .await;
+    assert_eq!(delivery.status(), 503);
+    assert_eq!(delivery.headers()["retry-after"], "5");
+
+    admin.execute_unprepared(&refuse(true)).await.unwrap();
+    assert_eq!(app.get("/api/v1/environments").await.status(), 200);
+}
