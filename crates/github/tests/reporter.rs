@@ -49,7 +49,7 @@ async fn github() -> (MockServer, GitHubApp) {
         ))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({
             "token": TOKEN,
-            "expires_at": (chrono_like_in_an_hour()),
+            "expires_at": (in_an_hour()),
             "permissions": {}, "repository_selection": "all"
         })))
         .expect(1)
@@ -59,36 +59,10 @@ async fn github() -> (MockServer, GitHubApp) {
     (server, app)
 }
 
-fn chrono_like_in_an_hour() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    // RFC 3339 in UTC without pulling a date crate into the test.
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// An hour from now, RFC 3339 in UTC, as GitHub writes `expires_at`.
+fn in_an_hour() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn authed(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
