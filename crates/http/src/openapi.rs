@@ -111,6 +111,53 @@ pub(crate) async fn swagger_ui_css() -> HttpResponse {
         .body(&include_bytes!("../assets/swagger-ui/swagger-ui.css")[..])
 }
 
+/// The methods the description documents for `path`, if a documented path
+/// template (`/api/v1/environments/{id}`) matches it. Read from the
+/// description once, so the answer to a wrong method and the documentation
+/// cannot disagree.
+pub(crate) fn documented_methods(path: &str) -> Option<Vec<&'static str>> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<&'static str>)>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, present)| present.then_some(name))
+                .collect();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let wanted: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut found: Vec<&'static str> = Vec::new();
+    for (template, methods) in routes {
+        let matches = template.len() == wanted.len()
+            && template
+                .iter()
+                .zip(&wanted)
+                .all(|(t, w)| (t.starts_with('{') && t.ends_with('}') && !w.is_empty()) || t == w);
+        if matches {
+            for method in methods {
+                if !found.contains(method) {
+                    found.push(method);
+                }
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
 /// The OpenAPI document as pretty JSON (for `ephemera openapi`).
 pub fn document() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()

@@ -134,9 +134,30 @@ pub(crate) fn path_config() -> web::PathConfig {
         .error_handler(|err, _req| Problem::bad_request(format!("invalid path: {err}")).into())
 }
 
-/// Answer for any path no route serves.
+/// Answer for any request no route serves: `405` with `Allow` when the
+/// path is a documented one and only the method is wrong, `404` otherwise.
 pub(crate) async fn not_found_route(req: HttpRequest) -> Problem {
-    Problem::not_found(format!("no route for {} {}", req.method(), req.path()))
+    let method = req.method().as_str();
+    match crate::openapi::documented_methods(req.path()) {
+        Some(allowed) if !allowed.contains(&method) => {
+            let allow = allowed.join(", ");
+            let mut problem = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!(
+                    "{} does not answer {method}; it answers {allow}",
+                    req.path()
+                ),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                problem
+                    .headers
+                    .push((actix_web::http::header::ALLOW, value));
+            }
+            problem
+        }
+        _ => Problem::not_found(format!("no route for {method} {}", req.path())),
+    }
 }
 
 impl actix_web::Responder for Problem {

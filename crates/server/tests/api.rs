@@ -443,3 +443,41 @@ async fn every_path_is_503_while_the_database_refuses_connections() {
     admin.execute_unprepared(&refuse(true)).await.unwrap();
     assert_eq!(app.get("/api/v1/environments").await.status(), 200);
 }
+
+/// A documented path with a method it does not answer is 405 with `Allow`;
+/// an unknown path stays 404.
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
+    let t = TestDatabase::migrated(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+    let cases = [
+        (app.client.delete(url("/api/v1/deliveries")), "GET"),
+        (
+            app.client.patch(url("/api/v1/environments/7")),
+            "GET, DELETE",
+        ),
+        (
+            app.client.get(url("/api/v1/environments/7/redeploy")),
+            "POST",
+        ),
+        (app.client.get(url("/api/v1/github/webhook")), "POST"),
+        (app.client.put(url("/health/ready")), "GET"),
+    ];
+    for (request, allow) in cases {
+        let response = request.bearer_auth(support::TOKEN).send().await.unwrap();
+        let what = response.url().path().to_owned();
+        assert_eq!(response.status(), 405, "{what}");
+        assert_eq!(response.headers()["allow"], allow, "{what}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "/problems/method-not-allowed", "{what}");
+    }
+    let unknown = app
+        .client
+        .get(url("/api/v1/nothing-here"))
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
