@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use ephemera_domain::{
-    DeployPolicy, Deployment, Environment, EnvironmentId, EnvironmentStatus, NewDeployment,
-    PolicyDecision, PreviewReport, SkipReason,
+    CommitSha, DeployPolicy, Deployment, Environment, EnvironmentId, EnvironmentStatus,
+    NewDeployment, PolicyDecision, PreviewReport, SkipReason,
 };
 use thiserror::Error;
 use tokio::sync::Notify;
@@ -74,17 +74,18 @@ async fn begin_destroy(
     Ok(())
 }
 
-/// The policy's verdict on deploying `env`'s stored commit now.
+/// The policy's verdict on deploying commit `sha` of `env`'s PR now.
 async fn decide(
     tx: &mut dyn WorkTx,
     policy: &DeployPolicy,
     env: &Environment,
+    sha: &CommitSha,
 ) -> Result<PolicyDecision, RepositoryError> {
     let installation = match env.installation_id {
         Some(id) => tx.installation_status(id).await?,
         None => None,
     };
-    Ok(policy.evaluate_stored(env, &env.commit_sha, installation))
+    Ok(policy.evaluate_stored(env, sha, installation))
 }
 
 impl std::fmt::Debug for EnvironmentCommands {
@@ -130,7 +131,9 @@ impl EnvironmentCommands {
         }
         // The operator's redeploy passes the same policy as a webhook: it
         // must not deploy a fork commit nobody vouched for.
-        if let PolicyDecision::Skip(reason) = decide(tx.as_mut(), &self.policy, &env).await? {
+        if let PolicyDecision::Skip(reason) =
+            decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
+        {
             return Err(CommandError::Conflict(format!(
                 "environment {id} cannot be redeployed at {}: {reason}",
                 env.commit_sha.short()
@@ -198,13 +201,8 @@ impl EnvironmentCommands {
         env.is_fork = pr.is_fork;
         env.draft = pr.draft;
         env.labels = pr.labels.clone();
-        let installation = match env.installation_id {
-            Some(installation) => tx.installation_status(installation).await?,
-            None => None,
-        };
         if let PolicyDecision::Skip(reason) =
-            self.policy
-                .evaluate_stored(&env, &pr.head_sha, installation)
+            decide(tx.as_mut(), &self.policy, &env, &pr.head_sha).await?
         {
             env.pr_updated_at = Some(pr.updated_at);
             env.updated_at = now;

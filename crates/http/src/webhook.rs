@@ -376,7 +376,7 @@ async fn receive_checked(
         .await
         .map_err(|err| match err {
             IngestError::Unavailable(why) => Problem::unavailable(
-                &std::io::Error::other(why),
+                why,
                 "the database is unavailable; redeliver this delivery later",
             ),
             IngestError::Unexpected(e) => Problem::internal(&e),
