@@ -5,7 +5,7 @@ use ephemera_application::ports::{DeliveryFilter, DeliveryHeader, DeliveryLog, R
 use ephemera_domain::{DeliveryId, DeliveryOutcome, DeliveryRecord, InstallationId};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
@@ -76,35 +76,38 @@ fn new_row(
     }
 }
 
-/// The delivery whose body has this digest, if one was recorded.
-pub(crate) async fn with_body<C: ConnectionTrait>(
-    db: &C,
-    body_sha256: &str,
-) -> Result<Option<DeliveryId>, RepositoryError> {
-    Entity::find()
-        .filter(Column::BodySha256.eq(body_sha256))
-        .one(db)
-        .await
-        .map_err(|e| db_err(e, "looking up a delivery body"))?
-        .map(|row| {
-            DeliveryId::parse(&row.delivery_id)
-                .map_err(|e| RepositoryError::Unexpected(corrupt("webhook_deliveries", row.id, e)))
-        })
-        .transpose()
+/// What the log already knows of a delivery, in one look-up: the outcome
+/// recorded under its id, or else the delivery that had the same body.
+pub(crate) enum Seen {
+    New,
+    Recorded(DeliveryOutcome),
+    SameBodyAs(DeliveryId),
 }
 
-/// The outcome already recorded for a delivery id, if any.
-pub(crate) async fn recorded_outcome<C: ConnectionTrait>(
+pub(crate) async fn seen<C: ConnectionTrait>(
     db: &C,
     delivery_id: &DeliveryId,
-) -> Result<Option<DeliveryOutcome>, RepositoryError> {
-    Entity::find()
-        .filter(Column::DeliveryId.eq(delivery_id.as_str()))
-        .one(db)
+    body_sha256: Option<&str>,
+) -> Result<Seen, RepositoryError> {
+    let mut matching = Condition::any().add(Column::DeliveryId.eq(delivery_id.as_str()));
+    if let Some(digest) = body_sha256 {
+        matching = matching.add(Column::BodySha256.eq(digest));
+    }
+    let rows = Entity::find()
+        .filter(matching)
+        .limit(2)
+        .all(db)
         .await
-        .map_err(|e| db_err(e, format!("loading delivery {delivery_id}")))?
-        .map(|row| to_domain(row).map(|r| r.outcome))
-        .transpose()
+        .map_err(|e| db_err(e, format!("loading delivery {delivery_id}")))?;
+    if let Some(row) = rows.iter().find(|r| r.delivery_id == delivery_id.as_str()) {
+        return Ok(Seen::Recorded(to_domain(row.clone())?.outcome));
+    }
+    match rows.into_iter().next() {
+        Some(row) => DeliveryId::parse(&row.delivery_id)
+            .map(Seen::SameBodyAs)
+            .map_err(|e| RepositoryError::Unexpected(corrupt("webhook_deliveries", row.id, e))),
+        None => Ok(Seen::New),
+    }
 }
 
 /// Enters a new delivery; [`RepositoryError::Conflict`] when a concurrent

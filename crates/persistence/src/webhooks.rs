@@ -10,6 +10,7 @@ use ephemera_domain::{
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
+use crate::deliveries::Seen;
 use crate::error::db_err;
 use crate::{deliveries, deployments, environments, installations, users};
 
@@ -73,24 +74,28 @@ impl WebhookTx for SqlWebhookTx {
         header: &DeliveryHeader,
         now: DateTime<Utc>,
     ) -> Result<Claim, RepositoryError> {
-        match deliveries::recorded_outcome(&self.txn, &header.delivery_id).await? {
-            None => {
-                if let Some(digest) = &header.body_sha256
-                    && let Some(original) = deliveries::with_body(&self.txn, digest).await?
-                {
-                    // Logged under its own id, without the digest (which
-                    // belongs to the original).
-                    let replay = DeliveryHeader {
-                        body_sha256: None,
-                        ..header.clone()
-                    };
-                    deliveries::insert_pending(&self.txn, &replay, now).await?;
-                    return Ok(Claim::Replay { original });
-                }
+        let seen = deliveries::seen(
+            &self.txn,
+            &header.delivery_id,
+            header.body_sha256.as_deref(),
+        )
+        .await?;
+        match seen {
+            Seen::New => {
                 deliveries::insert_pending(&self.txn, header, now).await?;
                 Ok(Claim::Fresh)
             }
-            Some(outcome) => {
+            Seen::SameBodyAs(original) => {
+                // Logged under its own id, without the digest (which
+                // belongs to the original).
+                let replay = DeliveryHeader {
+                    body_sha256: None,
+                    ..header.clone()
+                };
+                deliveries::insert_pending(&self.txn, &replay, now).await?;
+                Ok(Claim::Replay { original })
+            }
+            Seen::Recorded(outcome) => {
                 deliveries::count_attempt(&self.txn, &header.delivery_id, now).await?;
                 // A delivery that failed before is applied afresh, so a
                 // redelivery from GitHub heals an outage.
