@@ -196,6 +196,48 @@ pub fn deployment_states(entry: &DeploymentLedger, superseded: bool) -> Vec<Depl
         .collect()
 }
 
+/// Who turns a deployment `inactive` on GitHub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// Nobody yet: it is the live one.
+    NotYet,
+    /// ephemera, with a request: it was replaced, or the preview is gone.
+    Ephemera,
+    /// GitHub itself, when the newest deployment's `success` lands
+    /// (`auto_inactive` retires earlier deployments that are `success`).
+    GitHub,
+}
+
+/// Who retires each deployment of a ledger (oldest first), given whether
+/// the preview is going away.
+pub fn retirements(ledger: &[DeploymentLedger], going: bool) -> Vec<Retirement> {
+    let Some(newest) = ledger.last() else {
+        return Vec::new();
+    };
+    let success = |entry: &DeploymentLedger| entry.status == DeploymentStatus::Success;
+    // Older deployments are settled first, so when the newest's `success`
+    // is still to be sent, every older one is `success` by the time it
+    // lands; once sent, it retired those that were `success` then.
+    let to_send = success(newest) && newest.reported.is_none_or(|r| r.rank() == 0);
+    let sent = success(newest) && newest.reported == Some(DeploymentState::Success);
+    ledger
+        .iter()
+        .map(|entry| {
+            if going {
+                Retirement::Ephemera
+            } else if entry.deployment_id == newest.deployment_id {
+                Retirement::NotYet
+            } else if success(entry)
+                && (to_send || (sent && entry.reported == Some(DeploymentState::Success)))
+            {
+                Retirement::GitHub
+            } else {
+                Retirement::Ephemera
+            }
+        })
+        .collect()
+}
+
 impl ReportDeliverer {
     pub fn new(
         outbox: Arc<dyn ReportOutbox>,
@@ -294,10 +336,20 @@ impl ReportDeliverer {
 
         // Each deployment's own truth, oldest first: its commit's status and
         // its GitHub Deployment, each brought to where it now belongs.
-        let newest = pending.ledger.last().map(|entry| entry.deployment_id);
-        for entry in &pending.ledger {
-            let superseded = is_going(report) || Some(entry.deployment_id) != newest;
-            self.settle(&pr, report, entry, superseded).await?;
+        let plan = retirements(&pending.ledger, is_going(report));
+        for (entry, retirement) in pending.ledger.iter().zip(&plan) {
+            self.settle(&pr, report, entry, *retirement == Retirement::Ephemera)
+                .await?;
+        }
+        // The newest deployment's `success` has landed (settled last).
+        for (entry, _) in pending.ledger.iter().zip(&plan).filter(|(e, r)| {
+            **r == Retirement::GitHub && e.reported != Some(DeploymentState::Inactive)
+        }) {
+            self.store(
+                self.outbox
+                    .record_reported(entry.deployment_id, Some(DeploymentState::Inactive), None)
+                    .await,
+            )?;
         }
         Ok(())
     }
@@ -438,6 +490,86 @@ mod tests {
                 deployment_states(&entry(*status, *reported), *superseded),
                 *expected,
                 "{status:?} told {reported:?}, superseded {superseded}"
+            );
+        }
+    }
+
+    fn ledger(entries: &[(DeploymentStatus, Option<DeploymentState>)]) -> Vec<DeploymentLedger> {
+        entries
+            .iter()
+            .zip(1..)
+            .map(|((status, reported), id)| DeploymentLedger {
+                deployment_id: DeploymentId::new(id).unwrap(),
+                ..entry(*status, *reported)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn github_retires_the_successful_ones_the_newest_success_replaces() {
+        use DeploymentStatus::Success as Ok;
+        use Retirement::{Ephemera, GitHub, NotYet};
+        // (ledger oldest first, preview going) → who retires each
+        type Row<'a> = (
+            &'a [(DeploymentStatus, Option<DeploymentState>)],
+            bool,
+            &'a [Retirement],
+        );
+        let table: &[Row] = &[
+            (&[(Ok, None)], false, &[NotYet]),
+            // Its success is still to be sent: GitHub retires the older one.
+            (&[(Ok, Some(Success)), (Ok, None)], false, &[GitHub, NotYet]),
+            (
+                &[(Ok, Some(Success)), (Ok, Some(InProgress))],
+                false,
+                &[GitHub, NotYet],
+            ),
+            // A failure or a cancelled run is never `success` on GitHub.
+            (
+                &[(Failed, Some(Failure)), (Ok, None)],
+                false,
+                &[Ephemera, NotYet],
+            ),
+            (
+                &[(Cancelled, Some(InProgress)), (Ok, None)],
+                false,
+                &[Ephemera, NotYet],
+            ),
+            // The newest is not a success (yet): nothing retires the older one.
+            (
+                &[(Ok, Some(Success)), (Queued, None)],
+                false,
+                &[Ephemera, NotYet],
+            ),
+            (
+                &[(Ok, Some(Success)), (Failed, None)],
+                false,
+                &[Ephemera, NotYet],
+            ),
+            // Sent already: it retired what was `success` then, not what
+            // became `success` on GitHub after it.
+            (
+                &[(Ok, Some(Success)), (Ok, Some(Success))],
+                false,
+                &[GitHub, NotYet],
+            ),
+            (
+                &[(Ok, None), (Ok, Some(Success))],
+                false,
+                &[Ephemera, NotYet],
+            ),
+            // The preview is going: ephemera retires every one.
+            (
+                &[(Ok, Some(Success)), (Ok, Some(Success))],
+                true,
+                &[Ephemera, Ephemera],
+            ),
+        ];
+        for (entries, going, expected) in table {
+            assert_eq!(
+                retirements(&ledger(entries), *going),
+                *expected,
+                "{entries:?} going {going}"
             );
         }
     }

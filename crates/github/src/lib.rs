@@ -447,7 +447,9 @@ impl GitHubReporter for GitHubApp {
                 git_ref: sha.as_str(),
                 environment,
                 description,
-                transient_environment: true,
+                // Not transient: GitHub's `auto_inactive` only retires
+                // non-transient deployments, and it saves a request a push.
+                transient_environment: false,
                 production_environment: false,
                 auto_merge: false,
                 required_contexts: [],
@@ -478,7 +480,7 @@ impl GitHubReporter for GitHubApp {
                 state: state.as_str(),
                 environment_url: environment_url.as_deref(),
                 description: &description,
-                auto_inactive: false,
+                auto_inactive: state == DeploymentState::Success,
             }),
         )
         .await

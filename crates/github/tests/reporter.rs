@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod contract;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +13,7 @@ use ephemera_application::ports::{
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
+use ephemera_github_contract as contract;
 use serde_json::json;
 use wiremock::matchers::{
     body_partial_json, header, header_regex, method, path, path_regex, query_param,
@@ -182,13 +181,14 @@ async fn the_apps_own_comment_is_found_by_its_marker() {
 }
 
 #[tokio::test]
-async fn deployments_are_transient_previews_with_statuses() {
+async fn deployments_are_previews_whose_success_retires_the_previous_one() {
     let (server, app) = github().await;
     authed(Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/deployments")))
         .and(body_partial_json(json!({
             "ref": sha().as_str(),
             "environment": "preview/pr-2",
-            "transient_environment": true,
+            // Not transient, so that GitHub's auto_inactive applies.
+            "transient_environment": false,
             "production_environment": false,
             "auto_merge": false,
             "required_contexts": [],
@@ -201,9 +201,11 @@ async fn deployments_are_transient_previews_with_statuses() {
         Mock::given(method("POST"))
             .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
     )
-    .and(body_partial_json(
-        json!({"state": "success", "environment_url": "https://pr-2.example.com"}),
-    ))
+    .and(body_partial_json(json!({
+        "state": "success",
+        "environment_url": "https://pr-2.example.com",
+        "auto_inactive": true,
+    })))
     .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
     .expect(1)
     .mount(&server)
@@ -389,6 +391,8 @@ async fn a_deployment_status_without_a_url_leaves_the_field_out() {
         if request.url.path().ends_with("/statuses") {
             let body: serde_json::Value = request.body_json().unwrap();
             assert!(body.get("environment_url").is_none(), "{body}");
+            // Only a success may retire the earlier deployments.
+            assert_eq!(body["auto_inactive"], false, "{body}");
         }
     }
 }

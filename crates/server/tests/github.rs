@@ -1,6 +1,7 @@
 //! GitHub reporting end to end: webhooks and workers write reports to the
 //! outbox, the deliverer sends them to a fake GitHub (wiremock) that checks
-//! paths, bodies and the Authorization header.
+//! paths, bodies and the Authorization header, and refuses (failing the
+//! test) any request GitHub's OpenAPI description would refuse.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use ephemera_application::reporting::ReportOutcome;
+use ephemera_github_contract as contract;
 use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::GitHubSettings;
@@ -42,6 +44,7 @@ fn id() -> String {
 /// it creates.
 async fn fake_github() -> MockServer {
     let server = MockServer::start().await;
+    contract::enforce(&server).await;
     // The installation token is cached: fetched once at most.
     hand_out_tokens(&server, Some(0..=1)).await;
     accept_reports(&server, 0).await;
@@ -199,34 +202,24 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
         );
     }
 
-    // One GitHub Deployment per ephemera deployment, transient, each
-    // successful, then inactive: once a newer one replaced it, and the
-    // last one once the preview is gone.
+    // One GitHub Deployment per ephemera deployment, each successful, then
+    // inactive: once a newer one replaced it (GitHub does that itself for
+    // a non-transient environment), and the last one once the preview is
+    // gone.
     let created: Vec<_> = calls
         .iter()
         .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
         .collect();
     assert_eq!(created.len(), 6);
     for (_, _, body) in &created {
-        assert_eq!(body["transient_environment"], true);
+        assert_eq!(body["transient_environment"], false);
         assert_eq!(body["production_environment"], false);
         assert_eq!(body["auto_merge"], false);
         assert_eq!(body["required_contexts"], json!([]));
         assert_eq!(body["environment"], "preview-pr-2");
     }
-    let statuses_of = |id: i64| -> Vec<String> {
-        calls
-            .iter()
-            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments/{id}/statuses"))
-            .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    for github_id in 500..=505 {
-        assert_eq!(
-            statuses_of(github_id),
-            ["success", "inactive"],
-            "deployment {github_id}"
-        );
+    for (github_id, states) in deployments_on_github(&calls) {
+        assert_eq!(states, ["success", "inactive"], "deployment {github_id}");
     }
 
     let last_comment = calls.iter().rfind(|(m, _, _)| m == "PATCH").unwrap().2["body"]
@@ -243,12 +236,108 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
     );
 }
 
+/// Anyone can paste the hidden marker: a comment a person wrote first is
+/// neither edited nor taken as ephemera's, and the report still lands.
+async fn a_marker_comment_a_person_wrote_is_left_alone(t: TestDatabase) {
+    let github = fake_github().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/issues/2/comments")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": 7,
+            "body": "<!-- ephemera:preview -->\nmine now",
+            "user": {"login": "octocat", "id": 1, "type": "User"},
+            "performed_via_github_app": null
+        }])))
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path(format!("{REPO}/issues/comments/7")))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "Forbidden"})))
+        .expect(0)
+        .named("editing the person's comment")
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    app.drain().await;
+    assert!(matches!(
+        app.drain_reports().await[..],
+        [ReportOutcome::Delivered(_)]
+    ));
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    app.drain().await;
+    app.drain_reports().await;
+
+    let calls = calls(&github).await;
+    let created: Vec<_> = calls
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .collect();
+    assert_eq!(created.len(), 1, "ephemera's own comment, once");
+    assert!(
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "PATCH" && p == &format!("{REPO}/issues/comments/100")),
+        "the next report edits ephemera's comment: {calls:?}"
+    );
+    assert_eq!(commit_statuses(&calls, &format!("{:040x}", 2)), ["success"]);
+}
+
 /// POSTed commit statuses of `sha`, in order.
 fn commit_statuses(calls: &[(String, String, Value)], sha: &str) -> Vec<String> {
     calls
         .iter()
         .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/statuses/{sha}"))
         .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Each GitHub Deployment's states as GitHub shows them after `calls`, by
+/// id (the fake numbers them from 500 in creation order): the statuses
+/// ephemera sent, and the `inactive` GitHub adds itself, as documented for
+/// `auto_inactive` (true unless sent false): a new status retires every
+/// earlier non-transient deployment of the same environment whose state is
+/// `success`.
+fn deployments_on_github(calls: &[(String, String, Value)]) -> Vec<(i64, Vec<String>)> {
+    let mut deployments: Vec<(i64, Value, Vec<String>)> = Vec::new();
+    for (m, p, body) in calls {
+        if m != "POST" {
+            continue;
+        }
+        if p == &format!("{REPO}/deployments") {
+            let id = 500 + i64::try_from(deployments.len()).unwrap();
+            deployments.push((id, body.clone(), Vec::new()));
+            continue;
+        }
+        let Some(id) = p
+            .strip_prefix(&format!("{REPO}/deployments/"))
+            .and_then(|rest| rest.strip_suffix("/statuses"))
+        else {
+            continue;
+        };
+        let id: i64 = id.parse().unwrap();
+        let state = body["state"].as_str().unwrap().to_owned();
+        let at = deployments.iter().position(|(d, _, _)| *d == id).unwrap();
+        if body["auto_inactive"] != false {
+            let environment = deployments[at].1["environment"].clone();
+            for (_, created, states) in &mut deployments[..at] {
+                if created["environment"] == environment
+                    && created["transient_environment"] != true
+                    && states.last().is_some_and(|s| s == "success")
+                {
+                    states.push("inactive".to_owned());
+                }
+            }
+        }
+        deployments[at].2.push(state);
+    }
+    deployments
+        .into_iter()
+        .map(|(id, _, states)| (id, states))
         .collect()
 }
 
@@ -294,16 +383,19 @@ async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment
         .collect();
     let refs: Vec<&str> = deployments.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(refs, [sha(1), sha(2), sha(4)], "{refs:?}");
-    let statuses_of = |id: i64| -> Vec<String> {
-        calls
-            .iter()
-            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments/{id}/statuses"))
-            .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(statuses_of(500), ["success", "inactive"]);
-    assert_eq!(statuses_of(501), ["in_progress", "inactive"]);
-    assert_eq!(statuses_of(502), ["success"]);
+    let on_github = deployments_on_github(&calls);
+    let states: Vec<Vec<&str>> = on_github
+        .iter()
+        .map(|(_, s)| s.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            vec!["success", "inactive"],
+            vec!["in_progress", "inactive"],
+            vec!["success"]
+        ]
+    );
 }
 
 async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
@@ -389,6 +481,7 @@ async fn a_rate_limit_waits_for_the_reset(t: TestDatabase) {
 
 async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
     let github = MockServer::start().await;
+    contract::enforce(&github).await;
     hand_out_tokens(&github, None).await;
     Mock::given(path_regex("^/repos/"))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "unavailable"})))
@@ -415,6 +508,7 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
 
     // GitHub is back.
     github.reset().await;
+    contract::enforce(&github).await;
     hand_out_tokens(&github, None).await;
     accept_reports(&github, 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -734,6 +828,7 @@ async fn a_delivery_that_keeps_failing_is_asked_for_three_times_at_most(t: TestD
         // Each pass GitHub shows a newer failed attempt (the redelivery
         // that failed again), later than ephemera's request.
         github.reset().await;
+        contract::enforce(&github).await;
         hand_out_tokens(&github, None).await;
         Mock::given(method("POST"))
             .and(path("/app/hook/deliveries/21/attempts"))
@@ -819,6 +914,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    a_marker_comment_a_person_wrote_is_left_alone,
     drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304,
     pushes_faster_than_github_answers_still_end_every_commit_and_deployment,
     drift_repair_never_deploys_a_fork_commit_nobody_vouched_for,

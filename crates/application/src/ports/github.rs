@@ -193,8 +193,8 @@ pub trait GitHubReporter: Send + Sync {
         description: &str,
     ) -> Result<(), ReportError>;
 
-    /// Creates a transient GitHub Deployment of `sha` to `environment`;
-    /// returns its id.
+    /// Creates a GitHub Deployment of `sha` to `environment`; returns its
+    /// id.
     async fn create_deployment(
         &self,
         pr: &PullRequestRef,
@@ -203,6 +203,11 @@ pub trait GitHubReporter: Send + Sync {
         description: &str,
     ) -> Result<i64, ReportError>;
 
+    /// Adds a status to a GitHub Deployment. A `Success` status also
+    /// retires, on GitHub's side and at no extra request, every earlier
+    /// deployment of the same environment whose latest status is `success`
+    /// (GitHub's `auto_inactive`); any other earlier deployment is the
+    /// caller's to retire.
     async fn create_deployment_status(
         &self,
         pr: &PullRequestRef,

@@ -1,14 +1,15 @@
-//! GitHub's REST contract, enforced by the fake GitHub of these tests.
+//! GitHub's REST contract, enforced by the fake GitHubs of ephemera's tests
+//! (the github adapter's own, and the server's end-to-end ones).
 //!
 //! [`enforce`] mounts, ahead of every other mock, one that matches only the
 //! requests GitHub's official OpenAPI description (vendored in
-//! `fixtures/openapi/operations.json`, see its README) would not accept, or
+//! `openapi/operations.json`, see its README) would not accept, or
 //! that lack ephemera's headers. It answers them as GitHub does (422 with
 //! the reasons, or 404 for an unknown route) and expects to match nothing,
 //! so a single bad request fails the test when the server is dropped, with
 //! the reasons printed and listed in the adapter's error.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::LazyLock;
 
@@ -21,7 +22,7 @@ pub const USER_AGENT: &str = concat!("ephemera/", env!("CARGO_PKG_VERSION"));
 pub const ACCEPT: &str = "application/vnd.github+json";
 pub const API_VERSION: &str = "2022-11-28";
 
-const OPERATIONS_JSON: &str = include_str!("../fixtures/openapi/operations.json");
+const OPERATIONS_JSON: &str = include_str!("../openapi/operations.json");
 
 struct Operation {
     id: String,
