@@ -164,11 +164,17 @@ impl GitHubSync {
                 .await
             {
                 Ok(OpenPullRequests::Unchanged) => {}
-                Ok(OpenPullRequests::Listed { etag, pulls }) => {
+                Ok(OpenPullRequests::Listed {
+                    etag,
+                    pulls,
+                    complete,
+                }) => {
                     let open: std::collections::HashMap<_, _> = pulls.into_iter().collect();
                     let mut settled = true;
                     for env in &envs {
                         let outcome = match open.get(&env.pr_number) {
+                            // Past the page cap: maybe open, left to webhooks.
+                            None if !complete => Ok(true),
                             None => self
                                 .destroy(env, "PR closed on GitHub (found by the sync; the webhook was missed)", &mut summary)
                                 .await,

@@ -594,6 +594,7 @@ impl GitHubReader for GitHubApp {
         let mut pulls = Vec::new();
         let mut first_etag = None;
         let mut pages = 0;
+        let mut truncated = false;
         while let Some(next) = path.take() {
             // Only the first page is asked conditionally: its ETag stands
             // for the list when the list fits on it.
@@ -606,7 +607,11 @@ impl GitHubReader for GitHubApp {
                 return Ok(OpenPullRequests::Unchanged);
             };
             pages += 1;
-            path = transport::next_page(&headers).filter(|_| pages < MAX_PR_PAGES);
+            path = transport::next_page(&headers);
+            if pages >= MAX_PR_PAGES && path.is_some() {
+                truncated = true;
+                path = None;
+            }
             if pages == 1 && path.is_none() {
                 first_etag = headers
                     .get(http::header::ETAG)
@@ -622,6 +627,7 @@ impl GitHubReader for GitHubApp {
         Ok(OpenPullRequests::Listed {
             etag: first_etag,
             pulls,
+            complete: !truncated,
         })
     }
 

@@ -499,7 +499,11 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
 
     let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
     let installation = InstallationId::new(1).unwrap();
-    let OpenPullRequests::Listed { etag, pulls } = app
+    let OpenPullRequests::Listed {
+        etag,
+        pulls,
+        complete,
+    } = app
         .open_pull_requests(installation, &repository, None)
         .await
         .unwrap()
@@ -508,6 +512,7 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     };
     let numbers: Vec<u32> = pulls.iter().map(|(n, _)| n.get()).collect();
     assert_eq!(numbers, [2, 3]);
+    assert!(complete);
     assert!(pulls[0].1.is_fork && !pulls[1].1.is_fork && pulls[1].1.draft);
     // A list over several pages has no single ETag to ask with.
     assert_eq!(etag, None);
@@ -516,6 +521,46 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
             .await
             .unwrap(),
         OpenPullRequests::Unchanged
+    );
+}
+
+/// A repository with more open PRs than the page cap: the listing stops
+/// there and says it is not the whole list, so drift repair does not take
+/// the PRs past it for closed.
+#[tokio::test]
+async fn a_listing_cut_at_the_page_cap_says_it_is_incomplete() {
+    let (server, app) = github().await;
+    let list = "/repos/Codertocat/Hello-World/pulls";
+    let next = format!(
+        "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
+        server.uri()
+    );
+    authed(Mock::given(method("GET")).and(path(list)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", next.as_str())
+                .set_body_json(json!([])),
+        )
+        .expect(10)
+        .mount(&server)
+        .await;
+    let listed = app
+        .open_pull_requests(
+            InstallationId::new(1).unwrap(),
+            &RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            listed,
+            OpenPullRequests::Listed {
+                complete: false,
+                ..
+            }
+        ),
+        "{listed:?}"
     );
 }
 

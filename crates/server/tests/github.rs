@@ -794,6 +794,41 @@ async fn drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_30
     assert_eq!(reads[1].headers["if-none-match"], "\"listing-1\"");
 }
 
+/// A repository with more open PRs than drift repair reads (10 pages of
+/// 100): a PR not on those pages may well be open, and stays.
+async fn a_pr_past_the_listings_page_cap_is_not_taken_for_closed(t: TestDatabase) {
+    let github = fake_github().await;
+    let next = format!(
+        "<{}{REPO}/pulls?state=open&per_page=100&page=2>; rel=\"next\"",
+        github.uri()
+    );
+    let mut other = pr_state("open", 1, "2019-05-15T16:00:00Z", false, &[]);
+    other["number"] = json!(4000);
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/pulls")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("link", next.as_str())
+                .set_body_json(json!([other])),
+        )
+        .expect(10)
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+    ready_environment(&app).await;
+
+    let summary = app
+        .sync
+        .as_ref()
+        .unwrap()
+        .sync_pull_requests()
+        .await
+        .unwrap();
+    assert_eq!(summary.destroyed, 0, "{summary:?}");
+    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(env["status"], "ready", "{env}");
+}
+
 async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
     let github = fake_github().await;
     pr_on_github(
@@ -914,6 +949,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    a_pr_past_the_listings_page_cap_is_not_taken_for_closed,
     a_marker_comment_a_person_wrote_is_left_alone,
     drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304,
     pushes_faster_than_github_answers_still_end_every_commit_and_deployment,

@@ -131,6 +131,9 @@ pub enum OpenPullRequests {
         /// For the next conditional request.
         etag: Option<String>,
         pulls: Vec<(PrNumber, PullRequestState)>,
+        /// False when the list was cut at the page cap: a PR missing from
+        /// it may still be open.
+        complete: bool,
     },
 }
 
