@@ -39,6 +39,11 @@ fmt:
 bench:
     bash bench/run.sh
 
+# GitHub requests per PR lifecycle and per hour of drift repair (1,000 previews, 3 replicas) against a local fake GitHub; writes docs/benchmarks-github.md (folded into docs/benchmarks.md by `just bench`). Needs PostgreSQL.
+bench-github:
+    cargo build --release --locked -p ephemera-server
+    python3 bench/github_budget.py --bin target/release/ephemera
+
 # Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!), hostile traffic (DRILLS=hostile runs only that).
 drill:
     bash bench/drill.sh

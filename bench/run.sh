@@ -226,6 +226,11 @@ TEXT
     cat "$work/scale-sqlite.md"
     [ -f "$work/scale-postgres.md" ] && cat "$work/scale-postgres.md"
     [ -n "$pg_note" ] && echo "$pg_note"
+    if [ -f docs/benchmarks-github.md ]; then
+        echo
+        echo "## GitHub request budget (the latest \`just bench-github\`, from docs/benchmarks-github.md)"
+        tail -n +2 docs/benchmarks-github.md
+    fi
     if [ -f docs/drills.md ]; then
         echo
         echo "## Drills (the latest \`just drill\`, from docs/drills.md)"

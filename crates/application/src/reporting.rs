@@ -20,6 +20,10 @@ pub struct ReportingConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub poll: Duration,
+    /// How long a report waits before it is sent, so that a deployment
+    /// that ends within it costs GitHub its outcome only, not each step
+    /// on the way (`EPHEMERA_GITHUB_REPORT_DELAY`).
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +219,10 @@ pub fn retirements(ledger: &[DeploymentLedger], going: bool) -> Vec<Retirement> 
         return Vec::new();
     };
     let success = |entry: &DeploymentLedger| entry.status == DeploymentStatus::Success;
+    let under_way = matches!(
+        newest.status,
+        DeploymentStatus::Queued | DeploymentStatus::InProgress
+    );
     // Older deployments are settled first, so when the newest's `success`
     // is still to be sent, every older one is `success` by the time it
     // lands; once sent, it retired those that were `success` then.
@@ -227,9 +235,13 @@ pub fn retirements(ledger: &[DeploymentLedger], going: bool) -> Vec<Retirement> 
                 Retirement::Ephemera
             } else if entry.deployment_id == newest.deployment_id {
                 Retirement::NotYet
-            } else if success(entry)
-                && (to_send || (sent && entry.reported == Some(DeploymentState::Success)))
-            {
+            } else if !success(entry) {
+                // Failed or cut short: nothing of it serves.
+                Retirement::Ephemera
+            } else if under_way {
+                // It serves until the newer one lands.
+                Retirement::NotYet
+            } else if to_send || (sent && entry.reported == Some(DeploymentState::Success)) {
                 Retirement::GitHub
             } else {
                 Retirement::Ephemera
@@ -277,9 +289,10 @@ impl ReportDeliverer {
     /// Delivers the next due report, if any.
     pub async fn run_once(&self) -> Result<ReportOutcome, RepositoryError> {
         let now = self.clock.now();
+        let due = now - chrono::Duration::from_std(self.config.delay).unwrap_or_default();
         let Some(pending) = self
             .outbox
-            .claim(&self.config.worker_id, now, self.config.lease)
+            .claim(&self.config.worker_id, now, due, self.config.lease)
             .await?
         else {
             return Ok(ReportOutcome::Idle);
@@ -535,12 +548,24 @@ mod tests {
                 false,
                 &[Ephemera, NotYet],
             ),
-            // The newest is not a success (yet): nothing retires the older one.
+            // The newest is under way: the older one still serves.
             (
                 &[(Ok, Some(Success)), (Queued, None)],
                 false,
+                &[NotYet, NotYet],
+            ),
+            (
+                &[(Ok, Some(Success)), (DeploymentStatus::InProgress, None)],
+                false,
+                &[NotYet, NotYet],
+            ),
+            // Cut short by a newer one: it ends cancelled, then inactive.
+            (
+                &[(Queued, None), (Queued, None)],
+                false,
                 &[Ephemera, NotYet],
             ),
+            // The newest failed: nobody but ephemera retires the older one.
             (
                 &[(Ok, Some(Success)), (Failed, None)],
                 false,

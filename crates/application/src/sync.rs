@@ -76,6 +76,12 @@ pub struct SyncSummary {
     pub skipped: bool,
     /// The pass stopped early: GitHub's rate limit was below the floor.
     pub rate_limited: bool,
+    /// The pass spent its share of the hourly budget; the next one goes on
+    /// from where it stopped.
+    pub budget_spent: bool,
+    /// Requests the pass made that count against the rate limit (a `304`
+    /// does not).
+    pub requests: u32,
 }
 
 #[derive(Clone)]
@@ -91,7 +97,15 @@ pub struct GitHubSync {
     last_listed: Arc<std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>>,
     /// The ETag of each repository's last open-PR listing acted on.
     etags: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    /// Counted requests one pass may make listing PRs (`None`: no cap).
+    per_pass: Option<u32>,
+    /// Where the last pass stopped when it spent its budget.
+    resume_at: Arc<std::sync::Mutex<Option<RepositoryKey>>>,
 }
+
+/// A repository as drift repair groups environments: its installation and
+/// GitHub's id (or its name when the id is not known).
+type RepositoryKey = (InstallationId, String);
 
 impl std::fmt::Debug for GitHubSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,7 +144,19 @@ impl GitHubSync {
             lease: None,
             last_listed: Arc::default(),
             etags: Arc::default(),
+            per_pass: None,
+            resume_at: Arc::default(),
         }
+    }
+
+    /// Caps the requests of drift repair to `per_hour` (counted ones: a
+    /// `304` is free), spread over passes `every` apart. A pass that spends
+    /// its share stops, and the next one starts where it stopped, so every
+    /// repository is still read, only less often.
+    pub fn budgeted(mut self, per_hour: u32, every: Duration) -> Self {
+        let passes = (3600.0 / every.as_secs_f64().max(1.0)).max(1.0);
+        self.per_pass = Some(((f64::from(per_hour) / passes).floor() as u32).max(1));
+        self
     }
 
     /// Compares every live environment with its PR on GitHub: one listing
@@ -141,7 +167,35 @@ impl GitHubSync {
     #[tracing::instrument(skip(self))]
     pub async fn sync_pull_requests(&self) -> Result<SyncSummary, SyncError> {
         let mut summary = SyncSummary::default();
-        for ((installation, _), envs) in self.live_by_repository().await? {
+        let groups = self.live_by_repository().await?;
+        let resume = self
+            .resume_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        // Where the last pass stopped first, then around.
+        let ordered: Vec<_> = match &resume {
+            Some(at) => groups
+                .range(at.clone()..)
+                .chain(groups.range(..at.clone()))
+                .collect(),
+            None => groups.iter().collect(),
+        };
+        for ((installation, repository_key), envs) in ordered {
+            let installation = *installation;
+            if self.per_pass.is_some_and(|cap| summary.requests >= cap) {
+                tracing::info!(
+                    requests = summary.requests,
+                    "drift repair spent this pass's share of its budget; the next pass goes on"
+                );
+                summary.budget_spent = true;
+                *self
+                    .resume_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((installation, repository_key.clone()));
+                break;
+            }
             if self
                 .github
                 .rate_limit_remaining()
@@ -168,10 +222,12 @@ impl GitHubSync {
                     etag,
                     pulls,
                     complete,
+                    pages,
                 }) => {
+                    summary.requests += pages;
                     let open: std::collections::HashMap<_, _> = pulls.into_iter().collect();
                     let mut settled = true;
-                    for env in &envs {
+                    for env in envs {
                         let outcome = match open.get(&env.pr_number) {
                             // Past the page cap: maybe open, left to webhooks.
                             None if !complete => Ok(true),
@@ -187,8 +243,9 @@ impl GitHubSync {
                     self.remember_etag(key, etag.filter(|_| settled));
                 }
                 Err(ReportError::Gone(why)) => {
+                    summary.requests += 1;
                     tracing::info!(%repository, %why, "repository no longer visible on GitHub");
-                    for env in &envs {
+                    for env in envs {
                         self.destroy(
                             env,
                             "the PR or its repository is no longer visible to the App",
@@ -199,6 +256,7 @@ impl GitHubSync {
                 }
                 // GitHub unavailable or refusing: try again next pass.
                 Err(err) => {
+                    summary.requests += 1;
                     tracing::warn!(%repository, error = %err, "sync skipped a repository")
                 }
             }

@@ -628,6 +628,7 @@ impl GitHubReader for GitHubApp {
             etag: first_etag,
             pulls,
             complete: !truncated,
+            pages,
         })
     }
 

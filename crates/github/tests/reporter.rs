@@ -503,6 +503,7 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
         etag,
         pulls,
         complete,
+        pages,
     } = app
         .open_pull_requests(installation, &repository, None)
         .await
@@ -513,6 +514,7 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     let numbers: Vec<u32> = pulls.iter().map(|(n, _)| n.get()).collect();
     assert_eq!(numbers, [2, 3]);
     assert!(complete);
+    assert_eq!(pages, 2);
     assert!(pulls[0].1.is_fork && !pulls[1].1.is_fork && pulls[1].1.draft);
     // A list over several pages has no single ETag to ask with.
     assert_eq!(etag, None);

@@ -249,6 +249,7 @@ impl ReportOutbox for SqlReportOutbox {
         &self,
         owner: &str,
         now: DateTime<Utc>,
+        due: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<PendingReport>, RepositoryError> {
         // Environments (not rows: one PR may have many pending reports)
@@ -257,7 +258,7 @@ impl ReportOutbox for SqlReportOutbox {
             .select_only()
             .column(Column::EnvironmentId)
             .filter(Column::Status.eq(PENDING))
-            .filter(Column::NextAttemptAt.lte(now))
+            .filter(Column::NextAttemptAt.lte(due))
             .group_by(Column::EnvironmentId)
             .order_by_asc(Expr::cust("MIN(next_attempt_at)"))
             .limit(8)

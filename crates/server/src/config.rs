@@ -89,6 +89,12 @@ pub struct WorkerSettings {
     /// `EPHEMERA_GITHUB_SYNC_INTERVAL`: drift repair and missed-delivery
     /// recovery (with GitHub reporting on).
     pub github_sync: Duration,
+    /// `EPHEMERA_GITHUB_SYNC_BUDGET`: requests an hour drift repair may
+    /// spend (a `304` is free), spread over its passes.
+    pub github_sync_budget: u32,
+    /// `EPHEMERA_GITHUB_REPORT_DELAY`: how long a report to GitHub waits,
+    /// so quick deployments are reported by their outcome alone.
+    pub report_delay: Duration,
     /// `EPHEMERA_RETENTION_*`: how long old records are kept.
     pub retention: RetentionConfig,
     /// `EPHEMERA_RETENTION_INTERVAL`: how often they are pruned.
@@ -367,6 +373,21 @@ impl Settings {
                 "EPHEMERA_GITHUB_SYNC_INTERVAL",
                 Duration::from_secs(300),
             )?,
+            github_sync_budget: match get("EPHEMERA_GITHUB_SYNC_BUDGET") {
+                None => 400,
+                Some(raw) => raw
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "EPHEMERA_GITHUB_SYNC_BUDGET",
+                            format!("`{raw}` is not a number of requests an hour (1 or more)"),
+                        )
+                    })?,
+            },
+            report_delay: duration(&get, "EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(2))?,
             environment_ttl: get("EPHEMERA_ENVIRONMENT_TTL")
                 .map(|raw| parse_duration("EPHEMERA_ENVIRONMENT_TTL", &raw))
                 .transpose()?,

@@ -90,6 +90,7 @@ impl Workers {
                     lease: Duration::from_secs(60),
                     retry_base: settings.workers.retry_base,
                     retry_max: Duration::from_secs(600),
+                    delay: settings.workers.report_delay,
                     poll: settings.workers.poll,
                 },
             )
@@ -119,6 +120,10 @@ impl Workers {
                 // Held across passes; another replica takes over two
                 // intervals after the holder stopped renewing it.
                 settings.workers.github_sync.saturating_mul(2),
+            )
+            .budgeted(
+                settings.workers.github_sync_budget,
+                settings.workers.github_sync,
             )
         });
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned());

@@ -829,6 +829,83 @@ async fn a_pr_past_the_listings_page_cap_is_not_taken_for_closed(t: TestDatabase
     assert_eq!(env["status"], "ready", "{env}");
 }
 
+/// Drift repair spends at most its share of `EPHEMERA_GITHUB_SYNC_BUDGET`
+/// a pass: over budget, it stops and the next pass goes on from there, so
+/// every repository is read in turn.
+async fn drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped(t: TestDatabase) {
+    let github = fake_github().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/repos/Codertocat/[^/]+/pulls$"))
+        .respond_with(|req: &Request| {
+            let repo = req.url.path().split('/').nth(3).unwrap().to_owned();
+            let number = if repo == "Hello-World" { 2 } else { 7 };
+            let mut listed = pr_state("open", 1, "2019-05-15T16:00:00Z", false, &[]);
+            listed["number"] = json!(number);
+            ResponseTemplate::new(200).set_body_json(json!([listed]))
+        })
+        .mount(&github)
+        .await;
+    let api_url = github.uri();
+    let app = TestApp::spawn_with(t, move |s| {
+        s.workers.github_sync = Duration::from_secs(300);
+        // 12 passes an hour: one listing a pass.
+        s.workers.github_sync_budget = 12;
+        s.github = Some(GitHubSettings {
+            app_id: 42,
+            private_key: KEY.to_owned().into(),
+            api_url,
+        });
+    })
+    .await;
+    for (n, name) in ["Hello-World", "Alpha", "Beta"].iter().enumerate() {
+        let mut p = pr("opened", 1, 0);
+        if *name != "Hello-World" {
+            p["number"] = json!(7);
+            p["pull_request"]["number"] = json!(7);
+            let repo =
+                json!({"full_name": format!("Codertocat/{name}"), "name": name, "id": 1000 + n});
+            for at in [
+                "/repository",
+                "/pull_request/head/repo",
+                "/pull_request/base/repo",
+            ] {
+                let target = p.pointer_mut(at).unwrap().as_object_mut().unwrap();
+                for (k, v) in repo.as_object().unwrap() {
+                    target.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        app.deliver_ok("pull_request", &id(), &p).await;
+    }
+    app.drain().await;
+
+    let sync = app.sync.as_ref().unwrap();
+    let mut listed = Vec::new();
+    for _ in 0..3 {
+        let before = github.received_requests().await.unwrap().len();
+        let summary = sync.sync_pull_requests().await.unwrap();
+        assert_eq!(summary.requests, 1, "{summary:?}");
+        let new: Vec<String> = github.received_requests().await.unwrap()[before..]
+            .iter()
+            .filter(|r| r.url.path().ends_with("/pulls"))
+            .map(|r| r.url.path().to_owned())
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        listed.extend(new);
+    }
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), 3, "every repository in turn: {listed:?}");
+    let envs = app.json("/api/v1/environments").await;
+    assert!(
+        envs.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["status"] == "ready"),
+        "{envs}"
+    );
+}
+
 async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
     let github = fake_github().await;
     pr_on_github(
@@ -949,6 +1026,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped,
     a_pr_past_the_listings_page_cap_is_not_taken_for_closed,
     a_marker_comment_a_person_wrote_is_left_alone,
     drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304,

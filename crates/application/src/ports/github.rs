@@ -134,6 +134,8 @@ pub enum OpenPullRequests {
         /// False when the list was cut at the page cap: a PR missing from
         /// it may still be open.
         complete: bool,
+        /// Pages read: requests that count against the rate limit.
+        pages: u32,
     },
 }
 

@@ -63,6 +63,8 @@ impl TestApp {
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.workers.count = 0;
         settings.workers.retry_base = std::time::Duration::from_millis(1);
+        // Tests drain reports step by step, each as soon as it is written.
+        settings.workers.report_delay = std::time::Duration::ZERO;
         configure(&mut settings);
         let app = Application::build(&settings, true)
             .await
