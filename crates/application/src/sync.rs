@@ -11,8 +11,10 @@ use ephemera_domain::{
     DeliveryId, DeliveryOutcome, Environment, EnvironmentStatus, InstallationId,
 };
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::PageRequest;
+use crate::worker::{self, Next};
 use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
 use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
@@ -403,6 +405,18 @@ impl GitHubSync {
     pub fn leased(mut self, leases: Arc<dyn Leases>, owner: String, ttl: Duration) -> Self {
         self.lease = Some(SyncLease { leases, owner, ttl });
         self
+    }
+
+    /// Runs both passes every `every` until `stop` turns true.
+    pub async fn run(&self, every: Duration, stop: watch::Receiver<bool>) {
+        worker::run_until_stopped(None, stop, || async {
+            match self.run_once().await {
+                Ok(summary) => tracing::info!(?summary, "GitHub sync done"),
+                Err(err) => tracing::warn!(error = %err, "GitHub sync failed"),
+            }
+            Next::After(every)
+        })
+        .await;
     }
 
     /// Both passes; for the periodic task. Skipped (`summary.skipped`)
