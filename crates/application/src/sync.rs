@@ -14,12 +14,12 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::PageRequest;
-use crate::worker::{self, Next};
 use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
 use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
     Leases, OpenPullRequests, PullRequestState, ReportError, WebhookStore,
 };
+use crate::worker::{self, Next};
 
 /// How a redelivery request is noted in the delivery log.
 const REQUESTED: &str = "missed; redelivery requested";

@@ -141,7 +141,11 @@ mod tests {
     async fn a_step_that_answers_now_runs_again_without_a_pause() {
         let (_stop_tx, stop) = watch::channel(false);
         let (_handle, mut ran) = spawn_loop(None, stop, |n| {
-            if n < 3 { Next::Now } else { Next::After(FOREVER) }
+            if n < 3 {
+                Next::Now
+            } else {
+                Next::After(FOREVER)
+            }
         });
         for n in 0..4 {
             assert_eq!(next_step(&mut ran).await, Some(n));

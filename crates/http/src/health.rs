@@ -41,7 +41,11 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, Pr
             "not-ready",
             format!(
                 "background {} {} stopped; restart the process",
-                if stopped.len() == 1 { "worker" } else { "workers" },
+                if stopped.len() == 1 {
+                    "worker"
+                } else {
+                    "workers"
+                },
                 stopped.join(", ")
             ),
         ));

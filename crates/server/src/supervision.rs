@@ -159,7 +159,10 @@ mod tests {
             "background worker reconciler-0 panicked: provisioner state is corrupt",
             "background worker retention ended while the process is running",
         ] {
-            assert!(errors.iter().any(|l| l.contains(expected)), "{expected}: {text}");
+            assert!(
+                errors.iter().any(|l| l.contains(expected)),
+                "{expected}: {text}"
+            );
         }
 
         // Asked to stop, a worker that ends is no failure.
