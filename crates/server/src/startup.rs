@@ -65,7 +65,8 @@ impl std::fmt::Debug for Workers {
 
 impl Workers {
     /// Builds `settings.workers.count` reconcilers (none when `start` is
-    /// false) plus the TTL sweep when a TTL is set.
+    /// false) plus the TTL sweep when a TTL is set, each under
+    /// [`supervise`]: one that stops on its own is recorded in `health`.
     pub fn build(
         settings: &Settings,
         db: &DatabaseConnection,
@@ -139,8 +140,6 @@ impl Workers {
             Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
                 .observed_by(observer.clone());
         let (stop, stopped) = watch::channel(false);
-        let health = WorkerHealth::new();
-        let mut handles = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
         if start {
             for index in 0..settings.workers.count {
@@ -174,9 +173,10 @@ impl Workers {
                 settings.workers.retention.clone(),
                 observer.clone(),
             );
-            let (every, stopped_) = (settings.workers.retention_every, stopped.clone());
-            tasks.push(Task::new("retention", async move {
-                retention.run(every, stopped_).await;
+            let every = settings.workers.retention_every;
+            tasks.push(Task::new("retention", {
+                let stopped = stopped.clone();
+                async move { retention.run(every, stopped).await }
             }));
             if let Some(ttl) = settings.workers.environment_ttl {
                 let (commands, stopped) = (commands.clone(), stopped.clone());
@@ -184,7 +184,6 @@ impl Workers {
                     commands.sweep_idle(ttl, stopped).await;
                 }));
             }
-            handles = supervise(tasks, &stopped, &health);
             tracing::info!(
                 workers = settings.workers.count,
                 provisioner = provisioner.name(),
@@ -192,6 +191,8 @@ impl Workers {
                 "workers started"
             );
         }
+        let health = WorkerHealth::new();
+        let handles = supervise(tasks, &stopped, &health);
         Self {
             stop,
             handles,
