@@ -28,6 +28,7 @@ use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{HealthProbe, StatsProbe};
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::webhooks::IngestDelivery;
+use ephemera_application::worker::WorkerHealth;
 use tracing_actix_web::TracingLogger;
 
 pub use auth::{Access, ApiToken, TokenTooShort};
@@ -47,6 +48,8 @@ pub struct AppState {
     pub ingest: IngestDelivery,
     pub commands: EnvironmentCommands,
     pub health: Arc<dyn HealthProbe>,
+    /// Background workers of this process that stopped on their own.
+    pub workers: WorkerHealth,
     pub webhook: WebhookSettings,
     /// Who may read and write `/api/v1` and read `/metrics`.
     pub access: Access,

@@ -378,6 +378,39 @@ async fn readiness_is_503_when_the_database_is_gone() {
     assert_eq!(app.get("/health/live").await.status(), 200);
 }
 
+/// A background worker that panics is logged and turns readiness into a
+/// 503 naming it (the process needs a restart), while liveness and reads
+/// stay up. The panicking task goes through the same supervisor as the
+/// app's own workers, recording into the app's own record.
+#[tokio::test]
+async fn readiness_is_503_once_a_background_worker_panicked() {
+    use ephemera_server::supervision::{Task, supervise};
+    let t = TestDatabase::migrated(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(t).await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    let supervised = supervise(
+        vec![Task::new("reconciler-7", async {
+            panic!("a bug in a worker step");
+        })],
+        &stop,
+        &app.worker_health,
+    );
+    for handle in supervised {
+        handle.await.unwrap();
+    }
+
+    let body = app.problem("/health/ready", 503).await;
+    assert_eq!(body["type"], "/problems/not-ready");
+    assert_eq!(
+        body["detail"],
+        "background worker reconciler-7 stopped; restart the process"
+    );
+    assert_eq!(app.get("/health/live").await.status(), 200);
+    assert_eq!(app.get("/api/v1/environments").await.status(), 200);
+}
+
 /// Every path answers 503 with Retry-After while PostgreSQL refuses
 /// connections to the database, and recovers without a restart.
 #[tokio::test]

@@ -77,25 +77,20 @@ impl ReportDeliverer {
         }
     }
 
-    /// Delivers until `stop` turns true.
-    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-        while !*stop.borrow() {
-            let pause = match self.run_once().await {
-                Ok(ReportOutcome::Idle) => Some(self.config.poll),
-                Ok(_) => None,
+    /// Delivers until `stop` turns true, waiting for `wake` or the poll
+    /// interval when nothing is due.
+    pub async fn run(&self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+        crate::worker::run_until_stopped(Some(&wake), stop, || async {
+            match self.run_once().await {
+                Ok(ReportOutcome::Idle) => crate::worker::Next::After(self.config.poll),
+                Ok(_) => crate::worker::Next::Now,
                 Err(err) => {
                     tracing::warn!(error = %err, "report delivery step failed");
-                    Some(self.config.poll.max(Duration::from_secs(1)))
-                }
-            };
-            if let Some(pause) = pause {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = wake.notified() => {}
-                    _ = stop.changed() => {}
+                    crate::worker::Next::After(self.config.poll.max(Duration::from_secs(1)))
                 }
             }
-        }
+        })
+        .await;
     }
 
     /// Delivers the next due report, if any.
