@@ -257,7 +257,7 @@ async fn deployments_history_and_logs(t: TestDatabase) {
 
 async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
     let env = seed(&t, "octo/web", 1).await;
-    let app = TestApp::spawn(t).await;
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
 
     for (path, status, detail) in [
         (
@@ -328,11 +328,95 @@ async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
             404,
             "no route for GET /api/v1/nothing-here",
         ),
+        // What the description calls invalid is refused, naming the
+        // parameter: empty strings, ids past 63 bits, booleans other than
+        // true and false, cursors of the wrong shape.
+        (
+            "/api/v1/environments?repository=",
+            400,
+            "is not `owner/name`",
+        ),
+        ("/api/v1/environments?cursor=", 400, "cursor:"),
+        ("/api/v1/environments?cursor=AAAAAAAAAAB", 400, "cursor:"),
+        (
+            "/api/v1/environments?active_only=1",
+            400,
+            "active_only: `1` is not true or false",
+        ),
+        (
+            "/api/v1/environments/9223372036854775808",
+            400,
+            "is not an integer",
+        ),
+        (
+            "/api/v1/environments/1/deployments?limit=0",
+            400,
+            "limit: must be between 1 and 200",
+        ),
+        (
+            "/api/v1/deliveries?event=",
+            400,
+            "event: `` is not an event name",
+        ),
+        (
+            "/api/v1/deliveries?event=Pull-Request",
+            400,
+            "is not an event name",
+        ),
+        ("/api/v1/deliveries?limit=201", 400, "limit:"),
+        ("/api/v1/deliveries/not%20an%20id", 400, "delivery id"),
     ] {
         let body = app.problem(path, status).await;
         let got = body["detail"].as_str().unwrap();
         assert!(got.contains(detail), "GET {path}: {got}");
     }
+
+    // Writes refuse malformed ids the same way, with a problem.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/api/v1/environments/0"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/environments/9223372036854775808",
+        ),
+        (reqwest::Method::POST, "/api/v1/environments/abc/redeploy"),
+        (reqwest::Method::POST, "/api/v1/environments/-1/redeploy"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .bearer_auth(support::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid environment id"),
+            "{method} {path}: {problem}"
+        );
+    }
+
+    // A cursor past every id starts from the beginning; zero is an empty
+    // page: every cursor of the documented shape is a position.
+    let all: Vec<Value> = app
+        .json("/api/v1/environments?cursor=__________8")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        app.json("/api/v1/environments?cursor=AAAAAAAAAAA").await,
+        serde_json::json!([])
+    );
 
     // Nothing stored was touched by the refused requests.
     let still: Value = app
