@@ -5,7 +5,10 @@
 
 use ephemera_application::pagination::MAX_LIMIT;
 use ephemera_domain::{DeliveryOutcome, EnvironmentStatus};
-use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 
 /// `owner/name` as GitHub spells it (`RepositoryFullName::parse`).
 pub(crate) const REPOSITORY: &str = r"^[A-Za-z0-9_-]{1,39}/[A-Za-z0-9._-]{1,100}$";
@@ -96,6 +99,56 @@ pub(crate) fn delivery_outcome() -> Object {
         .enum_values(Some(DeliveryOutcome::ALL.map(DeliveryOutcome::as_str)))
         .build()
 }
+
+/// The fields of a delivery's body every event is read for (the webhook's
+/// `Envelope`): the description of its request body.
+pub(crate) struct WebhookPayload;
+
+impl utoipa::PartialSchema for WebhookPayload {
+    fn schema() -> RefOr<Schema> {
+        let nullable = |schema: ObjectBuilder| {
+            OneOfBuilder::new()
+                .item(schema)
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+        };
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let int64 = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        };
+        let repository = ObjectBuilder::new()
+            .property("id", int64())
+            .property("full_name", string(REPOSITORY))
+            .required("id")
+            .required("full_name");
+        let installation = ObjectBuilder::new()
+            .property("id", ObjectBuilder::from(id()))
+            .property(
+                "updated_at",
+                OneOfBuilder::new()
+                    .item(int64().description(Some("seconds since the epoch")))
+                    .item(text().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+                    .item(ObjectBuilder::new().schema_type(Type::Null)),
+            )
+            .required("id");
+        let sender = ObjectBuilder::new()
+            .property("id", ObjectBuilder::from(id()))
+            .property("login", text())
+            .property("email", nullable(text()))
+            .property("avatar_url", nullable(text()))
+            .required("id")
+            .required("login");
+        ObjectBuilder::new()
+            .property("action", nullable(text()))
+            .property("repository", nullable(repository))
+            .property("installation", nullable(installation))
+            .property("sender", nullable(sender))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WebhookPayload {}
 
 /// `true` or `false`, naming the field when it is neither: exactly the
 /// JSON booleans the description promises.

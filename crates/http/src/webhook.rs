@@ -266,7 +266,7 @@ fn read_head(req: &HttpRequest, limit: usize) -> Result<Head<'_>, Refusal> {
         ("X-GitHub-Delivery" = String, Header, description = "Delivery GUID", pattern = r"^[A-Za-z0-9-]{1,64}$"),
         ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>", pattern = r"^sha256=[0-9a-fA-F]{64}$"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The event payload as GitHub sends it"),
+    request_body(content = crate::params::WebhookPayload, content_type = "application/json", description = "The event payload as GitHub sends it: a JSON object. Every event is read for the fields described here; `ping`, `pull_request`, `installation` and `installation_repositories` are also read for the fields GitHub's payload of that event carries (see docs/webhooks.md), other events for nothing more"),
     responses(
         (status = 200, description = "Recorded; `outcome` says what became of it", body = Answer),
         (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"),
