@@ -89,7 +89,7 @@ pub(crate) struct ListQuery {
     #[param(schema_with = params::environment_status)]
     status: Option<String>,
     /// `true` leaves out destroyed environments.
-    #[param(schema_with = params::boolean)]
+    #[param(schema_with = params::active_only)]
     active_only: Option<String>,
     /// A PR number; combine with `repository` for one PR.
     #[param(schema_with = params::pr_number)]

@@ -35,7 +35,7 @@ use crate::{deliveries, deployments, environments, health, metrics, webhook, wri
         swagger_ui_js,
         swagger_ui_css,
     ),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &ParameterDetails),
     tags(
         (name = "environments", description = "One preview environment per pull request"),
         (name = "deployments", description = "One deployment per environment and commit"),
@@ -63,6 +63,39 @@ impl Modify for BearerToken {
                     .build(),
             ),
         );
+    }
+}
+
+/// What utoipa leaves out for `schema_with` parameters (params.rs): a path
+/// parameter is required (OpenAPI demands it), and the description lives
+/// on the parameter, where clients look for it.
+struct ParameterDetails;
+
+impl Modify for ParameterDetails {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, Required, Schema};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.parameter_in == ParameterIn::Path {
+                        parameter.required = Required::True;
+                    }
+                    if parameter.description.is_none()
+                        && let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema
+                    {
+                        parameter.description = schema.description.take();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -269,6 +302,15 @@ mod tests {
                     let name = parameter["name"].as_str().unwrap();
                     let schema = &parameter["schema"];
                     let what = format!("{method} {path} {name}: {schema}");
+                    if parameter["in"] == "path" {
+                        assert_eq!(parameter["required"], true, "{what}");
+                    }
+                    assert!(
+                        parameter["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{what} has a description"
+                    );
                     match schema["type"].as_str().unwrap() {
                         "integer" => {
                             assert_eq!(schema["minimum"], 1, "{what}");

@@ -24,6 +24,9 @@ pub(crate) const CURSOR: &str = r"^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$";
 /// The largest id: ids are positive and fit in 63 bits.
 const MAX_ID: i64 = i64::MAX;
 
+// utoipa drops a `schema_with` parameter's doc comment, so each schema
+// carries its description; openapi.rs lifts it onto the parameter.
+
 fn string(pattern: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -37,6 +40,7 @@ pub(crate) fn id() -> Object {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
         .minimum(Some(1))
         .maximum(Some(MAX_ID))
+        .description(Some("An id: 1 to 9223372036854775807 (2^63 - 1)"))
         .build()
 }
 
@@ -46,6 +50,7 @@ pub(crate) fn pr_number() -> Object {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
         .minimum(Some(1))
         .maximum(Some(u32::MAX))
+        .description(Some("A PR number; combine with `repository` for one PR"))
         .build()
 }
 
@@ -56,40 +61,58 @@ pub(crate) fn limit() -> Object {
         .minimum(Some(1))
         .maximum(Some(MAX_LIMIT))
         .default(Some(ephemera_application::pagination::DEFAULT_LIMIT.into()))
+        .description(Some("Page size, 1 to 200 (default 50)"))
         .build()
 }
 
-pub(crate) fn boolean() -> Object {
+/// `active_only`.
+pub(crate) fn active_only() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::Boolean)
         .default(Some(false.into()))
+        .description(Some("`true` leaves out destroyed environments"))
         .build()
 }
 
 pub(crate) fn repository() -> Object {
-    string(REPOSITORY).build()
+    string(REPOSITORY)
+        .description(Some("`owner/name`, exactly as GitHub spells it"))
+        .build()
 }
 
 pub(crate) fn namespace() -> Object {
-    string(NAMESPACE).build()
+    string(NAMESPACE)
+        .description(Some(
+            "The preview's Kubernetes namespace (a DNS-1123 label)",
+        ))
+        .build()
 }
 
 pub(crate) fn delivery_id() -> Object {
-    string(DELIVERY_ID).build()
+    string(DELIVERY_ID)
+        .description(Some("The X-GitHub-Delivery id"))
+        .build()
 }
 
 pub(crate) fn event() -> Object {
-    string(EVENT).build()
+    string(EVENT)
+        .description(Some("An event name, e.g. `pull_request`"))
+        .build()
 }
 
 pub(crate) fn cursor() -> Object {
-    string(CURSOR).build()
+    string(CURSOR)
+        .description(Some(
+            "Where the next page starts; take it from the `Link` header",
+        ))
+        .build()
 }
 
 pub(crate) fn environment_status() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(EnvironmentStatus::ALL.map(EnvironmentStatus::as_str)))
+        .description(Some("One status, e.g. `ready`"))
         .build()
 }
 
@@ -97,6 +120,7 @@ pub(crate) fn delivery_outcome() -> Object {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(DeliveryOutcome::ALL.map(DeliveryOutcome::as_str)))
+        .description(Some("What became of the delivery"))
         .build()
 }
 
