@@ -65,6 +65,7 @@ fn field<T: serde::de::DeserializeOwned>(
 
 #[derive(Debug, Deserialize)]
 struct Repository {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     full_name: String,
 }
@@ -72,7 +73,7 @@ struct Repository {
 #[derive(Debug, Deserialize)]
 struct InstallationRef {
     /// Required on installation events (checked where it is read).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_integer")]
     id: Option<i64>,
     /// On installation events; GitHub sends epoch seconds or RFC 3339.
     #[serde(default)]
@@ -83,7 +84,7 @@ struct InstallationRef {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum GitHubTime {
-    Epoch(i64),
+    Epoch(#[serde(deserialize_with = "integer")] i64),
     Text(DateTime<Utc>),
 }
 
@@ -98,6 +99,7 @@ impl GitHubTime {
 
 #[derive(Debug, Deserialize)]
 struct User {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     login: String,
     email: Option<String>,
@@ -175,11 +177,38 @@ struct Account {
 
 #[derive(Debug, Deserialize)]
 struct RepositoryRef {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     full_name: String,
 }
 
 /// Why a signed delivery could not be read.
+/// A JSON integer, also when written with a fraction of zero (`5.0`): JSON
+/// (and the API description, after JSON Schema) counts that as the same
+/// integer, so it is read as one.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error as _;
+    match serde_json::Number::deserialize(deserializer)? {
+        n if n.is_i64() => n
+            .as_i64()
+            .ok_or_else(|| D::Error::custom("not a 64-bit integer")),
+        n => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= -(2f64.powi(63)) && *f < 2f64.powi(63))
+            .map(|f| f as i64)
+            .ok_or_else(|| D::Error::custom(format!("{n} is not a 64-bit integer"))),
+    }
+}
+
+/// [`integer`], or `None` for an absent or null field.
+fn optional_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Integer(#[serde(deserialize_with = "integer")] i64);
+    Ok(Option::<Integer>::deserialize(deserializer)?.map(|Integer(n)| n))
+}
+
 #[derive(Debug)]
 pub(crate) struct PayloadError(pub String);
 
@@ -226,6 +255,16 @@ pub(crate) fn parse(
     // The envelope first, the event's own shape only for events ephemera
     // handles: a handled event is read twice, but an event it ignores can
     // never be refused for a field that happens to share a name.
+    // A JSON object, as GitHub sends: serde would also read a struct from
+    // an array of its fields.
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Err(PayloadError(
+            "malformed JSON: the payload is not an object".into(),
+        ));
+    }
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| PayloadError(format!("malformed JSON: {e}")))?;
     let strict = HANDLED.contains(&event);

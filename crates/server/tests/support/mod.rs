@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pg_proxy;
 pub mod process;
 
 use ephemera_persistence::testing::TestDatabase;
