@@ -24,7 +24,7 @@ pub use deployment::{Deployment, DeploymentStatus, MAX_LOG_BYTES, NewDeployment}
 pub use environment::{Environment, EnvironmentStatus, NewEnvironment, Owner};
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
-pub use installation::{AllowedOwners, Installation, InstallationRepository, InstallationStatus};
+pub use installation::{AllowedOwners, Installation, InstallationStatus, InstalledRepository};
 pub use namespace::{MAX_PREFIX_LEN, Namespace};
 pub use policy::{DeployPolicy, PolicyDecision, PullRequestFacts, SkipReason};
 pub use preview_url::PreviewUrlTemplate;

@@ -11,7 +11,7 @@ use ephemera_application::ports::{
 };
 use ephemera_domain::{
     CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, EnvironmentStatus, InstallationId,
-    InstallationRepository, NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
+    InstalledRepository, NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
@@ -268,7 +268,7 @@ async fn live_environments_leave_out_destroying_and_destroyed(t: TestDatabase) {
         .await
         .unwrap();
     let of_repo = tx
-        .live_environments_of_repository(&InstallationRepository {
+        .live_environments_of_repository(&InstalledRepository {
             github_id: 1,
             full_name: RepositoryFullName::parse("octo/web").unwrap(),
         })
