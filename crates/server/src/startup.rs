@@ -74,13 +74,13 @@ impl Workers {
         app: Option<Arc<GitHubApp>>,
         observer: Arc<dyn WorkObserver>,
         wake: Arc<Notify>,
+        clock: Arc<dyn Clock>,
         start: bool,
     ) -> Self {
         let github: Option<Arc<dyn GitHubReporter>> =
             app.clone().map(|a| a as Arc<dyn GitHubReporter>);
         let queue: Arc<dyn WorkQueue> =
             Arc::new(SqlWorkQueue::new(db.clone()).reporting(github.is_some()));
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let reports = github.map(|github| {
             ReportDeliverer::new(
                 Arc::new(SqlReportOutbox::new(db.clone())),
@@ -286,6 +286,16 @@ impl Application {
     /// builds the server. Any failure here means nothing is served; the
     /// error names the variable at fault.
     pub async fn build(settings: &Settings, with_workers: bool) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, with_workers, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the clock every use case reads (tests
+    /// move it forward instead of sleeping past a backoff).
+    pub async fn build_with_clock(
+        settings: &Settings,
+        with_workers: bool,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         settings.check_serve()?;
         let db = open_database(&settings.database_url).await?;
         migrate(&db).await?;
@@ -320,6 +330,7 @@ impl Application {
             app,
             metrics.clone(),
             wake.clone(),
+            clock.clone(),
             with_workers,
         );
         let state = AppState {
@@ -330,7 +341,7 @@ impl Application {
             deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
             ingest: IngestDelivery::new(
                 Arc::new(SqlWebhookStore::new(db.clone()).reporting(workers.reports.is_some())),
-                Arc::new(SystemClock),
+                clock,
                 settings.policy.clone(),
             )
             .serving(settings.allowed_owners.clone())
@@ -454,6 +465,7 @@ pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
         app,
         Arc::new(NoObserver),
         Arc::new(Notify::new()),
+        Arc::new(SystemClock),
         true,
     );
     let health = workers.health.clone();

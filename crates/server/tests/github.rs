@@ -417,7 +417,7 @@ async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
         matches!(first[..], [ReportOutcome::Retrying { .. }]),
         "{first:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.clock.advance(Duration::from_millis(300));
     let second = app.drain_reports().await;
     assert!(
         matches!(second[..], [ReportOutcome::Delivered(_)]),
@@ -511,7 +511,7 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
     contract::enforce(&github).await;
     hand_out_tokens(&github, None).await;
     accept_reports(&github, 0).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.clock.advance(Duration::from_millis(500));
     let delivered = app.drain_reports().await;
     assert!(
         matches!(delivered[..], [ReportOutcome::Delivered(_)]),

@@ -6,6 +6,8 @@
 pub mod pg_proxy;
 pub mod process;
 
+use std::sync::Arc;
+
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::LogFormat;
 use ephemera_server::{Application, Settings};
@@ -43,6 +45,27 @@ pub struct TestApp {
     /// The record of workers that stopped on their own, which readiness
     /// reads.
     pub worker_health: ephemera_application::worker::WorkerHealth,
+    /// The app's clock: real time, plus whatever the test moved it on.
+    pub clock: Arc<ShiftedClock>,
+}
+
+/// Real time moved forward on demand, so a test waits out a backoff or a
+/// lease by saying so instead of sleeping.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    ahead: std::sync::Mutex<chrono::Duration>,
+}
+
+impl ShiftedClock {
+    pub fn advance(&self, by: std::time::Duration) {
+        *self.ahead.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
+    }
+}
+
+impl ephemera_application::ports::Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.ahead.lock().unwrap()
+    }
 }
 
 impl TestApp {
@@ -70,7 +93,8 @@ impl TestApp {
         // Tests drain reports step by step, each as soon as it is written.
         settings.workers.report_delay = std::time::Duration::ZERO;
         configure(&mut settings);
-        let app = Application::build(&settings, true)
+        let clock = Arc::new(ShiftedClock::default());
+        let app = Application::build_with_clock(&settings, true, clock.clone())
             .await
             .expect("building the app");
         let address = format!("http://127.0.0.1:{}", app.port());
@@ -95,6 +119,7 @@ impl TestApp {
             reports,
             sync,
             worker_health,
+            clock,
         }
     }
 
