@@ -6,9 +6,7 @@
 use ephemera_application::pagination::MAX_LIMIT;
 use ephemera_domain::{DeliveryOutcome, EnvironmentStatus};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{
-    KnownFormat, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
-};
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 
 /// `owner/name` as GitHub spells it (`RepositoryFullName::parse`).
 pub(crate) const REPOSITORY: &str = r"^[A-Za-z0-9_-]{1,39}/[A-Za-z0-9._-]{1,100}$";
@@ -124,50 +122,38 @@ pub(crate) fn delivery_outcome() -> Object {
         .build()
 }
 
-/// The fields of a delivery's body every event is read for (the webhook's
-/// `Envelope`): the description of its request body.
+/// A delivery's body as the description states it: a JSON object. The
+/// envelope fields (`action`, `repository`, `installation`, `sender`) are
+/// held to their GitHub shapes only on the events ephemera acts on (a
+/// 400 names the field there); on any other event they are read for what
+/// they are worth and never refuse the delivery, so they are described as
+/// any JSON value.
 pub(crate) struct WebhookPayload;
 
 impl utoipa::PartialSchema for WebhookPayload {
     fn schema() -> RefOr<Schema> {
-        let nullable = |schema: ObjectBuilder| {
-            OneOfBuilder::new()
-                .item(schema)
-                .item(ObjectBuilder::new().schema_type(Type::Null))
-        };
-        let text = || ObjectBuilder::new().schema_type(Type::String);
-        let int64 = || {
+        let any = |description: &str| {
             ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+                .description(Some(description))
         };
-        let repository = ObjectBuilder::new()
-            .property("id", int64())
-            .property("full_name", string(REPOSITORY))
-            .required("id")
-            .required("full_name");
-        let installation = ObjectBuilder::new()
-            .property("id", ObjectBuilder::from(id()))
-            .property(
-                "updated_at",
-                OneOfBuilder::new()
-                    .item(int64().description(Some("seconds since the epoch")))
-                    .item(text().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
-                    .item(ObjectBuilder::new().schema_type(Type::Null)),
-            )
-            .required("id");
-        let sender = ObjectBuilder::new()
-            .property("id", ObjectBuilder::from(id()))
-            .property("login", text())
-            .property("email", nullable(text()))
-            .property("avatar_url", nullable(text()))
-            .required("id")
-            .required("login");
         ObjectBuilder::new()
-            .property("action", nullable(text()))
-            .property("repository", nullable(repository))
-            .property("installation", nullable(installation))
-            .property("sender", nullable(sender))
+            .property(
+                "action",
+                any("the event's action: a string on the events ephemera acts on"),
+            )
+            .property(
+                "repository",
+                any("on the events ephemera acts on: `{id, full_name}`, `full_name` as `owner/name`"),
+            )
+            .property(
+                "installation",
+                any("on the events ephemera acts on: `{id, updated_at?}`; `id` is required on installation events"),
+            )
+            .property(
+                "sender",
+                any("on the events ephemera acts on: `{id, login, email?, avatar_url?}`"),
+            )
             .into()
     }
 }
