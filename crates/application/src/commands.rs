@@ -61,11 +61,8 @@ async fn begin_destroy(
     reason: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), CommandError> {
-    env.transition_to(EnvironmentStatus::Destroying, now)
+    env.begin_destroy(reason, now)
         .map_err(|e| CommandError::Conflict(e.to_string()))?;
-    env.status_reason = Some(reason.to_owned());
-    env.work_due_at = Some(now);
-    env.work_attempts = 0;
     tx.cancel_queued_deployments(env.id, now).await?;
     tx.update_environment(env).await?;
     if let Some(report) = PreviewReport::of(env, None) {
@@ -120,10 +117,7 @@ impl EnvironmentCommands {
             .environment(id)
             .await?
             .ok_or(CommandError::NotFound(id))?;
-        if matches!(
-            env.status,
-            EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-        ) {
+        if !env.is_live() {
             return Err(CommandError::Conflict(format!(
                 "environment {id} is {}; reopen or push to the PR to bring it back",
                 env.status
@@ -140,7 +134,6 @@ impl EnvironmentCommands {
             )));
         }
         tx.cancel_queued_deployments(id, now).await?;
-        env.status_reason = None;
         let deployment = tx
             .queue_deployment(
                 NewDeployment {
@@ -151,9 +144,7 @@ impl EnvironmentCommands {
                 now,
             )
             .await?;
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
-        env.updated_at = now;
+        env.request_deploy(now);
         tx.update_environment(&env).await?;
         if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
             tx.report(report).await?;
@@ -189,13 +180,7 @@ impl EnvironmentCommands {
             .await?
             .ok_or(CommandError::NotFound(id))?;
         let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
-        if stale
-            || env.commit_sha == pr.head_sha
-            || matches!(
-                env.status,
-                EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-            )
-        {
+        if stale || env.commit_sha == pr.head_sha || !env.is_live() {
             return Ok(MissedHead::UpToDate);
         }
         env.is_fork = pr.is_fork;
@@ -207,10 +192,7 @@ impl EnvironmentCommands {
             env.pr_updated_at = Some(pr.updated_at);
             env.updated_at = now;
             if reason.keeps_running() {
-                env.status_reason = Some(format!(
-                    "commit {} is not deployed: {reason}",
-                    pr.head_sha.short()
-                ));
+                env.hold_back(&pr.head_sha, &reason);
                 tx.update_environment(&env).await?;
                 if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
                     && let Some(report) = PreviewReport::of(&env, None)
@@ -228,7 +210,6 @@ impl EnvironmentCommands {
         tx.cancel_queued_deployments(id, now).await?;
         env.commit_sha = pr.head_sha.clone();
         env.pr_updated_at = Some(pr.updated_at);
-        env.status_reason = None;
         let deployment = tx
             .queue_deployment(
                 NewDeployment {
@@ -239,9 +220,7 @@ impl EnvironmentCommands {
                 now,
             )
             .await?;
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
-        env.updated_at = now;
+        env.request_deploy(now);
         tx.update_environment(&env).await?;
         if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
             tx.report(report).await?;
@@ -294,7 +273,7 @@ impl EnvironmentCommands {
             };
             // Re-checked under the lock: a webhook may have just touched it.
             let last = env.pr_updated_at.unwrap_or(env.created_at);
-            if last >= before || !env.status.can_become(EnvironmentStatus::Destroying) {
+            if last >= before || !env.is_live() {
                 continue;
             }
             let reason =

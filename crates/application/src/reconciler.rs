@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    CommitSha, Deployment, DeploymentId, DeploymentStatus, Environment, EnvironmentId,
+    CommitSha, Deployment, DeploymentId, DeploymentStatus, DueWork, Environment, EnvironmentId,
     EnvironmentStatus, NewDeployment, PreviewUrlTemplate,
 };
 use thiserror::Error;
@@ -241,30 +241,24 @@ impl Reconciler {
         if !tx.holds_lease(id, &self.config.worker_id).await? {
             return Ok(None);
         }
-        let attempt = env.work_attempts + 1;
-        match env.status {
-            EnvironmentStatus::Destroyed => {
+        let attempt = env.next_attempt();
+        match env.due_work() {
+            DueWork::Settle => {
                 settle(tx.as_mut(), &mut env).await?;
                 tx.commit().await?;
                 return Ok(None);
             }
-            EnvironmentStatus::Destroying => {
+            DueWork::Destroy => {
                 let request = self.request(&env, &env.commit_sha.clone());
                 tx.commit().await?;
                 return Ok(Some(Plan::Destroy { request, attempt }));
             }
-            _ => {}
+            DueWork::Deploy => {}
         }
 
         let deployment = match tx.active_deployment(env.id).await? {
             Some(d) => d,
-            None if matches!(
-                env.status,
-                EnvironmentStatus::Pending
-                    | EnvironmentStatus::Provisioning
-                    | EnvironmentStatus::Updating
-            ) =>
-            {
+            None if env.awaits_deployment() => {
                 let new = NewDeployment {
                     environment_id: env.id,
                     commit_sha: env.commit_sha.clone(),
@@ -278,16 +272,9 @@ impl Reconciler {
                 return Ok(None);
             }
         };
-        let next = match env.status {
-            EnvironmentStatus::Pending => EnvironmentStatus::Provisioning,
-            EnvironmentStatus::Failed if env.last_deployed_at.is_none() => {
-                EnvironmentStatus::Provisioning
-            }
-            EnvironmentStatus::Ready | EnvironmentStatus::Failed => EnvironmentStatus::Updating,
-            same => same,
-        };
-        if next != env.status {
-            env.transition_to(next, now).map_err(unexpected)?;
+        let before = env.status;
+        env.begin_deploy(now).map_err(unexpected)?;
+        if env.status != before {
             tx.update_environment(&env).await?;
         }
         // Only the newest wanted deployment runs; any older one (queued, or
@@ -295,11 +282,7 @@ impl Reconciler {
         tx.cancel_active_deployments(env.id, Some(deployment.id), now)
             .await?;
         let mut deployment = deployment;
-        if deployment.status == DeploymentStatus::Queued {
-            deployment
-                .transition_to(DeploymentStatus::InProgress, now)
-                .map_err(unexpected)?;
-        }
+        deployment.start(now).map_err(unexpected)?;
         deployment.append_log(&format!(
             "[{}] attempt {attempt} by {}: {} deploying {} to namespace {}",
             now.to_rfc3339(),
@@ -453,42 +436,24 @@ impl Reconciler {
             dep.append_log(&logs);
         }
 
-        let destroying = matches!(
-            env.status,
-            EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-        );
+        let destroying = !env.is_live();
         if destroying || tx.newer_queued(id, dep.id).await? {
             let why = if destroying {
                 "the environment is being destroyed"
             } else {
                 "superseded by a newer commit"
             };
-            dep.append_log(&format!("[{}] cancelled: {why}", now.to_rfc3339()));
-            dep.transition_to(DeploymentStatus::Cancelled, now)
-                .map_err(unexpected)?;
+            dep.cancel(why, now).map_err(unexpected)?;
             tx.update_deployment(dep).await?;
-            env.work_due_at = Some(now);
-            env.work_attempts = 0;
+            env.schedule_work(now);
             tx.update_environment(env).await?;
             return Ok(RunOutcome::Superseded(id));
         }
 
         match failure {
             Ok(provisioned) => {
-                dep.append_log(&format!(
-                    "[{}] ready at {}",
-                    now.to_rfc3339(),
-                    provisioned.url
-                ));
-                dep.transition_to(DeploymentStatus::Success, now)
-                    .map_err(unexpected)?;
-                env.transition_to(EnvironmentStatus::Ready, now)
-                    .map_err(unexpected)?;
-                env.environment_url = Some(provisioned.url);
-                env.last_deployed_at = Some(now);
-                env.error_message = None;
-                env.status_reason = None;
-                settle_fields(env);
+                dep.succeed(&provisioned.url, now).map_err(unexpected)?;
+                env.mark_ready(provisioned.url, now).map_err(unexpected)?;
                 tx.update_deployment(dep).await?;
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::Ready(id))
@@ -496,34 +461,20 @@ impl Reconciler {
             Err(failure) => {
                 if attempt < self.config.max_attempts {
                     let after = self.backoff(id, attempt);
-                    dep.append_log(&format!(
-                        "[{}] attempt {attempt} failed: {}; retrying in {}s",
-                        now.to_rfc3339(),
-                        failure.message,
-                        after.as_secs_f64()
-                    ));
-                    env.error_message = Some(failure.message);
-                    env.work_attempts = attempt;
-                    env.work_due_at =
-                        Some(now + chrono::Duration::from_std(after).unwrap_or_default());
-                    env.updated_at = now;
+                    dep.note_retry(attempt, &failure.message, after, now);
+                    env.retry_at(later(now, after), attempt, failure.message, now);
                     tx.update_deployment(dep).await?;
                     tx.update_environment(env).await?;
                     Ok(RunOutcome::Retrying { id, attempt, after })
                 } else {
-                    dep.append_log(&format!(
-                        "[{}] attempt {attempt} failed: {}; giving up",
-                        now.to_rfc3339(),
-                        failure.message
-                    ));
-                    dep.error_message = Some(failure.message.clone());
-                    dep.transition_to(DeploymentStatus::Failed, now)
+                    dep.give_up(attempt, failure.message.clone(), now)
                         .map_err(unexpected)?;
-                    env.transition_to(EnvironmentStatus::Failed, now)
-                        .map_err(unexpected)?;
-                    env.error_message = Some(failure.message);
-                    env.status_reason = Some(format!("deployment failed after {attempt} attempts"));
-                    settle_fields(env);
+                    env.fail(
+                        failure.message,
+                        format!("deployment failed after {attempt} attempts"),
+                        now,
+                    )
+                    .map_err(unexpected)?;
                     tx.update_deployment(dep).await?;
                     tx.update_environment(env).await?;
                     Ok(RunOutcome::Failed(id))
@@ -549,8 +500,7 @@ impl Reconciler {
                 // Not a failed attempt: the attempts count stays as it is,
                 // and so does the status until the provisioner says gone.
                 tracing::info!(environment = %id, logs = %logs, recheck = ?recheck, "destroy under way; looking again later");
-                env.work_due_at =
-                    Some(now + chrono::Duration::from_std(recheck).unwrap_or_default());
+                env.recheck_at(later(now, recheck));
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::DestroyInProgress { id, recheck })
             }
@@ -558,11 +508,7 @@ impl Reconciler {
                 if let Done::Destroyed(Teardown::Gone { logs }) = done {
                     tracing::info!(environment = %id, logs = %logs, "provisioner destroyed the environment");
                 }
-                env.transition_to(EnvironmentStatus::Destroyed, now)
-                    .map_err(unexpected)?;
-                env.environment_url = None;
-                env.error_message = None;
-                settle_fields(env);
+                env.mark_destroyed(now).map_err(unexpected)?;
                 // A deployment queued while the destroy ran (the PR was
                 // reopened or pushed to) brings the environment straight
                 // back, same record and namespace; anything older is
@@ -574,33 +520,27 @@ impl Reconciler {
                 tx.cancel_active_deployments(id, wanted.as_ref().map(|d| d.id), now)
                     .await?;
                 if wanted.is_some() {
-                    env.transition_to(EnvironmentStatus::Pending, now)
-                        .map_err(unexpected)?;
-                    env.work_due_at = Some(now);
+                    env.revive(now).map_err(unexpected)?;
                 }
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::Destroyed(id))
             }
             Err(failure) if attempt < self.config.max_attempts => {
                 let after = self.backoff(id, attempt);
-                env.error_message = Some(format!(
-                    "destroy attempt {attempt} failed: {}",
-                    failure.message
-                ));
-                env.work_attempts = attempt;
-                env.work_due_at = Some(now + chrono::Duration::from_std(after).unwrap_or_default());
-                env.updated_at = now;
+                let error = format!("destroy attempt {attempt} failed: {}", failure.message);
+                env.retry_at(later(now, after), attempt, error, now);
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::Retrying { id, attempt, after })
             }
             Err(failure) => {
-                env.transition_to(EnvironmentStatus::Failed, now)
-                    .map_err(unexpected)?;
-                env.error_message = Some(failure.message);
-                env.status_reason = Some(format!(
-                    "destroy failed after {attempt} attempts; DELETE the environment to try again"
-                ));
-                settle_fields(env);
+                env.fail(
+                    failure.message,
+                    format!(
+                        "destroy failed after {attempt} attempts; DELETE the environment to try again"
+                    ),
+                    now,
+                )
+                .map_err(unexpected)?;
                 tx.update_environment(env).await?;
                 Ok(RunOutcome::Failed(id))
             }
@@ -638,14 +578,14 @@ async fn report(
 }
 
 /// Nothing more to do for now.
-fn settle_fields(env: &mut Environment) {
-    env.work_due_at = None;
-    env.work_attempts = 0;
+async fn settle(tx: &mut dyn WorkTx, env: &mut Environment) -> Result<(), RepositoryError> {
+    env.settle();
+    tx.update_environment(env).await
 }
 
-async fn settle(tx: &mut dyn WorkTx, env: &mut Environment) -> Result<(), RepositoryError> {
-    settle_fields(env);
-    tx.update_environment(env).await
+/// `after` from `now`.
+fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(after).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_domain::{
-    DeliveryId, DeliveryOutcome, Environment, EnvironmentStatus, InstallationId,
-};
+use ephemera_domain::{DeliveryId, DeliveryOutcome, Environment, InstallationId};
 use thiserror::Error;
 
 use crate::PageRequest;
@@ -284,10 +282,7 @@ impl GitHubSync {
                 .map_err(unexpected)?;
             let result = page.into_page(rows, |e| e.id.get());
             for env in result.items {
-                if matches!(
-                    env.status,
-                    EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-                ) {
+                if !env.is_live() {
                     continue;
                 }
                 let Some(installation) = env.installation_id else {

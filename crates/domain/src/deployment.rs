@@ -141,6 +141,63 @@ impl Deployment {
     }
 }
 
+/// The lifecycle rules of a rollout, each with the line it leaves in the
+/// logs.
+impl Deployment {
+    /// A worker picks the deployment up (again, after a failed attempt).
+    pub fn start(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        match self.status {
+            DeploymentStatus::InProgress => Ok(()),
+            _ => self.transition_to(DeploymentStatus::InProgress, now),
+        }
+    }
+
+    /// Something newer is wanted (`why`): this rollout stops here.
+    pub fn cancel(&mut self, why: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.append_log(&format!("[{}] cancelled: {why}", now.to_rfc3339()));
+        self.transition_to(DeploymentStatus::Cancelled, now)
+    }
+
+    /// The rollout landed at `url`.
+    pub fn succeed(&mut self, url: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.append_log(&format!("[{}] ready at {url}", now.to_rfc3339()));
+        self.transition_to(DeploymentStatus::Success, now)
+    }
+
+    /// Attempt `attempt` failed with `error` and another one comes after
+    /// `after`; the deployment stays in progress.
+    pub fn note_retry(
+        &mut self,
+        attempt: u32,
+        error: &str,
+        after: std::time::Duration,
+        now: DateTime<Utc>,
+    ) {
+        self.append_log(&format!(
+            "[{}] attempt {attempt} failed: {error}; retrying in {}s",
+            now.to_rfc3339(),
+            after.as_secs_f64()
+        ));
+    }
+
+    /// The last attempt, `attempt`, failed with `error`: the rollout gave
+    /// up.
+    pub fn give_up(
+        &mut self,
+        attempt: u32,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.append_log(&format!(
+            "[{}] attempt {attempt} failed: {error}; giving up",
+            now.to_rfc3339()
+        ));
+        self.transition_to(DeploymentStatus::Failed, now)?;
+        self.error_message = Some(error);
+        Ok(())
+    }
+}
+
 /// A deployment as it is queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDeployment {
@@ -224,6 +281,67 @@ mod tests {
         assert!(d.logs.len() <= MAX_LOG_BYTES);
         assert!(d.logs.starts_with("[… earlier output cut …]"));
         assert!(d.logs.ends_with("line 39999\n"));
+    }
+
+    #[test]
+    fn a_started_deployment_stays_started_when_picked_up_again() {
+        let start = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let again = DateTime::<Utc>::from_timestamp(1_800_000_060, 0).unwrap();
+        let mut d = deployment(Queued);
+        d.start(start).unwrap();
+        d.start(again).unwrap();
+        assert_eq!((d.status, d.started_at), (InProgress, Some(start)));
+        let err = deployment(Success).start(again).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "deployment cannot go from success to in_progress"
+        );
+    }
+
+    #[test]
+    fn each_ending_leaves_its_line_in_the_logs() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let stamp = "[2027-01-15T08:00:00+00:00]";
+
+        let mut cancelled = deployment(Queued);
+        cancelled
+            .cancel("superseded by a newer commit", now)
+            .unwrap();
+        assert_eq!(cancelled.status, Cancelled);
+        assert_eq!(
+            cancelled.logs,
+            format!("{stamp} cancelled: superseded by a newer commit\n")
+        );
+
+        let mut landed = deployment(InProgress);
+        landed.succeed("https://pr-7.example", now).unwrap();
+        assert_eq!(landed.status, Success);
+        assert_eq!(
+            landed.logs,
+            format!("{stamp} ready at https://pr-7.example\n")
+        );
+
+        let mut retried = deployment(InProgress);
+        retried.note_retry(
+            1,
+            "quota exceeded",
+            std::time::Duration::from_millis(9500),
+            now,
+        );
+        assert_eq!(retried.status, InProgress);
+        assert_eq!(
+            retried.logs,
+            format!("{stamp} attempt 1 failed: quota exceeded; retrying in 9.5s\n")
+        );
+
+        let mut failed = deployment(InProgress);
+        failed.give_up(3, "image not found".into(), now).unwrap();
+        assert_eq!(failed.status, Failed);
+        assert_eq!(failed.error_message.as_deref(), Some("image not found"));
+        assert_eq!(
+            failed.logs,
+            format!("{stamp} attempt 3 failed: image not found; giving up\n")
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod user;
 
 pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};
 pub use deployment::{Deployment, DeploymentStatus, MAX_LOG_BYTES, NewDeployment};
-pub use environment::{Environment, EnvironmentStatus, NewEnvironment, Owner};
+pub use environment::{DueWork, Environment, EnvironmentStatus, NewEnvironment, Owner};
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
 pub use installation::{AllowedOwners, Installation, InstallationRepository, InstallationStatus};

@@ -8,7 +8,7 @@ use ephemera_domain::{
     PolicyDecision, PullRequestFacts, SkipReason,
 };
 
-use super::effects::{destroy_all, is_live, queue, report};
+use super::effects::{destroy_all, queue, report};
 use super::{IngestDelivery, IngestOutcome, PullRequestAction, PullRequestChange};
 use crate::ports::{RepositoryError, WebhookTx};
 
@@ -64,13 +64,10 @@ impl IngestDelivery {
                     note_pr(&mut env, pr);
                     // The sticky comment says which commit waits and why;
                     // a suspended App cannot be talked to.
-                    let tell = matches!(skip, SkipReason::ForkCommitNotVouched { .. })
-                        && is_live(env.status);
+                    let tell =
+                        matches!(skip, SkipReason::ForkCommitNotVouched { .. }) && env.is_live();
                     if tell {
-                        env.status_reason = Some(format!(
-                            "commit {} is not deployed: {reason}",
-                            pr.head_sha.short()
-                        ));
+                        env.hold_back(&pr.head_sha, &skip);
                     }
                     tx.update_environment(&env).await?;
                     if tell {
@@ -78,7 +75,7 @@ impl IngestDelivery {
                     }
                     Ok(IngestOutcome::ignored(reason))
                 }
-                Some(mut env) if is_live(env.status) => {
+                Some(mut env) if env.is_live() => {
                     note_pr(&mut env, pr);
                     self.destroy(tx, env, pr, &reason, now).await
                 }
@@ -158,7 +155,7 @@ impl IngestDelivery {
                 }
                 let revived = env.status == EnvironmentStatus::Destroyed;
                 if revived {
-                    env.transition_to(EnvironmentStatus::Pending, now)
+                    env.revive(now)
                         .map_err(|e| RepositoryError::Unexpected(e.into()))?;
                 }
                 refresh(&mut env, pr, installation, now);
@@ -166,10 +163,7 @@ impl IngestDelivery {
                     env.trusted_sha = trusted_sha;
                 }
                 if revived || new_commit {
-                    env.work_due_at = Some(now);
-                    env.work_attempts = 0;
-                    // A note about a commit held back no longer applies.
-                    env.status_reason = None;
+                    env.request_deploy(now);
                 }
                 tx.update_environment(&env).await?;
                 if revived || new_commit {
@@ -241,7 +235,7 @@ impl IngestDelivery {
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, RepositoryError> {
         env.pr_updated_at = Some(pr.updated_at);
-        if !is_live(env.status) {
+        if !env.is_live() {
             tx.update_environment(&env).await?;
             return Ok(IngestOutcome::ignored(format!(
                 "{why}; environment {} is already {}",
