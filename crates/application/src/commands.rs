@@ -120,7 +120,7 @@ impl EnvironmentCommands {
         if !env.is_live() {
             return Err(CommandError::Conflict(format!(
                 "environment {id} is {}; reopen or push to the PR to bring it back",
-                env.status
+                env.status()
             )));
         }
         // The operator's redeploy passes the same policy as a webhook: it
@@ -242,7 +242,7 @@ impl EnvironmentCommands {
             .environment(id)
             .await?
             .ok_or(CommandError::NotFound(id))?;
-        match env.status {
+        match env.status() {
             EnvironmentStatus::Destroying => return Ok(env),
             EnvironmentStatus::Destroyed => {
                 return Err(CommandError::Conflict(format!(

@@ -186,7 +186,8 @@ impl EnvironmentQueries {
 mod tests {
     use chrono::{DateTime, Utc};
     use ephemera_domain::{
-        CommitSha, DeploymentStatus, EnvironmentStatus, PrNumber, RepositoryFullName,
+        CommitSha, DeploymentRecord, DeploymentStatus, EnvironmentRecord, EnvironmentStatus,
+        PrNumber, RepositoryFullName,
     };
     use mockall::predicate::eq;
 
@@ -201,7 +202,7 @@ mod tests {
     fn environment(id: i64) -> Environment {
         let repository = RepositoryFullName::parse("octo/web").unwrap();
         let pr_number = PrNumber::new(id).unwrap();
-        Environment {
+        Environment::rehydrate(EnvironmentRecord {
             id: EnvironmentId::new(id).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
@@ -227,11 +228,11 @@ mod tests {
             is_fork: false,
             draft: false,
             labels: Vec::new(),
-        }
+        })
     }
 
     fn deployment(id: i64, environment_id: i64) -> Deployment {
-        Deployment {
+        Deployment::rehydrate(DeploymentRecord {
             id: DeploymentId::new(id).unwrap(),
             environment_id: EnvironmentId::new(environment_id).unwrap(),
             commit_sha: CommitSha::parse(&"d".repeat(40)).unwrap(),
@@ -243,7 +244,7 @@ mod tests {
             logs: String::new(),
             created_at: at(),
             updated_at: at(),
-        }
+        })
     }
 
     fn queries(

@@ -272,9 +272,9 @@ impl Reconciler {
                 return Ok(None);
             }
         };
-        let before = env.status;
+        let before = env.status();
         env.begin_deploy(now).map_err(unexpected)?;
-        if env.status != before {
+        if env.status() != before {
             tx.update_environment(&env).await?;
         }
         // Only the newest wanted deployment runs; any older one (queued, or
@@ -492,7 +492,7 @@ impl Reconciler {
         now: DateTime<Utc>,
     ) -> Result<RunOutcome, ReconcileError> {
         let id = env.id;
-        if env.status != EnvironmentStatus::Destroying {
+        if env.status() != EnvironmentStatus::Destroying {
             return Ok(RunOutcome::NothingToDo(id));
         }
         match result {
@@ -516,7 +516,7 @@ impl Reconciler {
                 let wanted = tx
                     .active_deployment(id)
                     .await?
-                    .filter(|d| d.status == DeploymentStatus::Queued);
+                    .filter(|d| d.status() == DeploymentStatus::Queued);
                 tx.cancel_active_deployments(id, wanted.as_ref().map(|d| d.id), now)
                     .await?;
                 if wanted.is_some() {
@@ -592,7 +592,9 @@ fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
 mod tests {
     use std::sync::Mutex;
 
-    use ephemera_domain::{Namespace, PrNumber, RepositoryFullName};
+    use ephemera_domain::{
+        DeploymentRecord, EnvironmentRecord, Namespace, PrNumber, RepositoryFullName,
+    };
 
     use super::*;
     use crate::ports::{MockClock, MockProvisioner, MockWorkQueue, MockWorkTx};
@@ -601,10 +603,10 @@ mod tests {
         DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn environment(status: EnvironmentStatus) -> Environment {
+    fn environment(status: EnvironmentStatus, work_attempts: u32) -> Environment {
         let repository = RepositoryFullName::parse("octo/web").unwrap();
         let pr_number = PrNumber::new(4).unwrap();
-        Environment {
+        Environment::rehydrate(EnvironmentRecord {
             id: EnvironmentId::new(9).unwrap(),
             namespace: Namespace::for_pr(&repository, pr_number),
             repository,
@@ -625,28 +627,28 @@ mod tests {
             updated_at: at(0),
             destroyed_at: None,
             work_due_at: Some(at(0)),
-            work_attempts: 0,
+            work_attempts,
             trusted_sha: None,
             is_fork: false,
             draft: false,
             labels: Vec::new(),
-        }
+        })
     }
 
-    fn queued() -> Deployment {
-        Deployment {
+    fn deployment(status: DeploymentStatus) -> Deployment {
+        Deployment::rehydrate(DeploymentRecord {
             id: DeploymentId::new(5).unwrap(),
             environment_id: EnvironmentId::new(9).unwrap(),
             commit_sha: CommitSha::parse(&"c".repeat(40)).unwrap(),
             commit_message: None,
-            status: DeploymentStatus::Queued,
+            status,
             started_at: None,
             completed_at: None,
             error_message: None,
             logs: String::new(),
             created_at: at(0),
             updated_at: at(0),
-        }
+        })
     }
 
     type Store = Arc<Mutex<(Environment, Deployment)>>;
@@ -661,7 +663,7 @@ mod tests {
         let s = store.clone();
         tx.expect_active_deployment().returning(move |_| {
             let d = s.lock().unwrap().1.clone();
-            Ok((!d.status.is_finished()).then_some(d))
+            Ok((!d.status().is_finished()).then_some(d))
         });
         let s = store.clone();
         tx.expect_deployment()
@@ -752,8 +754,8 @@ mod tests {
     #[tokio::test]
     async fn a_pending_environment_is_provisioned_and_ready() {
         let store: Store = Arc::new(Mutex::new((
-            environment(EnvironmentStatus::Pending),
-            queued(),
+            environment(EnvironmentStatus::Pending, 0),
+            deployment(DeploymentStatus::Queued),
         )));
         let p = provisioner(Ok(Provisioned {
             url: "https://x.example".into(),
@@ -764,27 +766,27 @@ mod tests {
 
         assert_eq!(outcome, RunOutcome::Ready(EnvironmentId::new(9).unwrap()));
         let (env, dep) = store.lock().unwrap().clone();
-        assert_eq!(env.status, EnvironmentStatus::Ready);
-        assert_eq!(env.environment_url.as_deref(), Some("https://x.example"));
+        assert_eq!(env.status(), EnvironmentStatus::Ready);
+        assert_eq!(env.environment_url(), Some("https://x.example"));
         assert_eq!(
-            (env.work_due_at, env.last_deployed_at),
+            (env.work_due_at(), env.last_deployed_at()),
             (None, Some(at(100)))
         );
-        assert_eq!(dep.status, DeploymentStatus::Success);
+        assert_eq!(dep.status(), DeploymentStatus::Success);
         assert!(
-            dep.logs
+            dep.logs()
                 .contains("attempt 1 by test-worker: mock deploying ccccccc"),
             "{}",
-            dep.logs
+            dep.logs()
         );
-        assert!(dep.logs.contains("created\n"));
+        assert!(dep.logs().contains("created\n"));
     }
 
     #[tokio::test]
     async fn a_failed_attempt_is_retried_later() {
         let store: Store = Arc::new(Mutex::new((
-            environment(EnvironmentStatus::Pending),
-            queued(),
+            environment(EnvironmentStatus::Pending, 0),
+            deployment(DeploymentStatus::Queued),
         )));
         let p = provisioner(Err(ProvisionFailure {
             message: "quota exceeded".into(),
@@ -803,22 +805,20 @@ mod tests {
         );
         let (env, dep) = store.lock().unwrap().clone();
         assert_eq!(
-            env.status,
+            env.status(),
             EnvironmentStatus::Provisioning,
             "still on its way"
         );
-        assert_eq!(env.work_attempts, 1);
-        assert_eq!(env.error_message.as_deref(), Some("quota exceeded"));
-        assert!(env.work_due_at.unwrap() > at(100));
-        assert_eq!(dep.status, DeploymentStatus::InProgress);
+        assert_eq!(env.work_attempts(), 1);
+        assert_eq!(env.error_message(), Some("quota exceeded"));
+        assert!(env.work_due_at().unwrap() > at(100));
+        assert_eq!(dep.status(), DeploymentStatus::InProgress);
     }
 
     #[tokio::test]
     async fn the_last_attempt_fails_the_environment_and_keeps_the_logs() {
-        let mut env = environment(EnvironmentStatus::Provisioning);
-        env.work_attempts = 2;
-        let mut dep = queued();
-        dep.status = DeploymentStatus::InProgress;
+        let env = environment(EnvironmentStatus::Provisioning, 2);
+        let dep = deployment(DeploymentStatus::InProgress);
         let store: Store = Arc::new(Mutex::new((env, dep)));
         let p = provisioner(Err(ProvisionFailure {
             message: "image not found".into(),
@@ -829,23 +829,21 @@ mod tests {
 
         assert_eq!(outcome, RunOutcome::Failed(EnvironmentId::new(9).unwrap()));
         let (env, dep) = store.lock().unwrap().clone();
-        assert_eq!(env.status, EnvironmentStatus::Failed);
-        assert_eq!(env.work_due_at, None);
-        assert_eq!(dep.status, DeploymentStatus::Failed);
-        assert_eq!(dep.error_message.as_deref(), Some("image not found"));
+        assert_eq!(env.status(), EnvironmentStatus::Failed);
+        assert_eq!(env.work_due_at(), None);
+        assert_eq!(dep.status(), DeploymentStatus::Failed);
+        assert_eq!(dep.error_message(), Some("image not found"));
         assert!(
-            dep.logs.contains("pulling") && dep.logs.contains("giving up"),
+            dep.logs().contains("pulling") && dep.logs().contains("giving up"),
             "{}",
-            dep.logs
+            dep.logs()
         );
     }
 
     #[tokio::test]
     async fn a_destroy_under_way_is_rechecked_without_using_up_attempts() {
-        let mut env = environment(EnvironmentStatus::Destroying);
-        env.work_attempts = 2;
-        let mut dep = queued();
-        dep.status = DeploymentStatus::Success;
+        let env = environment(EnvironmentStatus::Destroying, 2);
+        let dep = deployment(DeploymentStatus::Success);
         let store: Store = Arc::new(Mutex::new((env, dep)));
         let destroyer = |teardown: Teardown| {
             let mut p = MockProvisioner::new();
@@ -867,9 +865,9 @@ mod tests {
             let outcome = reconciler(&store, terminating, 3).run_once().await.unwrap();
             assert_eq!(outcome, RunOutcome::DestroyInProgress { id, recheck });
             let (env, _) = store.lock().unwrap().clone();
-            assert_eq!(env.status, EnvironmentStatus::Destroying);
-            assert_eq!(env.work_attempts, 2, "no attempt used up");
-            assert_eq!(env.work_due_at, Some(at(105)));
+            assert_eq!(env.status(), EnvironmentStatus::Destroying);
+            assert_eq!(env.work_attempts(), 2, "no attempt used up");
+            assert_eq!(env.work_due_at(), Some(at(105)));
         }
 
         let gone = destroyer(Teardown::Gone {
@@ -878,8 +876,8 @@ mod tests {
         let outcome = reconciler(&store, gone, 3).run_once().await.unwrap();
         assert_eq!(outcome, RunOutcome::Destroyed(id));
         let (env, _) = store.lock().unwrap().clone();
-        assert_eq!(env.status, EnvironmentStatus::Destroyed);
-        assert_eq!((env.work_due_at, env.work_attempts), (None, 0));
+        assert_eq!(env.status(), EnvironmentStatus::Destroyed);
+        assert_eq!((env.work_due_at(), env.work_attempts()), (None, 0));
     }
 
     #[test]

@@ -78,9 +78,29 @@ impl FromStr for DeploymentStatus {
     }
 }
 
-/// One commit deployed (or being deployed) into an environment.
+/// One commit deployed (or being deployed) into an environment. Its
+/// status, timestamps, error and logs change only through the lifecycle
+/// methods below.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    pub id: DeploymentId,
+    pub environment_id: EnvironmentId,
+    pub commit_sha: CommitSha,
+    pub commit_message: Option<String>,
+    status: DeploymentStatus,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    error_message: Option<String>,
+    logs: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A deployment as stored, field by field: what the persistence adapter
+/// loads a row into before [`Deployment::rehydrate`] makes it a deployment
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
     pub id: DeploymentId,
     pub environment_id: EnvironmentId,
     pub commit_sha: CommitSha,
@@ -99,6 +119,59 @@ pub struct Deployment {
 pub const MAX_LOG_BYTES: usize = 256 * 1024;
 
 impl Deployment {
+    /// The deployment a stored record describes, as it was stored.
+    pub fn rehydrate(record: DeploymentRecord) -> Self {
+        let DeploymentRecord {
+            id,
+            environment_id,
+            commit_sha,
+            commit_message,
+            status,
+            started_at,
+            completed_at,
+            error_message,
+            logs,
+            created_at,
+            updated_at,
+        } = record;
+        Self {
+            id,
+            environment_id,
+            commit_sha,
+            commit_message,
+            status,
+            started_at,
+            completed_at,
+            error_message,
+            logs,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn status(&self) -> DeploymentStatus {
+        self.status
+    }
+
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.started_at
+    }
+
+    pub fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.completed_at
+    }
+
+    /// Why the rollout failed, once it gave up.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error_message.as_deref()
+    }
+
+    /// What the workers and the provisioner wrote, the newest
+    /// [`MAX_LOG_BYTES`] of it.
+    pub fn logs(&self) -> &str {
+        &self.logs
+    }
+
     /// Appends to the logs, keeping at most [`MAX_LOG_BYTES`] (the newest).
     pub fn append_log(&mut self, text: &str) {
         self.logs.push_str(text);
@@ -117,7 +190,7 @@ impl Deployment {
 
     /// Moves the deployment to `next` if the lifecycle allows it, stamping
     /// when it started and when it finished.
-    pub fn transition_to(
+    fn transition_to(
         &mut self,
         next: DeploymentStatus,
         now: DateTime<Utc>,

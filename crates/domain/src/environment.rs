@@ -99,6 +99,11 @@ pub struct Owner {
 }
 
 /// One PR's preview environment.
+///
+/// What the PR says (title, branch, commit, labels…) is open to change;
+/// the lifecycle bookkeeping (status, its reasons, the URL, when work is
+/// due and how many attempts failed) changes only through the lifecycle
+/// methods below, so every use case follows the same rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
     pub id: EnvironmentId,
@@ -111,26 +116,26 @@ pub struct Environment {
     pub branch_name: String,
     pub commit_sha: CommitSha,
     pub namespace: Namespace,
-    pub environment_url: Option<String>,
-    pub status: EnvironmentStatus,
+    environment_url: Option<String>,
+    status: EnvironmentStatus,
     pub installation_id: Option<InstallationId>,
     pub owner: Option<Owner>,
-    pub error_message: Option<String>,
+    error_message: Option<String>,
     /// Why the environment is in its status ("PR merged", "idle for 72h"…).
-    pub status_reason: Option<String>,
-    pub last_deployed_at: Option<DateTime<Utc>>,
+    status_reason: Option<String>,
+    last_deployed_at: Option<DateTime<Utc>>,
     /// `pull_request.updated_at` of the newest event applied: an older event
     /// arriving late must not move the environment backwards.
     pub pr_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub destroyed_at: Option<DateTime<Utc>>,
+    destroyed_at: Option<DateTime<Utc>>,
     /// When a worker should next look at this environment (a deployment
     /// was queued, a destroy asked for, a retry is due); `None` when it is
     /// where it should be.
-    pub work_due_at: Option<DateTime<Utc>>,
+    work_due_at: Option<DateTime<Utc>>,
     /// Failed attempts at the current piece of work.
-    pub work_attempts: u32,
+    work_attempts: u32,
     /// On a fork PR: the head commit a maintainer vouched for by adding the
     /// trusted label. Later commits need vouching again.
     pub trusted_sha: Option<CommitSha>,
@@ -142,9 +147,139 @@ pub struct Environment {
     pub labels: Vec<String>,
 }
 
+/// An environment as stored, field by field: what the persistence adapter
+/// loads a row into before [`Environment::rehydrate`] makes it an
+/// environment again (fields as on [`Environment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentRecord {
+    pub id: EnvironmentId,
+    pub repository: RepositoryFullName,
+    pub repository_id: Option<i64>,
+    pub pr_number: PrNumber,
+    pub pr_title: String,
+    pub branch_name: String,
+    pub commit_sha: CommitSha,
+    pub namespace: Namespace,
+    pub environment_url: Option<String>,
+    pub status: EnvironmentStatus,
+    pub installation_id: Option<InstallationId>,
+    pub owner: Option<Owner>,
+    pub error_message: Option<String>,
+    pub status_reason: Option<String>,
+    pub last_deployed_at: Option<DateTime<Utc>>,
+    pub pr_updated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub destroyed_at: Option<DateTime<Utc>>,
+    pub work_due_at: Option<DateTime<Utc>>,
+    pub work_attempts: u32,
+    pub trusted_sha: Option<CommitSha>,
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
+}
+
+impl Environment {
+    /// The environment a stored record describes, as it was stored.
+    pub fn rehydrate(record: EnvironmentRecord) -> Self {
+        let EnvironmentRecord {
+            id,
+            repository,
+            repository_id,
+            pr_number,
+            pr_title,
+            branch_name,
+            commit_sha,
+            namespace,
+            environment_url,
+            status,
+            installation_id,
+            owner,
+            error_message,
+            status_reason,
+            last_deployed_at,
+            pr_updated_at,
+            created_at,
+            updated_at,
+            destroyed_at,
+            work_due_at,
+            work_attempts,
+            trusted_sha,
+            is_fork,
+            draft,
+            labels,
+        } = record;
+        Self {
+            id,
+            repository,
+            repository_id,
+            pr_number,
+            pr_title,
+            branch_name,
+            commit_sha,
+            namespace,
+            environment_url,
+            status,
+            installation_id,
+            owner,
+            error_message,
+            status_reason,
+            last_deployed_at,
+            pr_updated_at,
+            created_at,
+            updated_at,
+            destroyed_at,
+            work_due_at,
+            work_attempts,
+            trusted_sha,
+            is_fork,
+            draft,
+            labels,
+        }
+    }
+
+    pub fn status(&self) -> EnvironmentStatus {
+        self.status
+    }
+
+    /// Where the preview answers, once a deployment landed.
+    pub fn environment_url(&self) -> Option<&str> {
+        self.environment_url.as_deref()
+    }
+
+    /// What went wrong last, while it is relevant.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error_message.as_deref()
+    }
+
+    /// Why the environment is in its status ("PR merged", "idle for 72h"…).
+    pub fn status_reason(&self) -> Option<&str> {
+        self.status_reason.as_deref()
+    }
+
+    pub fn last_deployed_at(&self) -> Option<DateTime<Utc>> {
+        self.last_deployed_at
+    }
+
+    pub fn destroyed_at(&self) -> Option<DateTime<Utc>> {
+        self.destroyed_at
+    }
+
+    /// When a worker should next look at this environment; `None` when it
+    /// is where it should be.
+    pub fn work_due_at(&self) -> Option<DateTime<Utc>> {
+        self.work_due_at
+    }
+
+    /// Failed attempts at the current piece of work.
+    pub fn work_attempts(&self) -> u32 {
+        self.work_attempts
+    }
+}
+
 impl Environment {
     /// Moves the environment to `next` if the lifecycle allows it.
-    pub fn transition_to(
+    fn transition_to(
         &mut self,
         next: EnvironmentStatus,
         now: DateTime<Utc>,

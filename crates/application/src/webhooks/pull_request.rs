@@ -131,7 +131,7 @@ impl IngestDelivery {
                         | PullRequestAction::ReadyForReview
                         | PullRequestAction::Synchronize
                 );
-                if env.status == EnvironmentStatus::Destroyed && !opening && !new_commit {
+                if env.status() == EnvironmentStatus::Destroyed && !opening && !new_commit {
                     // An environment removed by the API or the TTL comes back
                     // with a reopen or a new commit, not with a label or title.
                     env.pr_updated_at = Some(pr.updated_at);
@@ -141,7 +141,7 @@ impl IngestDelivery {
                         env.id
                     )));
                 }
-                if env.status == EnvironmentStatus::Destroying {
+                if env.status() == EnvironmentStatus::Destroying {
                     // Recreated as soon as the destroy finishes: the worker
                     // finds this queued deployment and revives the record.
                     refresh(&mut env, pr, installation, now);
@@ -153,7 +153,7 @@ impl IngestDelivery {
                         env.commit_sha.short()
                     )));
                 }
-                let revived = env.status == EnvironmentStatus::Destroyed;
+                let revived = env.status() == EnvironmentStatus::Destroyed;
                 if revived {
                     env.revive(now)
                         .map_err(|e| RepositoryError::Unexpected(e.into()))?;
@@ -239,7 +239,8 @@ impl IngestDelivery {
             tx.update_environment(&env).await?;
             return Ok(IngestOutcome::ignored(format!(
                 "{why}; environment {} is already {}",
-                env.id, env.status
+                env.id,
+                env.status()
             )));
         }
         let id = env.id;

@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 
 use ephemera_domain::{
-    Deployment, DeploymentId, DeploymentStatus, Environment, EnvironmentId, EnvironmentStatus,
-    GithubUserId, InstallationStatus, Namespace,
+    Deployment, DeploymentId, DeploymentRecord, DeploymentStatus, Environment, EnvironmentId,
+    EnvironmentRecord, EnvironmentStatus, GithubUserId, InstallationStatus, Namespace,
 };
 
 use super::*;
@@ -60,7 +60,7 @@ fn delivery(change: DeliveryChange) -> IncomingDelivery {
 fn environment(status: EnvironmentStatus, sha: char, pr_updated: i64) -> Environment {
     let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
     let pr_number = PrNumber::new(2).unwrap();
-    Environment {
+    Environment::rehydrate(EnvironmentRecord {
         id: EnvironmentId::new(7).unwrap(),
         namespace: Namespace::for_pr(&repository, pr_number),
         repository,
@@ -86,7 +86,7 @@ fn environment(status: EnvironmentStatus, sha: char, pr_updated: i64) -> Environ
         is_fork: false,
         draft: false,
         labels: Vec::new(),
-    }
+    })
 }
 
 /// A transaction that records every write as a line in `calls`.
@@ -120,9 +120,11 @@ fn recording_tx(
     });
     let c = calls.clone();
     tx.expect_update_environment().returning(move |env| {
-        c.lock()
-            .unwrap()
-            .push(format!("update {} {}", env.status, env.commit_sha.short()));
+        c.lock().unwrap().push(format!(
+            "update {} {}",
+            env.status(),
+            env.commit_sha.short()
+        ));
         Ok(())
     });
     let c = calls.clone();
@@ -130,7 +132,7 @@ fn recording_tx(
         c.lock()
             .unwrap()
             .push(format!("queue {}", new.commit_sha.short()));
-        Ok(Deployment {
+        Ok(Deployment::rehydrate(DeploymentRecord {
             id: DeploymentId::new(1).unwrap(),
             environment_id: new.environment_id,
             commit_sha: new.commit_sha,
@@ -142,7 +144,7 @@ fn recording_tx(
             logs: String::new(),
             created_at: now,
             updated_at: now,
-        })
+        }))
     });
     let c = calls.clone();
     tx.expect_cancel_queued_deployments()
