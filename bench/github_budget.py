@@ -283,9 +283,9 @@ def start_fake():
     return fake, server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def lifecycle(binary, work):
+def lifecycle(binary, work, name, extra=()):
     fake, server, url = start_fake()
-    app = Ephemera(binary, f"sqlite://{work}/lifecycle.db?mode=rwc", url, work, "1h", "lifecycle")
+    app = Ephemera(binary, f"sqlite://{work}/{name}.db?mode=rwc", url, work, "1h", name, extra)
     app.wait_settled()
     steps = []
     for label, action, head in [("opened", "opened", 1)] + [
@@ -371,7 +371,14 @@ def main():
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as work:
-        steps = lifecycle(args.bin, work)
+        steps = lifecycle(args.bin, work, "quick")
+        # A deployment that outlasts the report delay (2 s): the command
+        # provisioner, taking 3 s to create and update.
+        slow = lifecycle(args.bin, work, "slow", {
+            "EPHEMERA_PROVISIONER": "command",
+            "EPHEMERA_PROVISION_COMMAND": "sleep 3",
+            "EPHEMERA_DESTROY_COMMAND": "true",
+        })
         seeding, seeded_in, during, elapsed, busy = drift(
             args.bin, work, args.previews, args.repositories, args.replicas, args.passes, args.interval
         )
@@ -382,17 +389,28 @@ def main():
                f"against a local fake GitHub that counts every request (`bench/github_budget.py`). "
                f"Reproduce: `python3 bench/github_budget.py --previews {args.previews} --repositories "
                f"{args.repositories} --replicas {args.replicas} --passes {args.passes} --interval {args.interval}`.\n")
-    out.append("### One PR's lifecycle (opened, 5 pushes, closed)\n")
-    out.append("Requests to GitHub once each step's reports drained (SQLite, dry-run provisioner, "
-               "one replica; `304`s are free of rate limit and counted apart).\n")
-    out.append("| step | requests | of which |\n|---|---|---|")
-    for label, counts in steps:
-        parts = ", ".join(f"{op.split('/')[1]} {n}" for (op, s), n in sorted(counts.items()))
-        out.append(f"| {label} | {total(counts)} | {parts} |")
-    pushes = [total(c) for label, c in steps if label.startswith("push")]
-    whole = sum(total(c) for _, c in steps)
-    out.append(f"\nWhole lifecycle: **{whole} requests**; per push: **{sum(pushes) / len(pushes):.1f}** on average "
-               f"(target ≤ 4).\n")
+    def lifecycle_table(title, note, steps):
+        out.append(f"### {title}\n")
+        out.append(note + "\n")
+        out.append("| step | requests | of which |\n|---|---|---|")
+        for label, counts in steps:
+            parts = ", ".join(f"{op.split('/')[1]} {n}" for (op, s), n in sorted(counts.items()))
+            out.append(f"| {label} | {total(counts)} | {parts} |")
+        pushes = [total(c) for label, c in steps if label.startswith("push")]
+        whole = sum(total(c) for _, c in steps)
+        out.append(f"\nWhole lifecycle: **{whole} requests**; per push: "
+                   f"**{sum(pushes) / len(pushes):.1f}** on average (target ≤ 4).\n")
+
+    lifecycle_table(
+        "One PR's lifecycle (opened, 5 pushes, closed): deployments quicker than the report delay",
+        "Requests to GitHub once each step's reports drained (SQLite, dry-run provisioner, one replica).",
+        steps,
+    )
+    lifecycle_table(
+        "The same lifecycle, each deployment taking 3 s (longer than the 2 s report delay)",
+        "Command provisioner running `sleep 3`: GitHub also hears `pending`/`in_progress` while it runs.",
+        slow,
+    )
 
     def per_pass(counts):
         passes = sum(n for (op, s), n in counts.items() if op == "apps/list-webhook-deliveries")

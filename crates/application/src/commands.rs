@@ -7,9 +7,10 @@ use ephemera_domain::{
     NewDeployment, PolicyDecision, PreviewReport, SkipReason,
 };
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::ports::{Clock, PullRequestState, RepositoryError, WorkQueue, WorkTx};
+use crate::worker::{self, Next};
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -255,6 +256,23 @@ impl EnvironmentCommands {
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(env)
+    }
+
+    /// Runs the TTL sweep until `stop` turns true, often enough that an
+    /// environment outlives its TTL by a tenth of it at most (between 1 s
+    /// and 1 min).
+    pub async fn sweep_idle(&self, ttl: std::time::Duration, stop: watch::Receiver<bool>) {
+        let every = (ttl / 10).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(60),
+        );
+        worker::run_until_stopped(None, stop, || async {
+            if let Err(err) = self.destroy_idle(ttl).await {
+                tracing::warn!(error = %err, "TTL sweep failed");
+            }
+            Next::After(every)
+        })
+        .await;
     }
 
     /// The TTL sweep: destroys live environments whose PR saw no activity

@@ -15,5 +15,6 @@ pub mod reporting;
 pub mod retention;
 pub mod sync;
 pub mod webhooks;
+pub mod worker;
 
 pub use pagination::{Cursor, Page, PageError, PageRequest};

@@ -15,23 +15,25 @@ pub struct Cursor {
     pub before_id: i64,
 }
 
-const CURSOR_PREFIX: &str = "v1:";
+/// A cursor is 8 bytes (an unsigned position, big-endian) in unpadded
+/// base64url: always 11 characters. Every such string is a position, so
+/// the API description can state the format exactly and the server accepts
+/// all it states; one past every id (or 0) is simply an empty page.
+const CURSOR_BYTES: usize = 8;
 
 impl Cursor {
     pub fn encode(self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{}", self.before_id))
+        URL_SAFE_NO_PAD.encode(self.before_id.max(0).cast_unsigned().to_be_bytes())
     }
 
     pub fn decode(raw: &str) -> Result<Self, PageError> {
-        let bytes = URL_SAFE_NO_PAD
+        let bytes: [u8; CURSOR_BYTES] = URL_SAFE_NO_PAD
             .decode(raw)
-            .map_err(|_| PageError::InvalidCursor)?;
-        let text = String::from_utf8(bytes).map_err(|_| PageError::InvalidCursor)?;
-        let before_id = text
-            .strip_prefix(CURSOR_PREFIX)
-            .and_then(|id| id.parse::<i64>().ok())
-            .filter(|id| *id > 0)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
             .ok_or(PageError::InvalidCursor)?;
+        // Positions past the largest id mean "from the start".
+        let before_id = i64::try_from(u64::from_be_bytes(bytes)).unwrap_or(i64::MAX);
         Ok(Self { before_id })
     }
 }
@@ -117,11 +119,31 @@ mod tests {
             "",
             "!!",
             "MTIz",
-            &URL_SAFE_NO_PAD.encode("v1:-5"),
-            &URL_SAFE_NO_PAD.encode("v1:x"),
+            // A cursor of the first format, base64 of `v1:<id>`.
+            &URL_SAFE_NO_PAD.encode("v1:5"),
+            // Seven and nine bytes.
+            "AAAAAAAAAA",
+            "AAAAAAAAAAAA",
+            // Eight bytes, but not in canonical form (trailing bits set).
+            "AAAAAAAAAAB",
+            "AAAAAAAAAA=",
+            "AAAAAAAAA+A",
         ] {
             assert_eq!(Cursor::decode(raw), Err(PageError::InvalidCursor), "{raw}");
         }
+    }
+
+    #[test]
+    fn every_eight_byte_cursor_is_a_position() {
+        // Zero: nothing lies below it, the page is empty.
+        assert_eq!(Cursor::decode("AAAAAAAAAAA"), Ok(Cursor { before_id: 0 }));
+        // Past every id: from the start.
+        assert_eq!(
+            Cursor::decode("__________8"),
+            Ok(Cursor {
+                before_id: i64::MAX
+            })
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::sync::{Notify, watch};
 use crate::ports::{
     Clock, NoObserver, Provisioner, RepositoryError, WorkObserver, WorkQueue, WorkTx,
 };
+use crate::worker::{self, Next};
 
 mod lease;
 mod plan;
@@ -149,25 +150,19 @@ impl Reconciler {
 
     /// Works until `stop` turns true: one environment at a time, waiting
     /// for `wake` or the poll interval when nothing is due.
-    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(&self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
         tracing::info!(worker = %self.config.worker_id, provisioner = self.provisioner.name(), "worker started");
-        while !*stop.borrow() {
-            let pause = match self.run_once().await {
-                Ok(RunOutcome::Idle) => Some(self.config.poll),
-                Ok(_) => None,
+        worker::run_until_stopped(Some(&wake), stop, || async {
+            match self.run_once().await {
+                Ok(RunOutcome::Idle) => Next::After(self.config.poll),
+                Ok(_) => Next::Now,
                 Err(err) => {
                     tracing::warn!(error = format!("{err:#}"), "worker step failed");
-                    Some(self.config.poll.max(Duration::from_secs(1)))
-                }
-            };
-            if let Some(pause) = pause {
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = wake.notified() => {}
-                    _ = stop.changed() => {}
+                    Next::After(self.config.poll.max(Duration::from_secs(1)))
                 }
             }
-        }
+        })
+        .await;
         tracing::info!(worker = %self.config.worker_id, "worker stopped");
     }
 

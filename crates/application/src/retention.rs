@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::ports::{Clock, Pruner, RepositoryError, WorkObserver};
+use crate::worker::{self, Next};
 
 /// How long each kind of record is kept (docs/configuration.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,17 @@ impl Retention {
             .ok()
             .and_then(|keep| self.clock.now().checked_sub_signed(keep))
             .ok_or(RetentionError::OutOfRange(keep))
+    }
+
+    /// Runs a pass every `every` until `stop` turns true.
+    pub async fn run(&self, every: Duration, stop: watch::Receiver<bool>) {
+        worker::run_until_stopped(None, stop, || async {
+            if let Err(err) = self.run_once().await {
+                tracing::warn!(error = %err, "retention pass failed");
+            }
+            Next::After(every)
+        })
+        .await;
     }
 
     /// One pass over every kind of record.

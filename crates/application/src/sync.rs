@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ephemera_domain::{DeliveryId, DeliveryOutcome, Environment, InstallationId};
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::PageRequest;
 use crate::commands::{CommandError, EnvironmentCommands, MissedHead};
@@ -16,6 +17,7 @@ use crate::ports::{
     Clock, DeliveryHeader, DeliveryLog, EnvironmentFilter, EnvironmentRepository, GitHubReader,
     Leases, OpenPullRequests, PullRequestState, ReportError, WebhookStore,
 };
+use crate::worker::{self, Next};
 
 /// How a redelivery request is noted in the delivery log.
 const REQUESTED: &str = "missed; redelivery requested";
@@ -462,6 +464,18 @@ impl GitHubSync {
     pub fn leased(mut self, leases: Arc<dyn Leases>, owner: String, ttl: Duration) -> Self {
         self.lease = Some(SyncLease { leases, owner, ttl });
         self
+    }
+
+    /// Runs both passes every `every` until `stop` turns true.
+    pub async fn run(&self, every: Duration, stop: watch::Receiver<bool>) {
+        worker::run_until_stopped(None, stop, || async {
+            match self.run_once().await {
+                Ok(summary) => tracing::info!(?summary, "GitHub sync done"),
+                Err(err) => tracing::warn!(error = %err, "GitHub sync failed"),
+            }
+            Next::After(every)
+        })
+        .await;
     }
 
     /// Both passes; for the periodic task. Skipped (`summary.skipped`)

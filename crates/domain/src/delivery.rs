@@ -1,5 +1,4 @@
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
@@ -36,52 +35,18 @@ impl fmt::Display for DeliveryId {
     }
 }
 
-/// What ephemera made of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryOutcome {
-    /// The state change it implied was committed.
-    Applied,
-    /// Understood, and deliberately not acted on (the reason says why).
-    Ignored,
-    /// A delivery id seen before: answered, nothing changed.
-    Duplicate,
-    /// It could not be applied (the reason holds the error); a redelivery
-    /// of the same id is applied afresh.
-    Failed,
-}
-
-impl DeliveryOutcome {
-    pub const ALL: [Self; 4] = [Self::Applied, Self::Ignored, Self::Duplicate, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Ignored => "ignored",
-            Self::Duplicate => "duplicate",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for DeliveryOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeliveryOutcome {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "delivery outcome",
-                    format!("`{s}` is not one of applied, ignored, duplicate, failed"),
-                )
-            })
+crate::string_enum! {
+    /// What ephemera made of a delivery.
+    pub enum DeliveryOutcome ("delivery outcome") {
+        /// The state change it implied was committed.
+        Applied = "applied",
+        /// Understood, and deliberately not acted on (the reason says why).
+        Ignored = "ignored",
+        /// A delivery id seen before: answered, nothing changed.
+        Duplicate = "duplicate",
+        /// It could not be applied (the reason holds the error); a
+        /// redelivery of the same id is applied afresh.
+        Failed = "failed",
     }
 }
 

@@ -1,29 +1,19 @@
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
-use crate::{CommitSha, DeploymentId, EnvironmentId, InvalidTransition, ValidationError};
+use crate::{CommitSha, DeploymentId, EnvironmentId, InvalidTransition};
 
-/// Where one commit's rollout into an environment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeploymentStatus {
-    Queued,
-    InProgress,
-    Success,
-    Failed,
-    Cancelled,
+crate::string_enum! {
+    /// Where one commit's rollout into an environment is.
+    pub enum DeploymentStatus ("deployment status") {
+        Queued = "queued",
+        InProgress = "in_progress",
+        Success = "success",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl DeploymentStatus {
-    pub const ALL: [Self; 5] = [
-        Self::Queued,
-        Self::InProgress,
-        Self::Success,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-
     /// The statuses this one may move to (DESIGN §2): queued → in_progress →
     /// success | failed, and queued | in_progress → cancelled when a newer
     /// commit supersedes it.
@@ -42,39 +32,6 @@ impl DeploymentStatus {
 
     pub fn is_finished(self) -> bool {
         self.allowed_next().is_empty()
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::InProgress => "in_progress",
-            Self::Success => "success",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for DeploymentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeploymentStatus {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                ValidationError::new(
-                    "deployment status",
-                    format!("`{s}` is not one of {}", names.join(", ")),
-                )
-            })
     }
 }
 

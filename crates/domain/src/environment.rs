@@ -1,36 +1,24 @@
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
 use crate::{
     CommitSha, EnvironmentId, GithubUserId, InstallationId, InvalidTransition, Namespace, PrNumber,
-    RepositoryFullName, SkipReason, ValidationError,
+    RepositoryFullName, SkipReason,
 };
 
-/// Where a PR's preview environment is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EnvironmentStatus {
-    Pending,
-    Provisioning,
-    Ready,
-    Updating,
-    Failed,
-    Destroying,
-    Destroyed,
+crate::string_enum! {
+    /// Where a PR's preview environment is in its life.
+    pub enum EnvironmentStatus ("environment status") {
+        Pending = "pending",
+        Provisioning = "provisioning",
+        Ready = "ready",
+        Updating = "updating",
+        Failed = "failed",
+        Destroying = "destroying",
+        Destroyed = "destroyed",
+    }
 }
 
 impl EnvironmentStatus {
-    pub const ALL: [Self; 7] = [
-        Self::Pending,
-        Self::Provisioning,
-        Self::Ready,
-        Self::Updating,
-        Self::Failed,
-        Self::Destroying,
-        Self::Destroyed,
-    ];
-
     /// The statuses this one may move to (DESIGN §2).
     pub fn allowed_next(self) -> &'static [Self] {
         use EnvironmentStatus::*;
@@ -53,41 +41,6 @@ impl EnvironmentStatus {
     /// Whether the environment still exists or is on its way to existing.
     pub fn is_active(self) -> bool {
         self != Self::Destroyed
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Provisioning => "provisioning",
-            Self::Ready => "ready",
-            Self::Updating => "updating",
-            Self::Failed => "failed",
-            Self::Destroying => "destroying",
-            Self::Destroyed => "destroyed",
-        }
-    }
-}
-
-impl fmt::Display for EnvironmentStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EnvironmentStatus {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                ValidationError::new(
-                    "environment status",
-                    format!("`{s}` is not one of {}", names.join(", ")),
-                )
-            })
     }
 }
 

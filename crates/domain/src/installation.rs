@@ -1,49 +1,13 @@
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 
-use crate::{InstallationId, RepositoryFullName, ValidationError};
+use crate::{InstallationId, RepositoryFullName};
 
-/// Whether a GitHub App installation may get new deployments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InstallationStatus {
-    Active,
-    Suspended,
-    Deleted,
-}
-
-impl InstallationStatus {
-    pub const ALL: [Self; 3] = [Self::Active, Self::Suspended, Self::Deleted];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Deleted => "deleted",
-        }
-    }
-}
-
-impl fmt::Display for InstallationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for InstallationStatus {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "installation status",
-                    format!("`{s}` is not one of active, suspended, deleted"),
-                )
-            })
+crate::string_enum! {
+    /// Whether a GitHub App installation may get new deployments.
+    pub enum InstallationStatus ("installation status") {
+        Active = "active",
+        Suspended = "suspended",
+        Deleted = "deleted",
     }
 }
 

@@ -16,6 +16,7 @@ mod policy;
 mod preview_url;
 mod report;
 mod repository;
+mod string_enum;
 mod user;
 
 pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};

@@ -13,7 +13,8 @@ use validator::Validate;
 
 use crate::environments::{page_problem, validation_detail};
 use crate::pagination::next_link;
-use crate::{AppState, Problem};
+use crate::responses::{ReadErrors, ReadOneErrors};
+use crate::{AppState, Problem, params};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DeliveryBody {
@@ -51,18 +52,34 @@ impl From<DeliveryRecord> for DeliveryBody {
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    #[validate(length(min = 1, max = 64))]
+    /// An event name, e.g. `pull_request`.
+    #[param(schema_with = params::event)]
     event: Option<String>,
+    /// What became of the delivery.
+    #[param(schema_with = params::delivery_outcome)]
     outcome: Option<String>,
+    /// Page size, 1 to 200 (default 50).
     #[validate(range(min = 1, max = 200))]
+    #[param(schema_with = params::limit)]
     limit: Option<u32>,
+    /// Where the next page starts; take it from the `Link` header.
+    #[param(schema_with = params::cursor)]
     cursor: Option<String>,
+}
+
+/// The `{delivery_id}` of `/deliveries/{delivery_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct DeliveryPath {
+    /// The X-GitHub-Delivery id
+    #[param(schema_with = params::delivery_id)]
+    delivery_id: String,
 }
 
 /// `GET /api/v1/deliveries`: newest first, filters `event` and `outcome`.
 #[utoipa::path(get, path = "/api/v1/deliveries", operation_id = "list_deliveries", tag = "deliveries", params(ListQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The delivery log, newest first", body = [DeliveryBody]), ReadErrors))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -71,6 +88,11 @@ pub(crate) async fn list(
     query
         .validate()
         .map_err(|e| Problem::bad_request(validation_detail(&e)))?;
+    if let Some(event) = query.event.as_deref().filter(|e| !params::is_event_name(e)) {
+        return Err(Problem::bad_request(format!(
+            "event: `{event}` is not an event name (lowercase letters, digits and `_`, e.g. pull_request)"
+        )));
+    }
     let filter = DeliveryFilter {
         event: query.event.clone(),
         outcome: query
@@ -96,14 +118,15 @@ pub(crate) async fn list(
 
 /// `GET /api/v1/deliveries/{delivery_id}`.
 #[utoipa::path(get, path = "/api/v1/deliveries/{delivery_id}", operation_id = "get_delivery", tag = "deliveries",
-    params(("delivery_id" = String, Path, description = "The X-GitHub-Delivery id")),
+    params(DeliveryPath),
     security(("bearer" = [])),
-    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The delivery and what became of it", body = DeliveryBody), ReadOneErrors))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<DeliveryPath>,
 ) -> Result<HttpResponse, Problem> {
-    let id = DeliveryId::parse(&path).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let id =
+        DeliveryId::parse(&path.delivery_id).map_err(|e| Problem::bad_request(e.to_string()))?;
     let record = state.deliveries.get(&id).await.map_err(|err| match err {
         GetDeliveryError::NotFound(_) => Problem::not_found(err.to_string()),
         GetDeliveryError::Failed(failure) => failure.into(),

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::environments::{page_problem, parse_environment_id, validation_detail};
+use crate::environments::{EnvironmentPath, page_problem, validation_detail};
 use crate::pagination::next_link;
-use crate::{AppState, Problem};
+use crate::responses::ReadOneErrors;
+use crate::{AppState, Problem, params};
 
 /// A deployment as the API shows it; logs only when asked for one.
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,23 +61,36 @@ impl DeploymentBody {
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
     #[validate(range(min = 1, max = 200))]
+    #[param(schema_with = params::limit)]
     limit: Option<u32>,
+    /// Where the next page starts; take it from the `Link` header.
+    #[param(schema_with = params::cursor)]
     cursor: Option<String>,
+}
+
+/// The `{id}` of a deployment in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct DeploymentPath {
+    /// Deployment id
+    #[param(schema_with = params::id)]
+    id: String,
 }
 
 /// `GET /api/v1/environments/{id}/deployments`: history, newest first.
 #[utoipa::path(get, path = "/api/v1/environments/{id}/deployments", operation_id = "list_deployments", tag = "deployments",
-    params(("id" = i64, Path, description = "Environment id"), PageQuery),
+    params(EnvironmentPath, PageQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Deployments, newest first, without logs", body = [DeploymentBody]), ReadOneErrors))]
 pub(crate) async fn list_for_environment(
     req: HttpRequest,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<EnvironmentPath>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let id = parse_environment_id(&path)?;
+    let id = path.id()?;
     query
         .validate()
         .map_err(|e| Problem::bad_request(validation_detail(&e)))?;
@@ -103,14 +117,15 @@ pub(crate) async fn list_for_environment(
 
 /// `GET /api/v1/deployments/{id}`: one deployment with its logs.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}", operation_id = "get_deployment", tag = "deployments",
-    params(("id" = i64, Path, description = "Deployment id")),
+    params(DeploymentPath),
     security(("bearer" = [])),
-    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The deployment with its logs", body = DeploymentBody), ReadOneErrors))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<DeploymentPath>,
 ) -> Result<HttpResponse, Problem> {
     let id = path
+        .id
         .parse::<DeploymentId>()
         .map_err(|e| Problem::bad_request(e.to_string()))?;
     let deployment = state

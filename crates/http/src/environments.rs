@@ -14,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::pagination::next_link;
-use crate::{AppState, Problem};
+use crate::responses::{ReadErrors, ReadOneErrors};
+use crate::{AppState, Problem, params};
 
 /// An environment as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,24 +77,54 @@ impl From<Environment> for EnvironmentBody {
     }
 }
 
-/// `GET /api/v1/environments` query string.
+/// `GET /api/v1/environments` query string. Each field's format is stated
+/// once, in params.rs, for the description and the checks alike.
 #[derive(Debug, Deserialize, Validate, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// `owner/name`, exactly as GitHub spells it.
-    #[validate(length(min = 3, max = 140))]
+    #[param(schema_with = params::repository)]
     repository: Option<String>,
     /// One status, e.g. `ready`.
+    #[param(schema_with = params::environment_status)]
     status: Option<String>,
     /// `true` leaves out destroyed environments.
-    #[param(value_type = Option<bool>)]
+    #[param(schema_with = params::active_only)]
     active_only: Option<String>,
+    /// A PR number; combine with `repository` for one PR.
+    #[param(schema_with = params::pr_number)]
     pr_number: Option<i64>,
     /// Page size, 1 to 200 (default 50).
     #[validate(range(min = 1, max = 200))]
+    #[param(schema_with = params::limit)]
     limit: Option<u32>,
     /// Where the next page starts; take it from the `Link` header.
+    #[param(schema_with = params::cursor)]
     cursor: Option<String>,
+}
+
+/// The `{id}` of an environment in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct EnvironmentPath {
+    /// Environment id
+    #[param(schema_with = params::id)]
+    id: String,
+}
+
+/// The `{namespace}` of `/environments/namespace/{namespace}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct NamespacePath {
+    /// Kubernetes namespace of the preview
+    #[param(schema_with = params::namespace)]
+    namespace: String,
+}
+
+impl EnvironmentPath {
+    pub(crate) fn id(&self) -> Result<EnvironmentId, Problem> {
+        parse_environment_id(&self.id)
+    }
 }
 
 impl ListQuery {
@@ -114,22 +145,11 @@ impl ListQuery {
                 .map(str::parse::<EnvironmentStatus>)
                 .transpose()
                 .map_err(bad)?,
-            active_only: parse_bool("active_only", self.active_only.as_deref())?,
+            active_only: params::parse_bool("active_only", self.active_only.as_deref())?,
             pr_number: self.pr_number.map(PrNumber::new).transpose().map_err(bad)?,
         };
         let page = PageRequest::parse(self.limit, self.cursor.as_deref()).map_err(page_problem)?;
         Ok((filter, page))
-    }
-}
-
-/// `true`/`false` (also `1`/`0`), naming the field when it is neither.
-fn parse_bool(field: &str, raw: Option<&str>) -> Result<bool, Problem> {
-    match raw {
-        None | Some("false" | "0") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(other) => Err(Problem::bad_request(format!(
-            "{field}: `{other}` is not true or false"
-        ))),
     }
 }
 
@@ -184,7 +204,7 @@ pub(crate) fn get_environment_problem(err: GetEnvironmentError) -> Problem {
 /// `GET /api/v1/environments`: newest first, filtered, keyset-paginated.
 #[utoipa::path(get, path = "/api/v1/environments", operation_id = "list_environments", tag = "environments", params(ListQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Environments, newest first; a `Link: <…>; rel=\"next\"` header points at the next page", body = [EnvironmentBody]), ReadErrors))]
 pub(crate) async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -206,14 +226,14 @@ pub(crate) async fn list(
 
 /// `GET /api/v1/environments/{id}`.
 #[utoipa::path(get, path = "/api/v1/environments/{id}", operation_id = "get_environment", tag = "environments",
-    params(("id" = i64, Path, description = "Environment id")),
+    params(EnvironmentPath),
     security(("bearer" = [])),
-    responses((status = 200, description = "The environment", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The environment", body = EnvironmentBody), ReadOneErrors))]
 pub(crate) async fn get(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
-    let id = parse_environment_id(&path)?;
+    let id = path.id()?;
     let env = state
         .queries
         .get_environment(id)
@@ -224,14 +244,15 @@ pub(crate) async fn get(
 
 /// `GET /api/v1/environments/namespace/{namespace}`.
 #[utoipa::path(get, path = "/api/v1/environments/namespace/{namespace}", operation_id = "get_environment_by_namespace", tag = "environments",
-    params(("namespace" = String, Path, description = "Kubernetes namespace of the preview")),
+    params(NamespacePath),
     security(("bearer" = [])),
-    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json"), (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The environment in that namespace", body = EnvironmentBody), ReadOneErrors))]
 pub(crate) async fn by_namespace(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<NamespacePath>,
 ) -> Result<HttpResponse, Problem> {
-    let namespace = Namespace::parse(&path).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let namespace =
+        Namespace::parse(&path.namespace).map_err(|e| Problem::bad_request(e.to_string()))?;
     let env = state
         .queries
         .get_environment_by_namespace(&namespace)

@@ -13,7 +13,9 @@ mod health;
 mod metrics;
 mod openapi;
 mod pagination;
+mod params;
 mod problem;
+mod responses;
 mod webhook;
 mod writes;
 
@@ -28,6 +30,7 @@ use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{HealthProbe, StatsProbe};
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::webhooks::IngestDelivery;
+use ephemera_application::worker::WorkerHealth;
 use tracing_actix_web::TracingLogger;
 
 pub use auth::{Access, ApiToken, TokenTooShort};
@@ -47,6 +50,8 @@ pub struct AppState {
     pub ingest: IngestDelivery,
     pub commands: EnvironmentCommands,
     pub health: Arc<dyn HealthProbe>,
+    /// Background workers of this process that stopped on their own.
+    pub workers: WorkerHealth,
     pub webhook: WebhookSettings,
     /// Who may read and write `/api/v1` and read `/metrics`.
     pub access: Access,
@@ -60,25 +65,160 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// Every route the service registers, as (method, path). The OpenAPI test
-/// checks each is documented; keep the two in step.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/metrics"),
-    ("get", "/api/openapi.json"),
-    ("get", "/docs"),
-    ("get", "/health"),
-    ("get", "/health/live"),
-    ("get", "/health/ready"),
-    ("get", "/api/v1/environments"),
-    ("get", "/api/v1/environments/namespace/{namespace}"),
-    ("get", "/api/v1/environments/{id}"),
-    ("delete", "/api/v1/environments/{id}"),
-    ("post", "/api/v1/environments/{id}/redeploy"),
-    ("get", "/api/v1/environments/{id}/deployments"),
-    ("get", "/api/v1/deployments/{id}"),
-    ("post", "/api/v1/github/webhook"),
-    ("get", "/api/v1/deliveries"),
-    ("get", "/api/v1/deliveries/{delivery_id}"),
+/// The prefix of the guarded REST API.
+const API_PREFIX: &str = "/api/v1";
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// Anyone: the webhook (it has its own signature), the health probes,
+    /// the API description and its UI.
+    Public,
+    /// Under [`API_PREFIX`], behind the bearer token (auth.rs); unknown
+    /// paths there answer 404 only to callers who may read.
+    Token,
+    /// `/metrics`: behind the token on the API listener, or served by a
+    /// metrics listener of its own (then absent here).
+    Metrics,
+}
+
+/// One route of the API listener.
+pub(crate) struct Endpoint {
+    pub(crate) method: Verb,
+    /// The full path template, as the OpenAPI description writes it.
+    pub(crate) path: &'static str,
+    pub(crate) guard: Guard,
+    /// The handler, given the route that already matches `method`.
+    handler: fn(actix_web::Route) -> actix_web::Route,
+}
+
+/// The methods endpoints answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    /// As an OpenAPI path item names it (for the test that holds the
+    /// table to the description).
+    #[cfg(test)]
+    pub(crate) fn as_openapi(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Post => "post",
+            Self::Delete => "delete",
+        }
+    }
+
+    fn method(self) -> actix_web::http::Method {
+        use actix_web::http::Method;
+        match self {
+            Self::Get => Method::GET,
+            Self::Post => Method::POST,
+            Self::Delete => Method::DELETE,
+        }
+    }
+}
+
+impl Endpoint {
+    fn route(&self) -> actix_web::Route {
+        (self.handler)(web::route().method(self.method.method()))
+    }
+}
+
+const fn endpoint(
+    method: Verb,
+    path: &'static str,
+    guard: Guard,
+    handler: fn(actix_web::Route) -> actix_web::Route,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        guard,
+        handler,
+    }
+}
+
+/// Every route the API listener serves. The router registers exactly
+/// these and nothing else, and the OpenAPI test checks they are exactly
+/// the documented operations: a route added here without documentation,
+/// or documented without being added, fails it.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    endpoint(Verb::Get, "/metrics", Guard::Metrics, |r| {
+        r.to(metrics::metrics)
+    }),
+    endpoint(Verb::Get, "/api/openapi.json", Guard::Public, |r| {
+        r.to(openapi::openapi_json)
+    }),
+    endpoint(Verb::Get, "/docs", Guard::Public, |r| r.to(openapi::docs)),
+    endpoint(
+        Verb::Get,
+        "/docs/swagger-ui-bundle.js",
+        Guard::Public,
+        |r| r.to(openapi::swagger_ui_js),
+    ),
+    endpoint(Verb::Get, "/docs/swagger-ui.css", Guard::Public, |r| {
+        r.to(openapi::swagger_ui_css)
+    }),
+    endpoint(Verb::Get, "/health", Guard::Public, |r| {
+        r.to(health::health)
+    }),
+    endpoint(Verb::Get, "/health/live", Guard::Public, |r| {
+        r.to(health::live)
+    }),
+    endpoint(Verb::Get, "/health/ready", Guard::Public, |r| {
+        r.to(health::ready)
+    }),
+    // Public, with its own signature; registered before the guarded scope
+    // so it matches first.
+    endpoint(Verb::Post, "/api/v1/github/webhook", Guard::Public, |r| {
+        r.to(webhook::receive)
+    }),
+    endpoint(Verb::Get, "/api/v1/environments", Guard::Token, |r| {
+        r.to(environments::list)
+    }),
+    endpoint(
+        Verb::Get,
+        "/api/v1/environments/namespace/{namespace}",
+        Guard::Token,
+        |r| r.to(environments::by_namespace),
+    ),
+    endpoint(Verb::Get, "/api/v1/environments/{id}", Guard::Token, |r| {
+        r.to(environments::get)
+    }),
+    endpoint(
+        Verb::Delete,
+        "/api/v1/environments/{id}",
+        Guard::Token,
+        |r| r.to(writes::destroy),
+    ),
+    endpoint(
+        Verb::Post,
+        "/api/v1/environments/{id}/redeploy",
+        Guard::Token,
+        |r| r.to(writes::redeploy),
+    ),
+    endpoint(
+        Verb::Get,
+        "/api/v1/environments/{id}/deployments",
+        Guard::Token,
+        |r| r.to(deployments::list_for_environment),
+    ),
+    endpoint(Verb::Get, "/api/v1/deployments/{id}", Guard::Token, |r| {
+        r.to(deployments::get)
+    }),
+    endpoint(Verb::Get, "/api/v1/deliveries", Guard::Token, |r| {
+        r.to(deliveries::list)
+    }),
+    endpoint(
+        Verb::Get,
+        "/api/v1/deliveries/{delivery_id}",
+        Guard::Token,
+        |r| r.to(deliveries::get),
+    ),
 ];
 
 /// Where `/metrics` is served.
@@ -90,61 +230,40 @@ enum MetricsRoute {
     Elsewhere,
 }
 
-/// Every route of the API listener.
+/// Every route of the API listener: [`ENDPOINTS`], each behind its guard.
 fn routes(cfg: &mut web::ServiceConfig, metrics_route: MetricsRoute) {
     cfg.app_data(problem::query_config())
         .app_data(problem::path_config());
-    if metrics_route == MetricsRoute::Guarded {
-        cfg.service(
-            web::resource("/metrics")
-                .wrap(from_fn(auth::require_token))
-                .route(web::get().to(metrics::metrics)),
-        );
+    let mut api = web::scope(API_PREFIX)
+        .wrap(from_fn(auth::require_token))
+        // Unknown paths under /api/v1 answer 404 only to callers who may
+        // read.
+        .default_service(web::to(problem::not_found_route));
+    for endpoint in ENDPOINTS {
+        match endpoint.guard {
+            Guard::Public => {
+                cfg.route(endpoint.path, endpoint.route());
+            }
+            Guard::Metrics => {
+                if metrics_route == MetricsRoute::Guarded {
+                    cfg.service(
+                        web::resource(endpoint.path)
+                            .wrap(from_fn(auth::require_token))
+                            .route(endpoint.route()),
+                    );
+                }
+            }
+            Guard::Token => {
+                // Every guarded path starts with the prefix (a test checks).
+                let path = endpoint
+                    .path
+                    .strip_prefix(API_PREFIX)
+                    .unwrap_or(endpoint.path);
+                api = api.route(path, endpoint.route());
+            }
+        }
     }
-    cfg.route("/api/openapi.json", web::get().to(openapi::openapi_json))
-        .route("/docs", web::get().to(openapi::docs))
-        .route(
-            "/docs/swagger-ui-bundle.js",
-            web::get().to(openapi::swagger_ui_js),
-        )
-        .route(
-            "/docs/swagger-ui.css",
-            web::get().to(openapi::swagger_ui_css),
-        )
-        .service(
-            web::scope("/health")
-                .route("", web::get().to(health::health))
-                .route("/live", web::get().to(health::live))
-                .route("/ready", web::get().to(health::ready)),
-        )
-        // Public, with its own signature; registered before the guarded
-        // scope so it matches first.
-        .route("/api/v1/github/webhook", web::post().to(webhook::receive))
-        .service(
-            web::scope("/api/v1")
-                .wrap(from_fn(auth::require_token))
-                .route("/environments", web::get().to(environments::list))
-                .route(
-                    "/environments/namespace/{namespace}",
-                    web::get().to(environments::by_namespace),
-                )
-                .route("/environments/{id}", web::get().to(environments::get))
-                .route("/environments/{id}", web::delete().to(writes::destroy))
-                .route(
-                    "/environments/{id}/redeploy",
-                    web::post().to(writes::redeploy),
-                )
-                .route(
-                    "/environments/{id}/deployments",
-                    web::get().to(deployments::list_for_environment),
-                )
-                .route("/deployments/{id}", web::get().to(deployments::get))
-                .route("/deliveries", web::get().to(deliveries::list))
-                .route("/deliveries/{delivery_id}", web::get().to(deliveries::get))
-                // Unknown paths under /api/v1 answer 404 only to callers
-                // who may read.
-                .default_service(web::to(problem::not_found_route)),
-        );
+    cfg.service(api);
 }
 
 /// The running HTTP servers: the API and, when it has its own listener,

@@ -21,7 +21,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::{AppState, Problem};
+use crate::AppState;
 
 /// Every metric ephemera exports.
 #[derive(Clone)]
@@ -224,7 +224,7 @@ impl GitHubObserver for Metrics {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "meta",
     security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "No or wrong bearer token: reads need EPHEMERA_API_TOKEN unless anonymous reads are on", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), crate::responses::MetricsErrors))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.metrics;
     match state.stats.environments_by_status().await {

@@ -32,8 +32,10 @@ use crate::{deliveries, deployments, environments, health, metrics, webhook, wri
         metrics::metrics,
         openapi_json,
         docs,
+        swagger_ui_js,
+        swagger_ui_css,
     ),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &ParameterDetails),
     tags(
         (name = "environments", description = "One preview environment per pull request"),
         (name = "deployments", description = "One deployment per environment and commit"),
@@ -61,6 +63,39 @@ impl Modify for BearerToken {
                     .build(),
             ),
         );
+    }
+}
+
+/// What utoipa leaves out for `schema_with` parameters (params.rs): a path
+/// parameter is required (OpenAPI demands it), and the description lives
+/// on the parameter, where clients look for it.
+struct ParameterDetails;
+
+impl Modify for ParameterDetails {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, Required, Schema};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.parameter_in == ParameterIn::Path {
+                        parameter.required = Required::True;
+                    }
+                    if parameter.description.is_none()
+                        && let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema
+                    {
+                        parameter.description = schema.description.take();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -97,6 +132,9 @@ pub(crate) async fn docs() -> HttpResponse {
         .body(DOCS_PAGE)
 }
 
+/// Swagger UI's script, for `/docs`.
+#[utoipa::path(get, path = "/docs/swagger-ui-bundle.js", operation_id = "docs_script", tag = "meta",
+    responses((status = 200, description = "Swagger UI's script (bundled)", content_type = "application/javascript")))]
 pub(crate) async fn swagger_ui_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/javascript")
@@ -104,6 +142,9 @@ pub(crate) async fn swagger_ui_js() -> HttpResponse {
         .body(&include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js")[..])
 }
 
+/// Swagger UI's style sheet, for `/docs`.
+#[utoipa::path(get, path = "/docs/swagger-ui.css", operation_id = "docs_style", tag = "meta",
+    responses((status = 200, description = "Swagger UI's style sheet (bundled)", content_type = "text/css")))]
 pub(crate) async fn swagger_ui_css() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css")
@@ -167,8 +208,8 @@ pub fn document() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_route_is_documented_and_nothing_else() {
+    /// (method, path) of every operation the description documents.
+    fn documented() -> Vec<(String, String)> {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
         let mut documented = Vec::new();
@@ -177,13 +218,36 @@ mod tests {
                 documented.push((method.clone(), path.clone()));
             }
         }
-        let mut routes: Vec<_> = crate::ROUTES
-            .iter()
-            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-            .collect();
         documented.sort();
+        documented
+    }
+
+    /// The router registers exactly `ENDPOINTS`; this holds them to the
+    /// description, so neither can gain a route the other lacks.
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let mut routes: Vec<_> = crate::ENDPOINTS
+            .iter()
+            .map(|e| (e.method.as_openapi().to_owned(), e.path.to_owned()))
+            .collect();
         routes.sort();
-        assert_eq!(documented, routes);
+        assert_eq!(documented(), routes);
+    }
+
+    #[test]
+    fn guarded_routes_live_under_the_api_prefix_and_public_ones_are_few() {
+        for endpoint in crate::ENDPOINTS {
+            let under_api = endpoint.path.starts_with("/api/v1/") || endpoint.path == "/api/v1";
+            match endpoint.guard {
+                crate::Guard::Token => assert!(under_api, "{}", endpoint.path),
+                crate::Guard::Public => assert!(
+                    !under_api || endpoint.path == "/api/v1/github/webhook",
+                    "{} is public under /api/v1",
+                    endpoint.path
+                ),
+                crate::Guard::Metrics => assert_eq!(endpoint.path, "/metrics"),
+            }
+        }
     }
 
     #[test]
@@ -193,17 +257,10 @@ mod tests {
             doc["components"]["securitySchemes"]["bearer"]["scheme"],
             "bearer"
         );
-        let public = [
-            ("post", "/api/v1/github/webhook"),
-            ("get", "/health"),
-            ("get", "/health/live"),
-            ("get", "/health/ready"),
-            ("get", "/api/openapi.json"),
-            ("get", "/docs"),
-        ];
-        for (method, path) in crate::ROUTES {
+        for endpoint in crate::ENDPOINTS {
+            let (method, path) = (endpoint.method.as_openapi(), endpoint.path);
             let operation = &doc["paths"][path][method];
-            if public.contains(&(*method, *path)) {
+            if endpoint.guard == crate::Guard::Public {
                 assert!(operation.get("security").is_none(), "{method} {path}");
             } else {
                 assert_eq!(
@@ -216,6 +273,89 @@ mod tests {
                     "{method} {path} documents its 401"
                 );
             }
+        }
+    }
+
+    /// Every parameter states its format: ids are 1 to 2^63 - 1, `limit`
+    /// 1 to 200, strings have a pattern or an enumeration (so an empty
+    /// one is invalid), and each pattern is one params.rs checks against
+    /// its parser.
+    #[test]
+    fn every_parameter_states_its_exact_format() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let known = [
+            crate::params::REPOSITORY,
+            crate::params::NAMESPACE,
+            crate::params::DELIVERY_ID,
+            crate::params::EVENT,
+            crate::params::CURSOR,
+            crate::params::tests::SIGNATURE,
+        ];
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let Some(parameters) = operation["parameters"].as_array() else {
+                    continue;
+                };
+                for parameter in parameters {
+                    seen += 1;
+                    let name = parameter["name"].as_str().unwrap();
+                    let schema = &parameter["schema"];
+                    let what = format!("{method} {path} {name}: {schema}");
+                    if parameter["in"] == "path" {
+                        assert_eq!(parameter["required"], true, "{what}");
+                    }
+                    assert!(
+                        parameter["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{what} has a description"
+                    );
+                    match schema["type"].as_str().unwrap() {
+                        "integer" => {
+                            assert_eq!(schema["minimum"], 1, "{what}");
+                            let max = schema["maximum"].as_u64().unwrap();
+                            match name {
+                                "id" => assert_eq!(max, i64::MAX as u64, "{what}"),
+                                "limit" => assert_eq!(max, 200, "{what}"),
+                                "pr_number" => assert_eq!(max, u64::from(u32::MAX), "{what}"),
+                                other => panic!("no rule for integer {other}: {what}"),
+                            }
+                        }
+                        "string" => {
+                            if let Some(pattern) = schema["pattern"].as_str() {
+                                assert!(known.contains(&pattern), "{what}");
+                            } else {
+                                let values = schema["enum"].as_array().unwrap();
+                                assert!(!values.is_empty(), "{what}");
+                            }
+                        }
+                        "boolean" => {}
+                        other => panic!("no rule for {other}: {what}"),
+                    }
+                }
+            }
+        }
+        assert!(seen > 10, "only {seen} parameters");
+    }
+
+    /// Writes can be refused for bad input and while the database is away,
+    /// and say so.
+    #[test]
+    fn writes_document_400_and_503() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        for (method, path) in [
+            ("post", "/api/v1/environments/{id}/redeploy"),
+            ("delete", "/api/v1/environments/{id}"),
+        ] {
+            let responses = &doc["paths"][path][method]["responses"];
+            for status in ["202", "400", "401", "404", "409", "503"] {
+                assert!(responses.get(status).is_some(), "{method} {path} {status}");
+            }
+            assert!(
+                responses["503"]["headers"].get("Retry-After").is_some(),
+                "{method} {path}"
+            );
         }
     }
 }

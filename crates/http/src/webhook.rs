@@ -232,6 +232,11 @@ fn read_head(req: &HttpRequest, limit: usize) -> Result<Head<'_>, Refusal> {
     let missing = |detail: String| refuse("missing_header", Problem::bad_request(detail));
     let event = header(req, "x-github-event")
         .ok_or_else(|| missing("the X-GitHub-Event header is missing".to_owned()))?;
+    if !crate::params::is_event_name(event) {
+        return Err(missing(format!(
+            "X-GitHub-Event: `{event}` is not an event name (lowercase letters, digits and `_`)"
+        )));
+    }
     let raw_id = header(req, "x-github-delivery")
         .ok_or_else(|| missing("the X-GitHub-Delivery header is missing".to_owned()))?;
     let delivery_id =
@@ -255,11 +260,13 @@ fn read_head(req: &HttpRequest, limit: usize) -> Result<Head<'_>, Refusal> {
 /// GitHub webhook deliveries; see docs/webhooks.md.
 #[utoipa::path(post, path = "/api/v1/github/webhook", operation_id = "receive_webhook", tag = "webhooks",
     params(
-        ("X-GitHub-Event" = String, Header, description = "Event name, e.g. pull_request"),
-        ("X-GitHub-Delivery" = String, Header, description = "Delivery GUID"),
-        ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>"),
+        // Patterns as in params.rs (EVENT, DELIVERY_ID, SIGNATURE); a test
+        // holds them equal.
+        ("X-GitHub-Event" = String, Header, description = "Event name, e.g. pull_request", pattern = r"^[a-z0-9_]{1,64}$"),
+        ("X-GitHub-Delivery" = String, Header, description = "Delivery GUID", pattern = r"^[A-Za-z0-9-]{1,64}$"),
+        ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>", pattern = r"^sha256=[0-9a-fA-F]{64}$"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The event payload as GitHub sends it"),
+    request_body(content = crate::params::WebhookPayload, content_type = "application/json", description = "The event payload as GitHub sends it: a JSON object. Every event is read for the fields described here; `ping`, `pull_request`, `installation` and `installation_repositories` are also read for the fields GitHub's payload of that event carries (see docs/webhooks.md), other events for nothing more"),
     responses(
         (status = 200, description = "Recorded; `outcome` says what became of it", body = Answer),
         (status = 400, description = "Malformed input; `detail` says what", body = Problem, content_type = "application/problem+json"),

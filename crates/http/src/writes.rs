@@ -6,7 +6,8 @@ use actix_web::{HttpResponse, web};
 use ephemera_application::commands::CommandError;
 
 use crate::deployments::DeploymentBody;
-use crate::environments::{EnvironmentBody, parse_environment_id};
+use crate::environments::{EnvironmentBody, EnvironmentPath};
+use crate::responses::WriteErrors;
 use crate::{AppState, Problem};
 
 fn command_problem(err: CommandError) -> Problem {
@@ -22,26 +23,26 @@ fn command_problem(err: CommandError) -> Problem {
 
 /// `POST /api/v1/environments/{id}/redeploy`: 202 with the queued deployment.
 #[utoipa::path(post, path = "/api/v1/environments/{id}/redeploy", operation_id = "redeploy_environment", tag = "environments",
-    params(("id" = i64, Path, description = "Environment id")), security(("bearer" = [])),
-    responses((status = 202, description = "A deployment of the current commit is queued", body = DeploymentBody), (status = 401, description = "No or wrong bearer token, or writes disabled", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The lifecycle does not allow it now", body = Problem, content_type = "application/problem+json")))]
+    params(EnvironmentPath), security(("bearer" = [])),
+    responses((status = 202, description = "A deployment of the current commit is queued", body = DeploymentBody), WriteErrors))]
 pub(crate) async fn redeploy(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
-    let id = parse_environment_id(&path)?;
+    let id = path.id()?;
     let deployment = state.commands.redeploy(id).await.map_err(command_problem)?;
     Ok(HttpResponse::Accepted().json(DeploymentBody::new(deployment, false)))
 }
 
 /// `DELETE /api/v1/environments/{id}`: 202 with the environment, now destroying.
 #[utoipa::path(delete, path = "/api/v1/environments/{id}", operation_id = "destroy_environment", tag = "environments",
-    params(("id" = i64, Path, description = "Environment id")), security(("bearer" = [])),
-    responses((status = 202, description = "The environment, now destroying", body = EnvironmentBody), (status = 401, description = "No or wrong bearer token, or writes disabled", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "The lifecycle does not allow it now", body = Problem, content_type = "application/problem+json")))]
+    params(EnvironmentPath), security(("bearer" = [])),
+    responses((status = 202, description = "The environment, now destroying", body = EnvironmentBody), WriteErrors))]
 pub(crate) async fn destroy(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
-    let id = parse_environment_id(&path)?;
+    let id = path.id()?;
     let env = state.commands.destroy(id).await.map_err(command_problem)?;
     Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
 }

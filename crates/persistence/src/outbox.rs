@@ -190,11 +190,11 @@ async fn ledger<C: ConnectionTrait>(
                     .map_err(|e| bad(e.to_string()))?,
                 error: row.error_message,
                 github_deployment_id: row.github_deployment_id,
-                reported: row.github_state.as_deref().and_then(DeploymentState::parse),
+                reported: row.github_state.as_deref().and_then(|s| s.parse().ok()),
                 reported_commit: row
                     .github_commit_state
                     .as_deref()
-                    .and_then(CommitState::parse),
+                    .and_then(|s| s.parse().ok()),
             })
         })
         .collect()

@@ -1,10 +1,12 @@
-//! `ephemera [serve]` and `ephemera migrate up | down [-n N] | status`.
+//! `ephemera [serve]`, `worker`, `migrate up | down [-n N] | status`,
+//! `openapi` and `webhook send`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use migration::MigrateCommand;
 
+use crate::config::{self, Env};
 use crate::{Application, Settings, send, startup, telemetry};
 
 #[derive(Debug, Parser)]
@@ -68,32 +70,34 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Each command reads only the settings it needs: `migrate` the database,
+/// `webhook send` where to send and the secret (unless given as flags),
+/// `openapi` nothing.
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.command, Some(Command::Openapi)) {
-        println!("{}", ephemera_http::openapi_document());
-        return Ok(());
-    }
-    if let Some(Command::Webhook(WebhookCommand::Send(args))) = &cli.command
-        && args.list_examples
-    {
-        print!("{}", send::example_names());
-        return Ok(());
-    }
-    let settings = Settings::from_env()?;
+    let env = Env::process();
     match cli.command.unwrap_or(Command::Serve { no_workers: false }) {
         Command::Serve { no_workers } => {
+            let settings = Settings::read(&env)?;
             telemetry::init(settings.log_format);
             let app = Application::build(&settings, !no_workers).await?;
             app.run_until_stopped().await
         }
         Command::Worker => {
+            let settings = Settings::read(&env)?;
             telemetry::init(settings.log_format);
             startup::run_workers(&settings).await
         }
-        Command::Openapi => Ok(()),
-        Command::Webhook(WebhookCommand::Send(args)) => send::run(args, &settings).await,
+        Command::Openapi => {
+            println!("{}", ephemera_http::openapi_document());
+            Ok(())
+        }
+        Command::Webhook(WebhookCommand::Send(args)) if args.list_examples => {
+            print!("{}", send::example_names());
+            Ok(())
+        }
+        Command::Webhook(WebhookCommand::Send(args)) => send::run(args, &env).await,
         Command::Migrate(command) => {
-            let db = startup::open_database(&settings.database_url).await?;
+            let db = startup::open_database(&config::database_url(&env)?).await?;
             let out = migration::run(&db, &command).await?;
             print!("{out}");
             db.close().await.ok();

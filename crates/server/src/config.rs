@@ -2,8 +2,8 @@
 //! Every variable is documented in docs/configuration.md and .env.example.
 
 use std::fmt;
-use std::net::SocketAddr;
-
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
 use std::time::Duration;
 
 use ephemera_application::retention::RetentionConfig;
@@ -20,7 +20,8 @@ use secrecy::SecretString;
 use thiserror::Error;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ephemera.db?mode=rwc";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 8080));
 
 /// A variable with a value we cannot use; the message names it.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -154,285 +155,35 @@ impl fmt::Debug for Settings {
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::read(&Env::process())
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Self::read(&Env::new(&lookup))
+    }
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let is_sqlite = database_url.starts_with("sqlite:");
-        let is_postgres =
-            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
-        if !is_sqlite && !is_postgres {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                format!(
-                    "`{}` is not supported; use sqlite://FILE?mode=rwc or postgres://USER@HOST/DB",
-                    ephemera_persistence::redact_url(&database_url)
-                ),
-            ));
-        }
-
-        let listen_raw = get("EPHEMERA_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = address("EPHEMERA_LISTEN", &listen_raw)?;
-        let metrics_listen = get("EPHEMERA_METRICS_LISTEN")
-            .map(|raw| address("EPHEMERA_METRICS_LISTEN", &raw))
-            .transpose()?;
-
-        let log_format = match get("EPHEMERA_LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "EPHEMERA_LOG_FORMAT",
-                    format!("`{other}` is not one of pretty, json"),
-                ));
-            }
-        };
-
-        let max_body_bytes = match get("EPHEMERA_WEBHOOK_MAX_BYTES") {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "EPHEMERA_WEBHOOK_MAX_BYTES",
-                        format!("`{raw}` is not a positive number of bytes"),
-                    )
-                })?,
-        };
-        // A signed body is copied once for the JSON parser: the largest
-        // must fit twice.
-        let least = max_body_bytes.saturating_mul(2);
-        let max_buffered_bytes = match get("EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES") {
-            None => DEFAULT_MAX_BUFFERED_BYTES.max(least),
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= least)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES",
-                        format!(
-                            "`{raw}` is not a number of bytes of at least twice EPHEMERA_WEBHOOK_MAX_BYTES ({least}): the largest body and its copy for parsing must fit"
-                        ),
-                    )
-                })?,
-        };
-        let secret = get("GITHUB_WEBHOOK_SECRET");
-        if let Some(chars) = secret
-            .as_deref()
-            .map(|s| s.chars().count())
-            .filter(|n| *n < MIN_SECRET_CHARS)
-        {
-            return Err(ConfigError::new(
-                "GITHUB_WEBHOOK_SECRET",
-                format!(
-                    "is {chars} characters long; use at least {MIN_SECRET_CHARS} (e.g. `openssl rand -hex 32`), the same on the GitHub App"
-                ),
-            ));
-        }
-        let webhook = WebhookSettings {
-            secret: secret.map(SecretString::from),
-            max_body_bytes,
-            max_buffered_bytes,
-            read_timeout: duration(&get, "EPHEMERA_WEBHOOK_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)?,
-        };
-        let api_token = get("EPHEMERA_API_TOKEN")
-            .map(|raw| ApiToken::parse(&raw))
-            .transpose()
-            .map_err(|e| ConfigError::new("EPHEMERA_API_TOKEN", e.to_string()))?;
-
-        let defaults = DeployPolicy::default();
-        let policy = DeployPolicy {
-            allow_forks: flag(&get, "EPHEMERA_ALLOW_FORKS", defaults.allow_forks)?,
-            trusted_label: get("EPHEMERA_TRUSTED_LABEL").unwrap_or(defaults.trusted_label),
-            deploy_drafts: flag(&get, "EPHEMERA_DEPLOY_DRAFTS", defaults.deploy_drafts)?,
-            required_label: get("EPHEMERA_REQUIRED_LABEL"),
-        };
-
-        let preview_url = match get("EPHEMERA_PREVIEW_URL_TEMPLATE") {
-            None => PreviewUrlTemplate::default(),
-            Some(raw) => PreviewUrlTemplate::parse(&raw)
-                .map_err(|e| ConfigError::new("EPHEMERA_PREVIEW_URL_TEMPLATE", e.reason))?,
-        };
-
-        let provisioner = match get("EPHEMERA_PROVISIONER").as_deref() {
-            None | Some("dry-run") => ProvisionerSettings::DryRun,
-            Some("command") => {
-                let required = |name: &'static str| {
-                    get(name).ok_or_else(|| {
-                        ConfigError::new(name, "must be set when EPHEMERA_PROVISIONER=command")
-                    })
-                };
-                ProvisionerSettings::Command(CommandConfig {
-                    provision: required("EPHEMERA_PROVISION_COMMAND")?,
-                    destroy: required("EPHEMERA_DESTROY_COMMAND")?,
-                    timeout: duration(
-                        &get,
-                        "EPHEMERA_COMMAND_TIMEOUT",
-                        Duration::from_secs(15 * 60),
-                    )?,
-                    max_log_bytes: 256 * 1024,
-                    pass_env: get("EPHEMERA_COMMAND_PASS_ENV")
-                        .map(|raw| PassEnv::parse(&raw))
-                        .transpose()
-                        .map_err(|e| ConfigError::new("EPHEMERA_COMMAND_PASS_ENV", e))?
-                        .unwrap_or_default(),
-                    url_pattern: get("EPHEMERA_PREVIEW_URL_PATTERN")
-                        .map(|raw| PreviewUrlPattern::parse(raw.trim()))
-                        .transpose()
-                        .map_err(|e| ConfigError::new("EPHEMERA_PREVIEW_URL_PATTERN", e))?,
-                })
-            }
-            Some("kubernetes") => {
-                let instance = match get("EPHEMERA_INSTANCE") {
-                    None => Instance::default(),
-                    Some(raw) => Instance::parse(raw.trim())
-                        .map_err(|e| ConfigError::new("EPHEMERA_INSTANCE", e))?,
-                };
-                let dir = get("EPHEMERA_K8S_MANIFESTS_DIR").ok_or_else(|| {
-                    ConfigError::new(
-                        "EPHEMERA_K8S_MANIFESTS_DIR",
-                        "must name the folder of manifests when EPHEMERA_PROVISIONER=kubernetes",
-                    )
-                })?;
-                let manifests_dir = std::path::PathBuf::from(&dir);
-                if !manifests_dir.is_dir() {
-                    return Err(ConfigError::new(
-                        "EPHEMERA_K8S_MANIFESTS_DIR",
-                        format!("`{dir}` is not a folder"),
-                    ));
-                }
-                ProvisionerSettings::Kubernetes(KubernetesConfig {
-                    manifests_dir,
-                    ready_timeout: duration(
-                        &get,
-                        "EPHEMERA_K8S_READY_TIMEOUT",
-                        Duration::from_secs(300),
-                    )?,
-                    poll: Duration::from_secs(2),
-                    terminating_recheck: Duration::from_secs(5),
-                    instance,
-                    isolation: isolation(&get)?,
-                })
-            }
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "EPHEMERA_PROVISIONER",
-                    format!("`{other}` is not one of dry-run, command, kubernetes"),
-                ));
-            }
-        };
-
-        let count = match get("EPHEMERA_WORKERS") {
-            None => 2,
-            Some(raw) => raw
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= 64)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "EPHEMERA_WORKERS",
-                        format!("`{raw}` is not a number from 0 to 64"),
-                    )
-                })?,
-        };
-        let max_attempts = match get("EPHEMERA_MAX_ATTEMPTS") {
-            None => 5,
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "EPHEMERA_MAX_ATTEMPTS",
-                        format!("`{raw}` is not a number of at least 1"),
-                    )
-                })?,
-        };
-        let retention = RetentionConfig::default();
-        let workers = WorkerSettings {
-            count,
-            lease: duration(&get, "EPHEMERA_WORKER_LEASE", Duration::from_secs(60))?,
-            max_attempts,
-            retry_base: duration(&get, "EPHEMERA_RETRY_BASE", Duration::from_secs(5))?,
-            retry_max: duration(&get, "EPHEMERA_RETRY_MAX", Duration::from_secs(300))?,
-            poll: duration(&get, "EPHEMERA_WORKER_POLL", Duration::from_secs(1))?,
-            github_sync: duration(
-                &get,
-                "EPHEMERA_GITHUB_SYNC_INTERVAL",
-                Duration::from_secs(300),
-            )?,
-            github_sync_budget: match get("EPHEMERA_GITHUB_SYNC_BUDGET") {
-                None => 400,
-                Some(raw) => raw
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "EPHEMERA_GITHUB_SYNC_BUDGET",
-                            format!("`{raw}` is not a number of requests an hour (1 or more)"),
-                        )
-                    })?,
-            },
-            report_delay: duration(&get, "EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(2))?,
-            environment_ttl: get("EPHEMERA_ENVIRONMENT_TTL")
-                .map(|raw| parse_duration("EPHEMERA_ENVIRONMENT_TTL", &raw))
-                .transpose()?,
-            retention: RetentionConfig {
-                deliveries: duration(&get, "EPHEMERA_RETENTION_DELIVERIES", retention.deliveries)?,
-                reports: duration(&get, "EPHEMERA_RETENTION_REPORTS", retention.reports)?,
-                logs_after_destroy: duration(
-                    &get,
-                    "EPHEMERA_RETENTION_LOGS",
-                    retention.logs_after_destroy,
-                )?,
-            },
-            retention_every: duration(
-                &get,
-                "EPHEMERA_RETENTION_INTERVAL",
-                Duration::from_secs(60 * 60),
-            )?,
-        };
-
-        let github = github_settings(&get)?;
-
+    /// Everything `serve` and `worker` need, section by section; the first
+    /// value that cannot be used is the error.
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url,
-            listen,
-            log_format,
-            webhook,
-            policy,
-            allowed_owners: AllowedOwners::only(
-                get("EPHEMERA_ALLOWED_OWNERS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::to_owned),
-            ),
-            github,
-            api_token,
-            anonymous_reads: flag(&get, "EPHEMERA_ANONYMOUS_READS", false)?,
-            metrics_listen,
-            provisioner,
-            preview_url,
-            workers,
+            database_url: database_url(env)?,
+            listen: listen(env)?,
+            metrics_listen: env.optional_address("EPHEMERA_METRICS_LISTEN")?,
+            log_format: log_format(env)?,
+            webhook: webhook(env)?,
+            api_token: env.parsed("EPHEMERA_API_TOKEN", ApiToken::parse)?,
+            anonymous_reads: env.flag("EPHEMERA_ANONYMOUS_READS", false)?,
+            policy: policy(env)?,
+            allowed_owners: allowed_owners(env),
+            preview_url: preview_url(env)?,
+            provisioner: provisioner(env)?,
+            workers: workers(env)?,
+            github: github_app(env)?,
         })
     }
-}
 
-impl Settings {
     /// What `serve` needs beyond parsing: without a token, reads are open
     /// to whoever reaches the listener, so a listener others can reach
     /// needs either a token or an explicit opt-in.
@@ -455,19 +206,424 @@ impl Settings {
     }
 }
 
-fn address(name: &'static str, raw: &str) -> Result<SocketAddr, ConfigError> {
-    raw.trim().parse::<SocketAddr>().map_err(|_| {
-        ConfigError::new(
-            name,
-            format!("`{raw}` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"),
-        )
+/// The variables, read one at a time through a lookup (the process
+/// environment, or a test's map); empty values count as unset. Every
+/// reader turns a bad value into one [`ConfigError`] naming the variable
+/// and quoting the value.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Env").finish_non_exhaustive()
+    }
+}
+
+fn process_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl<'a> Env<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { lookup }
+    }
+
+    /// The process environment (and the `.env` file the CLI loaded into it).
+    pub fn process() -> Env<'static> {
+        Env {
+            lookup: &process_variable,
+        }
+    }
+
+    /// The value of `name`, unless unset or blank.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `name` through `parse`, whose error is the message; `None` when unset.
+    pub fn parsed<T, E: fmt::Display>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.get(name)
+            .map(|raw| parse(&raw).map_err(|e| ConfigError::new(name, e.to_string())))
+            .transpose()
+    }
+
+    /// A number `accept` takes, or "`raw` is not {what}"; `None` when unset.
+    pub fn optional_number<T: FromStr>(
+        &self,
+        name: &'static str,
+        what: &str,
+        accept: impl FnOnce(&T) -> bool,
+    ) -> Result<Option<T>, ConfigError> {
+        self.parsed(name, |raw| {
+            raw.trim()
+                .parse::<T>()
+                .ok()
+                .filter(accept)
+                .ok_or_else(|| format!("`{raw}` is not {what}"))
+        })
+    }
+
+    /// A number `accept` takes, or "`raw` is not {what}"; `default` when
+    /// unset.
+    pub fn number<T: FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        what: &str,
+        accept: impl FnOnce(&T) -> bool,
+    ) -> Result<T, ConfigError> {
+        Ok(self.optional_number(name, what, accept)?.unwrap_or(default))
+    }
+
+    /// A duration like `30s`, `15m`, `72h` or `30d`, more than zero and at
+    /// most 100 years; `None` when unset.
+    pub fn optional_duration(&self, name: &'static str) -> Result<Option<Duration>, ConfigError> {
+        self.parsed(name, |raw| {
+            humantime::parse_duration(raw.trim())
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= MAX_DURATION)
+                .ok_or_else(|| {
+                    format!("`{raw}` is not a duration like 30s, 15m or 72h (at most 100 years)")
+                })
+        })
+    }
+
+    /// A duration as [`Env::optional_duration`]; `default` when unset.
+    pub fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        Ok(self.optional_duration(name)?.unwrap_or(default))
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`); `default` when unset.
+    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self
+            .parsed(name, |raw| match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(format!("`{}` is not true or false", raw.trim())),
+            })?
+            .unwrap_or(default))
+    }
+
+    /// A socket address like `127.0.0.1:8080`; `None` when unset.
+    pub fn optional_address(&self, name: &'static str) -> Result<Option<SocketAddr>, ConfigError> {
+        self.parsed(name, |raw| {
+            raw.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("`{raw}` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"))
+        })
+    }
+
+    /// One of `choices`, as its value; `default` when unset.
+    fn choice<T: Copy>(
+        &self,
+        name: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        Ok(self
+            .parsed(name, |raw| {
+                let raw = raw.trim();
+                choices
+                    .iter()
+                    .find(|(word, _)| *word == raw)
+                    .map(|(_, value)| *value)
+                    .ok_or_else(|| {
+                        let words: Vec<_> = choices.iter().map(|(word, _)| *word).collect();
+                        format!("`{raw}` is not one of {}", words.join(", "))
+                    })
+            })?
+            .unwrap_or(default))
+    }
+}
+
+/// Longer than any setting needs, short enough that "now minus it" is
+/// always a date.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `DATABASE_URL`: all `migrate` reads.
+pub fn database_url(env: &Env<'_>) -> Result<String, ConfigError> {
+    let url = env
+        .get("DATABASE_URL")
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let is_sqlite = url.starts_with("sqlite:");
+    let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !is_sqlite && !is_postgres {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            format!(
+                "`{}` is not supported; use sqlite://FILE?mode=rwc or postgres://USER@HOST/DB",
+                ephemera_persistence::redact_url(&url)
+            ),
+        ));
+    }
+    Ok(url)
+}
+
+/// `EPHEMERA_LOG_FORMAT`.
+pub fn log_format(env: &Env<'_>) -> Result<LogFormat, ConfigError> {
+    env.choice(
+        "EPHEMERA_LOG_FORMAT",
+        LogFormat::Pretty,
+        &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
+    )
+}
+
+/// `EPHEMERA_LISTEN`: where `serve` listens, and where `webhook send`
+/// sends by default.
+pub fn listen(env: &Env<'_>) -> Result<SocketAddr, ConfigError> {
+    Ok(env
+        .optional_address("EPHEMERA_LISTEN")?
+        .unwrap_or(DEFAULT_LISTEN))
+}
+
+/// `GITHUB_WEBHOOK_SECRET`, long enough to be one.
+pub fn webhook_secret(env: &Env<'_>) -> Result<Option<SecretString>, ConfigError> {
+    let secret = env.get("GITHUB_WEBHOOK_SECRET");
+    if let Some(chars) = secret
+        .as_deref()
+        .map(|s| s.chars().count())
+        .filter(|n| *n < MIN_SECRET_CHARS)
+    {
+        // The value itself stays out of the message.
+        return Err(ConfigError::new(
+            "GITHUB_WEBHOOK_SECRET",
+            format!(
+                "is {chars} characters long; use at least {MIN_SECRET_CHARS} (e.g. `openssl rand -hex 32`), the same on the GitHub App"
+            ),
+        ));
+    }
+    Ok(secret.map(SecretString::from))
+}
+
+/// The webhook endpoint: its secret and how much it reads.
+pub fn webhook(env: &Env<'_>) -> Result<WebhookSettings, ConfigError> {
+    let max_body_bytes = env.number(
+        "EPHEMERA_WEBHOOK_MAX_BYTES",
+        DEFAULT_MAX_BODY_BYTES,
+        "a positive number of bytes",
+        |n| *n > 0,
+    )?;
+    // A signed body is copied once for the JSON parser: the largest must
+    // fit twice.
+    let least = max_body_bytes.saturating_mul(2);
+    let max_buffered_bytes = env.number(
+        "EPHEMERA_WEBHOOK_MAX_BUFFERED_BYTES",
+        DEFAULT_MAX_BUFFERED_BYTES.max(least),
+        &format!(
+            "a number of bytes of at least twice EPHEMERA_WEBHOOK_MAX_BYTES ({least}): the largest body and its copy for parsing must fit"
+        ),
+        |n| *n >= least,
+    )?;
+    Ok(WebhookSettings {
+        secret: webhook_secret(env)?,
+        max_body_bytes,
+        max_buffered_bytes,
+        read_timeout: env.duration("EPHEMERA_WEBHOOK_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)?,
     })
 }
 
-fn github_settings(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<GitHubSettings>, ConfigError> {
-    let api_url = get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
+/// Which PRs get a preview.
+pub fn policy(env: &Env<'_>) -> Result<DeployPolicy, ConfigError> {
+    let defaults = DeployPolicy::default();
+    Ok(DeployPolicy {
+        allow_forks: env.flag("EPHEMERA_ALLOW_FORKS", defaults.allow_forks)?,
+        trusted_label: env
+            .get("EPHEMERA_TRUSTED_LABEL")
+            .unwrap_or(defaults.trusted_label),
+        deploy_drafts: env.flag("EPHEMERA_DEPLOY_DRAFTS", defaults.deploy_drafts)?,
+        required_label: env.get("EPHEMERA_REQUIRED_LABEL"),
+    })
+}
+
+/// `EPHEMERA_ALLOWED_OWNERS`: accounts whose installations are served.
+pub fn allowed_owners(env: &Env<'_>) -> AllowedOwners {
+    AllowedOwners::only(
+        env.get("EPHEMERA_ALLOWED_OWNERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned),
+    )
+}
+
+/// `EPHEMERA_PREVIEW_URL_TEMPLATE`.
+pub fn preview_url(env: &Env<'_>) -> Result<PreviewUrlTemplate, ConfigError> {
+    Ok(env
+        .parsed("EPHEMERA_PREVIEW_URL_TEMPLATE", |raw| {
+            PreviewUrlTemplate::parse(raw).map_err(|e| e.reason)
+        })?
+        .unwrap_or_default())
+}
+
+/// `EPHEMERA_PROVISIONER` and the settings of the one it names.
+pub fn provisioner(env: &Env<'_>) -> Result<ProvisionerSettings, ConfigError> {
+    #[derive(Clone, Copy)]
+    enum Kind {
+        DryRun,
+        Command,
+        Kubernetes,
+    }
+    let kind = env.choice(
+        "EPHEMERA_PROVISIONER",
+        Kind::DryRun,
+        &[
+            ("dry-run", Kind::DryRun),
+            ("command", Kind::Command),
+            ("kubernetes", Kind::Kubernetes),
+        ],
+    )?;
+    Ok(match kind {
+        Kind::DryRun => ProvisionerSettings::DryRun,
+        Kind::Command => ProvisionerSettings::Command(command_provisioner(env)?),
+        Kind::Kubernetes => ProvisionerSettings::Kubernetes(kubernetes_provisioner(env)?),
+    })
+}
+
+fn command_provisioner(env: &Env<'_>) -> Result<CommandConfig, ConfigError> {
+    let required = |name: &'static str| {
+        env.get(name)
+            .ok_or_else(|| ConfigError::new(name, "must be set when EPHEMERA_PROVISIONER=command"))
+    };
+    Ok(CommandConfig {
+        provision: required("EPHEMERA_PROVISION_COMMAND")?,
+        destroy: required("EPHEMERA_DESTROY_COMMAND")?,
+        timeout: env.duration("EPHEMERA_COMMAND_TIMEOUT", Duration::from_secs(15 * 60))?,
+        max_log_bytes: 256 * 1024,
+        pass_env: env
+            .parsed("EPHEMERA_COMMAND_PASS_ENV", PassEnv::parse)?
+            .unwrap_or_default(),
+        url_pattern: env.parsed("EPHEMERA_PREVIEW_URL_PATTERN", |raw| {
+            PreviewUrlPattern::parse(raw.trim())
+        })?,
+    })
+}
+
+fn kubernetes_provisioner(env: &Env<'_>) -> Result<KubernetesConfig, ConfigError> {
+    let instance = env
+        .parsed("EPHEMERA_INSTANCE", |raw| Instance::parse(raw.trim()))?
+        .unwrap_or_default();
+    let dir = env.get("EPHEMERA_K8S_MANIFESTS_DIR").ok_or_else(|| {
+        ConfigError::new(
+            "EPHEMERA_K8S_MANIFESTS_DIR",
+            "must name the folder of manifests when EPHEMERA_PROVISIONER=kubernetes",
+        )
+    })?;
+    let manifests_dir = std::path::PathBuf::from(&dir);
+    if !manifests_dir.is_dir() {
+        return Err(ConfigError::new(
+            "EPHEMERA_K8S_MANIFESTS_DIR",
+            format!("`{dir}` is not a folder"),
+        ));
+    }
+    Ok(KubernetesConfig {
+        manifests_dir,
+        ready_timeout: env.duration("EPHEMERA_K8S_READY_TIMEOUT", Duration::from_secs(300))?,
+        poll: Duration::from_secs(2),
+        terminating_recheck: Duration::from_secs(5),
+        instance,
+        isolation: isolation(env)?,
+    })
+}
+
+/// What fences each PR namespace in (kubernetes provisioner); every part
+/// on by default, `off` (`none` for the lists) turns one off.
+fn isolation(env: &Env<'_>) -> Result<Isolation, ConfigError> {
+    let defaults = Isolation::default();
+    let is = |name: &str, word: &str| env.get(name).is_some_and(|raw| raw.trim() == word);
+    let pod_security = env
+        .parsed("EPHEMERA_K8S_POD_SECURITY", PodSecurityLevel::parse)?
+        .unwrap_or(defaults.pod_security);
+    let resource_quota = if is("EPHEMERA_K8S_RESOURCE_QUOTA", "off") {
+        None
+    } else {
+        env.parsed("EPHEMERA_K8S_RESOURCE_QUOTA", |raw| {
+            Quantities::parse(raw.trim())
+        })?
+        .or(defaults.resource_quota)
+    };
+    let limit_range = if is("EPHEMERA_K8S_LIMIT_RANGE", "off") {
+        None
+    } else {
+        env.parsed("EPHEMERA_K8S_LIMIT_RANGE", |raw| {
+            ContainerLimits::parse(raw.trim())
+        })?
+        .or(defaults.limit_range)
+    };
+    let network_policy = if env.flag("EPHEMERA_K8S_NETWORK_POLICY", true)? {
+        let default = defaults.network_policy.unwrap_or_default();
+        Some(NetworkIsolation {
+            ingress_namespaces: env
+                .parsed("EPHEMERA_K8S_INGRESS_NAMESPACES", |raw| {
+                    ephemera_provisioner::parse_namespaces(raw.trim())
+                })?
+                .unwrap_or(default.ingress_namespaces),
+            egress_deny: if is("EPHEMERA_K8S_EGRESS_DENY", "none") {
+                Vec::new()
+            } else {
+                env.parsed("EPHEMERA_K8S_EGRESS_DENY", |raw| {
+                    ephemera_provisioner::parse_cidrs(raw.trim())
+                })?
+                .unwrap_or(default.egress_deny)
+            },
+        })
+    } else {
+        None
+    };
+    Ok(Isolation {
+        pod_security,
+        resource_quota,
+        limit_range,
+        network_policy,
+    })
+}
+
+/// How the workers behave, retention and the sync period included.
+pub fn workers(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
+    Ok(WorkerSettings {
+        count: env.number("EPHEMERA_WORKERS", 2, "a number from 0 to 64", |n| *n <= 64)?,
+        lease: env.duration("EPHEMERA_WORKER_LEASE", Duration::from_secs(60))?,
+        max_attempts: env.number("EPHEMERA_MAX_ATTEMPTS", 5, "a number of at least 1", |n| {
+            *n >= 1
+        })?,
+        retry_base: env.duration("EPHEMERA_RETRY_BASE", Duration::from_secs(5))?,
+        retry_max: env.duration("EPHEMERA_RETRY_MAX", Duration::from_secs(300))?,
+        poll: env.duration("EPHEMERA_WORKER_POLL", Duration::from_secs(1))?,
+        github_sync: env.duration("EPHEMERA_GITHUB_SYNC_INTERVAL", Duration::from_secs(300))?,
+        github_sync_budget: env.number(
+            "EPHEMERA_GITHUB_SYNC_BUDGET",
+            400,
+            "a number of requests an hour (1 or more)",
+            |n| *n >= 1,
+        )?,
+        report_delay: env.duration("EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(2))?,
+        environment_ttl: env.optional_duration("EPHEMERA_ENVIRONMENT_TTL")?,
+        retention: retention(env)?,
+        retention_every: env
+            .duration("EPHEMERA_RETENTION_INTERVAL", Duration::from_secs(60 * 60))?,
+    })
+}
+
+/// `EPHEMERA_RETENTION_*`: how long old records are kept.
+pub fn retention(env: &Env<'_>) -> Result<RetentionConfig, ConfigError> {
+    let defaults = RetentionConfig::default();
+    Ok(RetentionConfig {
+        deliveries: env.duration("EPHEMERA_RETENTION_DELIVERIES", defaults.deliveries)?,
+        reports: env.duration("EPHEMERA_RETENTION_REPORTS", defaults.reports)?,
+        logs_after_destroy: env.duration("EPHEMERA_RETENTION_LOGS", defaults.logs_after_destroy)?,
+    })
+}
+
+/// The GitHub App (`GITHUB_APP_ID`, its private key, `GITHUB_API_URL`):
+/// `None` when neither id nor key is set, so reporting is off.
+pub fn github_app(env: &Env<'_>) -> Result<Option<GitHubSettings>, ConfigError> {
+    let api_url = env
+        .get("GITHUB_API_URL")
+        .unwrap_or_else(|| "https://api.github.com".to_owned());
     if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
         return Err(ConfigError::new(
             "GITHUB_API_URL",
@@ -475,8 +631,8 @@ fn github_settings(
         ));
     }
     let key = match (
-        get("GITHUB_APP_PRIVATE_KEY"),
-        get("GITHUB_APP_PRIVATE_KEY_PATH"),
+        env.get("GITHUB_APP_PRIVATE_KEY"),
+        env.get("GITHUB_APP_PRIVATE_KEY_PATH"),
     ) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -494,7 +650,8 @@ fn github_settings(
         })?),
         (None, None) => None,
     };
-    match (get("GITHUB_APP_ID"), key) {
+    let app_id = env.optional_number("GITHUB_APP_ID", "the App's numeric id", |n: &u64| *n > 0)?;
+    match (app_id, key) {
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::new(
             "GITHUB_APP_PRIVATE_KEY",
@@ -504,114 +661,11 @@ fn github_settings(
             "GITHUB_APP_ID",
             "a GitHub App private key is set: set GITHUB_APP_ID (the App's numeric id) too",
         )),
-        (Some(raw), Some(pem)) => {
-            let app_id = raw
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "GITHUB_APP_ID",
-                        format!("`{raw}` is not the App's numeric id"),
-                    )
-                })?;
-            Ok(Some(GitHubSettings {
-                app_id,
-                private_key: SecretString::from(pem),
-                api_url,
-            }))
-        }
-    }
-}
-
-/// Longer than any setting needs, short enough that "now minus it" is
-/// always a date.
-const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
-
-/// What fences each PR namespace in (kubernetes provisioner); every part
-/// on by default.
-fn isolation(get: &impl Fn(&str) -> Option<String>) -> Result<Isolation, ConfigError> {
-    let defaults = Isolation::default();
-    let setting = |name: &'static str| get(name).map(|raw| (name, raw.trim().to_owned()));
-    let pod_security = match setting("EPHEMERA_K8S_POD_SECURITY") {
-        None => defaults.pod_security,
-        Some((name, raw)) => {
-            PodSecurityLevel::parse(&raw).map_err(|e| ConfigError::new(name, e))?
-        }
-    };
-    let resource_quota = match setting("EPHEMERA_K8S_RESOURCE_QUOTA") {
-        None => defaults.resource_quota,
-        Some((_, raw)) if raw == "off" => None,
-        Some((name, raw)) => Some(Quantities::parse(&raw).map_err(|e| ConfigError::new(name, e))?),
-    };
-    let limit_range = match setting("EPHEMERA_K8S_LIMIT_RANGE") {
-        None => defaults.limit_range,
-        Some((_, raw)) if raw == "off" => None,
-        Some((name, raw)) => {
-            Some(ContainerLimits::parse(&raw).map_err(|e| ConfigError::new(name, e))?)
-        }
-    };
-    let network_policy = if flag(get, "EPHEMERA_K8S_NETWORK_POLICY", true)? {
-        let default = defaults.network_policy.unwrap_or_default();
-        Some(NetworkIsolation {
-            ingress_namespaces: match setting("EPHEMERA_K8S_INGRESS_NAMESPACES") {
-                None => default.ingress_namespaces,
-                Some((name, raw)) => ephemera_provisioner::parse_namespaces(&raw)
-                    .map_err(|e| ConfigError::new(name, e))?,
-            },
-            egress_deny: match setting("EPHEMERA_K8S_EGRESS_DENY") {
-                None => default.egress_deny,
-                Some((_, raw)) if raw == "none" => Vec::new(),
-                Some((name, raw)) => ephemera_provisioner::parse_cidrs(&raw)
-                    .map_err(|e| ConfigError::new(name, e))?,
-            },
-        })
-    } else {
-        None
-    };
-    Ok(Isolation {
-        pod_security,
-        resource_quota,
-        limit_range,
-        network_policy,
-    })
-}
-
-fn parse_duration(name: &'static str, raw: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(raw.trim())
-        .ok()
-        .filter(|d| !d.is_zero() && *d <= MAX_DURATION)
-        .ok_or_else(|| {
-            ConfigError::new(
-                name,
-                format!("`{raw}` is not a duration like 30s, 15m or 72h (at most 100 years)"),
-            )
-        })
-}
-
-fn duration(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    get(name).map_or(Ok(default), |raw| parse_duration(name, &raw))
-}
-
-/// `true`/`false` (also `1`/`0`, `yes`/`no`).
-fn flag(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(ConfigError::new(
-            name,
-            format!("`{other}` is not true or false"),
-        )),
+        (Some(app_id), Some(pem)) => Ok(Some(GitHubSettings {
+            app_id,
+            private_key: SecretString::from(pem),
+            api_url,
+        })),
     }
 }
 
@@ -627,6 +681,93 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_readers_name_the_variable_and_quote_the_bad_value() {
+        let vars: HashMap<&str, &str> = HashMap::from([
+            ("N", " 7 "),
+            ("BAD_N", "seven"),
+            ("D", "90s"),
+            ("BAD_D", "0s"),
+            ("HUGE_D", "101y"),
+            ("F", "Yes"),
+            ("BAD_F", "maybe"),
+            ("A", "0.0.0.0:80"),
+            ("BLANK", "  "),
+        ]);
+        let lookup = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let env = Env::new(&lookup);
+        let message = |err: ConfigError| err.to_string();
+
+        assert_eq!(env.number("N", 1_u32, "a number", |_| true), Ok(7));
+        assert_eq!(env.number("UNSET", 1_u32, "a number", |_| true), Ok(1));
+        assert_eq!(env.number("BLANK", 1_u32, "a number", |_| true), Ok(1));
+        assert_eq!(
+            message(
+                env.number("BAD_N", 1_u32, "a number", |_| true)
+                    .unwrap_err()
+            ),
+            "BAD_N: `seven` is not a number"
+        );
+        assert_eq!(
+            message(
+                env.number("N", 1_u32, "a number below 5", |n| *n < 5)
+                    .unwrap_err()
+            ),
+            "N: ` 7 ` is not a number below 5"
+        );
+
+        assert_eq!(
+            env.duration("D", Duration::ZERO),
+            Ok(Duration::from_secs(90))
+        );
+        assert_eq!(env.optional_duration("UNSET"), Ok(None));
+        for (name, value) in [("BAD_D", "0s"), ("HUGE_D", "101y")] {
+            assert_eq!(
+                message(env.duration(name, Duration::ZERO).unwrap_err()),
+                format!(
+                    "{name}: `{value}` is not a duration like 30s, 15m or 72h (at most 100 years)"
+                )
+            );
+        }
+
+        assert_eq!(env.flag("F", false), Ok(true));
+        assert_eq!(env.flag("BLANK", true), Ok(true));
+        assert_eq!(
+            message(env.flag("BAD_F", false).unwrap_err()),
+            "BAD_F: `maybe` is not true or false"
+        );
+
+        assert_eq!(
+            env.optional_address("A"),
+            Ok(Some("0.0.0.0:80".parse().unwrap()))
+        );
+        assert_eq!(
+            message(env.optional_address("N").unwrap_err()),
+            "N: ` 7 ` is not an address like 127.0.0.1:8080 or 0.0.0.0:80"
+        );
+    }
+
+    /// What `migrate` and `webhook send` read, and nothing more: any other
+    /// variable read fails the test.
+    #[test]
+    fn the_small_sections_read_only_their_own_variable() {
+        fn only(allowed: &'static str) -> impl Fn(&str) -> Option<String> {
+            move |name| {
+                assert_eq!(name, allowed, "read another variable");
+                None
+            }
+        }
+        let lookup = only("DATABASE_URL");
+        assert_eq!(
+            database_url(&Env::new(&lookup)).unwrap(),
+            DEFAULT_DATABASE_URL
+        );
+        let lookup = only("EPHEMERA_LISTEN");
+        assert_eq!(listen(&Env::new(&lookup)).unwrap(), DEFAULT_LISTEN);
+        let lookup = only("GITHUB_WEBHOOK_SECRET");
+        assert!(webhook_secret(&Env::new(&lookup)).unwrap().is_none());
     }
 
     #[test]

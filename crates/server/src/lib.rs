@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod send;
 pub mod startup;
+pub mod supervision;
 pub mod telemetry;
 
 pub use config::{ConfigError, Settings};

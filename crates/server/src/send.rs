@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::Settings;
+use crate::config::{self, Env};
 
 #[derive(Debug, clap::Args)]
 #[command(group(
@@ -69,21 +69,26 @@ fn payload(args: &SendArgs) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((event, example.body.as_bytes().to_vec()))
 }
 
-pub async fn run(args: SendArgs, settings: &Settings) -> anyhow::Result<()> {
+/// Sends the delivery; reads `GITHUB_WEBHOOK_SECRET` only without
+/// `--secret` and `EPHEMERA_LISTEN` only without `--url`.
+pub async fn run(args: SendArgs, env: &Env<'_>) -> anyhow::Result<()> {
     let (event, body) = payload(&args)?;
     let secret = match args.secret {
         Some(secret) => SecretString::from(secret),
-        None => settings.webhook.secret.clone().context(
+        None => config::webhook_secret(env)?.context(
             "no webhook secret: pass --secret or set GITHUB_WEBHOOK_SECRET (the server's value)",
         )?,
     };
-    let url = args.url.unwrap_or_else(|| {
-        let mut addr = settings.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let mut addr = config::listen(env)?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}/api/v1/github/webhook")
         }
-        format!("http://{addr}/api/v1/github/webhook")
-    });
+    };
     let delivery = args
         .delivery
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

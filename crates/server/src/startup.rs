@@ -18,6 +18,7 @@ use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
 use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
 use ephemera_application::webhooks::IngestDelivery;
+use ephemera_application::worker::WorkerHealth;
 use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::Settings;
 use crate::config::ProvisionerSettings;
+use crate::supervision::{Task, supervise};
 
 /// How long a stopping process waits for workers to finish their step
 /// before abandoning it (its lease then expires and another replica
@@ -42,6 +44,8 @@ const WORKER_GRACE: Duration = Duration::from_secs(30);
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
+    /// Workers that stopped on their own; readiness reads it.
+    pub health: WorkerHealth,
     /// Exposed so tests can drive the reconciler step by step.
     pub reconciler: Reconciler,
     pub commands: EnvironmentCommands,
@@ -61,7 +65,8 @@ impl std::fmt::Debug for Workers {
 
 impl Workers {
     /// Builds `settings.workers.count` reconcilers (none when `start` is
-    /// false) plus the TTL sweep when a TTL is set.
+    /// false) plus the TTL sweep when a TTL is set, each under
+    /// [`supervise`]: one that stops on its own is recorded in `health`.
     pub fn build(
         settings: &Settings,
         db: &DatabaseConnection,
@@ -140,7 +145,7 @@ impl Workers {
             Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
                 .observed_by(observer.clone());
         let (stop, stopped) = watch::channel(false);
-        let mut handles = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
         if start {
             for index in 0..settings.workers.count {
                 let worker = Reconciler::new(
@@ -151,62 +156,37 @@ impl Workers {
                 )
                 .observed_by(observer.clone());
                 let (wake, stopped) = (wake.clone(), stopped.clone());
-                handles.push(tokio::spawn(async move { worker.run(wake, stopped).await }));
+                tasks.push(Task::new(format!("reconciler-{index}"), async move {
+                    worker.run(wake, stopped).await;
+                }));
             }
             if let Some(reports) = reports.clone().filter(|_| settings.workers.count > 0) {
                 let (wake, stopped) = (wake.clone(), stopped.clone());
-                handles.push(tokio::spawn(
-                    async move { reports.run(wake, stopped).await },
-                ));
+                tasks.push(Task::new("reports", async move {
+                    reports.run(wake, stopped).await;
+                }));
             }
             if let Some(sync) = sync.clone().filter(|_| settings.workers.count > 0) {
-                let (mut stopped, every) = (stopped.clone(), settings.workers.github_sync);
-                handles.push(tokio::spawn(async move {
-                    while !*stopped.borrow() {
-                        match sync.run_once().await {
-                            Ok(summary) => tracing::info!(?summary, "GitHub sync done"),
-                            Err(err) => tracing::warn!(error = %err, "GitHub sync failed"),
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(every) => {}
-                            _ = stopped.changed() => {}
-                        }
-                    }
+                let (stopped, every) = (stopped.clone(), settings.workers.github_sync);
+                tasks.push(Task::new("github-sync", async move {
+                    sync.run(every, stopped).await;
                 }));
             }
-            {
-                let retention = Retention::new(
-                    Arc::new(SqlPruner::new(db.clone())),
-                    clock.clone(),
-                    settings.workers.retention.clone(),
-                    observer.clone(),
-                );
-                let (mut stopped, every) = (stopped.clone(), settings.workers.retention_every);
-                handles.push(tokio::spawn(async move {
-                    while !*stopped.borrow() {
-                        if let Err(err) = retention.run_once().await {
-                            tracing::warn!(error = %err, "retention pass failed");
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(every) => {}
-                            _ = stopped.changed() => {}
-                        }
-                    }
-                }));
-            }
+            let retention = Retention::new(
+                Arc::new(SqlPruner::new(db.clone())),
+                clock.clone(),
+                settings.workers.retention.clone(),
+                observer.clone(),
+            );
+            let every = settings.workers.retention_every;
+            tasks.push(Task::new("retention", {
+                let stopped = stopped.clone();
+                async move { retention.run(every, stopped).await }
+            }));
             if let Some(ttl) = settings.workers.environment_ttl {
-                let (commands, mut stopped) = (commands.clone(), stopped.clone());
-                let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                handles.push(tokio::spawn(async move {
-                    while !*stopped.borrow() {
-                        if let Err(err) = commands.destroy_idle(ttl).await {
-                            tracing::warn!(error = %err, "TTL sweep failed");
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(every) => {}
-                            _ = stopped.changed() => {}
-                        }
-                    }
+                let (commands, stopped) = (commands.clone(), stopped.clone());
+                tasks.push(Task::new("ttl-sweep", async move {
+                    commands.sweep_idle(ttl, stopped).await;
                 }));
             }
             tracing::info!(
@@ -216,9 +196,12 @@ impl Workers {
                 "workers started"
             );
         }
+        let health = WorkerHealth::new();
+        let handles = supervise(tasks, &stopped, &health);
         Self {
             stop,
             handles,
+            health,
             reconciler,
             commands,
             reports,
@@ -355,6 +338,7 @@ impl Application {
             .waking(wake),
             commands: workers.commands.clone(),
             health: Arc::new(SqlHealthProbe::new(db.clone())),
+            workers: workers.health.clone(),
             webhook: settings.webhook.clone(),
             access: Access {
                 token: settings.api_token.clone(),
@@ -427,6 +411,11 @@ impl Application {
         self.workers.sync.clone()
     }
 
+    /// Which background workers stopped on their own (readiness reads it).
+    pub fn worker_health(&self) -> WorkerHealth {
+        self.workers.health.clone()
+    }
+
     /// The operator commands (redeploy, destroy, TTL sweep).
     pub fn commands(&self) -> EnvironmentCommands {
         self.workers.commands.clone()
@@ -452,7 +441,8 @@ impl Application {
 }
 
 /// `ephemera worker`: workers and the TTL sweep without HTTP, until
-/// SIGTERM or ctrl-c.
+/// SIGTERM or ctrl-c, or until one of them stops on its own (then it exits
+/// non-zero).
 pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
     let db = open_database(&settings.database_url).await?;
     migrate(&db).await?;
@@ -467,11 +457,20 @@ pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
         Arc::new(Notify::new()),
         true,
     );
-    shutdown_signal().await;
+    let health = workers.health.clone();
+    let stopped = tokio::select! {
+        () = shutdown_signal() => None,
+        name = health.first_stop() => Some(name),
+    };
     tracing::info!("stopping workers");
     workers.shutdown().await;
     db.close().await.context("closing the database")?;
-    Ok(())
+    match stopped {
+        // Without HTTP there is no readiness to fail: exit, and let the
+        // supervisor (Kubernetes, systemd) start a fresh process.
+        Some(name) => anyhow::bail!("background worker {name} stopped; see the log above"),
+        None => Ok(()),
+    }
 }
 
 async fn shutdown_signal() {

@@ -258,7 +258,7 @@ async fn deployments_history_and_logs(t: TestDatabase) {
 
 async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
     let env = seed(&t, "octo/web", 1).await;
-    let app = TestApp::spawn(t).await;
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
 
     for (path, status, detail) in [
         (
@@ -329,11 +329,95 @@ async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
             404,
             "no route for GET /api/v1/nothing-here",
         ),
+        // What the description calls invalid is refused, naming the
+        // parameter: empty strings, ids past 63 bits, booleans other than
+        // true and false, cursors of the wrong shape.
+        (
+            "/api/v1/environments?repository=",
+            400,
+            "is not `owner/name`",
+        ),
+        ("/api/v1/environments?cursor=", 400, "cursor:"),
+        ("/api/v1/environments?cursor=AAAAAAAAAAB", 400, "cursor:"),
+        (
+            "/api/v1/environments?active_only=1",
+            400,
+            "active_only: `1` is not true or false",
+        ),
+        (
+            "/api/v1/environments/9223372036854775808",
+            400,
+            "is not an integer",
+        ),
+        (
+            "/api/v1/environments/1/deployments?limit=0",
+            400,
+            "limit: must be between 1 and 200",
+        ),
+        (
+            "/api/v1/deliveries?event=",
+            400,
+            "event: `` is not an event name",
+        ),
+        (
+            "/api/v1/deliveries?event=Pull-Request",
+            400,
+            "is not an event name",
+        ),
+        ("/api/v1/deliveries?limit=201", 400, "limit:"),
+        ("/api/v1/deliveries/not%20an%20id", 400, "delivery id"),
     ] {
         let body = app.problem(path, status).await;
         let got = body["detail"].as_str().unwrap();
         assert!(got.contains(detail), "GET {path}: {got}");
     }
+
+    // Writes refuse malformed ids the same way, with a problem.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/api/v1/environments/0"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/environments/9223372036854775808",
+        ),
+        (reqwest::Method::POST, "/api/v1/environments/abc/redeploy"),
+        (reqwest::Method::POST, "/api/v1/environments/-1/redeploy"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .bearer_auth(support::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid environment id"),
+            "{method} {path}: {problem}"
+        );
+    }
+
+    // A cursor past every id starts from the beginning; zero is an empty
+    // page: every cursor of the documented shape is a position.
+    let all: Vec<Value> = app
+        .json("/api/v1/environments?cursor=__________8")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        app.json("/api/v1/environments?cursor=AAAAAAAAAAA").await,
+        serde_json::json!([])
+    );
 
     // Nothing stored was touched by the refused requests.
     let still: Value = app
@@ -379,69 +463,36 @@ async fn readiness_is_503_when_the_database_is_gone() {
     assert_eq!(app.get("/health/live").await.status(), 200);
 }
 
-/// Every path answers 503 with Retry-After while PostgreSQL refuses
-/// connections to the database, and recovers without a restart.
+/// A background worker that panics is logged and turns readiness into a
+/// 503 naming it (the process needs a restart), while liveness and reads
+/// stay up. The panicking task goes through the same supervisor as the
+/// app's own workers, recording into the app's own record.
 #[tokio::test]
-async fn every_path_is_503_while_the_database_refuses_connections() {
-    use sea_orm::ConnectionTrait;
-    let Some(t) = TestDatabase::migrated(Backend::Postgres).await else {
-        return;
-    };
-    let admin_url = std::env::var("TEST_DATABASE_URL").unwrap();
-    let name = t.url.rsplit('/').next().unwrap().to_owned();
-    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
-    app.deliver_ok(
-        "pull_request",
-        "before",
-        &support::payload("pull_request.opened"),
-    )
-    .await;
-    let admin = ephemera_persistence::connect(&admin_url).await.unwrap();
-    let refuse = |allow: bool| format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {allow}");
-    admin.execute_unprepared(&refuse(false)).await.unwrap();
-    admin
-        .execute_unprepared(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+async fn readiness_is_503_once_a_background_worker_panicked() {
+    use ephemera_server::supervision::{Task, supervise};
+    let t = TestDatabase::migrated(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(t).await;
+    assert_eq!(app.get("/health/ready").await.status(), 200);
 
-    let url = |path: &str| format!("{}{path}", app.address);
-    let requests = [
-        app.client.get(url("/api/v1/environments")),
-        app.client.get(url("/api/v1/environments/1")),
-        app.client.get(url("/api/v1/environments/1/deployments")),
-        app.client.get(url(
-            "/api/v1/environments/namespace/pr-2-hello-world-0000000000",
-        )),
-        app.client.get(url("/api/v1/deployments/1")),
-        app.client.get(url("/api/v1/deliveries")),
-        app.client.get(url("/api/v1/deliveries/before")),
-        app.client.post(url("/api/v1/environments/1/redeploy")),
-        app.client.delete(url("/api/v1/environments/1")),
-    ];
-    for request in requests {
-        let response = request.bearer_auth(support::TOKEN).send().await.unwrap();
-        let what = response.url().path().to_owned();
-        assert_eq!(response.status(), 503, "{what}");
-        assert_eq!(response.headers()["retry-after"], "5", "{what}");
-        let problem: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            problem["type"], "/problems/unavailable",
-            "{what}: {problem}"
-        );
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    let supervised = supervise(
+        vec![Task::new("reconciler-7", async {
+            panic!("a bug in a worker step");
+        })],
+        &stop,
+        &app.worker_health,
+    );
+    for handle in supervised {
+        handle.await.unwrap();
     }
-    let delivery = app
-        .deliver(
-            "pull_request",
-            "during",
-            &support::payload("pull_request.closed"),
-        )
-        .await;
-    assert_eq!(delivery.status(), 503);
-    assert_eq!(delivery.headers()["retry-after"], "5");
 
-    admin.execute_unprepared(&refuse(true)).await.unwrap();
+    let body = app.problem("/health/ready", 503).await;
+    assert_eq!(body["type"], "/problems/not-ready");
+    assert_eq!(
+        body["detail"],
+        "background worker reconciler-7 stopped; restart the process"
+    );
+    assert_eq!(app.get("/health/live").await.status(), 200);
     assert_eq!(app.get("/api/v1/environments").await.status(), 200);
 }
 

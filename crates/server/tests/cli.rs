@@ -337,3 +337,251 @@ fn metrics_move_to_their_own_listener_and_leave_the_api_one() {
         "only metrics there: {other}"
     );
 }
+
+/// Settings of every section but the database, each of them unusable:
+/// commands that do not need a section must not read it.
+const UNUSABLE_SERVE_SETTINGS: &[(&str, &str)] = &[
+    ("EPHEMERA_LISTEN", "localhost:http"),
+    ("EPHEMERA_LOG_FORMAT", "xml"),
+    ("GITHUB_WEBHOOK_SECRET", "dev"),
+    ("EPHEMERA_API_TOKEN", "changeme"),
+    ("EPHEMERA_PROVISIONER", "kubernetes"),
+    ("EPHEMERA_K8S_MANIFESTS_DIR", "/no/such/manifests"),
+    ("EPHEMERA_WORKER_POLL", "soon"),
+    ("EPHEMERA_RETENTION_INTERVAL", "hourly"),
+    ("GITHUB_APP_ID", "42"),
+    ("GITHUB_APP_PRIVATE_KEY_PATH", "/no/such/app-key.pem"),
+];
+
+fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    UNUSABLE_SERVE_SETTINGS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+#[test]
+fn migrate_reads_only_the_database_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
+    let vars = with(&[("DATABASE_URL", db.as_str())]);
+
+    let up = run(dir.path(), &["migrate", "up"], &vars);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert_eq!(
+        String::from_utf8_lossy(&up.stdout).lines().count(),
+        migration_count()
+    );
+    let status = run(dir.path(), &["migrate", "status"], &vars);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(
+        status.lines().filter(|l| l.starts_with("applied ")).count(),
+        migration_count(),
+        "{status}"
+    );
+
+    // The database setting itself is still checked, in one line.
+    let vars = with(&[("DATABASE_URL", "mysql://root:hunter2@localhost/db")]);
+    let out = run(dir.path(), &["migrate", "status"], &vars);
+    assert_one_line_error(&out, "DATABASE_URL");
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+
+    // The same settings stop serve, which needs them all.
+    let vars = with(&[("DATABASE_URL", db.as_str())]);
+    let out = run(dir.path(), &["serve"], &vars);
+    assert_one_line_error(&out, "EPHEMERA_LISTEN");
+}
+
+/// Regression guard: these need no settings at all.
+#[test]
+fn openapi_and_the_example_list_read_no_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = with(&[("DATABASE_URL", "mysql://root@localhost/db")]);
+    let out = run(dir.path(), &["openapi"], &vars);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let document: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(document["paths"]["/health/ready"].is_object(), "{document}");
+
+    let out = run(dir.path(), &["webhook", "send", "--list-examples"], &vars);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == "pull_request.opened")
+    );
+}
+
+/// A one-shot HTTP server: answers the first request 200 and hands back
+/// its head and body.
+fn receive_one() -> (u16, std::thread::JoinHandle<(String, Vec<u8>)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().unwrap())
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let answer = r#"{"outcome":"applied"}"#;
+        write!(
+            reader.get_mut(),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        )
+        .unwrap();
+        (head, body)
+    });
+    (port, handle)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+#[test]
+fn webhook_send_reads_only_where_to_send_and_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-secret-of-sufficient-length";
+
+    // Both as flags: no setting is read.
+    let (port, received) = receive_one();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let vars = with(&[("DATABASE_URL", "mysql://root@localhost/db")]);
+    let out = run(
+        dir.path(),
+        &[
+            "webhook",
+            "send",
+            "--example",
+            "pull_request.opened",
+            "--url",
+            &url,
+            "--secret",
+            secret,
+        ],
+        &vars,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("HTTP 200"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (head, body) = received.join().unwrap();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    assert_eq!(header(&head, "X-GitHub-Event"), Some("pull_request"));
+    assert_eq!(
+        header(&head, "X-Hub-Signature-256"),
+        Some(ephemera_http::sign(secret.as_bytes(), &body).as_str())
+    );
+
+    // From the environment: EPHEMERA_LISTEN and GITHUB_WEBHOOK_SECRET, and
+    // still nothing else.
+    let (port, received) = receive_one();
+    let listen = format!("127.0.0.1:{port}");
+    let vars: Vec<_> = with(&[("DATABASE_URL", "mysql://root@localhost/db")])
+        .into_iter()
+        .filter(|(name, _)| !["EPHEMERA_LISTEN", "GITHUB_WEBHOOK_SECRET"].contains(name))
+        .chain([
+            ("EPHEMERA_LISTEN", listen.as_str()),
+            ("GITHUB_WEBHOOK_SECRET", secret),
+        ])
+        .collect();
+    let out = run(
+        dir.path(),
+        &["webhook", "send", "--example", "pull_request.closed"],
+        &vars,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (head, body) = received.join().unwrap();
+    assert!(
+        head.starts_with("POST /api/v1/github/webhook HTTP/1.1"),
+        "{head}"
+    );
+    assert_eq!(
+        header(&head, "X-Hub-Signature-256"),
+        Some(ephemera_http::sign(secret.as_bytes(), &body).as_str())
+    );
+
+    // What it does read is still checked, in one line naming it.
+    let out = run(
+        dir.path(),
+        &["webhook", "send", "--example", "pull_request.opened"],
+        &with(&[]),
+    );
+    assert_one_line_error(&out, "GITHUB_WEBHOOK_SECRET");
+    let out = run(
+        dir.path(),
+        &[
+            "webhook",
+            "send",
+            "--example",
+            "pull_request.opened",
+            "--secret",
+            secret,
+        ],
+        &with(&[]),
+    );
+    assert_one_line_error(&out, "EPHEMERA_LISTEN");
+}
+
+#[test]
+fn a_bad_number_duration_or_flag_is_one_line_naming_the_variable_and_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, variable, value, message) in [
+        (
+            "serve",
+            "EPHEMERA_WORKER_POLL",
+            "soon",
+            "`soon` is not a duration like 30s, 15m or 72h (at most 100 years)",
+        ),
+        (
+            "worker",
+            "EPHEMERA_RETENTION_INTERVAL",
+            "0s",
+            "`0s` is not a duration like 30s, 15m or 72h (at most 100 years)",
+        ),
+        (
+            "serve",
+            "EPHEMERA_WORKERS",
+            "lots",
+            "`lots` is not a number from 0 to 64",
+        ),
+        (
+            "worker",
+            "EPHEMERA_ALLOW_FORKS",
+            "sure",
+            "`sure` is not true or false",
+        ),
+    ] {
+        let out = run(dir.path(), &[command], &[(variable, value)]);
+        assert_one_line_error(&out, variable);
+        assert_eq!(
+            stderr(&out).trim_end(),
+            format!("error: {variable}: {message}"),
+            "{command}"
+        );
+    }
+}

@@ -681,6 +681,24 @@ async fn refused_deliveries_get_problems_and_change_nothing(t: TestDatabase) {
     )
     .await;
 
+    // An event header that is no event name: refused before the body.
+    let mut headers = all(&signature);
+    headers[0].1 = "Pull-Request".to_owned();
+    expect_problem(
+        send(headers, body.clone()).await.unwrap(),
+        400,
+        "X-GitHub-Event: `Pull-Request` is not an event name",
+    )
+    .await;
+
+    // JSON, signed, but not an object (serde would read the envelope's
+    // fields from an array): refused and noted in the log.
+    let array = b"[null, null, null, null]".to_vec();
+    let signed = ephemera_http::sign(support::SECRET.as_bytes(), &array);
+    let mut headers = all(&signed);
+    headers[0].1 = "workflow_run".to_owned();
+    expect_problem(send(headers, array).await.unwrap(), 400, "not an object").await;
+
     // Malformed JSON, correctly signed: refused and noted in the log.
     let garbage = b"{\"action\": \"opened\", ".to_vec();
     let signed = ephemera_http::sign(support::SECRET.as_bytes(), &garbage);
@@ -704,9 +722,33 @@ async fn refused_deliveries_get_problems_and_change_nothing(t: TestDatabase) {
     let log = app.json("/api/v1/deliveries").await;
     assert_eq!(
         log.as_array().unwrap().len(),
-        1,
-        "only the signed, malformed one: {log}"
+        2,
+        "only the signed, malformed ones: {log}"
     );
+}
+
+/// JSON (and the API description, after JSON Schema) counts `5.0` as the
+/// integer 5: ids written so are read as ids.
+async fn integers_written_with_a_zero_fraction_are_integers(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let mut opened = payload("pull_request.opened");
+    let repository_id = opened["repository"]["id"].as_i64().unwrap();
+    let sender_id = opened["sender"]["id"].as_i64().unwrap();
+    opened["repository"]["id"] = serde_json::json!(repository_id as f64);
+    opened["sender"]["id"] = serde_json::json!(sender_id as f64);
+    let body = serde_json::to_string(&opened).unwrap();
+    assert!(body.contains(&format!("{sender_id}.0")), "sent as 5.0");
+    let answer = app.deliver_ok("pull_request", &id(), &opened).await;
+    assert_eq!(answer["outcome"], "applied", "{answer}");
+    assert_eq!(
+        the_only_environment(&app).await["owner"]["github_id"],
+        sender_id
+    );
+
+    let mut half = payload("pull_request.synchronize");
+    half["sender"]["id"] = serde_json::json!(sender_id as f64 + 0.5);
+    let response = app.deliver("pull_request", &id(), &half).await;
+    assert_eq!(response.status(), 400);
 }
 
 async fn without_a_secret_the_endpoint_says_which_variable_to_set(t: TestDatabase) {
@@ -915,4 +957,5 @@ backend_tests!(
     delivery_log_pages_newest_first,
     refused_deliveries_get_problems_and_change_nothing,
     without_a_secret_the_endpoint_says_which_variable_to_set,
+    integers_written_with_a_zero_fraction_are_integers,
 );

@@ -3,53 +3,27 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 
-/// Commit status states GitHub accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommitState {
-    Pending,
-    Success,
-    Failure,
-    Error,
-}
-
-impl CommitState {
-    pub const ALL: [Self; 4] = [Self::Pending, Self::Success, Self::Failure, Self::Error];
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Success => "success",
-            Self::Failure => "failure",
-            Self::Error => "error",
-        }
+ephemera_domain::string_enum! {
+    /// Commit status states GitHub accepts.
+    pub enum CommitState ("commit status state") {
+        Pending = "pending",
+        Success = "success",
+        Failure = "failure",
+        Error = "error",
     }
 }
 
-/// GitHub Deployment status states ephemera reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeploymentState {
-    InProgress,
-    Success,
-    Failure,
-    Inactive,
+ephemera_domain::string_enum! {
+    /// GitHub Deployment status states ephemera reports.
+    pub enum DeploymentState ("deployment status state") {
+        InProgress = "in_progress",
+        Success = "success",
+        Failure = "failure",
+        Inactive = "inactive",
+    }
 }
 
 impl DeploymentState {
-    pub const ALL: [Self; 4] = [
-        Self::InProgress,
-        Self::Success,
-        Self::Failure,
-        Self::Inactive,
-    ];
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
     /// How far along the way to `inactive` a state is: a deployment only
     /// moves forward.
     pub fn rank(self) -> u8 {
@@ -57,15 +31,6 @@ impl DeploymentState {
             Self::InProgress => 0,
             Self::Success | Self::Failure => 1,
             Self::Inactive => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "in_progress",
-            Self::Success => "success",
-            Self::Failure => "failure",
-            Self::Inactive => "inactive",
         }
     }
 }

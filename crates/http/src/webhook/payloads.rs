@@ -16,24 +16,65 @@ use ephemera_domain::{
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-/// Fields every event may carry.
+/// Fields every event may carry, read as they come: their shape is only
+/// held against the event when ephemera acts on it, so an event it ignores
+/// is never refused for an odd `sender` or `repository`.
 #[derive(Debug, Deserialize)]
 struct Envelope {
-    action: Option<String>,
-    repository: Option<Repository>,
-    installation: Option<InstallationRef>,
-    sender: Option<User>,
+    action: Option<serde_json::Value>,
+    repository: Option<serde_json::Value>,
+    installation: Option<serde_json::Value>,
+    sender: Option<serde_json::Value>,
+}
+
+/// A value read leniently: an error only counts for a handled event.
+fn lenient<T>(
+    strict: bool,
+    read: Result<Option<T>, PayloadError>,
+) -> Result<Option<T>, PayloadError> {
+    match read {
+        Err(_) if !strict => Ok(None),
+        other => other,
+    }
+}
+
+/// The events ephemera acts on; every other one is logged and ignored.
+const HANDLED: [&str; 4] = [
+    "ping",
+    "pull_request",
+    "installation",
+    "installation_repositories",
+];
+
+/// Reads one envelope field: strictly for a handled event (an error names
+/// the field), leniently (absent when unreadable) for an ignored one.
+fn field<T: serde::de::DeserializeOwned>(
+    value: Option<serde_json::Value>,
+    name: &str,
+    strict: bool,
+) -> Result<Option<T>, PayloadError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match serde_json::from_value(v) {
+            Ok(parsed) => Ok(Some(parsed)),
+            Err(e) if strict => Err(PayloadError(format!("`{name}`: {e}"))),
+            Err(_) => Ok(None),
+        },
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct Repository {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     full_name: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct InstallationRef {
-    id: i64,
+    /// Required on installation events (checked where it is read).
+    #[serde(default, deserialize_with = "optional_integer")]
+    id: Option<i64>,
     /// On installation events; GitHub sends epoch seconds or RFC 3339.
     #[serde(default)]
     updated_at: Option<GitHubTime>,
@@ -43,7 +84,7 @@ struct InstallationRef {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum GitHubTime {
-    Epoch(i64),
+    Epoch(#[serde(deserialize_with = "integer")] i64),
     Text(DateTime<Utc>),
 }
 
@@ -58,6 +99,7 @@ impl GitHubTime {
 
 #[derive(Debug, Deserialize)]
 struct User {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     login: String,
     email: Option<String>,
@@ -135,11 +177,38 @@ struct Account {
 
 #[derive(Debug, Deserialize)]
 struct RepositoryRef {
+    #[serde(deserialize_with = "integer")]
     id: i64,
     full_name: String,
 }
 
 /// Why a signed delivery could not be read.
+/// A JSON integer, also when written with a fraction of zero (`5.0`): JSON
+/// (and the API description, after JSON Schema) counts that as the same
+/// integer, so it is read as one.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error as _;
+    match serde_json::Number::deserialize(deserializer)? {
+        n if n.is_i64() => n
+            .as_i64()
+            .ok_or_else(|| D::Error::custom("not a 64-bit integer")),
+        n => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= -(2f64.powi(63)) && *f < 2f64.powi(63))
+            .map(|f| f as i64)
+            .ok_or_else(|| D::Error::custom(format!("{n} is not a 64-bit integer"))),
+    }
+}
+
+/// [`integer`], or `None` for an absent or null field.
+fn optional_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Integer(#[serde(deserialize_with = "integer")] i64);
+    Ok(Option::<Integer>::deserialize(deserializer)?.map(|Integer(n)| n))
+}
+
 #[derive(Debug)]
 pub(crate) struct PayloadError(pub String);
 
@@ -186,25 +255,57 @@ pub(crate) fn parse(
     // The envelope first, the event's own shape only for events ephemera
     // handles: a handled event is read twice, but an event it ignores can
     // never be refused for a field that happens to share a name.
+    // A JSON object, as GitHub sends: serde would also read a struct from
+    // an array of its fields.
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Err(PayloadError(
+            "malformed JSON: the payload is not an object".into(),
+        ));
+    }
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| PayloadError(format!("malformed JSON: {e}")))?;
-    let repository = envelope
-        .repository
-        .as_ref()
-        .map(|r| RepositoryFullName::parse(&r.full_name))
-        .transpose()?;
-    let installation_id = envelope
-        .installation
-        .as_ref()
-        .map(|i| InstallationId::new(i.id))
-        .transpose()?;
-    let installation_updated_at = envelope
-        .installation
+    let strict = HANDLED.contains(&event);
+    let repository = lenient(
+        strict,
+        field::<Repository>(envelope.repository, "repository", strict)?
+            .map(|r| RepositoryFullName::parse(&r.full_name).map_err(PayloadError::from))
+            .transpose(),
+    )?;
+    let installation_ref = field::<InstallationRef>(envelope.installation, "installation", strict)?;
+    let installation_id = lenient(
+        strict,
+        installation_ref
+            .as_ref()
+            .and_then(|i| i.id)
+            .map(|id| InstallationId::new(id).map_err(PayloadError::from))
+            .transpose(),
+    )?;
+    if matches!(event, "installation" | "installation_repositories") && installation_id.is_none() {
+        return Err(PayloadError(format!(
+            "{event} event without `installation.id`"
+        )));
+    }
+    let installation_updated_at = installation_ref
         .as_ref()
         .and_then(|i| i.updated_at.as_ref())
         .and_then(GitHubTime::get);
-    let sender = envelope.sender.map(User::into_domain).transpose()?;
-    let action = envelope.action;
+    let sender = lenient(
+        strict,
+        field::<User>(envelope.sender, "sender", strict)?
+            .map(User::into_domain)
+            .transpose(),
+    )?;
+    let action = match envelope.action {
+        Some(serde_json::Value::String(a)) => Some(a),
+        None | Some(serde_json::Value::Null) => None,
+        Some(other) if strict => {
+            return Err(PayloadError(format!("`action` is not a string: {other}")));
+        }
+        Some(_) => None,
+    };
 
     let change = match event {
         "ping" => DeliveryChange::Ping,
@@ -310,4 +411,105 @@ fn installation_repositories(body: &[u8]) -> Result<DeliveryChange, PayloadError
             "installation_repositories.{other} does not affect previews"
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn example(name: &str) -> Value {
+        serde_json::from_str(ephemera_webhook_examples::find(name).unwrap().body).unwrap()
+    }
+
+    fn read(event: &str, body: &Value) -> Result<IncomingDelivery, PayloadError> {
+        parse(
+            event,
+            DeliveryId::parse("d-1").unwrap(),
+            &serde_json::to_vec(body).unwrap(),
+        )
+    }
+
+    fn change(event: &str, body: &Value) -> PullRequestChange {
+        match read(event, body).unwrap().change {
+            DeliveryChange::PullRequest(pr) => *pr,
+            other => panic!("not a pull request change: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_vendored_example_reads() {
+        for example in ephemera_webhook_examples::ALL {
+            let body: Value = serde_json::from_str(example.body).unwrap();
+            let read = read(example.event(), &body);
+            assert!(read.is_ok(), "{}: {:?}", example.name, read.err());
+        }
+    }
+
+    #[test]
+    fn a_pr_from_a_deleted_fork_is_a_fork() {
+        let mut body = example("pull_request.opened");
+        assert!(!change("pull_request", &body).is_fork);
+        body["pull_request"]["head"]["repo"] = Value::Null;
+        assert!(change("pull_request", &body).is_fork);
+    }
+
+    #[test]
+    fn labeled_without_a_label_is_refused() {
+        let mut body = example("pull_request.labeled");
+        assert!(matches!(
+            change("pull_request", &body).action,
+            PullRequestAction::Labeled { .. }
+        ));
+        body.as_object_mut().unwrap().remove("label");
+        let err = read("pull_request", &body).unwrap_err();
+        assert!(err.0.contains("without a label"), "{}", err.0);
+    }
+
+    #[test]
+    fn unknown_actions_are_ignored_not_refused() {
+        let mut body = example("pull_request.opened");
+        body["action"] = json!("auto_merge_enabled");
+        let delivery = read("pull_request", &body).unwrap();
+        assert!(
+            matches!(&delivery.change, DeliveryChange::Ignored(why) if why.contains("auto_merge_enabled")),
+            "{delivery:?}"
+        );
+        let mut body = example("installation.created");
+        body["action"] = json!("new_permissions_accepted");
+        assert!(matches!(
+            read("installation", &body).unwrap().change,
+            DeliveryChange::Ignored(_)
+        ));
+    }
+
+    #[test]
+    fn an_ignored_event_with_an_odd_sender_or_repository_is_not_refused() {
+        let mut body = example("push");
+        body["sender"] = json!({"login": "no-id"});
+        body["repository"] = json!({"full_name": "not a repository name"});
+        body["action"] = json!(7);
+        let delivery = read("push", &body).unwrap();
+        assert!(matches!(delivery.change, DeliveryChange::Ignored(_)));
+        assert_eq!((delivery.sender, delivery.repository), (None, None));
+        // The same sender on an event ephemera acts on is refused.
+        let mut body = example("pull_request.opened");
+        body["sender"] = json!({"login": "no-id"});
+        let err = read("pull_request", &body).unwrap_err();
+        assert!(err.0.contains("sender"), "{}", err.0);
+    }
+
+    #[test]
+    fn an_installation_event_without_an_installation_id_is_refused() {
+        for name in ["installation.created", "installation_repositories.added"] {
+            let mut body = example(name);
+            body["installation"].as_object_mut().unwrap().remove("id");
+            let event = name.split('.').next().unwrap();
+            let err = read(event, &body).unwrap_err();
+            assert!(err.0.contains("installation.id"), "{name}: {}", err.0);
+        }
+    }
 }

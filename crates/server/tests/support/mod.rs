@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pg_proxy;
 pub mod process;
 
 use ephemera_persistence::testing::TestDatabase;
@@ -39,6 +40,9 @@ pub struct TestApp {
     pub reports: Option<ephemera_application::reporting::ReportDeliverer>,
     /// Drift repair, when the test configured GitHub.
     pub sync: Option<ephemera_application::sync::GitHubSync>,
+    /// The record of workers that stopped on their own, which readiness
+    /// reads.
+    pub worker_health: ephemera_application::worker::WorkerHealth,
 }
 
 impl TestApp {
@@ -78,6 +82,7 @@ impl TestApp {
         let commands = app.commands();
         let reports = app.reports();
         let sync = app.sync();
+        let worker_health = app.worker_health();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
@@ -89,6 +94,7 @@ impl TestApp {
             commands,
             reports,
             sync,
+            worker_health,
         }
     }
 
