@@ -4,68 +4,31 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    CommitSha, Deployment, DeploymentId, DeploymentRecord, DeploymentStatus, Environment,
-    EnvironmentId, EnvironmentRecord, EnvironmentStatus, Namespace, PrNumber, PreviewUrlTemplate,
-    RepositoryFullName,
+    Deployment, DeploymentRecord, DeploymentStatus, Environment, EnvironmentId, EnvironmentRecord,
+    EnvironmentStatus, PreviewUrlTemplate,
 };
 
 use super::{Reconciler, ReconcilerConfig, RunOutcome};
+use crate::fixtures::{at, deployment_record, environment_record};
 use crate::ports::{
     MockClock, MockProvisioner, MockWorkQueue, MockWorkTx, ProvisionFailure, Provisioned, Teardown,
     WorkTx,
 };
 
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap()
-}
-
 fn environment(status: EnvironmentStatus, work_attempts: u32) -> Environment {
-    let repository = RepositoryFullName::parse("octo/web").unwrap();
-    let pr_number = PrNumber::new(4).unwrap();
     Environment::rehydrate(EnvironmentRecord {
-        id: EnvironmentId::new(9).unwrap(),
-        namespace: Namespace::for_pr(&repository, pr_number),
-        repository,
-        repository_id: None,
-        pr_number,
-        pr_title: "t".into(),
-        branch_name: "b".into(),
-        commit_sha: CommitSha::parse(&"c".repeat(40)).unwrap(),
-        environment_url: None,
         status,
-        installation_id: None,
-        owner: None,
-        error_message: None,
-        status_reason: None,
-        last_deployed_at: None,
-        pr_updated_at: None,
-        created_at: at(0),
-        updated_at: at(0),
-        destroyed_at: None,
-        work_due_at: Some(at(0)),
         work_attempts,
-        trusted_sha: None,
-        is_fork: false,
-        draft: false,
-        labels: Vec::new(),
+        work_due_at: Some(at(0)),
+        ..environment_record(9, "octo/web", 4)
     })
 }
 
 fn deployment(status: DeploymentStatus) -> Deployment {
     Deployment::rehydrate(DeploymentRecord {
-        id: DeploymentId::new(5).unwrap(),
-        environment_id: EnvironmentId::new(9).unwrap(),
-        commit_sha: CommitSha::parse(&"c".repeat(40)).unwrap(),
-        commit_message: None,
         status,
-        started_at: None,
-        completed_at: None,
-        error_message: None,
-        logs: String::new(),
-        created_at: at(0),
-        updated_at: at(0),
+        ..deployment_record(5, EnvironmentId::new(9).unwrap(), 'c')
     })
 }
 

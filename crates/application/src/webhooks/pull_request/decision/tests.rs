@@ -1,14 +1,13 @@
 //! The decision on every kind of `pull_request` delivery, one row each:
 //! no ports, no mocks.
 
-use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    CommitSha, DeployPolicy, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus,
-    GithubUser, GithubUserId, InstallationStatus, Namespace, PrNumber, RepositoryFullName,
-    SkipReason,
+    DeployPolicy, Environment, EnvironmentRecord, EnvironmentStatus, GithubUser,
+    InstallationStatus, PrNumber, RepositoryFullName, SkipReason,
 };
 
 use super::{Change, Decision, Why, decide};
+use crate::fixtures::{at, environment_record, sha, user};
 use crate::webhooks::{PullRequestAction, PullRequestChange};
 
 use EnvironmentStatus::{Destroyed, Destroying, Failed, Ready};
@@ -18,23 +17,6 @@ use PullRequestAction::{
 };
 
 const TRUSTED: &str = "safe-to-preview";
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap()
-}
-
-fn sha(c: char) -> CommitSha {
-    CommitSha::parse(&c.to_string().repeat(40)).unwrap()
-}
-
-fn user(id: i64, login: &str) -> GithubUser {
-    GithubUser {
-        github_id: GithubUserId::new(id).unwrap(),
-        login: login.into(),
-        email: None,
-        avatar_url: None,
-    }
-}
 
 fn author() -> GithubUser {
     user(1, "contributor")
@@ -90,34 +72,12 @@ fn labeled(label: &str) -> PullRequestAction {
 /// The PR's environment in `status` at commit `commit`, with the trusted
 /// label's vouch on commit `vouched`, last updated by an event at 10.
 fn stored(status: EnvironmentStatus, commit: char, vouched: Option<char>) -> Environment {
-    let repository = RepositoryFullName::parse("octo/web").unwrap();
-    let pr_number = PrNumber::new(7).unwrap();
     Environment::rehydrate(EnvironmentRecord {
-        id: EnvironmentId::new(3).unwrap(),
-        namespace: Namespace::for_pr(&repository, pr_number),
-        repository,
-        repository_id: Some(42),
-        pr_number,
-        pr_title: "Add search".into(),
-        branch_name: "search".into(),
-        commit_sha: sha(commit),
-        environment_url: None,
         status,
-        installation_id: None,
-        owner: None,
-        error_message: None,
-        status_reason: None,
-        last_deployed_at: None,
-        pr_updated_at: Some(at(10)),
-        created_at: at(0),
-        updated_at: at(10),
-        destroyed_at: None,
-        work_due_at: None,
-        work_attempts: 0,
+        commit_sha: sha(commit),
         trusted_sha: vouched.map(sha),
-        is_fork: false,
-        draft: false,
-        labels: Vec::new(),
+        pr_updated_at: Some(at(10)),
+        ..environment_record(3, "octo/web", 7)
     })
 }
 
