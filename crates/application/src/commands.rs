@@ -72,6 +72,33 @@ async fn begin_destroy(
     Ok(())
 }
 
+/// Queues a deployment of `env`'s commit (`message` says why) in place of
+/// any queued one: a worker is due at once, and GitHub hears of it.
+async fn queue_current_commit(
+    tx: &mut dyn WorkTx,
+    env: &mut Environment,
+    message: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Deployment, CommandError> {
+    tx.cancel_queued_deployments(env.id, now).await?;
+    let deployment = tx
+        .queue_deployment(
+            NewDeployment {
+                environment_id: env.id,
+                commit_sha: env.commit_sha.clone(),
+                commit_message: Some(message.to_owned()),
+            },
+            now,
+        )
+        .await?;
+    env.request_deploy(now);
+    tx.update_environment(env).await?;
+    if let Some(report) = PreviewReport::of(env, Some(&deployment)) {
+        tx.report(report).await?;
+    }
+    Ok(deployment)
+}
+
 /// The policy's verdict on deploying commit `sha` of `env`'s PR now.
 async fn decide(
     tx: &mut dyn WorkTx,
@@ -134,22 +161,13 @@ impl EnvironmentCommands {
                 env.commit_sha.short()
             )));
         }
-        tx.cancel_queued_deployments(id, now).await?;
-        let deployment = tx
-            .queue_deployment(
-                NewDeployment {
-                    environment_id: id,
-                    commit_sha: env.commit_sha.clone(),
-                    commit_message: Some("redeploy requested through the API".into()),
-                },
-                now,
-            )
-            .await?;
-        env.request_deploy(now);
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
-            tx.report(report).await?;
-        }
+        let deployment = queue_current_commit(
+            tx.as_mut(),
+            &mut env,
+            "redeploy requested through the API",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(deployment)
@@ -208,24 +226,10 @@ impl EnvironmentCommands {
             self.wake.notify_waiters();
             return Ok(MissedHead::Destroyed(reason));
         }
-        tx.cancel_queued_deployments(id, now).await?;
         env.commit_sha = pr.head_sha.clone();
         env.pr_updated_at = Some(pr.updated_at);
-        let deployment = tx
-            .queue_deployment(
-                NewDeployment {
-                    environment_id: id,
-                    commit_sha: pr.head_sha.clone(),
-                    commit_message: Some("head found on GitHub (missed webhook)".into()),
-                },
-                now,
-            )
-            .await?;
-        env.request_deploy(now);
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
-            tx.report(report).await?;
-        }
+        let message = "head found on GitHub (missed webhook)";
+        queue_current_commit(tx.as_mut(), &mut env, message, now).await?;
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(MissedHead::Deployed)
