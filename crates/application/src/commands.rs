@@ -19,8 +19,8 @@ pub enum CommandError {
     /// The lifecycle does not allow it now; the message says why.
     #[error("{0}")]
     Conflict(String),
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(RepositoryError),
     #[error(transparent)]
     Unexpected(anyhow::Error),
 }
@@ -28,7 +28,7 @@ pub enum CommandError {
 impl From<RepositoryError> for CommandError {
     fn from(err: RepositoryError) -> Self {
         match err {
-            RepositoryError::Unavailable(why) => Self::Unavailable(why),
+            err @ RepositoryError::Unavailable { .. } => Self::Unavailable(err),
             other => Self::Unexpected(anyhow::Error::new(other)),
         }
     }

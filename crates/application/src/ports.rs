@@ -59,9 +59,26 @@ pub enum RepositoryError {
     #[error("{0} not found")]
     NotFound(String),
     /// The store cannot be reached right now (connection refused, pool
-    /// exhausted); worth retrying later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// exhausted); worth retrying later. The driver's error is the source.
+    #[error("database unavailable while {context}")]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl RepositoryError {
+    /// The store could not be reached while `context`.
+    pub fn unavailable(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }

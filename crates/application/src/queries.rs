@@ -30,7 +30,7 @@ impl ReadFailure {
     pub fn from_store(err: RepositoryError, context: impl Into<String>) -> Self {
         let context = context.into();
         match err {
-            RepositoryError::Unavailable(_) => Self::Unavailable {
+            RepositoryError::Unavailable { .. } => Self::Unavailable {
                 context,
                 source: err,
             },
@@ -275,7 +275,7 @@ mod tests {
     async fn an_unavailable_store_is_unavailable_with_its_cause() {
         let mut envs = MockEnvironmentRepository::new();
         envs.expect_list()
-            .returning(|_, _| Err(RepositoryError::Unavailable("pool timed out".into())));
+            .returning(|_, _| Err(RepositoryError::unavailable("reading", "pool timed out")));
 
         let err = queries(envs, MockDeploymentRepository::new())
             .list_environments(
@@ -288,10 +288,12 @@ mod tests {
         let ListEnvironmentsError::Failed(failure @ ReadFailure::Unavailable { .. }) = err else {
             panic!("expected unavailable, got {err:?}");
         };
-        let source = std::error::Error::source(&failure).map(ToString::to_string);
+        // The whole chain is kept: the read, the store, the driver.
+        let source = std::error::Error::source(&failure).unwrap();
+        assert_eq!(source.to_string(), "database unavailable while reading");
         assert_eq!(
-            source.as_deref(),
-            Some("database unavailable: pool timed out")
+            source.source().map(ToString::to_string).as_deref(),
+            Some("pool timed out")
         );
     }
 

@@ -84,8 +84,8 @@ pub enum RunOutcome {
 
 #[derive(Debug, Error)]
 pub enum ReconcileError {
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(RepositoryError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -93,7 +93,7 @@ pub enum ReconcileError {
 impl From<RepositoryError> for ReconcileError {
     fn from(err: RepositoryError) -> Self {
         match err {
-            RepositoryError::Unavailable(why) => Self::Unavailable(why),
+            err @ RepositoryError::Unavailable { .. } => Self::Unavailable(err),
             other => Self::Unexpected(anyhow::Error::new(other)),
         }
     }

@@ -113,8 +113,8 @@ impl std::fmt::Debug for GitHubSync {
     }
 }
 
-fn unexpected(err: impl std::fmt::Display) -> SyncError {
-    SyncError::Unexpected(anyhow::anyhow!("{err}"))
+fn unexpected(err: impl std::error::Error + Send + Sync + 'static) -> SyncError {
+    SyncError::Unexpected(anyhow::Error::new(err))
 }
 
 fn command(err: CommandError) -> Option<SyncError> {

@@ -125,8 +125,8 @@ impl IngestOutcome {
 #[derive(Debug, Error)]
 pub enum IngestError {
     /// The database cannot be reached; GitHub should redeliver later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(RepositoryError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -221,7 +221,7 @@ impl IngestDelivery {
     /// Records the failure where possible and turns it into the answer.
     async fn fail(&self, header: &DeliveryHeader, err: RepositoryError) -> IngestError {
         match err {
-            RepositoryError::Unavailable(why) => IngestError::Unavailable(why),
+            err @ RepositoryError::Unavailable { .. } => IngestError::Unavailable(err),
             other => {
                 let error = anyhow::Error::new(other).context("applying the delivery");
                 if let Err(log_err) = self

@@ -14,7 +14,7 @@ crate::string_enum! {
 }
 
 impl DeploymentStatus {
-    /// The statuses this one may move to (DESIGN §2): queued → in_progress →
+    /// The statuses this one may move to (docs/lifecycle.md): queued → in_progress →
     /// success | failed, and queued | in_progress → cancelled when a newer
     /// commit supersedes it.
     pub fn allowed_next(self) -> &'static [Self] {

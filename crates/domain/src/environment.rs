@@ -19,7 +19,7 @@ crate::string_enum! {
 }
 
 impl EnvironmentStatus {
-    /// The statuses this one may move to (DESIGN §2).
+    /// The statuses this one may move to (docs/lifecycle.md).
     pub fn allowed_next(self) -> &'static [Self] {
         use EnvironmentStatus::*;
         match self {
@@ -461,7 +461,7 @@ mod tests {
     use super::*;
     use EnvironmentStatus::*;
 
-    /// DESIGN §2, written out independently of `allowed_next`.
+    /// docs/lifecycle.md, written out independently of `allowed_next`.
     const ALLOWED: &[(&str, &str)] = &[
         ("pending", "provisioning"),
         ("pending", "destroying"),

@@ -50,8 +50,8 @@ impl Problem {
 
     /// The database cannot be reached right now: 503 with `Retry-After`,
     /// on every path alike. The cause goes to the log, not to the client.
-    pub fn unavailable(cause: impl std::fmt::Display, detail: &str) -> Self {
-        tracing::warn!(error = %cause, "database unavailable");
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static), detail: &str) -> Self {
+        tracing::warn!(error = %ErrorChain(cause), "database unavailable");
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
             .with_header(actix_web::http::header::RETRY_AFTER, "5")
     }
@@ -89,7 +89,7 @@ impl From<ReadFailure> for Problem {
     fn from(failure: ReadFailure) -> Self {
         match failure {
             ReadFailure::Unavailable { .. } => Self::unavailable(
-                ErrorChain(&failure),
+                &failure,
                 "the database is unavailable; try again later",
             ),
             ReadFailure::Unexpected(e) => Self::internal(&e),

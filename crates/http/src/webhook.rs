@@ -382,8 +382,8 @@ async fn receive_checked(
         .ingest(&delivery)
         .await
         .map_err(|err| match err {
-            IngestError::Unavailable(why) => Problem::unavailable(
-                why,
+            IngestError::Unavailable(cause) => Problem::unavailable(
+                &cause,
                 "the database is unavailable; redeliver this delivery later",
             ),
             IngestError::Unexpected(e) => Problem::internal(&e),

@@ -14,8 +14,8 @@ fn command_problem(err: CommandError) -> Problem {
     match err {
         CommandError::NotFound(_) => Problem::not_found(err.to_string()),
         CommandError::Conflict(why) => Problem::new(StatusCode::CONFLICT, "conflict", why),
-        CommandError::Unavailable(why) => {
-            Problem::unavailable(why, "the database is unavailable; try again later")
+        CommandError::Unavailable(cause) => {
+            Problem::unavailable(&cause, "the database is unavailable; try again later")
         }
         CommandError::Unexpected(e) => Problem::internal(&e),
     }

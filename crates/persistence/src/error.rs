@@ -6,7 +6,7 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 pub(crate) fn db_err(err: DbErr, context: impl Into<String>) -> RepositoryError {
     let context = context.into();
     if is_unavailable(&err) {
-        return RepositoryError::Unavailable(format!("{context}: {err}"));
+        return RepositoryError::unavailable(context, err);
     }
     if is_transient_conflict(&err) {
         // A deadlock or serialization failure aborted the transaction;

@@ -1,4 +1,5 @@
-//! Configuration from environment variables (and `.env`), DESIGN §6.
+//! Configuration from environment variables (and `.env`); every variable is
+//! described in docs/configuration.md.
 //! Every variable is documented in docs/configuration.md and .env.example.
 
 use std::fmt;

@@ -243,8 +243,7 @@ pub fn github_app(
         config.app_id,
         config.private_key.expose_secret().as_bytes(),
         &config.api_url,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?
+    )?
     .observed_by(observer);
     tracing::info!(app_id = config.app_id, api = %config.api_url, "GitHub reporting is on");
     Ok(Some(Arc::new(app)))

@@ -338,7 +338,7 @@ async fn unreachable_database_is_unavailable_and_not_recorded() {
     let mut store = MockWebhookStore::new();
     store
         .expect_begin()
-        .returning(|| Err(RepositoryError::Unavailable("connection refused".into())));
+        .returning(|| Err(RepositoryError::unavailable("claiming", "connection refused")));
     store.expect_record_failure().never();
 
     let err = use_case(store, DeployPolicy::default())
