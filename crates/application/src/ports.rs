@@ -1,6 +1,6 @@
 //! The capabilities use cases need from the outside world, one small trait
-//! each. Adapters implement them; tests use the mockall mocks (enable the
-//! `mocks` feature from another crate).
+//! each. Adapters implement them; this crate's unit tests use their mockall
+//! mocks, every other crate tests against the real adapters.
 
 mod clock;
 mod deliveries;
@@ -8,13 +8,11 @@ mod deployments;
 mod environments;
 mod github;
 mod health;
-mod installations;
 mod leases;
 mod outbox;
 mod provisioner;
 mod retention;
 mod stats;
-mod users;
 mod webhooks;
 mod work;
 
@@ -29,23 +27,21 @@ pub use github::{
     PullRequestRef, PullRequestState, ReportError,
 };
 pub use health::HealthProbe;
-pub use installations::InstallationRepository;
 pub use leases::Leases;
 pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
 pub use retention::Pruner;
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
-pub use users::UserRepository;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
 pub use work::{WorkQueue, WorkTx};
 
-#[cfg(any(test, feature = "mocks"))]
+#[cfg(test)]
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
-    health::MockHealthProbe, installations::MockInstallationRepository, leases::MockLeases,
-    provisioner::MockProvisioner, retention::MockPruner, users::MockUserRepository,
-    webhooks::MockWebhookStore, webhooks::MockWebhookTx, work::MockWorkQueue, work::MockWorkTx,
+    health::MockHealthProbe, leases::MockLeases, provisioner::MockProvisioner,
+    retention::MockPruner, webhooks::MockWebhookStore, webhooks::MockWebhookTx,
+    work::MockWorkQueue, work::MockWorkTx,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

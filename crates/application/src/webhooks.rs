@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
     AllowedOwners, CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, GithubUser,
-    InstallationId, InstallationRepository, PrNumber, RepositoryFullName,
+    InstallationId, InstalledRepository, PrNumber, RepositoryFullName,
 };
 use thiserror::Error;
 
@@ -43,7 +43,7 @@ pub enum DeliveryChange {
     PullRequest(Box<PullRequestChange>),
     InstallationCreated {
         account_login: String,
-        repositories: Vec<InstallationRepository>,
+        repositories: Vec<InstalledRepository>,
     },
     InstallationDeleted {
         account_login: String,
@@ -56,11 +56,11 @@ pub enum DeliveryChange {
     },
     RepositoriesAdded {
         account_login: String,
-        repositories: Vec<InstallationRepository>,
+        repositories: Vec<InstalledRepository>,
     },
     RepositoriesRemoved {
         account_login: String,
-        repositories: Vec<InstallationRepository>,
+        repositories: Vec<InstalledRepository>,
     },
     /// Understood and not acted on; the reason goes to the delivery log.
     Ignored(String),

@@ -41,7 +41,7 @@ impl AllowedOwners {
 
 /// A repository an installation can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallationRepository {
+pub struct InstalledRepository {
     pub github_id: i64,
     pub full_name: RepositoryFullName,
 }
@@ -52,7 +52,7 @@ pub struct Installation {
     pub id: InstallationId,
     pub account_login: String,
     pub status: InstallationStatus,
-    pub repositories: Vec<InstallationRepository>,
+    pub repositories: Vec<InstalledRepository>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

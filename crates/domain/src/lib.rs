@@ -28,7 +28,7 @@ pub use environment::{
 };
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
-pub use installation::{AllowedOwners, Installation, InstallationRepository, InstallationStatus};
+pub use installation::{AllowedOwners, Installation, InstallationStatus, InstalledRepository};
 pub use namespace::{MAX_PREFIX_LEN, Namespace};
 pub use policy::{DeployPolicy, PolicyDecision, PullRequestFacts, SkipReason};
 pub use preview_url::PreviewUrlTemplate;

@@ -88,10 +88,9 @@ impl std::fmt::Display for ErrorChain<'_> {
 impl From<ReadFailure> for Problem {
     fn from(failure: ReadFailure) -> Self {
         match failure {
-            ReadFailure::Unavailable { .. } => Self::unavailable(
-                &failure,
-                "the database is unavailable; try again later",
-            ),
+            ReadFailure::Unavailable { .. } => {
+                Self::unavailable(&failure, "the database is unavailable; try again later")
+            }
             ReadFailure::Unexpected(e) => Self::internal(&e),
         }
     }

@@ -4,7 +4,7 @@ use ephemera_application::PageRequest;
 use ephemera_application::ports::{EnvironmentFilter, EnvironmentRepository, RepositoryError};
 use ephemera_domain::{
     CommitSha, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus, GithubUserId,
-    InstallationId, InstallationRepository, Namespace, NewEnvironment, Owner, PrNumber,
+    InstallationId, InstalledRepository, Namespace, NewEnvironment, Owner, PrNumber,
     RepositoryFullName,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -190,7 +190,7 @@ pub(crate) async fn live_of_installation_locked<C: ConnectionTrait>(
 
 pub(crate) async fn live_of_repository_locked<C: ConnectionTrait>(
     db: &C,
-    repository: &InstallationRepository,
+    repository: &InstalledRepository,
 ) -> Result<Vec<Environment>, RepositoryError> {
     let same_repository = Condition::any()
         .add(Column::RepositoryId.eq(repository.github_id))

@@ -1,8 +1,7 @@
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{InstallationRepository, RepositoryError};
+use ephemera_application::ports::RepositoryError;
 use ephemera_domain::{
-    Installation, InstallationId, InstallationRepository as Repo, InstallationStatus,
+    Installation, InstallationId, InstallationStatus, InstalledRepository as Repo,
     RepositoryFullName,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -14,7 +13,7 @@ use sea_orm::{
 use crate::entities::{installation_repositories as repos, installations};
 use crate::error::{corrupt, db_err};
 
-/// [`InstallationRepository`] on SQLite or PostgreSQL.
+/// The installations tables on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlInstallationRepository {
     db: DatabaseConnection,
@@ -147,9 +146,9 @@ pub(crate) async fn remove_repositories<C: ConnectionTrait>(
     Ok(())
 }
 
-#[async_trait]
-impl InstallationRepository for SqlInstallationRepository {
-    async fn get(&self, id: InstallationId) -> Result<Option<Installation>, RepositoryError> {
+/// Read and written by the webhook transaction; these stand-alone calls serve tests and tools.
+impl SqlInstallationRepository {
+    pub async fn get(&self, id: InstallationId) -> Result<Option<Installation>, RepositoryError> {
         let context = format!("loading installation {id}");
         let Some(row) = installations::Entity::find_by_id(id.get())
             .one(&self.db)
@@ -186,7 +185,7 @@ impl InstallationRepository for SqlInstallationRepository {
         }))
     }
 
-    async fn upsert(
+    pub async fn upsert(
         &self,
         id: InstallationId,
         account_login: String,
@@ -196,7 +195,7 @@ impl InstallationRepository for SqlInstallationRepository {
         upsert(&self.db, id, &account_login, status, now).await
     }
 
-    async fn add_repositories(
+    pub async fn add_repositories(
         &self,
         id: InstallationId,
         repositories: Vec<Repo>,
@@ -204,7 +203,7 @@ impl InstallationRepository for SqlInstallationRepository {
         add_repositories(&self.db, id, &repositories).await
     }
 
-    async fn remove_repositories(
+    pub async fn remove_repositories(
         &self,
         id: InstallationId,
         repository_github_ids: Vec<i64>,

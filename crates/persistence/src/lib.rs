@@ -7,7 +7,12 @@
 mod connection;
 mod deliveries;
 mod deployments;
+// Row models stay inside the crate; its own integration tests (which seed
+// rows by hand) reach them through the `testing` feature.
+#[cfg(feature = "testing")]
 pub mod entities;
+#[cfg(not(feature = "testing"))]
+mod entities;
 mod environments;
 mod error;
 mod health;

@@ -1,6 +1,5 @@
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{RepositoryError, UserRepository};
+use ephemera_application::ports::RepositoryError;
 use ephemera_domain::{GithubUser, GithubUserId, User};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -11,7 +10,7 @@ use sea_orm::{
 use crate::entities::users::{ActiveModel, Column, Entity, Model};
 use crate::error::{corrupt, db_err};
 
-/// [`UserRepository`] on SQLite or PostgreSQL.
+/// The users table on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlUserRepository {
     db: DatabaseConnection,
@@ -78,15 +77,22 @@ pub(crate) async fn upsert<C: ConnectionTrait>(
     Ok(())
 }
 
-#[async_trait]
-impl UserRepository for SqlUserRepository {
-    async fn upsert(&self, user: GithubUser, now: DateTime<Utc>) -> Result<User, RepositoryError> {
+/// Read and written by the webhook transaction; these stand-alone calls serve tests and tools.
+impl SqlUserRepository {
+    pub async fn upsert(
+        &self,
+        user: GithubUser,
+        now: DateTime<Utc>,
+    ) -> Result<User, RepositoryError> {
         upsert(&self.db, &user, now).await?;
         self.get_by_github_id(user.github_id)
             .await?
             .ok_or_else(|| RepositoryError::NotFound(format!("GitHub user {}", user.github_id)))
     }
-    async fn get_by_github_id(&self, id: GithubUserId) -> Result<Option<User>, RepositoryError> {
+    pub async fn get_by_github_id(
+        &self,
+        id: GithubUserId,
+    ) -> Result<Option<User>, RepositoryError> {
         Entity::find()
             .filter(Column::GithubId.eq(id.get()))
             .one(&self.db)

@@ -5,8 +5,8 @@ use ephemera_application::ports::{
 };
 use ephemera_domain::{
     DeliveryId, DeliveryOutcome, Deployment, Environment, EnvironmentId, GithubUser,
-    InstallationId, InstallationRepository as Repo, InstallationStatus, NewDeployment,
-    NewEnvironment, PrNumber, PreviewReport, RepositoryFullName,
+    InstallationId, InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment,
+    PrNumber, PreviewReport, RepositoryFullName,
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 

@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ephemera_application::ports::{
-    DeploymentRepository, EnvironmentFilter, EnvironmentRepository, InstallationRepository,
-    RepositoryError, UserRepository,
+    DeploymentRepository, EnvironmentFilter, EnvironmentRepository, RepositoryError,
 };
 use ephemera_application::{Cursor, PageRequest};
 use ephemera_domain::{
     CommitSha, DeploymentStatus, EnvironmentStatus, GithubUser, GithubUserId, InstallationId,
-    InstallationRepository as Repo, InstallationStatus, NewDeployment, NewEnvironment, Owner,
+    InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment, Owner,
     PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;

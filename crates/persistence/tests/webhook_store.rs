@@ -10,8 +10,8 @@ use ephemera_application::ports::{
     EnvironmentRepository, RepositoryError, WebhookStore,
 };
 use ephemera_domain::{
-    CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, InstallationId,
-    InstallationRepository, NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
+    CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, InstallationId, InstalledRepository,
+    NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
@@ -265,7 +265,7 @@ async fn live_environments_leave_out_destroying_and_destroyed(t: TestDatabase) {
         .await
         .unwrap();
     let of_repo = tx
-        .live_environments_of_repository(&InstallationRepository {
+        .live_environments_of_repository(&InstalledRepository {
             github_id: 1,
             full_name: RepositoryFullName::parse("octo/web").unwrap(),
         })

@@ -6,7 +6,7 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use ephemera_application::ports::{EnvironmentRepository, InstallationRepository, UserRepository};
+use ephemera_application::ports::EnvironmentRepository;
 use ephemera_domain::{EnvironmentId, GithubUserId, InstallationId, InstallationStatus};
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{

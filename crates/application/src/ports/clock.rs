@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 /// Where use cases get "now" from, so tests can fix it.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 }

@@ -12,7 +12,7 @@ pub struct DeliveryFilter {
 }
 
 /// The delivery log, read side.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
     /// Newest first, up to `page.fetch_limit()` rows.

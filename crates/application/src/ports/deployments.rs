@@ -5,7 +5,7 @@ use ephemera_domain::{Deployment, DeploymentId, EnvironmentId, NewDeployment};
 use super::RepositoryError;
 use crate::PageRequest;
 
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait DeploymentRepository: Send + Sync {
     async fn get(&self, id: DeploymentId) -> Result<Option<Deployment>, RepositoryError>;

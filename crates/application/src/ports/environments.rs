@@ -18,7 +18,7 @@ pub struct EnvironmentFilter {
     pub pr_number: Option<PrNumber>,
 }
 
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EnvironmentRepository: Send + Sync {
     async fn get(&self, id: EnvironmentId) -> Result<Option<Environment>, RepositoryError>;

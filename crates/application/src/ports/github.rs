@@ -105,7 +105,7 @@ pub enum OpenPullRequests {
 }
 
 /// What ephemera reads back from GitHub to repair drift.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait GitHubReader: Send + Sync {
     /// [`ReportError::Gone`] when the PR or repository is not visible any
@@ -141,7 +141,7 @@ pub trait GitHubReader: Send + Sync {
 }
 
 /// What ephemera tells GitHub about a PR's preview.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait GitHubReporter: Send + Sync {
     /// Creates or edits ephemera's one comment on the PR (found by a hidden

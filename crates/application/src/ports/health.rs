@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 /// Whether what the service depends on answers.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
     /// `Ok` when the database answers a trivial query.

@@ -7,7 +7,7 @@ use super::RepositoryError;
 
 /// Named leases in the shared database, for periodic jobs that must run on
 /// one replica at a time.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Leases: Send + Sync {
     /// Takes (or renews) lease `name` for `owner` until `now + ttl`, when

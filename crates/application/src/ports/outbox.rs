@@ -36,7 +36,7 @@ pub struct PendingReport {
 }
 
 /// The outbox of reports to GitHub.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ReportOutbox: Send + Sync {
     /// Leases the newest report of an environment no one is reporting on

@@ -54,7 +54,7 @@ impl std::fmt::Display for ProvisionFailure {
 /// Creates, updates and destroys preview environments (dry-run, a shell
 /// command, Kubernetes). Both calls must be idempotent: after a crash the
 /// same request is made again.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Provisioner: Send + Sync {
     /// Short name for logs: `dry-run`, `command`, `kubernetes`.

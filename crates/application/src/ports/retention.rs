@@ -5,7 +5,7 @@ use super::RepositoryError;
 
 /// Removes what is old enough to go; each call returns how many rows it
 /// removed or emptied.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Pruner: Send + Sync {
     /// Delivery-log entries received before `before`.

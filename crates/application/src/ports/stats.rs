@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 /// Numbers for the metrics endpoint, read at scrape time.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait StatsProbe: Send + Sync {
     /// How many environments are in each status.

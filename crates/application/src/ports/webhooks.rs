@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
     DeliveryId, Deployment, Environment, EnvironmentId, GithubUser, InstallationId,
-    InstallationRepository as Repo, InstallationStatus, NewDeployment, NewEnvironment, PrNumber,
+    InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment, PrNumber,
     RepositoryFullName,
 };
 
@@ -34,7 +34,7 @@ pub enum Claim {
 }
 
 /// Opens the one transaction a delivery is applied in.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     async fn begin(&self) -> Result<Box<dyn WebhookTx>, RepositoryError>;
@@ -51,7 +51,7 @@ pub trait WebhookStore: Send + Sync {
 
 /// Everything one delivery may read and change, inside one transaction.
 /// Dropping it without `commit` rolls everything back.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait WebhookTx: Send {
     /// Enters the delivery in the log (or counts a redelivery).

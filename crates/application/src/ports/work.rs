@@ -8,7 +8,7 @@ use super::RepositoryError;
 
 /// The environments table as a work queue: leases make sure only one
 /// worker, in any process, works on an environment at a time.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait WorkQueue: Send + Sync {
     /// Leases the environment whose work has been due longest, if any:
@@ -44,7 +44,7 @@ pub trait WorkQueue: Send + Sync {
 
 /// One step of work on an environment, in one transaction; dropped without
 /// `commit`, it rolls back.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait WorkTx: Send {
     /// The environment, row-locked until commit.

@@ -336,9 +336,12 @@ async fn losing_a_creation_race_retries_against_the_winner() {
 #[tokio::test]
 async fn unreachable_database_is_unavailable_and_not_recorded() {
     let mut store = MockWebhookStore::new();
-    store
-        .expect_begin()
-        .returning(|| Err(RepositoryError::unavailable("claiming", "connection refused")));
+    store.expect_begin().returning(|| {
+        Err(RepositoryError::unavailable(
+            "claiming",
+            "connection refused",
+        ))
+    });
     store.expect_record_failure().never();
 
     let err = use_case(store, DeployPolicy::default())

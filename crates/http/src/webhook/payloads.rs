@@ -10,8 +10,8 @@ use ephemera_application::webhooks::{
     DeliveryChange, IncomingDelivery, PullRequestAction, PullRequestChange,
 };
 use ephemera_domain::{
-    CommitSha, DeliveryId, GithubUser, GithubUserId, InstallationId, InstallationRepository,
-    PrNumber, RepositoryFullName, ValidationError,
+    CommitSha, DeliveryId, GithubUser, GithubUserId, InstallationId, InstalledRepository, PrNumber,
+    RepositoryFullName, ValidationError,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -234,15 +234,15 @@ impl User {
 }
 
 impl RepositoryRef {
-    fn into_domain(self) -> Result<InstallationRepository, PayloadError> {
-        Ok(InstallationRepository {
+    fn into_domain(self) -> Result<InstalledRepository, PayloadError> {
+        Ok(InstalledRepository {
             github_id: self.id,
             full_name: RepositoryFullName::parse(&self.full_name)?,
         })
     }
 }
 
-fn repositories(refs: Vec<RepositoryRef>) -> Result<Vec<InstallationRepository>, PayloadError> {
+fn repositories(refs: Vec<RepositoryRef>) -> Result<Vec<InstalledRepository>, PayloadError> {
     refs.into_iter().map(RepositoryRef::into_domain).collect()
 }
 
