@@ -62,17 +62,41 @@ async fn begin_destroy(
     reason: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), CommandError> {
-    env.transition_to(EnvironmentStatus::Destroying, now)
+    env.begin_destroy(reason, now)
         .map_err(|e| CommandError::Conflict(e.to_string()))?;
-    env.status_reason = Some(reason.to_owned());
-    env.work_due_at = Some(now);
-    env.work_attempts = 0;
     tx.cancel_queued_deployments(env.id, now).await?;
     tx.update_environment(env).await?;
     if let Some(report) = PreviewReport::of(env, None) {
         tx.report(report).await?;
     }
     Ok(())
+}
+
+/// Queues a deployment of `env`'s commit (`message` says why) in place of
+/// any queued one: a worker is due at once, and GitHub hears of it.
+async fn queue_current_commit(
+    tx: &mut dyn WorkTx,
+    env: &mut Environment,
+    message: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Deployment, CommandError> {
+    tx.cancel_queued_deployments(env.id, now).await?;
+    let deployment = tx
+        .queue_deployment(
+            NewDeployment {
+                environment_id: env.id,
+                commit_sha: env.commit_sha.clone(),
+                commit_message: Some(message.to_owned()),
+            },
+            now,
+        )
+        .await?;
+    env.request_deploy(now);
+    tx.update_environment(env).await?;
+    if let Some(report) = PreviewReport::of(env, Some(&deployment)) {
+        tx.report(report).await?;
+    }
+    Ok(deployment)
 }
 
 /// The policy's verdict on deploying commit `sha` of `env`'s PR now.
@@ -121,13 +145,10 @@ impl EnvironmentCommands {
             .environment(id)
             .await?
             .ok_or(CommandError::NotFound(id))?;
-        if matches!(
-            env.status,
-            EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-        ) {
+        if !env.is_live() {
             return Err(CommandError::Conflict(format!(
                 "environment {id} is {}; reopen or push to the PR to bring it back",
-                env.status
+                env.status()
             )));
         }
         // The operator's redeploy passes the same policy as a webhook: it
@@ -140,25 +161,13 @@ impl EnvironmentCommands {
                 env.commit_sha.short()
             )));
         }
-        tx.cancel_queued_deployments(id, now).await?;
-        env.status_reason = None;
-        let deployment = tx
-            .queue_deployment(
-                NewDeployment {
-                    environment_id: id,
-                    commit_sha: env.commit_sha.clone(),
-                    commit_message: Some("redeploy requested through the API".into()),
-                },
-                now,
-            )
-            .await?;
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
-        env.updated_at = now;
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
-            tx.report(report).await?;
-        }
+        let deployment = queue_current_commit(
+            tx.as_mut(),
+            &mut env,
+            "redeploy requested through the API",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(deployment)
@@ -190,13 +199,7 @@ impl EnvironmentCommands {
             .await?
             .ok_or(CommandError::NotFound(id))?;
         let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
-        if stale
-            || env.commit_sha == pr.head_sha
-            || matches!(
-                env.status,
-                EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-            )
-        {
+        if stale || env.commit_sha == pr.head_sha || !env.is_live() {
             return Ok(MissedHead::UpToDate);
         }
         env.is_fork = pr.is_fork;
@@ -208,10 +211,7 @@ impl EnvironmentCommands {
             env.pr_updated_at = Some(pr.updated_at);
             env.updated_at = now;
             if reason.keeps_running() {
-                env.status_reason = Some(format!(
-                    "commit {} is not deployed: {reason}",
-                    pr.head_sha.short()
-                ));
+                env.hold_back(&pr.head_sha, &reason);
                 tx.update_environment(&env).await?;
                 if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
                     && let Some(report) = PreviewReport::of(&env, None)
@@ -226,27 +226,10 @@ impl EnvironmentCommands {
             self.wake.notify_waiters();
             return Ok(MissedHead::Destroyed(reason));
         }
-        tx.cancel_queued_deployments(id, now).await?;
         env.commit_sha = pr.head_sha.clone();
         env.pr_updated_at = Some(pr.updated_at);
-        env.status_reason = None;
-        let deployment = tx
-            .queue_deployment(
-                NewDeployment {
-                    environment_id: id,
-                    commit_sha: pr.head_sha.clone(),
-                    commit_message: Some("head found on GitHub (missed webhook)".into()),
-                },
-                now,
-            )
-            .await?;
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
-        env.updated_at = now;
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, Some(&deployment)) {
-            tx.report(report).await?;
-        }
+        let message = "head found on GitHub (missed webhook)";
+        queue_current_commit(tx.as_mut(), &mut env, message, now).await?;
         tx.commit().await?;
         self.wake.notify_waiters();
         Ok(MissedHead::Deployed)
@@ -264,7 +247,7 @@ impl EnvironmentCommands {
             .environment(id)
             .await?
             .ok_or(CommandError::NotFound(id))?;
-        match env.status {
+        match env.status() {
             EnvironmentStatus::Destroying => return Ok(env),
             EnvironmentStatus::Destroyed => {
                 return Err(CommandError::Conflict(format!(
@@ -312,7 +295,7 @@ impl EnvironmentCommands {
             };
             // Re-checked under the lock: a webhook may have just touched it.
             let last = env.pr_updated_at.unwrap_or(env.created_at);
-            if last >= before || !env.status.can_become(EnvironmentStatus::Destroying) {
+            if last >= before || !env.is_live() {
                 continue;
             }
             let reason =

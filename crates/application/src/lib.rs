@@ -7,6 +7,8 @@
 
 pub mod commands;
 pub mod delivery_log;
+#[cfg(test)]
+mod fixtures;
 pub mod pagination;
 pub mod ports;
 pub mod queries;

@@ -184,66 +184,23 @@ impl EnvironmentQueries {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-    use ephemera_domain::{
-        CommitSha, DeploymentStatus, EnvironmentStatus, PrNumber, RepositoryFullName,
-    };
     use mockall::predicate::eq;
 
     use super::*;
     use crate::Cursor;
+    use crate::fixtures::{deployment_record, environment_record};
     use crate::ports::{MockDeploymentRepository, MockEnvironmentRepository};
 
-    fn at() -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
-    }
-
     fn environment(id: i64) -> Environment {
-        let repository = RepositoryFullName::parse("octo/web").unwrap();
-        let pr_number = PrNumber::new(id).unwrap();
-        Environment {
-            id: EnvironmentId::new(id).unwrap(),
-            namespace: Namespace::for_pr(&repository, pr_number),
-            repository,
-            repository_id: None,
-            pr_number,
-            pr_title: format!("PR {id}"),
-            branch_name: "feature".into(),
-            commit_sha: CommitSha::parse(&"c".repeat(40)).unwrap(),
-            environment_url: None,
-            status: EnvironmentStatus::Pending,
-            installation_id: None,
-            owner: None,
-            error_message: None,
-            status_reason: None,
-            last_deployed_at: None,
-            pr_updated_at: None,
-            created_at: at(),
-            updated_at: at(),
-            destroyed_at: None,
-            work_due_at: None,
-            work_attempts: 0,
-            trusted_sha: None,
-            is_fork: false,
-            draft: false,
-            labels: Vec::new(),
-        }
+        Environment::rehydrate(environment_record(id, "octo/web", id))
     }
 
     fn deployment(id: i64, environment_id: i64) -> Deployment {
-        Deployment {
-            id: DeploymentId::new(id).unwrap(),
-            environment_id: EnvironmentId::new(environment_id).unwrap(),
-            commit_sha: CommitSha::parse(&"d".repeat(40)).unwrap(),
-            commit_message: None,
-            status: DeploymentStatus::Queued,
-            started_at: None,
-            completed_at: None,
-            error_message: None,
-            logs: String::new(),
-            created_at: at(),
-            updated_at: at(),
-        }
+        Deployment::rehydrate(deployment_record(
+            id,
+            EnvironmentId::new(environment_id).unwrap(),
+            'd',
+        ))
     }
 
     fn queries(

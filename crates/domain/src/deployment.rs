@@ -35,9 +35,29 @@ impl DeploymentStatus {
     }
 }
 
-/// One commit deployed (or being deployed) into an environment.
+/// One commit deployed (or being deployed) into an environment. Its
+/// status, timestamps, error and logs change only through the lifecycle
+/// methods below.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    pub id: DeploymentId,
+    pub environment_id: EnvironmentId,
+    pub commit_sha: CommitSha,
+    pub commit_message: Option<String>,
+    status: DeploymentStatus,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    error_message: Option<String>,
+    logs: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A deployment as stored, field by field: what the persistence adapter
+/// loads a row into before [`Deployment::rehydrate`] makes it a deployment
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentRecord {
     pub id: DeploymentId,
     pub environment_id: EnvironmentId,
     pub commit_sha: CommitSha,
@@ -56,6 +76,59 @@ pub struct Deployment {
 pub const MAX_LOG_BYTES: usize = 256 * 1024;
 
 impl Deployment {
+    /// The deployment a stored record describes, as it was stored.
+    pub fn rehydrate(record: DeploymentRecord) -> Self {
+        let DeploymentRecord {
+            id,
+            environment_id,
+            commit_sha,
+            commit_message,
+            status,
+            started_at,
+            completed_at,
+            error_message,
+            logs,
+            created_at,
+            updated_at,
+        } = record;
+        Self {
+            id,
+            environment_id,
+            commit_sha,
+            commit_message,
+            status,
+            started_at,
+            completed_at,
+            error_message,
+            logs,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn status(&self) -> DeploymentStatus {
+        self.status
+    }
+
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.started_at
+    }
+
+    pub fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.completed_at
+    }
+
+    /// Why the rollout failed, once it gave up.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error_message.as_deref()
+    }
+
+    /// What the workers and the provisioner wrote, the newest
+    /// [`MAX_LOG_BYTES`] of it.
+    pub fn logs(&self) -> &str {
+        &self.logs
+    }
+
     /// Appends to the logs, keeping at most [`MAX_LOG_BYTES`] (the newest).
     pub fn append_log(&mut self, text: &str) {
         self.logs.push_str(text);
@@ -74,7 +147,7 @@ impl Deployment {
 
     /// Moves the deployment to `next` if the lifecycle allows it, stamping
     /// when it started and when it finished.
-    pub fn transition_to(
+    fn transition_to(
         &mut self,
         next: DeploymentStatus,
         now: DateTime<Utc>,
@@ -94,6 +167,63 @@ impl Deployment {
         if next.is_finished() {
             self.completed_at = Some(now);
         }
+        Ok(())
+    }
+}
+
+/// The lifecycle rules of a rollout, each with the line it leaves in the
+/// logs.
+impl Deployment {
+    /// A worker picks the deployment up (again, after a failed attempt).
+    pub fn start(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        match self.status {
+            DeploymentStatus::InProgress => Ok(()),
+            _ => self.transition_to(DeploymentStatus::InProgress, now),
+        }
+    }
+
+    /// Something newer is wanted (`why`): this rollout stops here.
+    pub fn cancel(&mut self, why: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.append_log(&format!("[{}] cancelled: {why}", now.to_rfc3339()));
+        self.transition_to(DeploymentStatus::Cancelled, now)
+    }
+
+    /// The rollout landed at `url`.
+    pub fn succeed(&mut self, url: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.append_log(&format!("[{}] ready at {url}", now.to_rfc3339()));
+        self.transition_to(DeploymentStatus::Success, now)
+    }
+
+    /// Attempt `attempt` failed with `error` and another one comes after
+    /// `after`; the deployment stays in progress.
+    pub fn note_retry(
+        &mut self,
+        attempt: u32,
+        error: &str,
+        after: std::time::Duration,
+        now: DateTime<Utc>,
+    ) {
+        self.append_log(&format!(
+            "[{}] attempt {attempt} failed: {error}; retrying in {}s",
+            now.to_rfc3339(),
+            after.as_secs_f64()
+        ));
+    }
+
+    /// The last attempt, `attempt`, failed with `error`: the rollout gave
+    /// up.
+    pub fn give_up(
+        &mut self,
+        attempt: u32,
+        error: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.append_log(&format!(
+            "[{}] attempt {attempt} failed: {error}; giving up",
+            now.to_rfc3339()
+        ));
+        self.transition_to(DeploymentStatus::Failed, now)?;
+        self.error_message = Some(error);
         Ok(())
     }
 }
@@ -181,6 +311,67 @@ mod tests {
         assert!(d.logs.len() <= MAX_LOG_BYTES);
         assert!(d.logs.starts_with("[… earlier output cut …]"));
         assert!(d.logs.ends_with("line 39999\n"));
+    }
+
+    #[test]
+    fn a_started_deployment_stays_started_when_picked_up_again() {
+        let start = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let again = DateTime::<Utc>::from_timestamp(1_800_000_060, 0).unwrap();
+        let mut d = deployment(Queued);
+        d.start(start).unwrap();
+        d.start(again).unwrap();
+        assert_eq!((d.status, d.started_at), (InProgress, Some(start)));
+        let err = deployment(Success).start(again).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "deployment cannot go from success to in_progress"
+        );
+    }
+
+    #[test]
+    fn each_ending_leaves_its_line_in_the_logs() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let stamp = "[2027-01-15T08:00:00+00:00]";
+
+        let mut cancelled = deployment(Queued);
+        cancelled
+            .cancel("superseded by a newer commit", now)
+            .unwrap();
+        assert_eq!(cancelled.status, Cancelled);
+        assert_eq!(
+            cancelled.logs,
+            format!("{stamp} cancelled: superseded by a newer commit\n")
+        );
+
+        let mut landed = deployment(InProgress);
+        landed.succeed("https://pr-7.example", now).unwrap();
+        assert_eq!(landed.status, Success);
+        assert_eq!(
+            landed.logs,
+            format!("{stamp} ready at https://pr-7.example\n")
+        );
+
+        let mut retried = deployment(InProgress);
+        retried.note_retry(
+            1,
+            "quota exceeded",
+            std::time::Duration::from_millis(9500),
+            now,
+        );
+        assert_eq!(retried.status, InProgress);
+        assert_eq!(
+            retried.logs,
+            format!("{stamp} attempt 1 failed: quota exceeded; retrying in 9.5s\n")
+        );
+
+        let mut failed = deployment(InProgress);
+        failed.give_up(3, "image not found".into(), now).unwrap();
+        assert_eq!(failed.status, Failed);
+        assert_eq!(failed.error_message.as_deref(), Some("image not found"));
+        assert_eq!(
+            failed.logs,
+            format!("{stamp} attempt 3 failed: image not found; giving up\n")
+        );
     }
 
     #[test]

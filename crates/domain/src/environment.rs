@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     CommitSha, EnvironmentId, GithubUserId, InstallationId, InvalidTransition, Namespace, PrNumber,
-    RepositoryFullName,
+    RepositoryFullName, SkipReason,
 };
 
 crate::string_enum! {
@@ -52,6 +52,11 @@ pub struct Owner {
 }
 
 /// One PR's preview environment.
+///
+/// What the PR says (title, branch, commit, labels…) is open to change;
+/// the lifecycle bookkeeping (status, its reasons, the URL, when work is
+/// due and how many attempts failed) changes only through the lifecycle
+/// methods below, so every use case follows the same rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Environment {
     pub id: EnvironmentId,
@@ -64,26 +69,26 @@ pub struct Environment {
     pub branch_name: String,
     pub commit_sha: CommitSha,
     pub namespace: Namespace,
-    pub environment_url: Option<String>,
-    pub status: EnvironmentStatus,
+    environment_url: Option<String>,
+    status: EnvironmentStatus,
     pub installation_id: Option<InstallationId>,
     pub owner: Option<Owner>,
-    pub error_message: Option<String>,
+    error_message: Option<String>,
     /// Why the environment is in its status ("PR merged", "idle for 72h"…).
-    pub status_reason: Option<String>,
-    pub last_deployed_at: Option<DateTime<Utc>>,
+    status_reason: Option<String>,
+    last_deployed_at: Option<DateTime<Utc>>,
     /// `pull_request.updated_at` of the newest event applied: an older event
     /// arriving late must not move the environment backwards.
     pub pr_updated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub destroyed_at: Option<DateTime<Utc>>,
+    destroyed_at: Option<DateTime<Utc>>,
     /// When a worker should next look at this environment (a deployment
     /// was queued, a destroy asked for, a retry is due); `None` when it is
     /// where it should be.
-    pub work_due_at: Option<DateTime<Utc>>,
+    work_due_at: Option<DateTime<Utc>>,
     /// Failed attempts at the current piece of work.
-    pub work_attempts: u32,
+    work_attempts: u32,
     /// On a fork PR: the head commit a maintainer vouched for by adding the
     /// trusted label. Later commits need vouching again.
     pub trusted_sha: Option<CommitSha>,
@@ -95,9 +100,139 @@ pub struct Environment {
     pub labels: Vec<String>,
 }
 
+/// An environment as stored, field by field: what the persistence adapter
+/// loads a row into before [`Environment::rehydrate`] makes it an
+/// environment again (fields as on [`Environment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentRecord {
+    pub id: EnvironmentId,
+    pub repository: RepositoryFullName,
+    pub repository_id: Option<i64>,
+    pub pr_number: PrNumber,
+    pub pr_title: String,
+    pub branch_name: String,
+    pub commit_sha: CommitSha,
+    pub namespace: Namespace,
+    pub environment_url: Option<String>,
+    pub status: EnvironmentStatus,
+    pub installation_id: Option<InstallationId>,
+    pub owner: Option<Owner>,
+    pub error_message: Option<String>,
+    pub status_reason: Option<String>,
+    pub last_deployed_at: Option<DateTime<Utc>>,
+    pub pr_updated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub destroyed_at: Option<DateTime<Utc>>,
+    pub work_due_at: Option<DateTime<Utc>>,
+    pub work_attempts: u32,
+    pub trusted_sha: Option<CommitSha>,
+    pub is_fork: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
+}
+
+impl Environment {
+    /// The environment a stored record describes, as it was stored.
+    pub fn rehydrate(record: EnvironmentRecord) -> Self {
+        let EnvironmentRecord {
+            id,
+            repository,
+            repository_id,
+            pr_number,
+            pr_title,
+            branch_name,
+            commit_sha,
+            namespace,
+            environment_url,
+            status,
+            installation_id,
+            owner,
+            error_message,
+            status_reason,
+            last_deployed_at,
+            pr_updated_at,
+            created_at,
+            updated_at,
+            destroyed_at,
+            work_due_at,
+            work_attempts,
+            trusted_sha,
+            is_fork,
+            draft,
+            labels,
+        } = record;
+        Self {
+            id,
+            repository,
+            repository_id,
+            pr_number,
+            pr_title,
+            branch_name,
+            commit_sha,
+            namespace,
+            environment_url,
+            status,
+            installation_id,
+            owner,
+            error_message,
+            status_reason,
+            last_deployed_at,
+            pr_updated_at,
+            created_at,
+            updated_at,
+            destroyed_at,
+            work_due_at,
+            work_attempts,
+            trusted_sha,
+            is_fork,
+            draft,
+            labels,
+        }
+    }
+
+    pub fn status(&self) -> EnvironmentStatus {
+        self.status
+    }
+
+    /// Where the preview answers, once a deployment landed.
+    pub fn environment_url(&self) -> Option<&str> {
+        self.environment_url.as_deref()
+    }
+
+    /// What went wrong last, while it is relevant.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error_message.as_deref()
+    }
+
+    /// Why the environment is in its status ("PR merged", "idle for 72h"…).
+    pub fn status_reason(&self) -> Option<&str> {
+        self.status_reason.as_deref()
+    }
+
+    pub fn last_deployed_at(&self) -> Option<DateTime<Utc>> {
+        self.last_deployed_at
+    }
+
+    pub fn destroyed_at(&self) -> Option<DateTime<Utc>> {
+        self.destroyed_at
+    }
+
+    /// When a worker should next look at this environment; `None` when it
+    /// is where it should be.
+    pub fn work_due_at(&self) -> Option<DateTime<Utc>> {
+        self.work_due_at
+    }
+
+    /// Failed attempts at the current piece of work.
+    pub fn work_attempts(&self) -> u32 {
+        self.work_attempts
+    }
+}
+
 impl Environment {
     /// Moves the environment to `next` if the lifecycle allows it.
-    pub fn transition_to(
+    fn transition_to(
         &mut self,
         next: EnvironmentStatus,
         now: DateTime<Utc>,
@@ -121,6 +256,175 @@ impl Environment {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// What a worker that finds an environment due should do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueWork {
+    /// Nothing: the environment is where it should be.
+    Settle,
+    /// Tear it down.
+    Destroy,
+    /// Roll out its newest wanted deployment, if it has one.
+    Deploy,
+}
+
+/// The lifecycle rules: what a use case may do to an environment, each with
+/// the bookkeeping it implies (status, reasons, when work is due, attempts).
+impl Environment {
+    /// Live = neither destroyed nor already on its way there.
+    pub fn is_live(&self) -> bool {
+        !matches!(
+            self.status,
+            EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
+        )
+    }
+
+    /// What a worker should do now that this environment is due.
+    pub fn due_work(&self) -> DueWork {
+        match self.status {
+            EnvironmentStatus::Destroyed => DueWork::Settle,
+            EnvironmentStatus::Destroying => DueWork::Destroy,
+            _ => DueWork::Deploy,
+        }
+    }
+
+    /// Whether the environment is on its way to a deployment, so that one
+    /// of its current commit is queued when none is wanted (a row whose
+    /// queued deployment went missing still gets there).
+    pub fn awaits_deployment(&self) -> bool {
+        matches!(
+            self.status,
+            EnvironmentStatus::Pending
+                | EnvironmentStatus::Provisioning
+                | EnvironmentStatus::Updating
+        )
+    }
+
+    /// The number of the attempt a worker starting now makes.
+    pub fn next_attempt(&self) -> u32 {
+        self.work_attempts + 1
+    }
+
+    /// A worker is due at once, with a fresh count of attempts.
+    pub fn schedule_work(&mut self, now: DateTime<Utc>) {
+        self.work_due_at = Some(now);
+        self.work_attempts = 0;
+    }
+
+    /// A deployment of the current commit was queued: a worker is due at
+    /// once, and a note about a commit held back no longer applies.
+    pub fn request_deploy(&mut self, now: DateTime<Utc>) {
+        self.schedule_work(now);
+        self.status_reason = None;
+        self.updated_at = now;
+    }
+
+    /// The deploy policy holds commit `sha` back; what runs keeps running,
+    /// and the status reason says which commit waits and why.
+    pub fn hold_back(&mut self, sha: &CommitSha, reason: &SkipReason) {
+        self.status_reason = Some(format!("commit {} is not deployed: {reason}", sha.short()));
+    }
+
+    /// Sends the environment to destroying for `reason`; a worker is due at
+    /// once.
+    pub fn begin_destroy(
+        &mut self,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Destroying, now)?;
+        self.status_reason = Some(reason.to_owned());
+        self.schedule_work(now);
+        Ok(())
+    }
+
+    /// A worker starts rolling out a deployment: a first one provisions,
+    /// a later one (or one after a failure of a deployed environment)
+    /// updates.
+    pub fn begin_deploy(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        let next = match self.status {
+            EnvironmentStatus::Pending => EnvironmentStatus::Provisioning,
+            EnvironmentStatus::Failed if self.last_deployed_at.is_none() => {
+                EnvironmentStatus::Provisioning
+            }
+            EnvironmentStatus::Ready | EnvironmentStatus::Failed => EnvironmentStatus::Updating,
+            same => same,
+        };
+        if next != self.status {
+            self.transition_to(next, now)?;
+        }
+        Ok(())
+    }
+
+    /// The deployment landed: the environment is ready at `url`.
+    pub fn mark_ready(&mut self, url: String, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Ready, now)?;
+        self.environment_url = Some(url);
+        self.last_deployed_at = Some(now);
+        self.error_message = None;
+        self.status_reason = None;
+        self.settle();
+        Ok(())
+    }
+
+    /// Attempt `attempt` failed with `error`; the next one is due at `due`.
+    pub fn retry_at(
+        &mut self,
+        due: DateTime<Utc>,
+        attempt: u32,
+        error: String,
+        now: DateTime<Utc>,
+    ) {
+        self.error_message = Some(error);
+        self.work_attempts = attempt;
+        self.work_due_at = Some(due);
+        self.updated_at = now;
+    }
+
+    /// A destroy under way is looked at again at `due`; that is not a
+    /// failed attempt, so the count of attempts stays as it is.
+    pub fn recheck_at(&mut self, due: DateTime<Utc>) {
+        self.work_due_at = Some(due);
+    }
+
+    /// Out of attempts: the environment is failed with `error`, `reason`
+    /// saying what gave up, and no work is due.
+    pub fn fail(
+        &mut self,
+        error: String,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Failed, now)?;
+        self.error_message = Some(error);
+        self.status_reason = Some(reason);
+        self.settle();
+        Ok(())
+    }
+
+    /// The provisioner tore the environment down.
+    pub fn mark_destroyed(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Destroyed, now)?;
+        self.environment_url = None;
+        self.error_message = None;
+        self.settle();
+        Ok(())
+    }
+
+    /// A destroyed environment comes back (same record and namespace) and
+    /// a worker is due at once.
+    pub fn revive(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Pending, now)?;
+        self.schedule_work(now);
+        Ok(())
+    }
+
+    /// Nothing more to do for now.
+    pub fn settle(&mut self) {
+        self.work_due_at = None;
+        self.work_attempts = 0;
     }
 }
 
@@ -252,6 +556,167 @@ mod tests {
         assert_eq!(env.destroyed_at, None);
         assert_eq!(env.error_message, None);
         assert!(env.status.is_active());
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn only_environments_not_destroying_or_destroyed_are_live() {
+        for status in EnvironmentStatus::ALL {
+            let live = !matches!(status, Destroying | Destroyed);
+            assert_eq!(environment(status).is_live(), live, "{status}");
+        }
+    }
+
+    #[test]
+    fn due_work_follows_the_status() {
+        for status in EnvironmentStatus::ALL {
+            let env = environment(status);
+            let (work, awaits) = match status {
+                Destroyed => (DueWork::Settle, false),
+                Destroying => (DueWork::Destroy, false),
+                Pending | Provisioning | Updating => (DueWork::Deploy, true),
+                Ready | Failed => (DueWork::Deploy, false),
+            };
+            assert_eq!(env.due_work(), work, "{status}");
+            assert_eq!(env.awaits_deployment(), awaits, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_retry_counts_the_attempt_and_scheduling_new_work_starts_the_count_again() {
+        let mut env = environment(Provisioning);
+        assert_eq!(env.next_attempt(), 1);
+        env.retry_at(at(30), 1, "quota exceeded".into(), at(0));
+        assert_eq!(env.status, Provisioning, "still on its way");
+        assert_eq!(env.error_message.as_deref(), Some("quota exceeded"));
+        assert_eq!((env.work_due_at, env.updated_at), (Some(at(30)), at(0)));
+        assert_eq!(env.next_attempt(), 2);
+
+        env.schedule_work(at(40));
+        assert_eq!((env.work_due_at, env.next_attempt()), (Some(at(40)), 1));
+    }
+
+    #[test]
+    fn a_destroy_under_way_is_rechecked_without_using_up_an_attempt() {
+        let mut env = environment(Destroying);
+        env.retry_at(at(10), 2, "timeout".into(), at(0));
+        env.recheck_at(at(15));
+        assert_eq!((env.work_due_at, env.next_attempt()), (Some(at(15)), 3));
+    }
+
+    #[test]
+    fn a_held_back_commit_is_noted_until_a_deployment_is_requested() {
+        let mut env = environment(Ready);
+        let sha = CommitSha::parse(&"d".repeat(40)).unwrap();
+        env.hold_back(&sha, &SkipReason::InstallationSuspended);
+        assert_eq!(
+            env.status_reason.as_deref(),
+            Some(
+                "commit ddddddd is not deployed: the App's installation is suspended: no new deployments until it is unsuspended"
+            )
+        );
+        env.retry_at(at(30), 2, "boom".into(), at(0));
+
+        env.request_deploy(at(5));
+        assert_eq!(env.status_reason, None);
+        assert_eq!((env.work_due_at, env.next_attempt()), (Some(at(5)), 1));
+        assert_eq!(env.updated_at, at(5));
+    }
+
+    #[test]
+    fn beginning_a_destroy_records_why_and_makes_work_due_now() {
+        let mut env = environment(Ready);
+        env.retry_at(at(30), 2, "boom".into(), at(0));
+        env.begin_destroy("PR merged", at(1)).unwrap();
+        assert_eq!(env.status, Destroying);
+        assert_eq!(env.status_reason.as_deref(), Some("PR merged"));
+        assert_eq!((env.work_due_at, env.next_attempt()), (Some(at(1)), 1));
+
+        let mut gone = environment(Destroyed);
+        let err = gone.begin_destroy("PR merged", at(1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment cannot go from destroyed to destroying"
+        );
+        assert_eq!((gone.status, gone.status_reason), (Destroyed, None));
+    }
+
+    #[test]
+    fn a_first_deployment_provisions_and_a_later_one_updates() {
+        let cases = [
+            (Pending, None, Provisioning),
+            (Failed, None, Provisioning),
+            (Failed, Some(at(0)), Updating),
+            (Ready, Some(at(0)), Updating),
+            (Provisioning, None, Provisioning),
+            (Updating, Some(at(0)), Updating),
+        ];
+        for (from, deployed, to) in cases {
+            let mut env = environment(from);
+            env.last_deployed_at = deployed;
+            env.begin_deploy(at(1)).unwrap();
+            assert_eq!(env.status, to, "{from}, deployed before: {deployed:?}");
+        }
+    }
+
+    #[test]
+    fn a_landed_deployment_makes_the_environment_ready_and_settled() {
+        let mut env = environment(Updating);
+        env.status_reason = Some("commit ddddddd is not deployed: …".into());
+        env.retry_at(at(30), 2, "boom".into(), at(0));
+        env.mark_ready("https://pr-7.example".into(), at(2))
+            .unwrap();
+        assert_eq!(env.status, Ready);
+        assert_eq!(env.environment_url.as_deref(), Some("https://pr-7.example"));
+        assert_eq!(env.last_deployed_at, Some(at(2)));
+        assert_eq!((env.error_message, env.status_reason), (None, None));
+        assert_eq!((env.work_due_at, env.work_attempts), (None, 0));
+    }
+
+    #[test]
+    fn out_of_attempts_the_environment_fails_with_the_error_and_why() {
+        let mut env = environment(Provisioning);
+        env.retry_at(at(30), 2, "boom".into(), at(0));
+        env.fail(
+            "image not found".into(),
+            "deployment failed after 3 attempts".into(),
+            at(3),
+        )
+        .unwrap();
+        assert_eq!(env.status, Failed);
+        assert_eq!(env.error_message.as_deref(), Some("image not found"));
+        assert_eq!(
+            env.status_reason.as_deref(),
+            Some("deployment failed after 3 attempts")
+        );
+        assert_eq!((env.work_due_at, env.work_attempts), (None, 0));
+    }
+
+    #[test]
+    fn a_torn_down_environment_loses_its_url_and_a_revived_one_is_due_at_once() {
+        let mut env = environment(Destroying);
+        env.environment_url = Some("https://pr-7.example".into());
+        env.retry_at(at(30), 2, "namespace stuck".into(), at(0));
+        env.mark_destroyed(at(4)).unwrap();
+        assert_eq!(env.status, Destroyed);
+        assert_eq!((&env.environment_url, &env.error_message), (&None, &None));
+        assert_eq!(env.destroyed_at, Some(at(4)));
+        assert_eq!((env.work_due_at, env.work_attempts), (None, 0));
+
+        env.revive(at(5)).unwrap();
+        assert_eq!(env.status, Pending);
+        assert_eq!((env.work_due_at, env.destroyed_at), (Some(at(5)), None));
+    }
+
+    #[test]
+    fn settling_leaves_no_work_due() {
+        let mut env = environment(Ready);
+        env.retry_at(at(30), 2, "boom".into(), at(0));
+        env.settle();
+        assert_eq!((env.work_due_at, env.next_attempt()), (None, 1));
     }
 
     #[test]

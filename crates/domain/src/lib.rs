@@ -20,8 +20,12 @@ mod string_enum;
 mod user;
 
 pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};
-pub use deployment::{Deployment, DeploymentStatus, MAX_LOG_BYTES, NewDeployment};
-pub use environment::{Environment, EnvironmentStatus, NewEnvironment, Owner};
+pub use deployment::{
+    Deployment, DeploymentRecord, DeploymentStatus, MAX_LOG_BYTES, NewDeployment,
+};
+pub use environment::{
+    DueWork, Environment, EnvironmentRecord, EnvironmentStatus, NewEnvironment, Owner,
+};
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};
 pub use installation::{AllowedOwners, Installation, InstallationStatus, InstalledRepository};

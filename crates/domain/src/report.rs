@@ -44,22 +44,22 @@ impl PreviewReport {
             repository: env.repository.clone(),
             pr_number: env.pr_number,
             namespace: env.namespace.clone(),
-            status: env.status,
-            url: env.environment_url.clone(),
+            status: env.status(),
+            url: env.environment_url().map(str::to_owned),
             commit_sha: env.commit_sha.clone(),
-            reason: env.status_reason.clone(),
-            error: env.error_message.clone(),
+            reason: env.status_reason().map(str::to_owned),
+            error: env.error_message().map(str::to_owned),
             deployment: deployment.map(|d| DeploymentSnapshot {
                 id: d.id,
-                status: d.status,
+                status: d.status(),
                 commit_sha: d.commit_sha.clone(),
-                duration_seconds: match (d.started_at, d.completed_at) {
+                duration_seconds: match (d.started_at(), d.completed_at()) {
                     (Some(start), Some(end)) => {
                         Some((end - start).num_milliseconds() as f64 / 1000.0)
                     }
                     _ => None,
                 },
-                error: d.error_message.clone(),
+                error: d.error_message().map(str::to_owned),
             }),
             vouched_sha: env.trusted_sha.clone().filter(|_| env.is_fork),
         })

@@ -36,7 +36,8 @@ pub(crate) struct DeploymentBody {
 
 impl DeploymentBody {
     pub(crate) fn new(d: Deployment, with_logs: bool) -> Self {
-        let duration_seconds = match (d.started_at, d.completed_at) {
+        let (started_at, completed_at) = (d.started_at(), d.completed_at());
+        let duration_seconds = match (started_at, completed_at) {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds() as f64 / 1000.0),
             _ => None,
         };
@@ -44,13 +45,13 @@ impl DeploymentBody {
             id: d.id.get(),
             environment_id: d.environment_id.get(),
             commit_sha: d.commit_sha.to_string(),
-            commit_message: d.commit_message,
-            status: d.status.as_str(),
-            started_at: d.started_at,
-            completed_at: d.completed_at,
+            status: d.status().as_str(),
+            started_at,
+            completed_at,
             duration_seconds,
-            error_message: d.error_message,
-            logs: with_logs.then_some(d.logs),
+            error_message: d.error_message().map(str::to_owned),
+            logs: with_logs.then(|| d.logs().to_owned()),
+            commit_message: d.commit_message,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }

@@ -3,7 +3,8 @@ use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
 use ephemera_application::ports::{DeploymentRepository, RepositoryError};
 use ephemera_domain::{
-    CommitSha, Deployment, DeploymentId, DeploymentStatus, EnvironmentId, NewDeployment,
+    CommitSha, Deployment, DeploymentId, DeploymentRecord, DeploymentStatus, EnvironmentId,
+    NewDeployment,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -32,7 +33,7 @@ impl TryFrom<Model> for Deployment {
     fn try_from(row: Model) -> Result<Self, Self::Error> {
         let id = row.id;
         let bad = |e: ephemera_domain::ValidationError| corrupt("deployments", id, e);
-        Ok(Deployment {
+        Ok(Deployment::rehydrate(DeploymentRecord {
             id: DeploymentId::new(row.id).map_err(bad)?,
             environment_id: EnvironmentId::new(row.environment_id).map_err(bad)?,
             commit_sha: CommitSha::parse(&row.commit_sha).map_err(bad)?,
@@ -44,7 +45,7 @@ impl TryFrom<Model> for Deployment {
             logs: row.logs,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        })
+        }))
     }
 }
 
@@ -153,11 +154,11 @@ pub(crate) async fn update<C: ConnectionTrait>(
         environment_id: Set(deployment.environment_id.get()),
         commit_sha: Set(deployment.commit_sha.as_str().to_owned()),
         commit_message: Set(deployment.commit_message.clone()),
-        status: Set(deployment.status.as_str().to_owned()),
-        started_at: Set(deployment.started_at),
-        completed_at: Set(deployment.completed_at),
-        error_message: Set(deployment.error_message.clone()),
-        logs: Set(deployment.logs.clone()),
+        status: Set(deployment.status().as_str().to_owned()),
+        started_at: Set(deployment.started_at()),
+        completed_at: Set(deployment.completed_at()),
+        error_message: Set(deployment.error_message().map(str::to_owned)),
+        logs: Set(deployment.logs().to_owned()),
         created_at: Set(deployment.created_at),
         updated_at: Set(deployment.updated_at),
         // GitHub's id and what it was told are the outbox's to set.

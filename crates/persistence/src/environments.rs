@@ -3,8 +3,9 @@ use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
 use ephemera_application::ports::{EnvironmentFilter, EnvironmentRepository, RepositoryError};
 use ephemera_domain::{
-    CommitSha, Environment, EnvironmentId, EnvironmentStatus, GithubUserId, InstallationId,
-    InstalledRepository, Namespace, NewEnvironment, Owner, PrNumber, RepositoryFullName,
+    CommitSha, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus, GithubUserId,
+    InstallationId, InstalledRepository, Namespace, NewEnvironment, Owner, PrNumber,
+    RepositoryFullName,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -41,7 +42,7 @@ impl TryFrom<Model> for Environment {
             }),
             _ => None,
         };
-        Ok(Environment {
+        Ok(Environment::rehydrate(EnvironmentRecord {
             id: EnvironmentId::new(row.id).map_err(bad)?,
             repository: RepositoryFullName::parse(&row.repository_full_name).map_err(bad)?,
             repository_id: row.repository_id,
@@ -78,7 +79,7 @@ impl TryFrom<Model> for Environment {
             draft: row.draft,
             labels: serde_json::from_str(&row.labels)
                 .map_err(|e| corrupt("environments", id, e))?,
-        })
+        }))
     }
 }
 
@@ -267,20 +268,20 @@ pub(crate) async fn update<C: ConnectionTrait>(
         branch_name: Set(env.branch_name.clone()),
         commit_sha: Set(env.commit_sha.as_str().to_owned()),
         namespace: Set(env.namespace.as_str().to_owned()),
-        environment_url: Set(env.environment_url.clone()),
-        status: Set(env.status.as_str().to_owned()),
+        environment_url: Set(env.environment_url().map(str::to_owned)),
+        status: Set(env.status().as_str().to_owned()),
         installation_id: Set(env.installation_id.map(InstallationId::get)),
         owner_github_id: Set(env.owner.as_ref().map(|o| o.github_id.get())),
         owner_login: Set(env.owner.as_ref().map(|o| o.login.clone())),
-        error_message: Set(env.error_message.clone()),
-        last_deployed_at: Set(env.last_deployed_at),
+        error_message: Set(env.error_message().map(str::to_owned)),
+        last_deployed_at: Set(env.last_deployed_at()),
         pr_updated_at: Set(env.pr_updated_at),
         created_at: Set(env.created_at),
         updated_at: Set(env.updated_at),
-        destroyed_at: Set(env.destroyed_at),
-        status_reason: Set(env.status_reason.clone()),
-        work_due_at: Set(env.work_due_at),
-        work_attempts: Set(i32::try_from(env.work_attempts).unwrap_or(i32::MAX)),
+        destroyed_at: Set(env.destroyed_at()),
+        status_reason: Set(env.status_reason().map(str::to_owned)),
+        work_due_at: Set(env.work_due_at()),
+        work_attempts: Set(i32::try_from(env.work_attempts()).unwrap_or(i32::MAX)),
         // Leases belong to the work queue; a domain update never moves them.
         lease_owner: NotSet,
         lease_expires_at: NotSet,

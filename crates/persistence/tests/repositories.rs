@@ -51,7 +51,7 @@ async fn inserted_environment_reads_back_identically(t: TestDatabase) {
         .await
         .unwrap();
 
-    assert_eq!(created.status, EnvironmentStatus::Pending);
+    assert_eq!(created.status(), EnvironmentStatus::Pending);
     assert!(created.namespace.as_str().starts_with("pr-2-hello-world-"));
     assert_eq!(created.created_at, t0());
     assert_eq!(repo.get(created.id).await.unwrap(), Some(created.clone()));
@@ -75,11 +75,9 @@ async fn update_stores_lifecycle_changes(t: TestDatabase) {
     let repo = SqlEnvironmentRepository::new(t.db.clone());
     let mut env = repo.insert(new_env("octo/web", 1), t0()).await.unwrap();
     let later = t0() + Duration::minutes(5);
-    env.transition_to(EnvironmentStatus::Provisioning, later)
+    env.begin_deploy(later).unwrap();
+    env.mark_ready("http://pr-1.preview.localhost".into(), later)
         .unwrap();
-    env.transition_to(EnvironmentStatus::Ready, later).unwrap();
-    env.environment_url = Some("http://pr-1.preview.localhost".into());
-    env.last_deployed_at = Some(later);
     repo.update(&env).await.unwrap();
 
     assert_eq!(repo.get(env.id).await.unwrap(), Some(env));
@@ -92,10 +90,8 @@ async fn list_filters_and_pages_newest_first(t: TestDatabase) {
         let name = if pr % 2 == 0 { "octo/api" } else { "octo/web" };
         let mut env = repo.insert(new_env(name, pr), t0()).await.unwrap();
         if pr == 3 {
-            env.transition_to(EnvironmentStatus::Destroying, t0())
-                .unwrap();
-            env.transition_to(EnvironmentStatus::Destroyed, t0())
-                .unwrap();
+            env.begin_destroy("PR closed", t0()).unwrap();
+            env.mark_destroyed(t0()).unwrap();
             repo.update(&env).await.unwrap();
         }
         ids.push(env.id.get());
@@ -169,7 +165,7 @@ async fn deployments_are_history_of_their_environment(t: TestDatabase) {
             )
             .await
             .unwrap();
-        assert_eq!(d.status, DeploymentStatus::Queued);
+        assert_eq!(d.status(), DeploymentStatus::Queued);
         made.push(d);
     }
     deployments
@@ -195,13 +191,14 @@ async fn deployments_are_history_of_their_environment(t: TestDatabase) {
     assert_eq!(messages, vec!["commit 2", "commit 1", "commit 0"]);
 
     let mut running = made[2].clone();
+    running.start(t0()).unwrap();
+    running.append_log("applied 3 manifests");
     running
-        .transition_to(DeploymentStatus::InProgress, t0())
+        .succeed(
+            "http://pr-1.preview.localhost",
+            t0() + Duration::seconds(30),
+        )
         .unwrap();
-    running
-        .transition_to(DeploymentStatus::Success, t0() + Duration::seconds(30))
-        .unwrap();
-    running.logs = "applied 3 manifests\nready\n".into();
     deployments.update(&running).await.unwrap();
     assert_eq!(deployments.get(running.id).await.unwrap(), Some(running));
 }

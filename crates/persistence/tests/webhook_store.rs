@@ -10,8 +10,8 @@ use ephemera_application::ports::{
     EnvironmentRepository, RepositoryError, WebhookStore,
 };
 use ephemera_domain::{
-    CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, EnvironmentStatus, InstallationId,
-    InstalledRepository, NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
+    CommitSha, DeliveryId, DeliveryOutcome, DeploymentStatus, InstallationId, InstalledRepository,
+    NewDeployment, NewEnvironment, PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
@@ -230,9 +230,7 @@ async fn cancelling_touches_only_queued_deployments(t: TestDatabase) {
         commit_message: None,
     };
     let mut running = deployments.insert(queue(), now()).await.unwrap();
-    running
-        .transition_to(DeploymentStatus::InProgress, now())
-        .unwrap();
+    running.start(now()).unwrap();
     deployments.update(&running).await.unwrap();
     let queued = deployments.insert(queue(), now()).await.unwrap();
 
@@ -245,10 +243,10 @@ async fn cancelling_touches_only_queued_deployments(t: TestDatabase) {
     tx.commit().await.unwrap();
 
     let got = deployments.get(queued.id).await.unwrap().unwrap();
-    assert_eq!(got.status, DeploymentStatus::Cancelled);
-    assert_eq!(got.completed_at, Some(now()));
+    assert_eq!(got.status(), DeploymentStatus::Cancelled);
+    assert_eq!(got.completed_at(), Some(now()));
     assert_eq!(
-        deployments.get(running.id).await.unwrap().unwrap().status,
+        deployments.get(running.id).await.unwrap().unwrap().status(),
         DeploymentStatus::InProgress
     );
 }
@@ -256,8 +254,7 @@ async fn cancelling_touches_only_queued_deployments(t: TestDatabase) {
 async fn live_environments_leave_out_destroying_and_destroyed(t: TestDatabase) {
     let envs = SqlEnvironmentRepository::new(t.db.clone());
     let mut gone = envs.insert(new_env(1), now()).await.unwrap();
-    gone.transition_to(EnvironmentStatus::Destroying, now())
-        .unwrap();
+    gone.begin_destroy("PR closed", now()).unwrap();
     envs.update(&gone).await.unwrap();
     let live = envs.insert(new_env(2), now()).await.unwrap();
 

@@ -8,8 +8,8 @@ mod support;
 use chrono::{DateTime, Duration, Utc};
 use ephemera_application::ports::{DeploymentRepository, EnvironmentRepository};
 use ephemera_domain::{
-    CommitSha, DeploymentStatus, Environment, EnvironmentStatus, GithubUserId, InstallationId,
-    NewDeployment, NewEnvironment, Owner, PrNumber, RepositoryFullName,
+    CommitSha, Environment, GithubUserId, InstallationId, NewDeployment, NewEnvironment, Owner,
+    PrNumber, RepositoryFullName,
 };
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use ephemera_persistence::{SqlDeploymentRepository, SqlEnvironmentRepository, backend_tests};
@@ -148,10 +148,8 @@ async fn list_pages_through_everything_keeping_filters(t: TestDatabase) {
 async fn list_filters_by_status_active_only_and_pr(t: TestDatabase) {
     let repo = SqlEnvironmentRepository::new(t.db.clone());
     let mut gone = seed(&t, "octo/web", 1).await;
-    gone.transition_to(EnvironmentStatus::Destroying, t0())
-        .unwrap();
-    gone.transition_to(EnvironmentStatus::Destroyed, t0())
-        .unwrap();
+    gone.begin_destroy("PR closed", t0()).unwrap();
+    gone.mark_destroyed(t0()).unwrap();
     repo.update(&gone).await.unwrap();
     seed(&t, "octo/web", 2).await;
     seed(&t, "octo/api", 2).await;
@@ -211,14 +209,13 @@ async fn deployments_history_and_logs(t: TestDatabase) {
         ids.push(d);
     }
     let mut done = ids[2].clone();
-    done.transition_to(DeploymentStatus::InProgress, t0())
-        .unwrap();
-    done.transition_to(
-        DeploymentStatus::Success,
+    done.start(t0()).unwrap();
+    done.append_log("namespace created\nall pods ready");
+    done.succeed(
+        "http://pr-1.preview.localhost",
         t0() + Duration::milliseconds(2500),
     )
     .unwrap();
-    done.logs = "namespace created\nall pods ready\n".into();
     deployments.update(&done).await.unwrap();
     let app = TestApp::spawn(t).await;
 
@@ -243,7 +240,11 @@ async fn deployments_history_and_logs(t: TestDatabase) {
         .json()
         .await
         .unwrap();
-    assert_eq!(one["logs"], "namespace created\nall pods ready\n");
+    assert_eq!(
+        one["logs"],
+        "namespace created\nall pods ready\n\
+         [2025-11-21T04:40:02.500+00:00] ready at http://pr-1.preview.localhost\n"
+    );
     assert_eq!(one["environment_id"], env.id.get());
 
     let empty: Vec<Value> = app

@@ -7,9 +7,7 @@ mod support;
 
 use chrono::{DateTime, Duration, Utc};
 use ephemera_application::ports::EnvironmentRepository;
-use ephemera_domain::{
-    EnvironmentId, EnvironmentStatus, GithubUserId, InstallationId, InstallationStatus,
-};
+use ephemera_domain::{EnvironmentId, GithubUserId, InstallationId, InstallationStatus};
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
     SqlEnvironmentRepository, SqlInstallationRepository, SqlUserRepository, backend_tests,
@@ -137,8 +135,7 @@ async fn finish_destroying(db: &ephemera_persistence::DatabaseConnection, id: &V
         .await
         .unwrap()
         .unwrap();
-    env.transition_to(EnvironmentStatus::Destroyed, Utc::now())
-        .unwrap();
+    env.mark_destroyed(Utc::now()).unwrap();
     repo.update(&env).await.unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! Drift repair: each repository's open PRs, listed (conditionally, within
 //! a budget) and compared with the live environments.
 
-use ephemera_domain::{Environment, EnvironmentStatus};
+use ephemera_domain::Environment;
 
 use super::{GitHubSync, RATE_FLOOR, RepositoryKey, SyncError, SyncSummary, command, unexpected};
 use crate::PageRequest;
@@ -133,10 +133,7 @@ impl GitHubSync {
                 .map_err(unexpected)?;
             let result = page.into_page(rows, |e| e.id.get());
             for env in result.items {
-                if matches!(
-                    env.status,
-                    EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-                ) {
+                if !env.is_live() {
                     continue;
                 }
                 let Some(installation) = env.installation_id else {

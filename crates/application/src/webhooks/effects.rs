@@ -2,17 +2,9 @@
 //! kinds: destroy, queue a deployment, queue a report to GitHub.
 
 use chrono::{DateTime, Utc};
-use ephemera_domain::{Environment, EnvironmentStatus, NewDeployment, PreviewReport};
+use ephemera_domain::{Environment, NewDeployment, PreviewReport};
 
 use crate::ports::{RepositoryError, WebhookTx};
-
-/// Live = neither destroyed nor already on its way there.
-pub(super) fn is_live(status: EnvironmentStatus) -> bool {
-    !matches!(
-        status,
-        EnvironmentStatus::Destroying | EnvironmentStatus::Destroyed
-    )
-}
 
 /// Moves every live environment to destroying and cancels its queued
 /// deployments; returns how many moved.
@@ -24,14 +16,11 @@ pub(super) async fn destroy_all(
 ) -> Result<usize, RepositoryError> {
     let mut count = 0;
     for mut env in envs {
-        if !is_live(env.status) {
+        if !env.is_live() {
             continue;
         }
-        env.transition_to(EnvironmentStatus::Destroying, now)
+        env.begin_destroy(reason, now)
             .map_err(|e| RepositoryError::Unexpected(e.into()))?;
-        env.status_reason = Some(reason.to_owned());
-        env.work_due_at = Some(now);
-        env.work_attempts = 0;
         tx.update_environment(&env).await?;
         tx.cancel_queued_deployments(env.id, now).await?;
         report(tx, &env, None).await?;

@@ -3,27 +3,15 @@
 use std::sync::Mutex;
 
 use ephemera_domain::{
-    Deployment, DeploymentId, DeploymentStatus, Environment, EnvironmentId, EnvironmentStatus,
-    GithubUserId, InstallationStatus, Namespace,
+    Deployment, DeploymentRecord, Environment, EnvironmentRecord, EnvironmentStatus,
+    InstallationStatus,
 };
 
 use super::*;
+use crate::fixtures::{at, deployment_record, environment_record, sha, user};
 use crate::ports::{MockClock, MockWebhookStore, MockWebhookTx};
 
 type Calls = Arc<Mutex<Vec<String>>>;
-
-fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(1_700_000_000 + secs, 0).unwrap()
-}
-
-fn user(id: i64, login: &str) -> GithubUser {
-    GithubUser {
-        github_id: GithubUserId::new(id).unwrap(),
-        login: login.into(),
-        email: None,
-        avatar_url: None,
-    }
-}
 
 fn pr_change(action: PullRequestAction, sha: char, updated: i64) -> Box<PullRequestChange> {
     Box::new(PullRequestChange {
@@ -57,36 +45,15 @@ fn delivery(change: DeliveryChange) -> IncomingDelivery {
     }
 }
 
-fn environment(status: EnvironmentStatus, sha: char, pr_updated: i64) -> Environment {
-    let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
-    let pr_number = PrNumber::new(2).unwrap();
-    Environment {
-        id: EnvironmentId::new(7).unwrap(),
-        namespace: Namespace::for_pr(&repository, pr_number),
-        repository,
-        repository_id: None,
-        pr_number,
+fn environment(status: EnvironmentStatus, commit: char, pr_updated: i64) -> Environment {
+    Environment::rehydrate(EnvironmentRecord {
+        status,
+        commit_sha: sha(commit),
+        pr_updated_at: Some(at(pr_updated)),
         pr_title: "old title".into(),
         branch_name: "changes".into(),
-        commit_sha: CommitSha::parse(&sha.to_string().repeat(40)).unwrap(),
-        environment_url: None,
-        status,
-        installation_id: None,
-        owner: None,
-        error_message: None,
-        status_reason: None,
-        last_deployed_at: None,
-        pr_updated_at: Some(at(pr_updated)),
-        created_at: at(0),
-        updated_at: at(0),
-        destroyed_at: None,
-        work_due_at: None,
-        work_attempts: 0,
-        trusted_sha: None,
-        is_fork: false,
-        draft: false,
-        labels: Vec::new(),
-    }
+        ..environment_record(7, "Codertocat/Hello-World", 2)
+    })
 }
 
 /// A transaction that records every write as a line in `calls`.
@@ -120,9 +87,11 @@ fn recording_tx(
     });
     let c = calls.clone();
     tx.expect_update_environment().returning(move |env| {
-        c.lock()
-            .unwrap()
-            .push(format!("update {} {}", env.status, env.commit_sha.short()));
+        c.lock().unwrap().push(format!(
+            "update {} {}",
+            env.status(),
+            env.commit_sha.short()
+        ));
         Ok(())
     });
     let c = calls.clone();
@@ -130,19 +99,12 @@ fn recording_tx(
         c.lock()
             .unwrap()
             .push(format!("queue {}", new.commit_sha.short()));
-        Ok(Deployment {
-            id: DeploymentId::new(1).unwrap(),
-            environment_id: new.environment_id,
+        Ok(Deployment::rehydrate(DeploymentRecord {
             commit_sha: new.commit_sha,
-            commit_message: None,
-            status: DeploymentStatus::Queued,
-            started_at: None,
-            completed_at: None,
-            error_message: None,
-            logs: String::new(),
             created_at: now,
             updated_at: now,
-        })
+            ..deployment_record(1, new.environment_id, 'a')
+        }))
     });
     let c = calls.clone();
     tx.expect_cancel_queued_deployments()

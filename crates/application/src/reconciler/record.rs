@@ -1,0 +1,204 @@
+//! Recording a step: the provisioner's answer is written against the
+//! environment as it is *now*, under its row lock — a webhook may have
+//! queued a newer commit or asked for a destroy while the provisioner ran.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ephemera_domain::{
+    Deployment, DeploymentStatus, Environment, EnvironmentId, EnvironmentStatus,
+};
+
+use super::plan::{DeployPlan, DeployResult, DestroyPlan, DestroyResult};
+use super::{ReconcileError, Reconciler, RunOutcome, report, unexpected};
+use crate::ports::{Teardown, WorkTx};
+
+/// The transaction a result is recorded in, with the environment as it is
+/// now; or why nothing is recorded.
+type Recording = Result<(Box<dyn WorkTx>, Environment), RunOutcome>;
+
+impl Reconciler {
+    /// Records a deployment's result.
+    pub(super) async fn record_deploy(
+        &self,
+        id: EnvironmentId,
+        plan: DeployPlan,
+        result: DeployResult,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let now = self.clock.now();
+        let (mut tx, mut env) = match self.recording(id).await? {
+            Ok(open) => open,
+            Err(outcome) => return Ok(outcome),
+        };
+        let mut dep = tx
+            .deployment(plan.deployment)
+            .await?
+            .ok_or_else(|| unexpected(format!("deployment {} vanished", plan.deployment)))?;
+        let outcome = self
+            .apply_deploy(tx.as_mut(), &mut env, &mut dep, plan.attempt, result, now)
+            .await?;
+        report(tx.as_mut(), &env, Some(&dep)).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Records a destroy's result.
+    pub(super) async fn record_destroy(
+        &self,
+        id: EnvironmentId,
+        plan: DestroyPlan,
+        result: DestroyResult,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let now = self.clock.now();
+        let (mut tx, mut env) = match self.recording(id).await? {
+            Ok(open) => open,
+            Err(outcome) => return Ok(outcome),
+        };
+        let outcome = self
+            .apply_destroy(tx.as_mut(), &mut env, plan.attempt, result, now)
+            .await?;
+        if !matches!(
+            outcome,
+            RunOutcome::Retrying { .. }
+                | RunOutcome::NothingToDo(_)
+                | RunOutcome::DestroyInProgress { .. }
+        ) {
+            report(tx.as_mut(), &env, None).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Opens the transaction a result is recorded in, unless the
+    /// environment is gone or another worker holds it now.
+    async fn recording(&self, id: EnvironmentId) -> Result<Recording, ReconcileError> {
+        let mut tx = self.queue.begin().await?;
+        let Some(env) = tx.environment(id).await? else {
+            return Ok(Err(RunOutcome::NothingToDo(id)));
+        };
+        if !tx.holds_lease(id, &self.config.worker_id).await? {
+            // Another worker took over (our lease ran out): its result wins.
+            tracing::warn!(environment = %id, "lease lost before recording; result dropped");
+            return Ok(Err(RunOutcome::LeaseLost(id)));
+        }
+        Ok(Ok((tx, env)))
+    }
+
+    async fn apply_deploy(
+        &self,
+        tx: &mut dyn WorkTx,
+        env: &mut Environment,
+        dep: &mut Deployment,
+        attempt: u32,
+        result: DeployResult,
+        now: DateTime<Utc>,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let id = env.id;
+        let logs = match &result {
+            Ok(p) => &p.logs,
+            Err(f) => &f.logs,
+        };
+        if !logs.is_empty() {
+            dep.append_log(logs);
+        }
+
+        let destroying = !env.is_live();
+        if destroying || tx.newer_queued(id, dep.id).await? {
+            let why = if destroying {
+                "the environment is being destroyed"
+            } else {
+                "superseded by a newer commit"
+            };
+            dep.cancel(why, now).map_err(unexpected)?;
+            tx.update_deployment(dep).await?;
+            env.schedule_work(now);
+            tx.update_environment(env).await?;
+            return Ok(RunOutcome::Superseded(id));
+        }
+
+        let outcome = match result {
+            Ok(provisioned) => {
+                dep.succeed(&provisioned.url, now).map_err(unexpected)?;
+                env.mark_ready(provisioned.url, now).map_err(unexpected)?;
+                RunOutcome::Ready(id)
+            }
+            Err(failure) if attempt < self.config.max_attempts => {
+                let after = self.backoff(id, attempt);
+                dep.note_retry(attempt, &failure.message, after, now);
+                env.retry_at(later(now, after), attempt, failure.message, now);
+                RunOutcome::Retrying { id, attempt, after }
+            }
+            Err(failure) => {
+                dep.give_up(attempt, failure.message.clone(), now)
+                    .map_err(unexpected)?;
+                let why = format!("deployment failed after {attempt} attempts");
+                env.fail(failure.message, why, now).map_err(unexpected)?;
+                RunOutcome::Failed(id)
+            }
+        };
+        tx.update_deployment(dep).await?;
+        tx.update_environment(env).await?;
+        Ok(outcome)
+    }
+
+    async fn apply_destroy(
+        &self,
+        tx: &mut dyn WorkTx,
+        env: &mut Environment,
+        attempt: u32,
+        result: DestroyResult,
+        now: DateTime<Utc>,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let id = env.id;
+        if env.status() != EnvironmentStatus::Destroying {
+            return Ok(RunOutcome::NothingToDo(id));
+        }
+        let outcome = match result {
+            Ok(Teardown::InProgress { logs, recheck }) => {
+                // Not a failed attempt: the attempts count stays as it is,
+                // and so does the status until the provisioner says gone.
+                tracing::info!(environment = %id, logs = %logs, recheck = ?recheck, "destroy under way; looking again later");
+                env.recheck_at(later(now, recheck));
+                RunOutcome::DestroyInProgress { id, recheck }
+            }
+            Ok(Teardown::Gone { logs }) => {
+                tracing::info!(environment = %id, logs = %logs, "provisioner destroyed the environment");
+                env.mark_destroyed(now).map_err(unexpected)?;
+                // A deployment queued while the destroy ran (the PR was
+                // reopened or pushed to) brings the environment straight
+                // back, same record and namespace; anything older is
+                // superseded.
+                let wanted = tx
+                    .active_deployment(id)
+                    .await?
+                    .filter(|d| d.status() == DeploymentStatus::Queued);
+                tx.cancel_active_deployments(id, wanted.as_ref().map(|d| d.id), now)
+                    .await?;
+                if wanted.is_some() {
+                    env.revive(now).map_err(unexpected)?;
+                }
+                RunOutcome::Destroyed(id)
+            }
+            Err(failure) if attempt < self.config.max_attempts => {
+                let after = self.backoff(id, attempt);
+                let error = format!("destroy attempt {attempt} failed: {}", failure.message);
+                env.retry_at(later(now, after), attempt, error, now);
+                RunOutcome::Retrying { id, attempt, after }
+            }
+            Err(failure) => {
+                let why = format!(
+                    "destroy failed after {attempt} attempts; DELETE the environment to try again"
+                );
+                env.fail(failure.message, why, now).map_err(unexpected)?;
+                RunOutcome::Failed(id)
+            }
+        };
+        tx.update_environment(env).await?;
+        Ok(outcome)
+    }
+}
+
+/// `after` from `now`.
+fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(after).unwrap_or_default()
+}

@@ -1,0 +1,478 @@
+//! The decision on every kind of `pull_request` delivery, one row each:
+//! no ports, no mocks.
+
+use ephemera_domain::{
+    DeployPolicy, Environment, EnvironmentRecord, EnvironmentStatus, GithubUser,
+    InstallationStatus, PrNumber, RepositoryFullName, SkipReason,
+};
+
+use super::{Change, Decision, Why, decide};
+use crate::fixtures::{at, environment_record, sha, user};
+use crate::webhooks::{PullRequestAction, PullRequestChange};
+
+use EnvironmentStatus::{Destroyed, Destroying, Failed, Ready};
+use PullRequestAction::{
+    Closed, ConvertedToDraft, Edited, Labeled, Opened, ReadyForReview, Reopened, Synchronize,
+    Unlabeled,
+};
+
+const TRUSTED: &str = "safe-to-preview";
+
+fn author() -> GithubUser {
+    user(1, "contributor")
+}
+
+fn maintainer() -> GithubUser {
+    user(2, "maintainer")
+}
+
+/// The PR at head `b`, last updated at 20, from the same repository.
+fn pr(action: PullRequestAction) -> PullRequestChange {
+    let label = match &action {
+        Labeled { label } => vec![label.clone()],
+        _ => vec![],
+    };
+    PullRequestChange {
+        open: !matches!(action, Closed { .. }),
+        draft: matches!(action, ConvertedToDraft),
+        action,
+        repository: RepositoryFullName::parse("octo/web").unwrap(),
+        repository_id: 42,
+        number: PrNumber::new(7).unwrap(),
+        title: "Add search".into(),
+        head_sha: sha('b'),
+        head_ref: "search".into(),
+        is_fork: false,
+        labels: label,
+        author: author(),
+        updated_at: at(20),
+    }
+}
+
+fn fork(pr: PullRequestChange) -> PullRequestChange {
+    PullRequestChange {
+        is_fork: true,
+        ..pr
+    }
+}
+
+fn with_labels(pr: PullRequestChange, labels: &[&str]) -> PullRequestChange {
+    PullRequestChange {
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        ..pr
+    }
+}
+
+fn labeled(label: &str) -> PullRequestAction {
+    Labeled {
+        label: label.into(),
+    }
+}
+
+/// The PR's environment in `status` at commit `commit`, with the trusted
+/// label's vouch on commit `vouched`, last updated by an event at 10.
+fn stored(status: EnvironmentStatus, commit: char, vouched: Option<char>) -> Environment {
+    Environment::rehydrate(EnvironmentRecord {
+        status,
+        commit_sha: sha(commit),
+        trusted_sha: vouched.map(sha),
+        pr_updated_at: Some(at(10)),
+        ..environment_record(3, "octo/web", 7)
+    })
+}
+
+/// One delivery and what is known when it arrives.
+struct Case {
+    stored: Option<Environment>,
+    pr: PullRequestChange,
+    installation: Option<InstallationStatus>,
+    policy: DeployPolicy,
+    sender: GithubUser,
+}
+
+fn when(pr: PullRequestChange) -> Case {
+    Case {
+        stored: None,
+        pr,
+        installation: Some(InstallationStatus::Active),
+        policy: DeployPolicy::default(),
+        sender: author(),
+    }
+}
+
+impl Case {
+    fn stored(self, env: Environment) -> Self {
+        Self {
+            stored: Some(env),
+            ..self
+        }
+    }
+
+    fn by(self, sender: GithubUser) -> Self {
+        Self { sender, ..self }
+    }
+
+    fn installation(self, status: InstallationStatus) -> Self {
+        Self {
+            installation: Some(status),
+            ..self
+        }
+    }
+
+    fn policy(self, policy: DeployPolicy) -> Self {
+        Self { policy, ..self }
+    }
+}
+
+fn stored_change(change: Change) -> Decision<()> {
+    Decision::Stored((), change)
+}
+
+fn fork_reason() -> SkipReason {
+    SkipReason::Fork {
+        trusted_label: TRUSTED.into(),
+    }
+}
+
+fn not_vouched() -> SkipReason {
+    SkipReason::ForkCommitNotVouched {
+        trusted_label: TRUSTED.into(),
+    }
+}
+
+fn required(label: &str) -> DeployPolicy {
+    DeployPolicy {
+        required_label: Some(label.into()),
+        ..DeployPolicy::default()
+    }
+}
+
+#[test]
+fn each_delivery_gets_its_decision() {
+    use Change::*;
+    let missing_preview = SkipReason::MissingRequiredLabel {
+        label: "preview".into(),
+    };
+    let cases: Vec<(&str, Case, Decision<()>)> = vec![
+        // Environment missing.
+        (
+            "opened",
+            when(pr(Opened)),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "ready for review",
+            when(pr(ReadyForReview)),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "closed without an environment",
+            when(pr(Closed { merged: false })),
+            Decision::ClosedWithoutEnvironment,
+        ),
+        // Environment live.
+        (
+            "synchronize: a new head",
+            when(pr(Synchronize)).stored(stored(Ready, 'a', None)),
+            stored_change(Deploy { vouch: false }),
+        ),
+        (
+            "synchronize: the same head",
+            when(pr(Synchronize)).stored(stored(Ready, 'b', None)),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "edited",
+            when(pr(Edited)).stored(stored(Ready, 'b', None)),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "labeled with an ordinary label",
+            when(pr(labeled("bug"))).stored(stored(Ready, 'b', None)),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "unlabeled",
+            when(pr(Unlabeled {
+                label: "bug".into(),
+            }))
+            .stored(stored(Failed, 'b', None)),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "an event as old as the newest applied is not stale",
+            when(PullRequestChange {
+                updated_at: at(10),
+                ..pr(Edited)
+            })
+            .stored(stored(Ready, 'b', None)),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "merged",
+            when(pr(Closed { merged: true })).stored(stored(Ready, 'b', None)),
+            stored_change(Destroy(Why::Closed { merged: true })),
+        ),
+        (
+            "closed",
+            when(pr(Closed { merged: false })).stored(stored(Ready, 'b', None)),
+            stored_change(Destroy(Why::Closed { merged: false })),
+        ),
+        (
+            "edited while closed",
+            when(PullRequestChange {
+                open: false,
+                ..pr(Edited)
+            })
+            .stored(stored(Ready, 'b', None)),
+            stored_change(Destroy(Why::Closed { merged: false })),
+        ),
+        (
+            "closed while the installation is suspended",
+            when(pr(Closed { merged: false }))
+                .stored(stored(Ready, 'b', None))
+                .installation(InstallationStatus::Suspended),
+            stored_change(Destroy(Why::Closed { merged: false })),
+        ),
+        // Stale: older than the newest event applied, whatever it says.
+        (
+            "a late synchronize",
+            when(PullRequestChange {
+                updated_at: at(5),
+                ..pr(Synchronize)
+            })
+            .stored(stored(Ready, 'a', None)),
+            Decision::Stale { applied: at(10) },
+        ),
+        (
+            "a late close",
+            when(PullRequestChange {
+                updated_at: at(5),
+                ..pr(Closed { merged: true })
+            })
+            .stored(stored(Ready, 'b', None)),
+            Decision::Stale { applied: at(10) },
+        ),
+        // Environment destroying.
+        (
+            "synchronize while destroying",
+            when(pr(Synchronize)).stored(stored(Destroying, 'a', None)),
+            stored_change(RecreateAfterDestroy),
+        ),
+        (
+            "closed while destroying",
+            when(pr(Closed { merged: false })).stored(stored(Destroying, 'b', None)),
+            stored_change(AlreadyGone { merged: false }),
+        ),
+        // Environment destroyed.
+        (
+            "reopened",
+            when(pr(Reopened)).stored(stored(Destroyed, 'b', None)),
+            stored_change(Revive { vouch: false }),
+        ),
+        (
+            "edited at a new head",
+            when(pr(Edited)).stored(stored(Destroyed, 'a', None)),
+            stored_change(Revive { vouch: false }),
+        ),
+        (
+            "edited at the same head",
+            when(pr(Edited)).stored(stored(Destroyed, 'b', None)),
+            stored_change(StayDestroyed),
+        ),
+        (
+            "labeled at the same head",
+            when(pr(labeled("bug"))).stored(stored(Destroyed, 'b', None)),
+            stored_change(StayDestroyed),
+        ),
+        (
+            "merged after being destroyed",
+            when(pr(Closed { merged: true })).stored(stored(Destroyed, 'b', None)),
+            stored_change(AlreadyGone { merged: true }),
+        ),
+        // Forks.
+        (
+            "a fork opened",
+            when(fork(pr(Opened))),
+            Decision::NotDeployed(fork_reason()),
+        ),
+        (
+            "a fork opened, forks allowed",
+            when(fork(pr(Opened))).policy(DeployPolicy {
+                allow_forks: true,
+                ..DeployPolicy::default()
+            }),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "a maintainer adds the trusted label to a fork",
+            when(fork(pr(labeled(TRUSTED)))).by(maintainer()),
+            Decision::Create { vouch: true },
+        ),
+        (
+            "the author adds the trusted label to their own fork",
+            when(fork(pr(labeled(TRUSTED)))),
+            Decision::NotDeployed(SkipReason::ForkSelfLabeled {
+                trusted_label: TRUSTED.into(),
+            }),
+        ),
+        (
+            "a maintainer adds the trusted label to a same-repository PR",
+            when(pr(labeled(TRUSTED))).by(maintainer()),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "a maintainer vouches for a fork's new head",
+            when(fork(pr(labeled(TRUSTED))))
+                .by(maintainer())
+                .stored(stored(Ready, 'a', Some('a'))),
+            stored_change(Deploy { vouch: true }),
+        ),
+        (
+            "a vouched fork edited at the vouched head",
+            when(with_labels(fork(pr(Edited)), &[TRUSTED])).stored(stored(Ready, 'b', Some('b'))),
+            stored_change(Refresh { vouch: false }),
+        ),
+        (
+            "a vouched fork pushed to",
+            when(with_labels(fork(pr(Synchronize)), &[TRUSTED])).stored(stored(
+                Ready,
+                'a',
+                Some('a'),
+            )),
+            stored_change(Hold {
+                reason: not_vouched(),
+                tell: true,
+            }),
+        ),
+        (
+            "a vouched fork pushed to while destroying",
+            when(with_labels(fork(pr(Synchronize)), &[TRUSTED])).stored(stored(
+                Destroying,
+                'a',
+                Some('a'),
+            )),
+            stored_change(Hold {
+                reason: not_vouched(),
+                tell: false,
+            }),
+        ),
+        (
+            "the trusted label removed from a fork",
+            when(fork(pr(Unlabeled {
+                label: TRUSTED.into(),
+            })))
+            .by(maintainer())
+            .stored(stored(Ready, 'b', Some('b'))),
+            stored_change(Destroy(Why::Policy(fork_reason()))),
+        ),
+        // Drafts.
+        (
+            "a draft opened",
+            when(PullRequestChange {
+                draft: true,
+                ..pr(Opened)
+            }),
+            Decision::NotDeployed(SkipReason::Draft),
+        ),
+        (
+            "a draft opened, drafts deployed",
+            when(PullRequestChange {
+                draft: true,
+                ..pr(Opened)
+            })
+            .policy(DeployPolicy {
+                deploy_drafts: true,
+                ..DeployPolicy::default()
+            }),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "converted to draft",
+            when(pr(ConvertedToDraft)).stored(stored(Ready, 'b', None)),
+            stored_change(Destroy(Why::Policy(SkipReason::Draft))),
+        ),
+        (
+            "converted to draft after being destroyed",
+            when(pr(ConvertedToDraft)).stored(stored(Destroyed, 'b', None)),
+            stored_change(Hold {
+                reason: SkipReason::Draft,
+                tell: false,
+            }),
+        ),
+        // The required label.
+        (
+            "opened without the required label",
+            when(pr(Opened)).policy(required("preview")),
+            Decision::NotDeployed(missing_preview.clone()),
+        ),
+        (
+            "the required label added",
+            when(pr(labeled("Preview"))).policy(required("preview")),
+            Decision::Create { vouch: false },
+        ),
+        (
+            "the required label removed",
+            when(pr(Unlabeled {
+                label: "preview".into(),
+            }))
+            .policy(required("preview"))
+            .stored(stored(Ready, 'b', None)),
+            stored_change(Destroy(Why::Policy(missing_preview))),
+        ),
+        // The installation.
+        (
+            "opened while the installation is suspended",
+            when(pr(Opened)).installation(InstallationStatus::Suspended),
+            Decision::NotDeployed(SkipReason::InstallationSuspended),
+        ),
+        (
+            "pushed to while the installation is suspended",
+            when(pr(Synchronize))
+                .installation(InstallationStatus::Suspended)
+                .stored(stored(Ready, 'a', None)),
+            stored_change(Hold {
+                reason: SkipReason::InstallationSuspended,
+                tell: false,
+            }),
+        ),
+        (
+            "pushed to after the installation was deleted",
+            when(pr(Synchronize))
+                .installation(InstallationStatus::Deleted)
+                .stored(stored(Ready, 'a', None)),
+            stored_change(Destroy(Why::Policy(SkipReason::InstallationDeleted))),
+        ),
+    ];
+
+    for (name, case, expected) in cases {
+        let decision = decide(
+            case.stored.as_ref(),
+            &case.pr,
+            case.installation,
+            &case.policy,
+            Some(&case.sender),
+        );
+        let decision = match decision {
+            Decision::Stored(env, change) => {
+                assert_eq!(Some(env), case.stored.as_ref(), "{name}");
+                Decision::Stored((), change)
+            }
+            Decision::Stale { applied } => Decision::Stale { applied },
+            Decision::ClosedWithoutEnvironment => Decision::ClosedWithoutEnvironment,
+            Decision::NotDeployed(reason) => Decision::NotDeployed(reason),
+            Decision::Create { vouch } => Decision::Create { vouch },
+        };
+        assert_eq!(decision, expected, "{name}");
+    }
+}
+
+#[test]
+fn the_reason_for_a_destroy_reads_as_the_log_says_it() {
+    assert_eq!(Why::Closed { merged: true }.to_string(), "PR merged");
+    assert_eq!(Why::Closed { merged: false }.to_string(), "PR closed");
+    assert_eq!(
+        Why::Policy(SkipReason::Draft).to_string(),
+        "draft PR: waits for ready_for_review (EPHEMERA_DEPLOY_DRAFTS=false)"
+    );
+}
