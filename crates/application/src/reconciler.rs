@@ -15,7 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ephemera_domain::{Deployment, Environment, EnvironmentId, PreviewUrlTemplate};
+use ephemera_domain::{
+    Deployment, Environment, EnvironmentId, InvalidTransition, PreviewUrlTemplate,
+};
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
@@ -86,6 +88,9 @@ pub enum RunOutcome {
 pub enum ReconcileError {
     #[error(transparent)]
     Unavailable(RepositoryError),
+    /// The worker asked for a move the lifecycle does not allow: a bug.
+    #[error(transparent)]
+    InvalidTransition(#[from] InvalidTransition),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -117,8 +122,8 @@ impl std::fmt::Debug for Reconciler {
     }
 }
 
-fn unexpected(err: impl std::fmt::Display) -> ReconcileError {
-    ReconcileError::Unexpected(anyhow::anyhow!("{err}"))
+fn unexpected(why: String) -> ReconcileError {
+    ReconcileError::Unexpected(anyhow::anyhow!(why))
 }
 
 fn lease_lost(id: EnvironmentId) -> RunOutcome {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
     AllowedOwners, CommitSha, DeliveryId, DeliveryOutcome, DeployPolicy, GithubUser,
-    InstallationId, InstalledRepository, PrNumber, RepositoryFullName,
+    InstallationId, InstalledRepository, InvalidTransition, PrNumber, RepositoryFullName,
 };
 use thiserror::Error;
 
@@ -122,8 +122,27 @@ impl IngestOutcome {
     }
 }
 
+/// What applying a delivery can fail with inside its transaction: the
+/// store, or a lifecycle move the domain refuses.
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+    /// The delivery asked for a move the lifecycle does not allow: a bug
+    /// in the decision, recorded as a failed delivery.
+    #[error(transparent)]
+    Lifecycle(#[from] InvalidTransition),
+    /// The delivery lacks what its event needs (the HTTP parser refuses
+    /// such a body first; this guards other callers).
+    #[error("{0}")]
+    Incomplete(&'static str),
+}
+
 #[derive(Debug, Error)]
 pub enum IngestError {
+    /// The delivery lacks what its event needs: the sender's fault.
+    #[error("{0}")]
+    Incomplete(&'static str),
     /// The database cannot be reached; GitHub should redeliver later.
     #[error(transparent)]
     Unavailable(RepositoryError),
@@ -194,7 +213,9 @@ impl IngestDelivery {
                     }
                     return Ok(outcome);
                 }
-                Err(RepositoryError::Conflict(what)) => last_conflict = Some(what),
+                Err(ApplyError::Store(RepositoryError::Conflict(what))) => {
+                    last_conflict = Some(what)
+                }
                 Err(err) => return Err(self.fail(&header, err).await),
             }
         }
@@ -202,7 +223,7 @@ impl IngestDelivery {
             "gave up after {MAX_ATTEMPTS} conflicting attempts: {}",
             last_conflict.unwrap_or_default()
         ));
-        Err(self.fail(&header, err).await)
+        Err(self.fail(&header, err.into()).await)
     }
 
     /// Notes in the delivery log that a signed delivery could not be read;
@@ -219,9 +240,21 @@ impl IngestDelivery {
     }
 
     /// Records the failure where possible and turns it into the answer.
-    async fn fail(&self, header: &DeliveryHeader, err: RepositoryError) -> IngestError {
+    async fn fail(&self, header: &DeliveryHeader, err: ApplyError) -> IngestError {
         match err {
-            err @ RepositoryError::Unavailable { .. } => IngestError::Unavailable(err),
+            ApplyError::Store(err @ RepositoryError::Unavailable { .. }) => {
+                IngestError::Unavailable(err)
+            }
+            ApplyError::Incomplete(what) => {
+                if let Err(log_err) = self
+                    .store
+                    .record_failure(header, what.to_owned(), self.clock.now())
+                    .await
+                {
+                    tracing::warn!(error = %log_err, "could not record the refused delivery");
+                }
+                IngestError::Incomplete(what)
+            }
             other => {
                 let error = anyhow::Error::new(other).context("applying the delivery");
                 if let Err(log_err) = self
@@ -240,7 +273,7 @@ impl IngestDelivery {
         &self,
         delivery: &IncomingDelivery,
         header: &DeliveryHeader,
-    ) -> Result<IngestOutcome, RepositoryError> {
+    ) -> Result<IngestOutcome, ApplyError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         match tx.claim_delivery(header, now).await? {
@@ -299,7 +332,7 @@ impl IngestDelivery {
         tx: &mut dyn WebhookTx,
         delivery: &IncomingDelivery,
         now: DateTime<Utc>,
-    ) -> Result<IngestOutcome, RepositoryError> {
+    ) -> Result<IngestOutcome, ApplyError> {
         if let Some(account) = account_of(delivery)
             && !self.owners.allows(account)
         {
@@ -342,7 +375,7 @@ impl IngestDelivery {
         tx: &mut dyn WebhookTx,
         delivery: &IncomingDelivery,
         now: DateTime<Utc>,
-    ) -> Result<IngestOutcome, RepositoryError> {
+    ) -> Result<IngestOutcome, ApplyError> {
         let installation = delivery.installation_id;
         match &delivery.change {
             DeliveryChange::Ping => {

@@ -386,6 +386,7 @@ async fn receive_checked(
                 &cause,
                 "the database is unavailable; redeliver this delivery later",
             ),
+            IngestError::Incomplete(what) => Problem::bad_request(what),
             IngestError::Unexpected(e) => Problem::internal(&e),
         })?;
     state

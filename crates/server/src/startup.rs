@@ -63,6 +63,20 @@ impl std::fmt::Debug for Workers {
     }
 }
 
+/// What every worker shares: the signal that new work is queued, and the
+/// clock the use cases read.
+#[derive(Clone)]
+pub struct Pulse {
+    pub wake: Arc<Notify>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Pulse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pulse").finish_non_exhaustive()
+    }
+}
+
 impl Workers {
     /// Builds `settings.workers.count` reconcilers (none when `start` is
     /// false) plus the TTL sweep when a TTL is set, each under
@@ -73,8 +87,7 @@ impl Workers {
         provisioner: Arc<dyn Provisioner>,
         app: Option<Arc<GitHubApp>>,
         observer: Arc<dyn WorkObserver>,
-        wake: Arc<Notify>,
-        clock: Arc<dyn Clock>,
+        Pulse { wake, clock }: Pulse,
         start: bool,
     ) -> Self {
         let github: Option<Arc<dyn GitHubReporter>> =
@@ -329,8 +342,10 @@ impl Application {
             provisioner,
             app,
             metrics.clone(),
-            wake.clone(),
-            clock.clone(),
+            Pulse {
+                wake: wake.clone(),
+                clock: clock.clone(),
+            },
             with_workers,
         );
         let state = AppState {
@@ -464,8 +479,10 @@ pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
         provisioner,
         app,
         Arc::new(NoObserver),
-        Arc::new(Notify::new()),
-        Arc::new(SystemClock),
+        Pulse {
+            wake: Arc::new(Notify::new()),
+            clock: Arc::new(SystemClock),
+        },
         true,
     );
     let health = workers.health.clone();

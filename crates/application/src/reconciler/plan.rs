@@ -6,7 +6,7 @@ use ephemera_domain::{
     CommitSha, DeploymentId, DueWork, Environment, EnvironmentId, NewDeployment,
 };
 
-use super::{ReconcileError, Reconciler, report, unexpected};
+use super::{ReconcileError, Reconciler, report};
 use crate::ports::{
     ProvisionFailure, ProvisionRequest, Provisioned, RepositoryError, Teardown, WorkTx,
 };
@@ -82,7 +82,7 @@ impl Reconciler {
             }
         };
         let before = env.status();
-        env.begin_deploy(now).map_err(unexpected)?;
+        env.begin_deploy(now)?;
         if env.status() != before {
             tx.update_environment(&env).await?;
         }
@@ -90,7 +90,7 @@ impl Reconciler {
         // left in progress by a failed attempt) is superseded.
         tx.cancel_active_deployments(env.id, Some(deployment.id), now)
             .await?;
-        deployment.start(now).map_err(unexpected)?;
+        deployment.start(now)?;
         deployment.append_log(&format!(
             "[{}] attempt {attempt} by {}: {} deploying {} to namespace {}",
             now.to_rfc3339(),

@@ -109,7 +109,7 @@ impl Reconciler {
             } else {
                 "superseded by a newer commit"
             };
-            dep.cancel(why, now).map_err(unexpected)?;
+            dep.cancel(why, now)?;
             tx.update_deployment(dep).await?;
             env.schedule_work(now);
             tx.update_environment(env).await?;
@@ -118,8 +118,8 @@ impl Reconciler {
 
         let outcome = match result {
             Ok(provisioned) => {
-                dep.succeed(&provisioned.url, now).map_err(unexpected)?;
-                env.mark_ready(provisioned.url, now).map_err(unexpected)?;
+                dep.succeed(&provisioned.url, now)?;
+                env.mark_ready(provisioned.url, now)?;
                 RunOutcome::Ready(id)
             }
             Err(failure) if attempt < self.config.max_attempts => {
@@ -129,10 +129,9 @@ impl Reconciler {
                 RunOutcome::Retrying { id, attempt, after }
             }
             Err(failure) => {
-                dep.give_up(attempt, failure.message.clone(), now)
-                    .map_err(unexpected)?;
+                dep.give_up(attempt, failure.message.clone(), now)?;
                 let why = format!("deployment failed after {attempt} attempts");
-                env.fail(failure.message, why, now).map_err(unexpected)?;
+                env.fail(failure.message, why, now)?;
                 RunOutcome::Failed(id)
             }
         };
@@ -163,7 +162,7 @@ impl Reconciler {
             }
             Ok(Teardown::Gone { logs }) => {
                 tracing::info!(environment = %id, logs = %logs, "provisioner destroyed the environment");
-                env.mark_destroyed(now).map_err(unexpected)?;
+                env.mark_destroyed(now)?;
                 // A deployment queued while the destroy ran (the PR was
                 // reopened or pushed to) brings the environment straight
                 // back, same record and namespace; anything older is
@@ -175,7 +174,7 @@ impl Reconciler {
                 tx.cancel_active_deployments(id, wanted.as_ref().map(|d| d.id), now)
                     .await?;
                 if wanted.is_some() {
-                    env.revive(now).map_err(unexpected)?;
+                    env.revive(now)?;
                 }
                 RunOutcome::Destroyed(id)
             }
@@ -189,7 +188,7 @@ impl Reconciler {
                 let why = format!(
                     "destroy failed after {attempt} attempts; DELETE the environment to try again"
                 );
-                env.fail(failure.message, why, now).map_err(unexpected)?;
+                env.fail(failure.message, why, now)?;
                 RunOutcome::Failed(id)
             }
         };

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use ephemera_domain::{Environment, NewDeployment, PreviewReport};
 
-use crate::ports::{RepositoryError, WebhookTx};
+use super::ApplyError;
+use crate::ports::WebhookTx;
 
 /// Moves every live environment to destroying and cancels its queued
 /// deployments; returns how many moved.
@@ -13,14 +14,13 @@ pub(super) async fn destroy_all(
     envs: Vec<Environment>,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<usize, RepositoryError> {
+) -> Result<usize, ApplyError> {
     let mut count = 0;
     for mut env in envs {
         if !env.is_live() {
             continue;
         }
-        env.begin_destroy(reason, now)
-            .map_err(|e| RepositoryError::Unexpected(e.into()))?;
+        env.begin_destroy(reason, now)?;
         tx.update_environment(&env).await?;
         tx.cancel_queued_deployments(env.id, now).await?;
         report(tx, &env, None).await?;
@@ -34,7 +34,7 @@ pub(super) async fn queue(
     tx: &mut dyn WebhookTx,
     env: &Environment,
     now: DateTime<Utc>,
-) -> Result<(), RepositoryError> {
+) -> Result<(), ApplyError> {
     let deployment = tx
         .queue_deployment(
             NewDeployment {
@@ -53,9 +53,9 @@ pub(super) async fn report(
     tx: &mut dyn WebhookTx,
     env: &Environment,
     deployment: Option<&ephemera_domain::Deployment>,
-) -> Result<(), RepositoryError> {
+) -> Result<(), ApplyError> {
     match PreviewReport::of(env, deployment) {
-        Some(r) => tx.report(r).await,
+        Some(r) => Ok(tx.report(r).await?),
         None => Ok(()),
     }
 }

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use ephemera_domain::{InstallationId, InstallationStatus};
 
+use super::ApplyError;
 use super::effects::destroy_all;
 use super::{DeliveryChange, IngestOutcome};
-use crate::ports::{RepositoryError, WebhookTx};
+use crate::ports::WebhookTx;
 
 /// Applies an installation event for `installation`.
 pub(super) async fn apply(
@@ -14,7 +15,7 @@ pub(super) async fn apply(
     change: &DeliveryChange,
     installation: Option<InstallationId>,
     now: DateTime<Utc>,
-) -> Result<IngestOutcome, RepositoryError> {
+) -> Result<IngestOutcome, ApplyError> {
     match change {
         DeliveryChange::InstallationCreated {
             account_login,
@@ -98,10 +99,8 @@ pub(super) async fn apply(
     }
 }
 
-fn require_installation(id: Option<InstallationId>) -> Result<InstallationId, RepositoryError> {
-    id.ok_or_else(|| {
-        RepositoryError::Unexpected(anyhow::anyhow!(
-            "installation event without an installation id"
-        ))
-    })
+fn require_installation(id: Option<InstallationId>) -> Result<InstallationId, ApplyError> {
+    id.ok_or(ApplyError::Incomplete(
+        "an installation event without an installation id",
+    ))
 }

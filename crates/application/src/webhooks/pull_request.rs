@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use ephemera_domain::{Environment, GithubUser, InstallationId, NewEnvironment, Owner};
 
+use super::ApplyError;
 use super::effects::{destroy_all, queue, report};
 use super::{IngestDelivery, IngestOutcome, PullRequestChange};
-use crate::ports::{RepositoryError, WebhookTx};
+use crate::ports::WebhookTx;
 
 mod decision;
 
@@ -22,7 +23,7 @@ impl IngestDelivery {
         installation: Option<InstallationId>,
         sender: Option<&GithubUser>,
         now: DateTime<Utc>,
-    ) -> Result<IngestOutcome, RepositoryError> {
+    ) -> Result<IngestOutcome, ApplyError> {
         let stored = tx
             .environment_for_pr(Some(pr.repository_id), &pr.repository, pr.number)
             .await?;
@@ -55,7 +56,7 @@ async fn create(
     installation: Option<InstallationId>,
     vouch: bool,
     now: DateTime<Utc>,
-) -> Result<IngestOutcome, RepositoryError> {
+) -> Result<IngestOutcome, ApplyError> {
     let mut env = tx
         .insert_environment(
             NewEnvironment {
@@ -96,7 +97,7 @@ async fn change_stored(
     pr: &PullRequestChange,
     installation: Option<InstallationId>,
     now: DateTime<Utc>,
-) -> Result<IngestOutcome, RepositoryError> {
+) -> Result<IngestOutcome, ApplyError> {
     let id = env.id;
     match change {
         Change::Destroy(why) => {
@@ -149,8 +150,7 @@ async fn change_stored(
         }
         Change::Revive { vouch } | Change::Deploy { vouch } => {
             let what = if matches!(change, Change::Revive { .. }) {
-                env.revive(now)
-                    .map_err(|e| RepositoryError::Unexpected(e.into()))?;
+                env.revive(now)?;
                 "revived"
             } else {
                 "updated"

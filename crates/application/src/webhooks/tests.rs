@@ -371,3 +371,29 @@ async fn unexpected_failure_is_recorded_for_the_operator() {
 
     assert!(matches!(err, IngestError::Unexpected(_)));
 }
+
+#[tokio::test]
+async fn an_installation_event_without_an_installation_id_is_refused_and_recorded() {
+    let log = Calls::default();
+    let mut store = store_with(vec![recording_tx(&log, Claim::Fresh, None, None)]);
+    store
+        .expect_record_failure()
+        .withf(|_, error, _| error.contains("without an installation id"))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let mut incoming = delivery(DeliveryChange::InstallationSuspended {
+        account_login: "Codertocat".into(),
+    });
+    incoming.installation_id = None;
+
+    let err = use_case(store, DeployPolicy::default())
+        .ingest(&incoming)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, IngestError::Incomplete(why) if why.contains("installation id")),
+        "{err:?}"
+    );
+    assert!(!calls(&log).contains(&"commit".to_owned()), "nothing kept");
+}
