@@ -67,7 +67,7 @@ async fn begin_destroy(
     tx.cancel_queued_deployments(env.id, now).await?;
     tx.update_environment(env).await?;
     if let Some(report) = PreviewReport::of(env, None) {
-        tx.report(report).await?;
+        tx.report(report, now).await?;
     }
     Ok(())
 }
@@ -94,7 +94,7 @@ async fn queue_current_commit(
     env.request_deploy(now);
     tx.update_environment(env).await?;
     if let Some(report) = PreviewReport::of(env, Some(&deployment)) {
-        tx.report(report).await?;
+        tx.report(report, now).await?;
     }
     Ok(deployment)
 }
@@ -216,7 +216,7 @@ impl EnvironmentCommands {
                 if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
                     && let Some(report) = PreviewReport::of(&env, None)
                 {
-                    tx.report(report).await?;
+                    tx.report(report, now).await?;
                 }
                 tx.commit().await?;
                 return Ok(MissedHead::Held(reason));

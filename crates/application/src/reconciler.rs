@@ -243,9 +243,10 @@ async fn report(
     tx: &mut dyn WorkTx,
     env: &Environment,
     deployment: Option<&Deployment>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), RepositoryError> {
     match ephemera_domain::PreviewReport::of(env, deployment) {
-        Some(r) => tx.report(r).await,
+        Some(r) => tx.report(r, now).await,
         None => Ok(()),
     }
 }

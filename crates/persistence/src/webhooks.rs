@@ -229,11 +229,15 @@ impl WebhookTx for SqlWebhookTx {
         environments::live_of_repository_locked(&self.txn, repository).await
     }
 
-    async fn report(&mut self, report: PreviewReport) -> Result<(), RepositoryError> {
+    async fn report(
+        &mut self,
+        report: PreviewReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
         if !self.reporting {
             return Ok(());
         }
-        crate::outbox::enqueue(&self.txn, &report, chrono::Utc::now()).await
+        crate::outbox::enqueue(&self.txn, &report, now).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {

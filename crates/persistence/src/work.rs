@@ -254,11 +254,15 @@ impl WorkTx for SqlWorkTx {
         deployments::cancel_queued(&self.txn, environment_id, now).await
     }
 
-    async fn report(&mut self, report: PreviewReport) -> Result<(), RepositoryError> {
+    async fn report(
+        &mut self,
+        report: PreviewReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
         if !self.reporting {
             return Ok(());
         }
-        crate::outbox::enqueue(&self.txn, &report, chrono::Utc::now()).await
+        crate::outbox::enqueue(&self.txn, &report, now).await
     }
 
     async fn installation_status(

@@ -150,10 +150,11 @@ pub trait WebhookTx: Send {
     ) -> Result<Vec<Environment>, RepositoryError>;
 
     /// Queues a report to GitHub in this transaction (a no-op when GitHub
-    /// reporting is off).
+    /// reporting is off), written at `now`.
     async fn report(
         &mut self,
         report: ephemera_domain::PreviewReport,
+        now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
 
     /// `installation.updated_at` of the newest installation event applied.

@@ -106,10 +106,11 @@ pub trait WorkTx: Send {
     ) -> Result<u64, RepositoryError>;
 
     /// Queues a report to GitHub in this transaction (a no-op when GitHub
-    /// reporting is off).
+    /// reporting is off), written at `now`.
     async fn report(
         &mut self,
         report: ephemera_domain::PreviewReport,
+        now: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
 
     /// The installation's status, if ephemera has recorded it: the deploy

@@ -100,7 +100,7 @@ impl Reconciler {
             env.namespace
         ));
         tx.update_deployment(&deployment).await?;
-        report(tx.as_mut(), &env, Some(&deployment)).await?;
+        report(tx.as_mut(), &env, Some(&deployment), now).await?;
         tx.commit().await?;
         Ok(Some(Plan::Deploy(DeployPlan {
             request: self.request(&env, &deployment.commit_sha),

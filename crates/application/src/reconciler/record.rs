@@ -37,7 +37,7 @@ impl Reconciler {
         let outcome = self
             .apply_deploy(tx.as_mut(), &mut env, &mut dep, plan.attempt, result, now)
             .await?;
-        report(tx.as_mut(), &env, Some(&dep)).await?;
+        report(tx.as_mut(), &env, Some(&dep), now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -63,7 +63,7 @@ impl Reconciler {
                 | RunOutcome::NothingToDo(_)
                 | RunOutcome::DestroyInProgress { .. }
         ) {
-            report(tx.as_mut(), &env, None).await?;
+            report(tx.as_mut(), &env, None, now).await?;
         }
         tx.commit().await?;
         Ok(outcome)

@@ -23,7 +23,7 @@ pub(super) async fn destroy_all(
         env.begin_destroy(reason, now)?;
         tx.update_environment(&env).await?;
         tx.cancel_queued_deployments(env.id, now).await?;
-        report(tx, &env, None).await?;
+        report(tx, &env, None, now).await?;
         count += 1;
     }
     Ok(count)
@@ -45,7 +45,7 @@ pub(super) async fn queue(
             now,
         )
         .await?;
-    report(tx, env, Some(&deployment)).await
+    report(tx, env, Some(&deployment), now).await
 }
 
 /// Queues what GitHub should now show about the environment.
@@ -53,9 +53,10 @@ pub(super) async fn report(
     tx: &mut dyn WebhookTx,
     env: &Environment,
     deployment: Option<&ephemera_domain::Deployment>,
+    now: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     match PreviewReport::of(env, deployment) {
-        Some(r) => Ok(tx.report(r).await?),
+        Some(r) => Ok(tx.report(r, now).await?),
         None => Ok(()),
     }
 }

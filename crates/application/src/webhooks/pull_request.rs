@@ -126,7 +126,7 @@ async fn change_stored(
             }
             tx.update_environment(&env).await?;
             if tell {
-                report(tx, &env, None).await?;
+                report(tx, &env, None, now).await?;
             }
             Ok(IngestOutcome::ignored(reason.to_string()))
         }

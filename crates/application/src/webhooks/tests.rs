@@ -118,7 +118,7 @@ fn recording_tx(
             c.lock().unwrap().push(format!("finish {outcome}"));
             Ok(())
         });
-    tx.expect_report().returning(|_| Ok(()));
+    tx.expect_report().returning(|_, _| Ok(()));
     let c = calls.clone();
     tx.expect_commit().returning(move || {
         c.lock().unwrap().push("commit".into());
