@@ -13,6 +13,7 @@ mod outbox;
 mod provisioner;
 mod retention;
 mod stats;
+mod transaction;
 mod webhooks;
 mod work;
 
@@ -32,6 +33,7 @@ pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
 pub use retention::Pruner;
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
+pub use transaction::EnvironmentTx;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
 pub use work::{WorkQueue, WorkTx};
 

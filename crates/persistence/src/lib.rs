@@ -22,6 +22,7 @@ mod outbox;
 mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tx;
 mod users;
 mod webhooks;
 mod work;

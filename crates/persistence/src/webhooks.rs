@@ -4,15 +4,14 @@ use ephemera_application::ports::{
     Claim, DeliveryHeader, RepositoryError, WebhookStore, WebhookTx,
 };
 use ephemera_domain::{
-    DeliveryId, DeliveryOutcome, Deployment, Environment, EnvironmentId, GithubUser,
-    InstallationId, InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment,
-    PrNumber, PreviewReport, RepositoryFullName,
+    DeliveryId, DeliveryOutcome, Environment, GithubUser, InstallationId, InstallationStatus,
+    InstalledRepository as Repo, NewEnvironment, PrNumber, RepositoryFullName,
 };
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 use crate::deliveries::Seen;
-use crate::error::db_err;
-use crate::{deliveries, deployments, environments, installations, users};
+use crate::tx::SqlTx;
+use crate::{deliveries, environments, installations, users};
 
 /// [`WebhookStore`] on SQLite or PostgreSQL: each delivery in one database
 /// transaction.
@@ -40,15 +39,7 @@ impl SqlWebhookStore {
 #[async_trait]
 impl WebhookStore for SqlWebhookStore {
     async fn begin(&self) -> Result<Box<dyn WebhookTx>, RepositoryError> {
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(|e| db_err(e, "opening a transaction"))?;
-        Ok(Box::new(SqlWebhookTx {
-            txn,
-            reporting: self.reporting,
-        }))
+        Ok(Box::new(SqlTx::begin(&self.db, self.reporting).await?))
     }
 
     async fn record_failure(
@@ -61,14 +52,8 @@ impl WebhookStore for SqlWebhookStore {
     }
 }
 
-/// One delivery's transaction; dropped without commit, it rolls back.
-struct SqlWebhookTx {
-    txn: DatabaseTransaction,
-    reporting: bool,
-}
-
 #[async_trait]
-impl WebhookTx for SqlWebhookTx {
+impl WebhookTx for SqlTx {
     async fn claim_delivery(
         &mut self,
         header: &DeliveryHeader,
@@ -143,36 +128,6 @@ impl WebhookTx for SqlWebhookTx {
         environments::insert(&self.txn, new, now).await
     }
 
-    async fn update_environment(
-        &mut self,
-        environment: &Environment,
-    ) -> Result<(), RepositoryError> {
-        environments::update(&self.txn, environment).await
-    }
-
-    async fn queue_deployment(
-        &mut self,
-        new: NewDeployment,
-        now: DateTime<Utc>,
-    ) -> Result<Deployment, RepositoryError> {
-        deployments::insert(&self.txn, new, now).await
-    }
-
-    async fn cancel_queued_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError> {
-        deployments::cancel_queued(&self.txn, environment_id, now).await
-    }
-
-    async fn installation_status(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Option<InstallationStatus>, RepositoryError> {
-        installations::status(&self.txn, id).await
-    }
-
     async fn installation_seen_at(
         &mut self,
         id: InstallationId,
@@ -227,23 +182,5 @@ impl WebhookTx for SqlWebhookTx {
         repository: &Repo,
     ) -> Result<Vec<Environment>, RepositoryError> {
         environments::live_of_repository_locked(&self.txn, repository).await
-    }
-
-    async fn report(
-        &mut self,
-        report: PreviewReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        if !self.reporting {
-            return Ok(());
-        }
-        crate::outbox::enqueue(&self.txn, &report, now).await
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
-        self.txn
-            .commit()
-            .await
-            .map_err(|e| db_err(e, "committing the delivery"))
     }
 }

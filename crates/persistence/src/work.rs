@@ -9,17 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{RepositoryError, WorkQueue, WorkTx};
-use ephemera_domain::{
-    Deployment, DeploymentId, Environment, EnvironmentId, NewDeployment, PreviewReport,
-};
+use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 
 use crate::entities::environments::{Column, Entity};
 use crate::error::db_err;
+use crate::tx::SqlTx;
 use crate::{deployments, environments};
 
 /// [`WorkQueue`] on SQLite or PostgreSQL.
@@ -155,25 +154,12 @@ impl WorkQueue for SqlWorkQueue {
     }
 
     async fn begin(&self) -> Result<Box<dyn WorkTx>, RepositoryError> {
-        let txn = self
-            .db
-            .begin()
-            .await
-            .map_err(|e| db_err(e, "opening a transaction"))?;
-        Ok(Box::new(SqlWorkTx {
-            txn,
-            reporting: self.reporting,
-        }))
+        Ok(Box::new(SqlTx::begin(&self.db, self.reporting).await?))
     }
 }
 
-struct SqlWorkTx {
-    txn: DatabaseTransaction,
-    reporting: bool,
-}
-
 #[async_trait]
-impl WorkTx for SqlWorkTx {
+impl WorkTx for SqlTx {
     async fn environment(
         &mut self,
         id: EnvironmentId,
@@ -227,55 +213,7 @@ impl WorkTx for SqlWorkTx {
         deployments::newer_queued(&self.txn, environment_id, than).await
     }
 
-    async fn update_environment(
-        &mut self,
-        environment: &Environment,
-    ) -> Result<(), RepositoryError> {
-        environments::update(&self.txn, environment).await
-    }
-
     async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError> {
         deployments::update(&self.txn, deployment).await
-    }
-
-    async fn queue_deployment(
-        &mut self,
-        new: NewDeployment,
-        now: DateTime<Utc>,
-    ) -> Result<Deployment, RepositoryError> {
-        deployments::insert(&self.txn, new, now).await
-    }
-
-    async fn cancel_queued_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError> {
-        deployments::cancel_queued(&self.txn, environment_id, now).await
-    }
-
-    async fn report(
-        &mut self,
-        report: PreviewReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        if !self.reporting {
-            return Ok(());
-        }
-        crate::outbox::enqueue(&self.txn, &report, now).await
-    }
-
-    async fn installation_status(
-        &mut self,
-        id: ephemera_domain::InstallationId,
-    ) -> Result<Option<ephemera_domain::InstallationStatus>, RepositoryError> {
-        crate::installations::status(&self.txn, id).await
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
-        self.txn
-            .commit()
-            .await
-            .map_err(|e| db_err(e, "committing work"))
     }
 }

@@ -1,12 +1,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    DeliveryId, Deployment, Environment, EnvironmentId, GithubUser, InstallationId,
-    InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment, PrNumber,
-    RepositoryFullName,
+    DeliveryId, Environment, GithubUser, InstallationId, InstallationStatus,
+    InstalledRepository as Repo, NewEnvironment, PrNumber, RepositoryFullName,
 };
+#[cfg(test)]
+use ephemera_domain::{Deployment, EnvironmentId, NewDeployment};
 
-use super::RepositoryError;
+use super::{EnvironmentTx, RepositoryError};
 
 /// What identifies a delivery in the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +52,8 @@ pub trait WebhookStore: Send + Sync {
 
 /// Everything one delivery may read and change, inside one transaction.
 /// Dropping it without `commit` rolls everything back.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
-pub trait WebhookTx: Send {
+pub trait WebhookTx: EnvironmentTx {
     /// Enters the delivery in the log (or counts a redelivery).
     async fn claim_delivery(
         &mut self,
@@ -94,29 +94,6 @@ pub trait WebhookTx: Send {
         now: DateTime<Utc>,
     ) -> Result<Environment, RepositoryError>;
 
-    async fn update_environment(
-        &mut self,
-        environment: &Environment,
-    ) -> Result<(), RepositoryError>;
-
-    async fn queue_deployment(
-        &mut self,
-        new: NewDeployment,
-        now: DateTime<Utc>,
-    ) -> Result<Deployment, RepositoryError>;
-
-    /// Cancels the environment's queued deployments; returns how many.
-    async fn cancel_queued_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError>;
-
-    async fn installation_status(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Option<InstallationStatus>, RepositoryError>;
-
     async fn upsert_installation(
         &mut self,
         id: InstallationId,
@@ -149,14 +126,6 @@ pub trait WebhookTx: Send {
         repository: &Repo,
     ) -> Result<Vec<Environment>, RepositoryError>;
 
-    /// Queues a report to GitHub in this transaction (a no-op when GitHub
-    /// reporting is off), written at `now`.
-    async fn report(
-        &mut self,
-        report: ephemera_domain::PreviewReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-
     /// `installation.updated_at` of the newest installation event applied.
     async fn installation_seen_at(
         &mut self,
@@ -170,6 +139,103 @@ pub trait WebhookTx: Send {
         id: InstallationId,
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
+}
 
+#[cfg(test)]
+mockall::mock! {
+    pub WebhookTx {}
+
+    #[async_trait]
+    impl super::EnvironmentTx for WebhookTx {
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError>;
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError>;
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError>;
+    async fn installation_status(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<InstallationStatus>, RepositoryError>;
+    async fn report(
+        &mut self,
+        report: ephemera_domain::PreviewReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
+    }
+
+    #[async_trait]
+    impl WebhookTx for WebhookTx {
+    async fn claim_delivery(
+        &mut self,
+        header: &DeliveryHeader,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, RepositoryError>;
+    async fn finish_delivery(
+        &mut self,
+        delivery_id: &DeliveryId,
+        outcome: ephemera_domain::DeliveryOutcome,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    async fn upsert_user(
+        &mut self,
+        user: &GithubUser,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    async fn environment_for_pr(
+        &mut self,
+        repository_id: Option<i64>,
+        repository: &RepositoryFullName,
+        pr_number: PrNumber,
+    ) -> Result<Option<Environment>, RepositoryError>;
+    async fn insert_environment(
+        &mut self,
+        new: NewEnvironment,
+        now: DateTime<Utc>,
+    ) -> Result<Environment, RepositoryError>;
+    async fn upsert_installation(
+        &mut self,
+        id: InstallationId,
+        account_login: &str,
+        status: InstallationStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    async fn add_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError>;
+    async fn remove_repositories(
+        &mut self,
+        id: InstallationId,
+        repositories: &[Repo],
+    ) -> Result<(), RepositoryError>;
+    async fn live_environments_of_installation(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Vec<Environment>, RepositoryError>;
+    async fn live_environments_of_repository(
+        &mut self,
+        repository: &Repo,
+    ) -> Result<Vec<Environment>, RepositoryError>;
+    async fn installation_seen_at(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+    async fn mark_installation_seen(
+        &mut self,
+        id: InstallationId,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+    }
 }

@@ -1,0 +1,88 @@
+//! The one SQL transaction type behind both [`WebhookTx`] (webhook ingest)
+//! and [`WorkTx`] (a worker's step): what they share is written once here.
+//!
+//! [`WebhookTx`]: ephemera_application::ports::WebhookTx
+//! [`WorkTx`]: ephemera_application::ports::WorkTx
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ephemera_application::ports::{EnvironmentTx, RepositoryError};
+use ephemera_domain::{
+    Deployment, Environment, EnvironmentId, InstallationId, InstallationStatus, NewDeployment,
+    PreviewReport,
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+
+use crate::error::db_err;
+use crate::{deployments, environments, installations};
+
+/// An open transaction; dropped without commit, it rolls back.
+pub(crate) struct SqlTx {
+    pub(crate) txn: DatabaseTransaction,
+    /// Whether reports to GitHub are queued (GitHub reporting is on).
+    reporting: bool,
+}
+
+impl SqlTx {
+    pub(crate) async fn begin(
+        db: &DatabaseConnection,
+        reporting: bool,
+    ) -> Result<Self, RepositoryError> {
+        let txn = db
+            .begin()
+            .await
+            .map_err(|e| db_err(e, "opening a transaction"))?;
+        Ok(Self { txn, reporting })
+    }
+}
+
+#[async_trait]
+impl EnvironmentTx for SqlTx {
+    async fn update_environment(
+        &mut self,
+        environment: &Environment,
+    ) -> Result<(), RepositoryError> {
+        environments::update(&self.txn, environment).await
+    }
+
+    async fn queue_deployment(
+        &mut self,
+        new: NewDeployment,
+        now: DateTime<Utc>,
+    ) -> Result<Deployment, RepositoryError> {
+        deployments::insert(&self.txn, new, now).await
+    }
+
+    async fn cancel_queued_deployments(
+        &mut self,
+        environment_id: EnvironmentId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, RepositoryError> {
+        deployments::cancel_queued(&self.txn, environment_id, now).await
+    }
+
+    async fn installation_status(
+        &mut self,
+        id: InstallationId,
+    ) -> Result<Option<InstallationStatus>, RepositoryError> {
+        installations::status(&self.txn, id).await
+    }
+
+    async fn report(
+        &mut self,
+        report: PreviewReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        if !self.reporting {
+            return Ok(());
+        }
+        crate::outbox::enqueue(&self.txn, &report, now).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {
+        self.txn
+            .commit()
+            .await
+            .map_err(|e| db_err(e, "committing the transaction"))
+    }
+}
