@@ -1,151 +1,19 @@
 //! The decision on every kind of `pull_request` delivery, one row each:
 //! no ports, no mocks.
 
-use ephemera_domain::{
-    DeployPolicy, Environment, EnvironmentRecord, EnvironmentStatus, GithubUser,
-    InstallationStatus, PrNumber, RepositoryFullName, SkipReason,
-};
+use ephemera_domain::{DeployPolicy, EnvironmentStatus, InstallationStatus, SkipReason};
 
 use super::{Change, Decision, Why, decide};
-use crate::fixtures::{at, environment_record, sha, user};
+use crate::fixtures::at;
 use crate::webhooks::{PullRequestAction, PullRequestChange};
 
 use EnvironmentStatus::{Destroyed, Destroying, Failed, Ready};
 use PullRequestAction::{
-    Closed, ConvertedToDraft, Edited, Labeled, Opened, ReadyForReview, Reopened, Synchronize,
-    Unlabeled,
+    Closed, ConvertedToDraft, Edited, Opened, ReadyForReview, Reopened, Synchronize, Unlabeled,
 };
 
-const TRUSTED: &str = "safe-to-preview";
-
-fn author() -> GithubUser {
-    user(1, "contributor")
-}
-
-fn maintainer() -> GithubUser {
-    user(2, "maintainer")
-}
-
-/// The PR at head `b`, last updated at 20, from the same repository.
-fn pr(action: PullRequestAction) -> PullRequestChange {
-    let label = match &action {
-        Labeled { label } => vec![label.clone()],
-        _ => vec![],
-    };
-    PullRequestChange {
-        open: !matches!(action, Closed { .. }),
-        draft: matches!(action, ConvertedToDraft),
-        action,
-        repository: RepositoryFullName::parse("octo/web").unwrap(),
-        repository_id: 42,
-        number: PrNumber::new(7).unwrap(),
-        title: "Add search".into(),
-        head_sha: sha('b'),
-        head_ref: "search".into(),
-        is_fork: false,
-        labels: label,
-        author: author(),
-        updated_at: at(20),
-    }
-}
-
-fn fork(pr: PullRequestChange) -> PullRequestChange {
-    PullRequestChange {
-        is_fork: true,
-        ..pr
-    }
-}
-
-fn with_labels(pr: PullRequestChange, labels: &[&str]) -> PullRequestChange {
-    PullRequestChange {
-        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
-        ..pr
-    }
-}
-
-fn labeled(label: &str) -> PullRequestAction {
-    Labeled {
-        label: label.into(),
-    }
-}
-
-/// The PR's environment in `status` at commit `commit`, with the trusted
-/// label's vouch on commit `vouched`, last updated by an event at 10.
-fn stored(status: EnvironmentStatus, commit: char, vouched: Option<char>) -> Environment {
-    Environment::rehydrate(EnvironmentRecord {
-        status,
-        commit_sha: sha(commit),
-        trusted_sha: vouched.map(sha),
-        pr_updated_at: Some(at(10)),
-        ..environment_record(3, "octo/web", 7)
-    })
-}
-
-/// One delivery and what is known when it arrives.
-struct Case {
-    stored: Option<Environment>,
-    pr: PullRequestChange,
-    installation: Option<InstallationStatus>,
-    policy: DeployPolicy,
-    sender: GithubUser,
-}
-
-fn when(pr: PullRequestChange) -> Case {
-    Case {
-        stored: None,
-        pr,
-        installation: Some(InstallationStatus::Active),
-        policy: DeployPolicy::default(),
-        sender: author(),
-    }
-}
-
-impl Case {
-    fn stored(self, env: Environment) -> Self {
-        Self {
-            stored: Some(env),
-            ..self
-        }
-    }
-
-    fn by(self, sender: GithubUser) -> Self {
-        Self { sender, ..self }
-    }
-
-    fn installation(self, status: InstallationStatus) -> Self {
-        Self {
-            installation: Some(status),
-            ..self
-        }
-    }
-
-    fn policy(self, policy: DeployPolicy) -> Self {
-        Self { policy, ..self }
-    }
-}
-
-fn stored_change(change: Change) -> Decision<()> {
-    Decision::Stored((), change)
-}
-
-fn fork_reason() -> SkipReason {
-    SkipReason::Fork {
-        trusted_label: TRUSTED.into(),
-    }
-}
-
-fn not_vouched() -> SkipReason {
-    SkipReason::ForkCommitNotVouched {
-        trusted_label: TRUSTED.into(),
-    }
-}
-
-fn required(label: &str) -> DeployPolicy {
-    DeployPolicy {
-        required_label: Some(label.into()),
-        ..DeployPolicy::default()
-    }
-}
+mod support;
+use support::*;
 
 #[test]
 fn each_delivery_gets_its_decision() {
