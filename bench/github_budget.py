@@ -372,11 +372,11 @@ def main():
 
     with tempfile.TemporaryDirectory() as work:
         steps = lifecycle(args.bin, work, "quick")
-        # A deployment that outlasts the report delay (2 s): the command
-        # provisioner, taking 3 s to create and update.
+        # A deployment that outlasts the report delay (10 s): the command
+        # provisioner, taking 12 s to create and update.
         slow = lifecycle(args.bin, work, "slow", {
             "EPHEMERA_PROVISIONER": "command",
-            "EPHEMERA_PROVISION_COMMAND": "sleep 3",
+            "EPHEMERA_PROVISION_COMMAND": "sleep 12",
             "EPHEMERA_DESTROY_COMMAND": "true",
         })
         seeding, seeded_in, during, elapsed, busy = drift(
@@ -407,8 +407,8 @@ def main():
         steps,
     )
     lifecycle_table(
-        "The same lifecycle, each deployment taking 3 s (longer than the 2 s report delay)",
-        "Command provisioner running `sleep 3`: GitHub also hears `pending`/`in_progress` while it runs.",
+        "The same lifecycle, each deployment taking 12 s (longer than the 10 s report delay)",
+        "Command provisioner running `sleep 12`: GitHub also hears `pending`/`in_progress` while it runs.",
         slow,
     )
 

@@ -35,6 +35,18 @@ pub struct PreviewReport {
 }
 
 impl PreviewReport {
+    /// Whether it shows where the preview came to rest (ready, failed or
+    /// removed, its deployment finished) rather than a change under way.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self.status,
+            EnvironmentStatus::Ready | EnvironmentStatus::Failed | EnvironmentStatus::Destroyed
+        ) && self
+            .deployment
+            .as_ref()
+            .is_none_or(|d| d.status.is_finished())
+    }
+
     /// The report for `env` (and the deployment that changed, if one did);
     /// `None` without an installation: nothing can talk to GitHub for it.
     pub fn of(env: &Environment, deployment: Option<&Deployment>) -> Option<Self> {

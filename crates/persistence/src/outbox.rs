@@ -115,11 +115,12 @@ fn parse(row: &Model) -> Result<PreviewReport, RepositoryError> {
     })
 }
 
-/// Writes a report in the caller's transaction.
+/// Writes a report in the caller's transaction, first due at `due`.
 pub(crate) async fn enqueue<C: ConnectionTrait>(
     db: &C,
     report: &PreviewReport,
     now: DateTime<Utc>,
+    due: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
     let snapshot = serde_json::to_string(&Snapshot::from(report))
         .map_err(|e| RepositoryError::Unexpected(e.into()))?;
@@ -129,7 +130,7 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
         snapshot: Set(snapshot),
         status: Set(PENDING.to_owned()),
         attempts: Set(0),
-        next_attempt_at: Set(now),
+        next_attempt_at: Set(due),
         last_error: Set(None),
         lease_owner: Set(None),
         lease_expires_at: Set(None),
@@ -249,7 +250,6 @@ impl ReportOutbox for SqlReportOutbox {
         &self,
         owner: &str,
         now: DateTime<Utc>,
-        due: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<PendingReport>, RepositoryError> {
         // Environments (not rows: one PR may have many pending reports)
@@ -258,7 +258,7 @@ impl ReportOutbox for SqlReportOutbox {
             .select_only()
             .column(Column::EnvironmentId)
             .filter(Column::Status.eq(PENDING))
-            .filter(Column::NextAttemptAt.lte(due))
+            .filter(Column::NextAttemptAt.lte(now))
             .group_by(Column::EnvironmentId)
             .order_by_asc(Expr::cust("MIN(next_attempt_at)"))
             .limit(8)

@@ -19,14 +19,15 @@ use crate::{deployments, environments, installations};
 /// An open transaction; dropped without commit, it rolls back.
 pub(crate) struct SqlTx {
     pub(crate) txn: DatabaseTransaction,
-    /// Whether reports to GitHub are queued (GitHub reporting is on).
-    reporting: bool,
+    /// Whether reports to GitHub are queued (GitHub reporting is on), and
+    /// how long one of a change under way is held back.
+    reporting: Option<std::time::Duration>,
 }
 
 impl SqlTx {
     pub(crate) async fn begin(
         db: &DatabaseConnection,
-        reporting: bool,
+        reporting: Option<std::time::Duration>,
     ) -> Result<Self, RepositoryError> {
         let txn = db
             .begin()
@@ -73,10 +74,15 @@ impl EnvironmentTx for SqlTx {
         report: PreviewReport,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        if !self.reporting {
+        let Some(hold) = self.reporting else {
             return Ok(());
-        }
-        crate::outbox::enqueue(&self.txn, &report, now).await
+        };
+        let due = if report.is_settled() {
+            now
+        } else {
+            now + chrono::Duration::from_std(hold).unwrap_or_default()
+        };
+        crate::outbox::enqueue(&self.txn, &report, now, due).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError> {

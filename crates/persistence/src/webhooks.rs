@@ -18,20 +18,30 @@ use crate::{deliveries, environments, installations, users};
 #[derive(Debug, Clone)]
 pub struct SqlWebhookStore {
     db: DatabaseConnection,
-    reporting: bool,
+    /// Reports to GitHub are queued, a report of a change under way held
+    /// back this long (`None`: reporting is off).
+    reporting: Option<std::time::Duration>,
 }
 
 impl SqlWebhookStore {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            reporting: false,
+            reporting: None,
         }
     }
 
     /// Queue reports to GitHub in each transaction (when reporting is on).
     pub fn reporting(mut self, on: bool) -> Self {
-        self.reporting = on;
+        self.reporting = on.then_some(std::time::Duration::ZERO);
+        self
+    }
+
+    /// Holds a report of a change still under way back for `hold`, so a
+    /// deployment that ends within it is reported by its outcome alone; a
+    /// final state is due at once.
+    pub fn holding_reports(mut self, hold: std::time::Duration) -> Self {
+        self.reporting = self.reporting.map(|_| hold);
         self
     }
 }

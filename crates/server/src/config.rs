@@ -94,8 +94,9 @@ pub struct WorkerSettings {
     /// `EPHEMERA_GITHUB_SYNC_BUDGET`: requests an hour drift repair may
     /// spend (a `304` is free), spread over its passes.
     pub github_sync_budget: u32,
-    /// `EPHEMERA_GITHUB_REPORT_DELAY`: how long a report to GitHub waits,
-    /// so quick deployments are reported by their outcome alone.
+    /// `EPHEMERA_GITHUB_REPORT_DELAY`: how long a report of a change still
+    /// under way waits, so quick deployments are reported by their outcome
+    /// alone (an outcome is reported at once).
     pub report_delay: Duration,
     /// `EPHEMERA_RETENTION_*`: how long old records are kept.
     pub retention: RetentionConfig,
@@ -601,7 +602,7 @@ pub fn workers(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
             "a number of requests an hour (1 or more)",
             |n| *n >= 1,
         )?,
-        report_delay: env.duration("EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(2))?,
+        report_delay: env.duration("EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(10))?,
         environment_ttl: env.optional_duration("EPHEMERA_ENVIRONMENT_TTL")?,
         retention: retention(env)?,
         retention_every: env

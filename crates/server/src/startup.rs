@@ -92,8 +92,11 @@ impl Workers {
     ) -> Self {
         let github: Option<Arc<dyn GitHubReporter>> =
             app.clone().map(|a| a as Arc<dyn GitHubReporter>);
-        let queue: Arc<dyn WorkQueue> =
-            Arc::new(SqlWorkQueue::new(db.clone()).reporting(github.is_some()));
+        let queue: Arc<dyn WorkQueue> = Arc::new(
+            SqlWorkQueue::new(db.clone())
+                .reporting(github.is_some())
+                .holding_reports(settings.workers.report_delay),
+        );
         let reports = github.map(|github| {
             ReportDeliverer::new(
                 Arc::new(SqlReportOutbox::new(db.clone())),
@@ -108,7 +111,6 @@ impl Workers {
                     lease: Duration::from_secs(60),
                     retry_base: settings.workers.retry_base,
                     retry_max: Duration::from_secs(600),
-                    delay: settings.workers.report_delay,
                     poll: settings.workers.poll,
                 },
             )
@@ -124,7 +126,11 @@ impl Workers {
                 app,
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
                 Arc::new(SqlDeliveryLog::new(db.clone())),
-                Arc::new(SqlWebhookStore::new(db.clone()).reporting(true)),
+                Arc::new(
+                    SqlWebhookStore::new(db.clone())
+                        .reporting(true)
+                        .holding_reports(settings.workers.report_delay),
+                ),
                 commands.clone(),
                 clock.clone(),
             )
@@ -355,7 +361,11 @@ impl Application {
             ),
             deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
             ingest: IngestDelivery::new(
-                Arc::new(SqlWebhookStore::new(db.clone()).reporting(workers.reports.is_some())),
+                Arc::new(
+                    SqlWebhookStore::new(db.clone())
+                        .reporting(workers.reports.is_some())
+                        .holding_reports(settings.workers.report_delay),
+                ),
                 clock,
                 settings.policy.clone(),
             )

@@ -398,6 +398,57 @@ async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment
     );
 }
 
+/// `EPHEMERA_GITHUB_REPORT_DELAY`: a report of a change under way waits,
+/// so a deployment that ends within the delay is reported by its outcome
+/// alone; an outcome goes out at once.
+async fn a_change_under_way_is_reported_after_the_delay_an_outcome_at_once(t: TestDatabase) {
+    let github = fake_github().await;
+    let api_url = github.uri();
+    let app = TestApp::spawn_with(t, move |s| {
+        s.workers.report_delay = Duration::from_secs(60);
+        s.github = Some(GitHubSettings {
+            app_id: 42,
+            private_key: KEY.to_owned().into(),
+            api_url,
+        });
+    })
+    .await;
+
+    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
+        .await;
+    assert_eq!(app.drain_reports().await, [], "queued: held back");
+    app.drain().await;
+    assert!(matches!(
+        app.drain_reports().await[..],
+        [ReportOutcome::Delivered(_)]
+    ));
+    let calls_now = calls(&github).await;
+    assert_eq!(
+        commit_statuses(&calls_now, &format!("{:040x}", 1)),
+        ["success"]
+    );
+    let states: Vec<_> = deployments_on_github(&calls_now)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(states, [vec!["success".to_owned()]], "no in_progress first");
+
+    // A deployment that takes longer than the delay shows it is under way.
+    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
+        .await;
+    assert_eq!(app.drain_reports().await, []);
+    app.clock.advance(Duration::from_secs(61));
+    assert!(matches!(
+        app.drain_reports().await[..],
+        [ReportOutcome::Delivered(_)]
+    ));
+    let calls_later = calls(&github).await;
+    assert_eq!(
+        commit_statuses(&calls_later, &format!("{:040x}", 2)),
+        ["pending"]
+    );
+}
+
 async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
     let github = fake_github().await;
     // The first comment creation fails with a 500.
@@ -1026,6 +1077,7 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
 }
 
 backend_tests!(
+    a_change_under_way_is_reported_after_the_delay_an_outcome_at_once,
     drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped,
     a_pr_past_the_listings_page_cap_is_not_taken_for_closed,
     a_marker_comment_a_person_wrote_is_left_alone,

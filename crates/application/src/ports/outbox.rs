@@ -40,14 +40,13 @@ pub struct PendingReport {
 #[async_trait]
 pub trait ReportOutbox: Send + Sync {
     /// Leases the newest report of an environment no one is reporting on
-    /// whose oldest waiting report was due at or before `due`, and marks that environment's older pending reports superseded:
+    /// whose earliest waiting report is due, and marks that environment's older pending reports superseded:
     /// the comment only needs the latest state, and each deployment's and
     /// commit's own truth comes from the ledger, so nothing is lost.
     async fn claim(
         &self,
         owner: &str,
         now: DateTime<Utc>,
-        due: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<PendingReport>, RepositoryError>;
 

@@ -27,10 +27,6 @@ pub struct ReportingConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub poll: Duration,
-    /// How long a report waits before it is sent, so that a deployment
-    /// that ends within it costs GitHub its outcome only, not each step
-    /// on the way (`EPHEMERA_GITHUB_REPORT_DELAY`).
-    pub delay: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +92,9 @@ impl ReportDeliverer {
     /// Delivers the next due report, if any.
     pub async fn run_once(&self) -> Result<ReportOutcome, RepositoryError> {
         let now = self.clock.now();
-        let due = now - chrono::Duration::from_std(self.config.delay).unwrap_or_default();
         let Some(pending) = self
             .outbox
-            .claim(&self.config.worker_id, now, due, self.config.lease)
+            .claim(&self.config.worker_id, now, self.config.lease)
             .await?
         else {
             return Ok(ReportOutcome::Idle);
