@@ -1,6 +1,5 @@
 //! The delivery log over REST: why did a delivery do nothing?
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
@@ -12,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::environments::{page_problem, validation_detail};
-use crate::pagination::next_link;
+use crate::pagination::page_response;
 use crate::responses::{ReadErrors, ReadOneErrors};
 use crate::{AppState, Problem, params};
 
@@ -108,12 +107,7 @@ pub(crate) async fn list(
         .list(&filter, page)
         .await
         .map_err(|ListDeliveriesError::Failed(failure)| Problem::from(failure))?;
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = result.next {
-        response.insert_header((header::LINK, next_link(&req, next)));
-    }
-    let body: Vec<DeliveryBody> = result.items.into_iter().map(Into::into).collect();
-    Ok(response.json(body))
+    Ok(page_response(&req, result, DeliveryBody::from))
 }
 
 /// `GET /api/v1/deliveries/{delivery_id}`.

@@ -1,4 +1,3 @@
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
@@ -9,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use crate::environments::{EnvironmentPath, page_problem, validation_detail};
-use crate::pagination::next_link;
+use crate::pagination::page_response;
 use crate::responses::ReadOneErrors;
 use crate::{AppState, Problem, params};
 
@@ -103,16 +102,9 @@ pub(crate) async fn list_for_environment(
             ListDeploymentsError::EnvironmentNotFound(_) => Problem::not_found(err.to_string()),
             ListDeploymentsError::Failed(failure) => failure.into(),
         })?;
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = result.next {
-        response.insert_header((header::LINK, next_link(&req, next)));
-    }
-    let body: Vec<DeploymentBody> = result
-        .items
-        .into_iter()
-        .map(|d| DeploymentBody::new(d, false))
-        .collect();
-    Ok(response.json(body))
+    Ok(page_response(&req, result, |d| {
+        DeploymentBody::new(d, false)
+    }))
 }
 
 /// `GET /api/v1/deployments/{id}`: one deployment with its logs.

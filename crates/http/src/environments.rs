@@ -1,4 +1,3 @@
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::EnvironmentFilter;
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
-use crate::pagination::next_link;
+use crate::pagination::page_response;
 use crate::responses::{ReadErrors, ReadOneErrors};
 use crate::{AppState, Problem, params};
 
@@ -216,12 +215,7 @@ pub(crate) async fn list(
         .list_environments(&filter, page)
         .await
         .map_err(|ListEnvironmentsError::Failed(failure)| Problem::from(failure))?;
-    let mut response = HttpResponse::Ok();
-    if let Some(next) = result.next {
-        response.insert_header((header::LINK, next_link(&req, next)));
-    }
-    let body: Vec<EnvironmentBody> = result.items.into_iter().map(Into::into).collect();
-    Ok(response.json(body))
+    Ok(page_response(&req, result, EnvironmentBody::from))
 }
 
 /// `GET /api/v1/environments/{id}`.

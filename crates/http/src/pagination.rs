@@ -1,7 +1,24 @@
 //! The `Link: <…>; rel="next"` header of keyset-paginated lists.
 
-use actix_web::HttpRequest;
-use ephemera_application::Cursor;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use ephemera_application::{Cursor, Page};
+use serde::Serialize;
+
+/// A list page as the API answers it: 200 with the items as `body` makes
+/// them, and the next page's `Link` when there is one.
+pub(crate) fn page_response<T, B: Serialize>(
+    req: &HttpRequest,
+    page: Page<T>,
+    body: impl FnMut(T) -> B,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = page.next {
+        response.insert_header((header::LINK, next_link(req, next)));
+    }
+    let items: Vec<B> = page.items.into_iter().map(body).collect();
+    response.json(items)
+}
 
 /// The next page's absolute URL: this request's URL with every filter kept
 /// and `cursor` replaced.
