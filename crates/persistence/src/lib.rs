@@ -37,6 +37,7 @@ pub use leases::SqlLeases;
 pub use outbox::SqlReportOutbox;
 pub use retention::SqlPruner;
 pub use sea_orm::DatabaseConnection;
+pub use tx::Reporting;
 pub use users::SqlUserRepository;
 pub use webhooks::SqlWebhookStore;
 pub use work::SqlWorkQueue;

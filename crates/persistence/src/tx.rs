@@ -16,18 +16,27 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use crate::error::db_err;
 use crate::{deployments, environments, installations};
 
+/// Whether transactions queue reports to GitHub (GitHub reporting is on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reporting {
+    #[default]
+    Off,
+    /// Reports are queued; one of a change still under way is first due
+    /// `hold` later, so a deployment that ends within it is reported by its
+    /// outcome alone. An outcome is due at once.
+    On { hold: std::time::Duration },
+}
+
 /// An open transaction; dropped without commit, it rolls back.
 pub(crate) struct SqlTx {
     pub(crate) txn: DatabaseTransaction,
-    /// Whether reports to GitHub are queued (GitHub reporting is on), and
-    /// how long one of a change under way is held back.
-    reporting: Option<std::time::Duration>,
+    reporting: Reporting,
 }
 
 impl SqlTx {
     pub(crate) async fn begin(
         db: &DatabaseConnection,
-        reporting: Option<std::time::Duration>,
+        reporting: Reporting,
     ) -> Result<Self, RepositoryError> {
         let txn = db
             .begin()
@@ -74,7 +83,7 @@ impl EnvironmentTx for SqlTx {
         report: PreviewReport,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        let Some(hold) = self.reporting else {
+        let Reporting::On { hold } = self.reporting else {
             return Ok(());
         };
         let due = if report.is_settled() {

@@ -18,37 +18,27 @@ use sea_orm::{
 
 use crate::entities::environments::{Column, Entity};
 use crate::error::db_err;
-use crate::tx::SqlTx;
+use crate::tx::{Reporting, SqlTx};
 use crate::{deployments, environments};
 
 /// [`WorkQueue`] on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlWorkQueue {
     db: DatabaseConnection,
-    /// Reports to GitHub are queued, a report of a change under way held
-    /// back this long (`None`: reporting is off).
-    reporting: Option<std::time::Duration>,
+    reporting: Reporting,
 }
 
 impl SqlWorkQueue {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             db,
-            reporting: None,
+            reporting: Reporting::Off,
         }
     }
 
     /// Queue reports to GitHub in each transaction (when reporting is on).
-    pub fn reporting(mut self, on: bool) -> Self {
-        self.reporting = on.then_some(std::time::Duration::ZERO);
-        self
-    }
-
-    /// Holds a report of a change still under way back for `hold`, so a
-    /// deployment that ends within it is reported by its outcome alone; a
-    /// final state is due at once.
-    pub fn holding_reports(mut self, hold: std::time::Duration) -> Self {
-        self.reporting = self.reporting.map(|_| hold);
+    pub fn reporting(mut self, reporting: Reporting) -> Self {
+        self.reporting = reporting;
         self
     }
 

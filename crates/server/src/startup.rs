@@ -22,9 +22,9 @@ use ephemera_application::worker::WorkerHealth;
 use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
-    DatabaseConnection, SqlDeliveryLog, SqlDeploymentRepository, SqlEnvironmentRepository,
-    SqlHealthProbe, SqlLeases, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue,
-    redact_url,
+    DatabaseConnection, Reporting, SqlDeliveryLog, SqlDeploymentRepository,
+    SqlEnvironmentRepository, SqlHealthProbe, SqlLeases, SqlPruner, SqlReportOutbox,
+    SqlWebhookStore, SqlWorkQueue, redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use secrecy::ExposeSecret;
@@ -63,6 +63,18 @@ impl std::fmt::Debug for Workers {
     }
 }
 
+/// Whether the stores queue reports to GitHub, and how long they hold one
+/// of a change under way (`EPHEMERA_GITHUB_REPORT_DELAY`).
+fn reporting(on: bool, settings: &Settings) -> Reporting {
+    if on {
+        Reporting::On {
+            hold: settings.workers.report_delay,
+        }
+    } else {
+        Reporting::Off
+    }
+}
+
 /// What every worker shares: the signal that new work is queued, and the
 /// clock the use cases read.
 #[derive(Clone)]
@@ -93,9 +105,7 @@ impl Workers {
         let github: Option<Arc<dyn GitHubReporter>> =
             app.clone().map(|a| a as Arc<dyn GitHubReporter>);
         let queue: Arc<dyn WorkQueue> = Arc::new(
-            SqlWorkQueue::new(db.clone())
-                .reporting(github.is_some())
-                .holding_reports(settings.workers.report_delay),
+            SqlWorkQueue::new(db.clone()).reporting(reporting(github.is_some(), settings)),
         );
         let reports = github.map(|github| {
             ReportDeliverer::new(
@@ -126,11 +136,7 @@ impl Workers {
                 app,
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
                 Arc::new(SqlDeliveryLog::new(db.clone())),
-                Arc::new(
-                    SqlWebhookStore::new(db.clone())
-                        .reporting(true)
-                        .holding_reports(settings.workers.report_delay),
-                ),
+                Arc::new(SqlWebhookStore::new(db.clone()).reporting(reporting(true, settings))),
                 commands.clone(),
                 clock.clone(),
             )
@@ -363,8 +369,7 @@ impl Application {
             ingest: IngestDelivery::new(
                 Arc::new(
                     SqlWebhookStore::new(db.clone())
-                        .reporting(workers.reports.is_some())
-                        .holding_reports(settings.workers.report_delay),
+                        .reporting(reporting(workers.reports.is_some(), settings)),
                 ),
                 clock,
                 settings.policy.clone(),
