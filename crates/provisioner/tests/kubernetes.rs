@@ -174,6 +174,15 @@ async fn mock_apply(server: &MockServer, ns: &str) {
         .await;
 }
 
+/// The API server creates the namespace when asked.
+async fn accept_new_namespace(server: &MockServer, ns: &str) {
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     let server = MockServer::start().await;
@@ -299,11 +308,7 @@ async fn deployments_that_never_become_available_fail_the_attempt() {
     let req = request();
     let ns = req.namespace.to_string();
     mock_namespace(&server, &ns, status(404, "NotFound")).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
-        .mount(&server)
-        .await;
+    accept_new_namespace(&server, &ns).await;
     mock_apply(&server, &ns).await;
     Mock::given(method("GET"))
         .and(path(format!(
@@ -332,11 +337,7 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
     let req = request();
     let ns = req.namespace.to_string();
     mock_namespace(&server, &ns, status(404, "NotFound")).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"metadata": {"name": ns}})))
-        .mount(&server)
-        .await;
+    accept_new_namespace(&server, &ns).await;
     mock_isolation(&server, &ns).await;
     Mock::given(method("PATCH"))
         .respond_with(status(422, "Invalid"))
