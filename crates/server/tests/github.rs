@@ -116,6 +116,15 @@ async fn accept_reports(server: &MockServer, priority: u8) {
 }
 
 async fn app_reporting_to(t: TestDatabase, github: &MockServer) -> TestApp {
+    app_reporting_with(t, github, |_| {}).await
+}
+
+/// [`app_reporting_to`] with settings adjusted first.
+async fn app_reporting_with(
+    t: TestDatabase,
+    github: &MockServer,
+    configure: impl FnOnce(&mut ephemera_server::Settings),
+) -> TestApp {
     let api_url = github.uri();
     TestApp::spawn_with(t, move |s| {
         // Long enough that a drain stops after one failed attempt.
@@ -125,6 +134,7 @@ async fn app_reporting_to(t: TestDatabase, github: &MockServer) -> TestApp {
             private_key: KEY.to_owned().into(),
             api_url,
         });
+        configure(s);
     })
     .await
 }
@@ -403,14 +413,8 @@ async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment
 /// alone; an outcome goes out at once.
 async fn a_change_under_way_is_reported_after_the_delay_an_outcome_at_once(t: TestDatabase) {
     let github = fake_github().await;
-    let api_url = github.uri();
-    let app = TestApp::spawn_with(t, move |s| {
+    let app = app_reporting_with(t, &github, |s| {
         s.workers.report_delay = Duration::from_secs(60);
-        s.github = Some(GitHubSettings {
-            app_id: 42,
-            private_key: KEY.to_owned().into(),
-            api_url,
-        });
     })
     .await;
 
@@ -896,16 +900,10 @@ async fn drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped(t: TestDa
         })
         .mount(&github)
         .await;
-    let api_url = github.uri();
-    let app = TestApp::spawn_with(t, move |s| {
+    let app = app_reporting_with(t, &github, |s| {
         s.workers.github_sync = Duration::from_secs(300);
         // 12 passes an hour: one listing a pass.
         s.workers.github_sync_budget = 12;
-        s.github = Some(GitHubSettings {
-            app_id: 42,
-            private_key: KEY.to_owned().into(),
-            api_url,
-        });
     })
     .await;
     for (n, name) in ["Hello-World", "Alpha", "Beta"].iter().enumerate() {
