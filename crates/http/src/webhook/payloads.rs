@@ -14,28 +14,23 @@ use ephemera_domain::{
     RepositoryFullName, ValidationError,
 };
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-/// Fields every event may carry, read as they come: their shape is only
-/// held against the event when ephemera acts on it, so an event it ignores
-/// is never refused for an odd `sender` or `repository`.
+/// Fields every event may carry, kept as the raw JSON text: their shape is
+/// only held against the event when ephemera acts on it, so an event it
+/// ignores is never refused for an odd `sender` or `repository` (and costs
+/// no parse of them).
 #[derive(Debug, Deserialize)]
-struct Envelope {
-    action: Option<serde_json::Value>,
-    repository: Option<serde_json::Value>,
-    installation: Option<serde_json::Value>,
-    sender: Option<serde_json::Value>,
-}
-
-/// A value read leniently: an error only counts for a handled event.
-fn lenient<T>(
-    strict: bool,
-    read: Result<Option<T>, PayloadError>,
-) -> Result<Option<T>, PayloadError> {
-    match read {
-        Err(_) if !strict => Ok(None),
-        other => other,
-    }
+struct Envelope<'a> {
+    #[serde(borrow)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow)]
+    repository: Option<&'a RawValue>,
+    #[serde(borrow)]
+    installation: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sender: Option<&'a RawValue>,
 }
 
 /// The events ephemera acts on; every other one is logged and ignored.
@@ -46,20 +41,24 @@ const HANDLED: [&str; 4] = [
     "installation_repositories",
 ];
 
-/// Reads one envelope field: strictly for a handled event (an error names
-/// the field), leniently (absent when unreadable) for an ignored one.
-fn field<T: serde::de::DeserializeOwned>(
-    value: Option<serde_json::Value>,
+/// Reads one envelope field and converts it: strictly for a handled event
+/// (an error names the field), leniently (absent when unreadable) for an
+/// ignored one.
+fn field<T: serde::de::DeserializeOwned, U>(
+    raw: Option<&RawValue>,
     name: &str,
     strict: bool,
-) -> Result<Option<T>, PayloadError> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match serde_json::from_value(v) {
-            Ok(parsed) => Ok(Some(parsed)),
-            Err(e) if strict => Err(PayloadError(format!("`{name}`: {e}"))),
-            Err(_) => Ok(None),
-        },
+    convert: impl FnOnce(T) -> Result<U, PayloadError>,
+) -> Result<Option<U>, PayloadError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let read = serde_json::from_str::<Option<T>>(raw.get())
+        .map_err(|e| PayloadError(format!("`{name}`: {e}")))
+        .and_then(|value| value.map(convert).transpose());
+    match read {
+        Err(_) if !strict => Ok(None),
+        other => other,
     }
 }
 
@@ -268,44 +267,29 @@ pub(crate) fn parse(
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| PayloadError(format!("malformed JSON: {e}")))?;
     let strict = HANDLED.contains(&event);
-    let repository = lenient(
+    let repository = field(
+        envelope.repository,
+        "repository",
         strict,
-        field::<Repository>(envelope.repository, "repository", strict)?
-            .map(|r| RepositoryFullName::parse(&r.full_name).map_err(PayloadError::from))
-            .transpose(),
+        |r: Repository| Ok(RepositoryFullName::parse(&r.full_name)?),
     )?;
-    let installation_ref = field::<InstallationRef>(envelope.installation, "installation", strict)?;
-    let installation_id = lenient(
+    let installed = field(
+        envelope.installation,
+        "installation",
         strict,
-        installation_ref
-            .as_ref()
-            .and_then(|i| i.id)
-            .map(|id| InstallationId::new(id).map_err(PayloadError::from))
-            .transpose(),
+        |i: InstallationRef| {
+            let id = i.id.map(InstallationId::new).transpose()?;
+            Ok((id, i.updated_at.as_ref().and_then(GitHubTime::get)))
+        },
     )?;
+    let (installation_id, installation_updated_at) = installed.unwrap_or_default();
     if matches!(event, "installation" | "installation_repositories") && installation_id.is_none() {
         return Err(PayloadError(format!(
             "{event} event without `installation.id`"
         )));
     }
-    let installation_updated_at = installation_ref
-        .as_ref()
-        .and_then(|i| i.updated_at.as_ref())
-        .and_then(GitHubTime::get);
-    let sender = lenient(
-        strict,
-        field::<User>(envelope.sender, "sender", strict)?
-            .map(User::into_domain)
-            .transpose(),
-    )?;
-    let action = match envelope.action {
-        Some(serde_json::Value::String(a)) => Some(a),
-        None | Some(serde_json::Value::Null) => None,
-        Some(other) if strict => {
-            return Err(PayloadError(format!("`action` is not a string: {other}")));
-        }
-        Some(_) => None,
-    };
+    let sender = field(envelope.sender, "sender", strict, User::into_domain)?;
+    let action = field(envelope.action, "action", strict, |a: String| Ok(a))?;
 
     let change = match event {
         "ping" => DeliveryChange::Ping,
