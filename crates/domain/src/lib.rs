@@ -14,6 +14,7 @@ mod installation;
 mod namespace;
 mod policy;
 mod preview_url;
+mod repo_config;
 mod report;
 mod repository;
 mod string_enum;
@@ -32,6 +33,10 @@ pub use installation::{AllowedOwners, Installation, InstallationStatus, Installe
 pub use namespace::{MAX_PREFIX_LEN, Namespace};
 pub use policy::{DeployPolicy, PolicyDecision, PullRequestFacts, SkipReason};
 pub use preview_url::PreviewUrlTemplate;
+pub use repo_config::{
+    Admission, ConfigBounds, ConfigKey, PrSubject, PreviewMode, RepoConfigFile, RepoRules,
+    ResolvedConfig, RuleSkip, SlotUse, ValueSource, admit, check_glob, format_duration, resolve,
+};
 pub use report::{DeploymentSnapshot, PreviewReport};
 pub use repository::RepositoryFullName;
 pub use user::{GithubUser, User};
