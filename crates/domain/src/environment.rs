@@ -2,13 +2,18 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     CommitSha, EnvironmentId, GithubUserId, InstallationId, InvalidTransition, Namespace, PrNumber,
-    RepositoryFullName, SkipReason,
+    RepositoryFullName,
 };
 
 crate::string_enum! {
     /// Where a PR's preview environment is in its life.
     pub enum EnvironmentStatus ("environment status") {
         Pending = "pending",
+        /// Over a cap (`previews.max_active`, `EPHEMERA_MAX_ACTIVE`): waits
+        /// in line for a slot.
+        Waiting = "waiting",
+        /// The repository's rules give this PR no preview (yet).
+        Skipped = "skipped",
         Provisioning = "provisioning",
         Ready = "ready",
         Updating = "updating",
@@ -23,7 +28,9 @@ impl EnvironmentStatus {
     pub fn allowed_next(self) -> &'static [Self] {
         use EnvironmentStatus::*;
         match self {
-            Pending => &[Provisioning, Destroying, Failed],
+            Pending => &[Provisioning, Waiting, Skipped, Destroying, Failed],
+            Waiting => &[Provisioning, Skipped, Destroying, Failed],
+            Skipped => &[Provisioning, Waiting, Destroying, Failed],
             Provisioning => &[Ready, Failed, Destroying],
             Ready => &[Updating, Destroying],
             Updating => &[Ready, Failed, Destroying],
@@ -41,6 +48,16 @@ impl EnvironmentStatus {
     /// Whether the environment still exists or is on its way to existing.
     pub fn is_active(self) -> bool {
         self != Self::Destroyed
+    }
+
+    /// Whether a preview in this status counts against the caps: it runs,
+    /// is being created, changed or removed, or failed (and may hold what
+    /// it created).
+    pub fn holds_slot(self) -> bool {
+        matches!(
+            self,
+            Self::Provisioning | Self::Ready | Self::Updating | Self::Failed | Self::Destroying
+        )
     }
 }
 
@@ -67,6 +84,9 @@ pub struct Environment {
     pub pr_number: PrNumber,
     pub pr_title: String,
     pub branch_name: String,
+    /// The branch the PR merges into (the repository's rules may match it);
+    /// empty on rows from before it was kept.
+    pub base_ref: String,
     pub commit_sha: CommitSha,
     pub namespace: Namespace,
     environment_url: Option<String>,
@@ -98,6 +118,11 @@ pub struct Environment {
     pub is_fork: bool,
     pub draft: bool,
     pub labels: Vec<String>,
+    /// Since when it waits for a slot (first waiting goes first).
+    waiting_since: Option<DateTime<Utc>>,
+    /// The repository's `previews.ttl` when it sets one (else the
+    /// operator's `EPHEMERA_ENVIRONMENT_TTL`), from the last rules read.
+    pub idle_ttl: Option<std::time::Duration>,
 }
 
 /// An environment as stored, field by field: what the persistence adapter
@@ -111,6 +136,7 @@ pub struct EnvironmentRecord {
     pub pr_number: PrNumber,
     pub pr_title: String,
     pub branch_name: String,
+    pub base_ref: String,
     pub commit_sha: CommitSha,
     pub namespace: Namespace,
     pub environment_url: Option<String>,
@@ -130,6 +156,8 @@ pub struct EnvironmentRecord {
     pub is_fork: bool,
     pub draft: bool,
     pub labels: Vec<String>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub idle_ttl: Option<std::time::Duration>,
 }
 
 impl Environment {
@@ -142,6 +170,7 @@ impl Environment {
             pr_number,
             pr_title,
             branch_name,
+            base_ref,
             commit_sha,
             namespace,
             environment_url,
@@ -161,6 +190,8 @@ impl Environment {
             is_fork,
             draft,
             labels,
+            waiting_since,
+            idle_ttl,
         } = record;
         Self {
             id,
@@ -169,6 +200,7 @@ impl Environment {
             pr_number,
             pr_title,
             branch_name,
+            base_ref,
             commit_sha,
             namespace,
             environment_url,
@@ -188,6 +220,8 @@ impl Environment {
             is_fork,
             draft,
             labels,
+            waiting_since,
+            idle_ttl,
         }
     }
 
@@ -228,6 +262,11 @@ impl Environment {
     pub fn work_attempts(&self) -> u32 {
         self.work_attempts
     }
+
+    /// Since when it waits for a slot, while it does.
+    pub fn waiting_since(&self) -> Option<DateTime<Utc>> {
+        self.waiting_since
+    }
 }
 
 impl Environment {
@@ -246,6 +285,9 @@ impl Environment {
         }
         self.status = next;
         self.updated_at = now;
+        if next != EnvironmentStatus::Waiting {
+            self.waiting_since = None;
+        }
         match next {
             EnvironmentStatus::Destroyed => self.destroyed_at = Some(now),
             EnvironmentStatus::Pending => {
@@ -297,6 +339,7 @@ impl Environment {
         matches!(
             self.status,
             EnvironmentStatus::Pending
+                | EnvironmentStatus::Waiting
                 | EnvironmentStatus::Provisioning
                 | EnvironmentStatus::Updating
         )
@@ -323,7 +366,7 @@ impl Environment {
 
     /// The deploy policy holds commit `sha` back; what runs keeps running,
     /// and the status reason says which commit waits and why.
-    pub fn hold_back(&mut self, sha: &CommitSha, reason: &SkipReason) {
+    pub fn hold_back(&mut self, sha: &CommitSha, reason: &dyn std::fmt::Display) {
         self.status_reason = Some(format!("commit {} is not deployed: {reason}", sha.short()));
     }
 
@@ -345,7 +388,9 @@ impl Environment {
     /// updates.
     pub fn begin_deploy(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
         let next = match self.status {
-            EnvironmentStatus::Pending => EnvironmentStatus::Provisioning,
+            EnvironmentStatus::Pending
+            | EnvironmentStatus::Waiting
+            | EnvironmentStatus::Skipped => EnvironmentStatus::Provisioning,
             EnvironmentStatus::Failed if self.last_deployed_at.is_none() => {
                 EnvironmentStatus::Provisioning
             }
@@ -355,6 +400,53 @@ impl Environment {
         if next != self.status {
             self.transition_to(next, now)?;
         }
+        Ok(())
+    }
+
+    /// Whether it must be let in under the caps before it deploys (it holds
+    /// no slot yet).
+    pub fn needs_slot(&self) -> bool {
+        !self.status.holds_slot() && self.is_live()
+    }
+
+    /// Over a cap: the environment waits in line (keeping its place if it
+    /// already waited), `reason` saying where, and is looked at again at
+    /// `recheck` (a freed slot wakes it sooner).
+    pub fn wait_for_slot(
+        &mut self,
+        reason: String,
+        recheck: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        if self.status != EnvironmentStatus::Waiting {
+            self.transition_to(EnvironmentStatus::Waiting, now)?;
+        }
+        self.waiting_since.get_or_insert(now);
+        self.status_reason = Some(reason);
+        self.work_due_at = Some(recheck);
+        self.work_attempts = 0;
+        Ok(())
+    }
+
+    /// The repository's rules give commit `sha` no preview: one that never
+    /// ran is skipped (and leaves the line), one that runs keeps running
+    /// and the new commit is held back. Either way no work is due.
+    pub fn skip(
+        &mut self,
+        sha: &CommitSha,
+        reason: &dyn std::fmt::Display,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        if self.needs_slot() {
+            if self.status != EnvironmentStatus::Skipped {
+                self.transition_to(EnvironmentStatus::Skipped, now)?;
+            }
+            self.status_reason = Some(format!("no preview: {reason}"));
+        } else {
+            self.hold_back(sha, reason);
+            self.updated_at = now;
+        }
+        self.settle();
         Ok(())
     }
 
@@ -436,6 +528,7 @@ pub struct NewEnvironment {
     pub pr_number: PrNumber,
     pub pr_title: String,
     pub branch_name: String,
+    pub base_ref: String,
     pub commit_sha: CommitSha,
     pub installation_id: Option<InstallationId>,
     pub owner: Option<Owner>,
@@ -464,8 +557,18 @@ mod tests {
     /// docs/lifecycle.md, written out independently of `allowed_next`.
     const ALLOWED: &[(&str, &str)] = &[
         ("pending", "provisioning"),
+        ("pending", "waiting"),
+        ("pending", "skipped"),
         ("pending", "destroying"),
         ("pending", "failed"),
+        ("waiting", "provisioning"),
+        ("waiting", "skipped"),
+        ("waiting", "destroying"),
+        ("waiting", "failed"),
+        ("skipped", "provisioning"),
+        ("skipped", "waiting"),
+        ("skipped", "destroying"),
+        ("skipped", "failed"),
         ("provisioning", "ready"),
         ("provisioning", "failed"),
         ("provisioning", "destroying"),
@@ -494,6 +597,7 @@ mod tests {
             pr_number,
             pr_title: "Add feature".into(),
             branch_name: "feature".into(),
+            base_ref: "main".into(),
             commit_sha: CommitSha::parse(&"a".repeat(40)).unwrap(),
             environment_url: None,
             status,
@@ -512,6 +616,8 @@ mod tests {
             is_fork: false,
             draft: false,
             labels: Vec::new(),
+            waiting_since: None,
+            idle_ttl: None,
         }
     }
 
@@ -577,8 +683,8 @@ mod tests {
             let (work, awaits) = match status {
                 Destroyed => (DueWork::Settle, false),
                 Destroying => (DueWork::Destroy, false),
-                Pending | Provisioning | Updating => (DueWork::Deploy, true),
-                Ready | Failed => (DueWork::Deploy, false),
+                Pending | Waiting | Provisioning | Updating => (DueWork::Deploy, true),
+                Skipped | Ready | Failed => (DueWork::Deploy, false),
             };
             assert_eq!(env.due_work(), work, "{status}");
             assert_eq!(env.awaits_deployment(), awaits, "{status}");
@@ -611,7 +717,7 @@ mod tests {
     fn a_held_back_commit_is_noted_until_a_deployment_is_requested() {
         let mut env = environment(Ready);
         let sha = CommitSha::parse(&"d".repeat(40)).unwrap();
-        env.hold_back(&sha, &SkipReason::InstallationSuspended);
+        env.hold_back(&sha, &crate::SkipReason::InstallationSuspended);
         assert_eq!(
             env.status_reason.as_deref(),
             Some(
@@ -709,6 +815,52 @@ mod tests {
         env.revive(at(5)).unwrap();
         assert_eq!(env.status, Pending);
         assert_eq!((env.work_due_at, env.destroyed_at), (Some(at(5)), None));
+    }
+
+    #[test]
+    fn a_waiting_preview_keeps_its_place_and_starts_from_the_line() {
+        let mut env = environment(Pending);
+        env.wait_for_slot("waiting: 5 of 5".into(), at(60), at(1))
+            .unwrap();
+        env.wait_for_slot("waiting: 5 of 5, 1st".into(), at(120), at(61))
+            .unwrap();
+        assert_eq!(env.status, Waiting);
+        assert_eq!(
+            env.waiting_since(),
+            Some(at(1)),
+            "the first wait sets the place"
+        );
+        assert_eq!(env.work_due_at, Some(at(120)));
+        assert_eq!(env.status_reason(), Some("waiting: 5 of 5, 1st"));
+        assert!(env.needs_slot());
+        env.begin_deploy(at(130)).unwrap();
+        assert_eq!((env.status, env.waiting_since()), (Provisioning, None));
+        assert!(!env.needs_slot());
+    }
+
+    #[test]
+    fn a_skip_leaves_a_running_preview_running_and_a_new_one_skipped() {
+        let sha = CommitSha::parse(&"b".repeat(40)).unwrap();
+        let mut fresh = environment(Waiting);
+        fresh.waiting_since = Some(at(0));
+        fresh.skip(&sha, &"previews.mode: off", at(1)).unwrap();
+        assert_eq!(fresh.status, Skipped);
+        assert_eq!(
+            fresh.status_reason(),
+            Some("no preview: previews.mode: off")
+        );
+        assert_eq!((fresh.work_due_at, fresh.waiting_since()), (None, None));
+
+        let mut running = environment(Ready);
+        running.skip(&sha, &"previews.mode: off", at(1)).unwrap();
+        assert_eq!(running.status, Ready);
+        assert_eq!(
+            running.status_reason(),
+            Some("commit bbbbbbb is not deployed: previews.mode: off")
+        );
+        // A later commit the rules let through starts it normally.
+        fresh.begin_deploy(at(2)).unwrap();
+        assert_eq!(fresh.status, Provisioning);
     }
 
     #[test]
