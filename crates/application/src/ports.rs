@@ -42,8 +42,8 @@ pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
     health::MockHealthProbe, leases::MockLeases, provisioner::MockProvisioner,
-    retention::MockPruner, webhooks::MockWebhookStore, webhooks::MockWebhookTx,
-    work::MockWorkQueue, work::MockWorkTx,
+    retention::MockPruner, transaction::MockWebhookTx, transaction::MockWorkTx,
+    webhooks::MockWebhookStore, work::MockWorkQueue,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

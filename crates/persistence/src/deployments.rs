@@ -9,7 +9,7 @@ use ephemera_domain::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, UpdateMany,
 };
 
 use crate::entities::deployments::{ActiveModel, Column, Entity, Model};
@@ -94,18 +94,10 @@ pub(crate) async fn cancel_active<C: ConnectionTrait>(
     except: Option<DeploymentId>,
     now: DateTime<Utc>,
 ) -> Result<u64, RepositoryError> {
-    let mut update = Entity::update_many()
-        .col_expr(
-            Column::Status,
-            Expr::value(DeploymentStatus::Cancelled.as_str()),
-        )
-        .col_expr(Column::CompletedAt, Expr::value(now))
-        .col_expr(Column::UpdatedAt, Expr::value(now))
-        .filter(Column::EnvironmentId.eq(environment_id.get()))
-        .filter(Column::Status.is_in([
-            DeploymentStatus::Queued.as_str(),
-            DeploymentStatus::InProgress.as_str(),
-        ]));
+    let mut update = cancelling(environment_id, now).filter(Column::Status.is_in([
+        DeploymentStatus::Queued.as_str(),
+        DeploymentStatus::InProgress.as_str(),
+    ]));
     if let Some(keep) = except {
         update = update.filter(Column::Id.ne(keep.get()));
     }
@@ -118,14 +110,10 @@ pub(crate) async fn cancel_active<C: ConnectionTrait>(
     Ok(result.rows_affected)
 }
 
-/// queued -> cancelled for every queued deployment of the environment: a
-/// newer commit (or the end of the PR) supersedes them.
-pub(crate) async fn cancel_queued<C: ConnectionTrait>(
-    db: &C,
-    environment_id: EnvironmentId,
-    now: DateTime<Utc>,
-) -> Result<u64, RepositoryError> {
-    let result = Entity::update_many()
+/// The update that cancels the environment's deployments at `now`; each
+/// caller narrows it to the statuses it cancels.
+fn cancelling(environment_id: EnvironmentId, now: DateTime<Utc>) -> UpdateMany<Entity> {
+    Entity::update_many()
         .col_expr(
             Column::Status,
             Expr::value(DeploymentStatus::Cancelled.as_str()),
@@ -133,6 +121,16 @@ pub(crate) async fn cancel_queued<C: ConnectionTrait>(
         .col_expr(Column::CompletedAt, Expr::value(now))
         .col_expr(Column::UpdatedAt, Expr::value(now))
         .filter(Column::EnvironmentId.eq(environment_id.get()))
+}
+
+/// queued -> cancelled for every queued deployment of the environment: a
+/// newer commit (or the end of the PR) supersedes them.
+pub(crate) async fn cancel_queued<C: ConnectionTrait>(
+    db: &C,
+    environment_id: EnvironmentId,
+    now: DateTime<Utc>,
+) -> Result<u64, RepositoryError> {
+    let result = cancelling(environment_id, now)
         .filter(Column::Status.eq(DeploymentStatus::Queued.as_str()))
         .exec(db)
         .await

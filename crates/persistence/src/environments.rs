@@ -104,6 +104,21 @@ fn locked(query: Select<Entity>, backend: DatabaseBackend) -> Select<Entity> {
     }
 }
 
+/// The environment `query` finds, if any; `context` says what was loaded
+/// should the database fail.
+async fn one<C: ConnectionTrait>(
+    db: &C,
+    query: Select<Entity>,
+    context: &str,
+) -> Result<Option<Environment>, RepositoryError> {
+    query
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, context))?
+        .map(to_domain)
+        .transpose()
+}
+
 async fn all<C: ConnectionTrait>(
     db: &C,
     query: Select<Entity>,
@@ -122,12 +137,12 @@ pub(crate) async fn get<C: ConnectionTrait>(
     db: &C,
     id: EnvironmentId,
 ) -> Result<Option<Environment>, RepositoryError> {
-    Entity::find_by_id(id.get())
-        .one(db)
-        .await
-        .map_err(|e| db_err(e, format!("loading environment {id}")))?
-        .map(to_domain)
-        .transpose()
+    one(
+        db,
+        Entity::find_by_id(id.get()),
+        &format!("loading environment {id}"),
+    )
+    .await
 }
 
 /// One environment, row-locked until the transaction ends.
@@ -135,13 +150,8 @@ pub(crate) async fn get_locked<C: ConnectionTrait>(
     db: &C,
     id: EnvironmentId,
 ) -> Result<Option<Environment>, RepositoryError> {
-    let query = Entity::find_by_id(id.get());
-    locked(query, db.get_database_backend())
-        .one(db)
-        .await
-        .map_err(|e| db_err(e, format!("loading environment {id}")))?
-        .map(to_domain)
-        .transpose()
+    let query = locked(Entity::find_by_id(id.get()), db.get_database_backend());
+    one(db, query, &format!("loading environment {id}")).await
 }
 
 /// The PR's environment, row-locked until the transaction ends.
@@ -160,17 +170,10 @@ pub(crate) async fn for_pr_locked<C: ConnectionTrait>(
         .and(Column::RepositoryId.is_null());
     for condition in by_id.into_iter().chain([by_name]) {
         let query = Entity::find().filter(condition).filter(pr.clone());
-        let found = locked(query, db.get_database_backend())
-            .one(db)
-            .await
-            .map_err(|e| {
-                db_err(
-                    e,
-                    format!("loading environment of {repository}#{pr_number}"),
-                )
-            })?;
-        if let Some(row) = found {
-            return to_domain(row).map(Some);
+        let context = format!("loading environment of {repository}#{pr_number}");
+        let found = one(db, locked(query, db.get_database_backend()), &context).await?;
+        if found.is_some() {
+            return Ok(found);
         }
     }
     Ok(None)
@@ -308,13 +311,9 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         &self,
         namespace: &Namespace,
     ) -> Result<Option<Environment>, RepositoryError> {
-        Entity::find()
-            .filter(Column::Namespace.eq(namespace.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(|e| db_err(e, format!("loading environment in namespace {namespace}")))?
-            .map(to_domain)
-            .transpose()
+        let query = Entity::find().filter(Column::Namespace.eq(namespace.as_str()));
+        let context = format!("loading environment in namespace {namespace}");
+        one(&self.db, query, &context).await
     }
 
     async fn list(

@@ -2,24 +2,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use ephemera_application::ports::{ProvisionRequest, Provisioner};
-use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
+use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
 use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv, PreviewUrlPattern};
 
+/// The shared request, for a command provisioner with no installation and
+/// a templated preview URL.
 fn request() -> ProvisionRequest {
-    let repository = RepositoryFullName::parse("octo/web").unwrap();
-    let pr_number = PrNumber::new(7).unwrap();
     ProvisionRequest {
-        environment_id: EnvironmentId::new(3).unwrap(),
-        namespace: Namespace::for_pr(&repository, pr_number),
-        repository,
-        pr_number,
-        commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
         branch: "feature/x".into(),
         installation_id: None,
         preview_url: "http://templated.example".into(),
+        ..support::request()
     }
 }
 
@@ -32,6 +29,14 @@ fn config(provision: &str, destroy: &str, timeout: Duration) -> CommandConfig {
         pass_env: PassEnv::default(),
         url_pattern: None,
     }
+}
+
+/// What provisioning the shared request with `script` comes to within ten
+/// seconds.
+async fn provision(script: &str) -> Result<Provisioned, ProvisionFailure> {
+    provisioner(script, "true", Duration::from_secs(10))
+        .provision(&request())
+        .await
 }
 
 fn provisioner(provision: &str, destroy: &str, timeout: Duration) -> CommandProvisioner {
@@ -65,24 +70,20 @@ async fn success_passes_the_facts_and_captures_both_streams() {
 
 #[tokio::test]
 async fn the_url_comes_from_the_output_file() {
-    let p = provisioner(
+    let done = provision(
         "echo deploying; echo 'url=http://templated.example/app' >> \"$EPHEMERA_OUTPUT\"",
-        "true",
-        Duration::from_secs(10),
-    );
-    let done = p.provision(&request()).await.unwrap();
+    )
+    .await
+    .unwrap();
     assert_eq!(done.url, "http://templated.example/app");
 }
 
 #[tokio::test]
 async fn a_url_line_on_stdout_is_not_trusted() {
     // The PR's own build output can print this line.
-    let p = provisioner(
-        "echo EPHEMERA_URL=https://evil.example",
-        "true",
-        Duration::from_secs(10),
-    );
-    let done = p.provision(&request()).await.unwrap();
+    let done = provision("echo EPHEMERA_URL=https://evil.example")
+        .await
+        .unwrap();
     assert_eq!(done.url, "http://templated.example");
     assert!(
         done.logs
@@ -94,12 +95,9 @@ async fn a_url_line_on_stdout_is_not_trusted() {
 
 #[tokio::test]
 async fn a_url_outside_the_preview_hosts_fails_the_deployment() {
-    let p = provisioner(
-        "echo 'url=https://evil.example/login' > \"$EPHEMERA_OUTPUT\"",
-        "true",
-        Duration::from_secs(10),
-    );
-    let failure = p.provision(&request()).await.unwrap_err();
+    let failure = provision("echo 'url=https://evil.example/login' > \"$EPHEMERA_OUTPUT\"")
+        .await
+        .unwrap_err();
     assert_eq!(
         failure.message,
         "the provision command reported a preview URL that is not allowed (see the deployment log)"
@@ -135,12 +133,9 @@ async fn a_url_matching_the_operators_pattern_is_accepted() {
 
 #[tokio::test]
 async fn a_non_zero_exit_is_a_failure_with_the_logs() {
-    let p = provisioner(
-        "echo helm says no >&2; exit 3",
-        "true",
-        Duration::from_secs(10),
-    );
-    let failure = p.provision(&request()).await.unwrap_err();
+    let failure = provision("echo helm says no >&2; exit 3")
+        .await
+        .unwrap_err();
     assert!(
         failure.message.contains("provision command failed"),
         "{}",
@@ -212,12 +207,10 @@ async fn output_is_bounded_to_the_newest_lines() {
 
 #[tokio::test]
 async fn binary_output_and_endless_lines_do_not_break_the_run() {
-    let p = provisioner(
-        "printf 'caf\\351\\n'; head -c 100000 /dev/zero | tr '\\0' x; echo; echo done",
-        "true",
-        Duration::from_secs(10),
-    );
-    let done = p.provision(&request()).await.unwrap();
+    let done =
+        provision("printf 'caf\\351\\n'; head -c 100000 /dev/zero | tr '\\0' x; echo; echo done")
+            .await
+            .unwrap();
     assert!(done.logs.contains("caf\u{FFFD}"), "{}", &done.logs[..40]);
     assert!(done.logs.lines().all(|l| l.len() <= 16 * 1024));
     assert!(done.logs.ends_with("done\n"));
@@ -228,8 +221,7 @@ async fn the_servers_environment_does_not_reach_the_child() {
     // cargo sets CARGO_MANIFEST_DIR for the test process: it stands for
     // whatever else the server's environment holds.
     assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
-    let p = provisioner("env", "true", Duration::from_secs(10));
-    let done = p.provision(&request()).await.unwrap();
+    let done = provision("env").await.unwrap();
     assert!(!done.logs.contains("CARGO_MANIFEST_DIR="), "{}", done.logs);
     assert!(done.logs.contains("PATH="), "{}", done.logs);
     assert!(done.logs.contains("EPHEMERA_NAMESPACE="), "{}", done.logs);

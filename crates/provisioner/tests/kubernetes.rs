@@ -6,14 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::time::Duration;
 
-use ephemera_application::ports::{ProvisionRequest, Provisioner, Teardown};
-use ephemera_domain::{
-    CommitSha, EnvironmentId, InstallationId, Namespace, PrNumber, RepositoryFullName,
+use ephemera_application::ports::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
 };
 use ephemera_provisioner::{Instance, Isolation, KubernetesConfig, KubernetesProvisioner};
 use serde_json::{Value, json};
+use support::request;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -46,21 +48,6 @@ spec:
   ports: [{port: 80}]
 "#;
 
-fn request() -> ProvisionRequest {
-    let repository = RepositoryFullName::parse("octo/web").unwrap();
-    let pr_number = PrNumber::new(7).unwrap();
-    ProvisionRequest {
-        environment_id: EnvironmentId::new(3).unwrap(),
-        namespace: Namespace::for_pr(&repository, pr_number),
-        repository,
-        pr_number,
-        commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
-        branch: "feature".into(),
-        installation_id: Some(InstallationId::new(42).unwrap()),
-        preview_url: "https://pr-7.preview.example.com".into(),
-    }
-}
-
 fn config(dir: &tempfile::TempDir, timeout: Duration) -> KubernetesConfig {
     KubernetesConfig {
         manifests_dir: dir.path().to_owned(),
@@ -77,7 +64,12 @@ fn provisioner(
     dir: &tempfile::TempDir,
     timeout: Duration,
 ) -> KubernetesProvisioner {
-    KubernetesProvisioner::with_server(&server.uri(), config(dir, timeout)).unwrap()
+    provisioner_with(server, config(dir, timeout))
+}
+
+/// The provisioner talking to `server` with `config`.
+fn provisioner_with(server: &MockServer, config: KubernetesConfig) -> KubernetesProvisioner {
+    KubernetesProvisioner::with_server(&server.uri(), config).unwrap()
 }
 
 /// The namespace as the API server would answer a GET for it.
@@ -87,6 +79,11 @@ fn namespace_object(ns: &str, labels: Value, phase: &str) -> Value {
         "metadata": {"name": ns, "labels": labels},
         "status": {"phase": phase}
     })
+}
+
+/// A GET (or DELETE) of namespace `ns` answered with it in `phase`.
+fn namespace_found(ns: &str, labels: Value, phase: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(namespace_object(ns, labels, phase))
 }
 
 fn ours(instance: &str) -> Value {
@@ -118,9 +115,23 @@ fn deployment(available: i32) -> Value {
     })
 }
 
-fn echo_body(req: &Request) -> ResponseTemplate {
-    let body: Value = serde_json::from_slice(&req.body).unwrap();
-    ResponseTemplate::new(200).set_body_json(body)
+/// Answers a request with `code` and the body it was sent, as the API
+/// server does for an accepted object.
+fn echo(code: u16) -> impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static {
+    move |req: &Request| {
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        ResponseTemplate::new(code).set_body_json(body)
+    }
+}
+
+/// The GET of Deployment `web` in `ns`, answered with `available` of its
+/// two replicas available; mount it, after any limits.
+fn deployment_get(ns: &str, available: i32) -> Mock {
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/web"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(available)))
 }
 
 fn status(code: u16, reason: &str) -> ResponseTemplate {
@@ -140,7 +151,7 @@ async fn mock_isolation(server: &MockServer, ns: &str) {
         Mock::given(method("PATCH"))
             .and(path(format!("/{}", resource.replace("{ns}", ns))))
             .and(query_param("fieldManager", "ephemera"))
-            .respond_with(echo_body)
+            .respond_with(echo(200))
             .mount(server)
             .await;
     }
@@ -161,17 +172,70 @@ async fn mock_apply(server: &MockServer, ns: &str) {
                 "env": [{"name": "PUBLIC_HOST", "value": "pr-7.preview.example.com"}]
             }]}}}}),
         ))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .expect(1)
         .mount(server)
         .await;
     Mock::given(method("PATCH"))
         .and(path(format!("/api/v1/namespaces/{ns}/services/web")))
         .and(query_param("fieldManager", "ephemera"))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .expect(1)
         .mount(server)
         .await;
+}
+
+/// The API server creates the namespace, once, from a POST whose metadata
+/// holds `metadata`, and answers with what it was sent.
+async fn expect_namespace_created(server: &MockServer, metadata: Value) {
+    Mock::given(method("POST"))
+        .and(path("/api/v1/namespaces"))
+        .and(body_partial_json(json!({ "metadata": metadata })))
+        .respond_with(echo(201))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+/// Provisions `req` into `ns` with the test manifests, `adjust` changing the
+/// usual configuration: every manifest accepted, the Deployment available
+/// at once.
+async fn provision_available(
+    server: &MockServer,
+    req: &ProvisionRequest,
+    ns: &str,
+    adjust: impl FnOnce(KubernetesConfig) -> KubernetesConfig,
+) -> Provisioned {
+    mock_apply(server, ns).await;
+    deployment_get(ns, 2).mount(server).await;
+    let dir = manifests_dir();
+    provisioner_with(server, adjust(config(&dir, Duration::from_secs(10))))
+        .provision(req)
+        .await
+        .unwrap()
+}
+
+/// A fake API server on which the PR's namespace does not exist yet, the
+/// request for that PR, and the namespace's name.
+async fn server_without_namespace() -> (MockServer, ProvisionRequest, String) {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    (server, req, ns)
+}
+
+/// How provisioning `req` with the test manifests fails within `timeout`.
+async fn provision_failing(
+    server: &MockServer,
+    req: &ProvisionRequest,
+    timeout: Duration,
+) -> ProvisionFailure {
+    let dir = manifests_dir();
+    provisioner(server, &dir, timeout)
+        .provision(req)
+        .await
+        .unwrap_err()
 }
 
 /// The API server creates the namespace when asked.
@@ -185,47 +249,26 @@ async fn accept_new_namespace(server: &MockServer, ns: &str) {
 
 #[tokio::test]
 async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
-    let server = MockServer::start().await;
-    let req = request();
-    let ns = req.namespace.to_string();
-    mock_namespace(&server, &ns, status(404, "NotFound")).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .and(body_partial_json(
-            json!({"metadata": {"name": ns, "labels": {
-                "app.kubernetes.io/managed-by": "ephemera",
-                "ephemera.dev/instance": "ephemera",
-                "ephemera.dev/repository": "octo.web",
-                "ephemera.dev/pr": "7",
-                "ephemera.dev/installation": "42",
-            }}}),
-        ))
-        .respond_with(|req: &Request| {
-            let body: Value = serde_json::from_slice(&req.body).unwrap();
-            ResponseTemplate::new(201).set_body_json(body)
-        })
-        .expect(1)
-        .mount(&server)
-        .await;
+    let (server, req, ns) = server_without_namespace().await;
+    expect_namespace_created(
+        &server,
+        json!({"name": ns, "labels": {
+            "app.kubernetes.io/managed-by": "ephemera",
+            "ephemera.dev/instance": "ephemera",
+            "ephemera.dev/repository": "octo.web",
+            "ephemera.dev/pr": "7",
+            "ephemera.dev/installation": "42",
+        }}),
+    )
+    .await;
     mock_apply(&server, &ns).await;
     // Not available at first, then available.
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(0)))
+    deployment_get(&ns, 0)
         .up_to_n_times(2)
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    deployment_get(&ns, 2).with_priority(2).mount(&server).await;
 
     let dir = manifests_dir();
     let done = provisioner(&server, &dir, Duration::from_secs(10))
@@ -262,7 +305,7 @@ async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
     mock_namespace(
         &server,
         &ns,
-        ResponseTemplate::new(200).set_body_json(namespace_object(&ns, ours("ephemera"), "Active")),
+        namespace_found(&ns, ours("ephemera"), "Active"),
     )
     .await;
     Mock::given(method("PATCH"))
@@ -271,7 +314,7 @@ async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
         .and(body_partial_json(json!({"metadata": {"labels": {
             "ephemera.dev/instance": "ephemera", "ephemera.dev/pr": "7"
         }}})))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .expect(1)
         .mount(&server)
         .await;
@@ -280,20 +323,7 @@ async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
         .expect(0)
         .mount(&server)
         .await;
-    mock_apply(&server, &ns).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
-        .mount(&server)
-        .await;
-
-    let dir = manifests_dir();
-    let done = provisioner(&server, &dir, Duration::from_secs(10))
-        .provision(&req)
-        .await
-        .unwrap();
+    let done = provision_available(&server, &req, &ns, |config| config).await;
     assert!(
         done.logs
             .starts_with(&format!("namespace {ns} already exists")),
@@ -304,25 +334,12 @@ async fn an_existing_namespace_of_this_instance_is_adopted_and_relabelled() {
 
 #[tokio::test]
 async fn deployments_that_never_become_available_fail_the_attempt() {
-    let server = MockServer::start().await;
-    let req = request();
-    let ns = req.namespace.to_string();
-    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    let (server, req, ns) = server_without_namespace().await;
     accept_new_namespace(&server, &ns).await;
     mock_apply(&server, &ns).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(1)))
-        .mount(&server)
-        .await;
+    deployment_get(&ns, 1).mount(&server).await;
 
-    let dir = manifests_dir();
-    let failure = provisioner(&server, &dir, Duration::from_millis(200))
-        .provision(&req)
-        .await
-        .unwrap_err();
+    let failure = provision_failing(&server, &req, Duration::from_millis(200)).await;
     assert_eq!(failure.message, "Deployment web not available after 0s");
     assert!(
         failure.logs.contains("applied Service web"),
@@ -333,10 +350,7 @@ async fn deployments_that_never_become_available_fail_the_attempt() {
 
 #[tokio::test]
 async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
-    let server = MockServer::start().await;
-    let req = request();
-    let ns = req.namespace.to_string();
-    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    let (server, req, ns) = server_without_namespace().await;
     accept_new_namespace(&server, &ns).await;
     mock_isolation(&server, &ns).await;
     Mock::given(method("PATCH"))
@@ -344,11 +358,7 @@ async fn a_rejected_manifest_fails_with_the_api_servers_reason() {
         .mount(&server)
         .await;
 
-    let dir = manifests_dir();
-    let failure = provisioner(&server, &dir, Duration::from_secs(1))
-        .provision(&req)
-        .await
-        .unwrap_err();
+    let failure = provision_failing(&server, &req, Duration::from_secs(1)).await;
     assert!(
         failure.message.starts_with("applying Deployment web:"),
         "{}",
@@ -366,22 +376,14 @@ async fn destroy_is_done_only_when_the_namespace_is_gone() {
     // Active, then terminating (twice), then gone.
     Mock::given(method("GET"))
         .and(path(&namespace))
-        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
-            &ns,
-            ours("ephemera"),
-            "Active",
-        )))
+        .respond_with(namespace_found(&ns, ours("ephemera"), "Active"))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path(&namespace))
-        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
-            &ns,
-            ours("ephemera"),
-            "Terminating",
-        )))
+        .respond_with(namespace_found(&ns, ours("ephemera"), "Terminating"))
         .up_to_n_times(2)
         .with_priority(2)
         .mount(&server)
@@ -394,11 +396,7 @@ async fn destroy_is_done_only_when_the_namespace_is_gone() {
         .await;
     Mock::given(method("DELETE"))
         .and(path(&namespace))
-        .respond_with(ResponseTemplate::new(200).set_body_json(namespace_object(
-            &ns,
-            ours("ephemera"),
-            "Terminating",
-        )))
+        .respond_with(namespace_found(&ns, ours("ephemera"), "Terminating"))
         .expect(1)
         .mount(&server)
         .await;
@@ -478,25 +476,15 @@ async fn a_namespace_without_this_instances_labels_is_never_touched() {
         } else {
             format!("{instance}-{}", req.namespace)
         };
-        mock_namespace(
-            &server,
-            &ns,
-            ResponseTemplate::new(200).set_body_json(namespace_object(
-                &ns,
-                labels.clone(),
-                "Active",
-            )),
-        )
-        .await;
+        mock_namespace(&server, &ns, namespace_found(&ns, labels.clone(), "Active")).await;
         let dir = manifests_dir();
-        let p = KubernetesProvisioner::with_server(
-            &server.uri(),
+        let p = provisioner_with(
+            &server,
             KubernetesConfig {
                 instance: Instance::parse(instance).unwrap(),
                 ..config(&dir, Duration::from_secs(1))
             },
-        )
-        .unwrap();
+        );
 
         let refused = format!(
             "namespace {ns} exists but is not labelled app.kubernetes.io/managed-by=ephemera, \
@@ -533,11 +521,11 @@ async fn a_namespace_made_before_instances_is_labelled_by_the_default_instance()
     mock_namespace(
         &server,
         &ns,
-        ResponseTemplate::new(200).set_body_json(namespace_object(
+        namespace_found(
             &ns,
             json!({"app.kubernetes.io/managed-by": "ephemera"}),
             "Active",
-        )),
+        ),
     )
     .await;
     Mock::given(method("PATCH"))
@@ -545,24 +533,11 @@ async fn a_namespace_made_before_instances_is_labelled_by_the_default_instance()
         .and(body_partial_json(
             json!({"metadata": {"labels": {"ephemera.dev/instance": "ephemera"}}}),
         ))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .expect(1)
         .mount(&server)
         .await;
-    mock_apply(&server, &ns).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
-        .mount(&server)
-        .await;
-
-    let dir = manifests_dir();
-    let done = provisioner(&server, &dir, Duration::from_secs(10))
-        .provision(&req)
-        .await
-        .unwrap();
+    let done = provision_available(&server, &req, &ns, |config| config).await;
     assert!(
         done.logs.starts_with(&format!(
             "namespace {ns} (made before EPHEMERA_INSTANCE existed) labelled for instance ephemera"
@@ -578,40 +553,19 @@ async fn another_instance_prefixes_and_labels_its_namespaces() {
     let req = request();
     let ns = format!("staging-{}", req.namespace);
     mock_namespace(&server, &ns, status(404, "NotFound")).await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/namespaces"))
-        .and(body_partial_json(
-            json!({"metadata": {"name": ns, "labels": {
-                "app.kubernetes.io/managed-by": "ephemera",
-                "ephemera.dev/instance": "staging",
-            }}}),
-        ))
-        .respond_with(|req: &Request| {
-            let body: Value = serde_json::from_slice(&req.body).unwrap();
-            ResponseTemplate::new(201).set_body_json(body)
-        })
-        .expect(1)
-        .mount(&server)
-        .await;
-    mock_apply(&server, &ns).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
-        .mount(&server)
-        .await;
-
-    let dir = manifests_dir();
-    let p = KubernetesProvisioner::with_server(
-        &server.uri(),
-        KubernetesConfig {
-            instance: Instance::parse("staging").unwrap(),
-            ..config(&dir, Duration::from_secs(10))
-        },
+    expect_namespace_created(
+        &server,
+        json!({"name": ns, "labels": {
+            "app.kubernetes.io/managed-by": "ephemera",
+            "ephemera.dev/instance": "staging",
+        }}),
     )
-    .unwrap();
-    let done = p.provision(&req).await.unwrap();
+    .await;
+    let done = provision_available(&server, &req, &ns, |config| KubernetesConfig {
+        instance: Instance::parse("staging").unwrap(),
+        ..config
+    })
+    .await;
     assert!(
         done.logs.starts_with(&format!("namespace {ns} created")),
         "{}",
@@ -635,35 +589,17 @@ async fn body_sent_to(server: &MockServer, method: &str, path: &str) -> Value {
 }
 
 async fn provision_fresh(isolation: Isolation) -> (MockServer, String) {
-    let server = MockServer::start().await;
-    let req = request();
-    let ns = req.namespace.to_string();
-    mock_namespace(&server, &ns, status(404, "NotFound")).await;
+    let (server, req, ns) = server_without_namespace().await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .mount(&server)
         .await;
-    mock_apply(&server, &ns).await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/web"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(deployment(2)))
-        .mount(&server)
-        .await;
-    let dir = manifests_dir();
-    KubernetesProvisioner::with_server(
-        &server.uri(),
-        KubernetesConfig {
-            isolation,
-            ..config(&dir, Duration::from_secs(10))
-        },
-    )
-    .unwrap()
-    .provision(&req)
-    .await
-    .unwrap();
+    provision_available(&server, &req, &ns, |config| KubernetesConfig {
+        isolation,
+        ..config
+    })
+    .await;
     (server, ns)
 }
 
@@ -755,22 +691,19 @@ async fn the_fences_can_be_turned_off() {
 
 #[tokio::test]
 async fn placeholders_fill_string_values_and_cannot_add_yaml() {
-    let server = MockServer::start().await;
-    let mut req = request();
+    let (server, mut req, ns) = server_without_namespace().await;
     // Legal git branch names that would change the YAML's structure if
     // pasted into its text.
     req.branch = "feat,extra\"{#".into();
-    let ns = req.namespace.to_string();
-    mock_namespace(&server, &ns, status(404, "NotFound")).await;
     Mock::given(method("POST"))
         .and(path("/api/v1/namespaces"))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .mount(&server)
         .await;
     mock_isolation(&server, &ns).await;
     Mock::given(method("PATCH"))
         .and(path(format!("/api/v1/namespaces/{ns}/configmaps/info")))
-        .respond_with(echo_body)
+        .respond_with(echo(200))
         .expect(1)
         .mount(&server)
         .await;

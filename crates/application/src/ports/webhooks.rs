@@ -4,8 +4,6 @@ use ephemera_domain::{
     DeliveryId, Environment, GithubUser, InstallationId, InstallationStatus,
     InstalledRepository as Repo, NewEnvironment, PrNumber, RepositoryFullName,
 };
-#[cfg(test)]
-use ephemera_domain::{Deployment, EnvironmentId, NewDeployment};
 
 use super::{EnvironmentTx, RepositoryError};
 
@@ -139,103 +137,4 @@ pub trait WebhookTx: EnvironmentTx {
         id: InstallationId,
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
-}
-
-#[cfg(test)]
-mockall::mock! {
-    pub WebhookTx {}
-
-    #[async_trait]
-    impl super::EnvironmentTx for WebhookTx {
-    async fn update_environment(
-        &mut self,
-        environment: &Environment,
-    ) -> Result<(), RepositoryError>;
-    async fn queue_deployment(
-        &mut self,
-        new: NewDeployment,
-        now: DateTime<Utc>,
-    ) -> Result<Deployment, RepositoryError>;
-    async fn cancel_queued_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError>;
-    async fn installation_status(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Option<InstallationStatus>, RepositoryError>;
-    async fn report(
-        &mut self,
-        report: ephemera_domain::PreviewReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
-    }
-
-    #[async_trait]
-    impl WebhookTx for WebhookTx {
-    async fn claim_delivery(
-        &mut self,
-        header: &DeliveryHeader,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, RepositoryError>;
-    async fn finish_delivery(
-        &mut self,
-        delivery_id: &DeliveryId,
-        outcome: ephemera_domain::DeliveryOutcome,
-        reason: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    async fn upsert_user(
-        &mut self,
-        user: &GithubUser,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    async fn environment_for_pr(
-        &mut self,
-        repository_id: Option<i64>,
-        repository: &RepositoryFullName,
-        pr_number: PrNumber,
-    ) -> Result<Option<Environment>, RepositoryError>;
-    async fn insert_environment(
-        &mut self,
-        new: NewEnvironment,
-        now: DateTime<Utc>,
-    ) -> Result<Environment, RepositoryError>;
-    async fn upsert_installation(
-        &mut self,
-        id: InstallationId,
-        account_login: &str,
-        status: InstallationStatus,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    async fn add_repositories(
-        &mut self,
-        id: InstallationId,
-        repositories: &[Repo],
-    ) -> Result<(), RepositoryError>;
-    async fn remove_repositories(
-        &mut self,
-        id: InstallationId,
-        repositories: &[Repo],
-    ) -> Result<(), RepositoryError>;
-    async fn live_environments_of_installation(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Vec<Environment>, RepositoryError>;
-    async fn live_environments_of_repository(
-        &mut self,
-        repository: &Repo,
-    ) -> Result<Vec<Environment>, RepositoryError>;
-    async fn installation_seen_at(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Option<DateTime<Utc>>, RepositoryError>;
-    async fn mark_installation_seen(
-        &mut self,
-        id: InstallationId,
-        at: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    }
 }

@@ -3,8 +3,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId};
-#[cfg(test)]
-use ephemera_domain::{InstallationId, InstallationStatus, NewDeployment};
 
 use super::{EnvironmentTx, RepositoryError};
 
@@ -88,68 +86,4 @@ pub trait WorkTx: EnvironmentTx {
     ) -> Result<bool, RepositoryError>;
 
     async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
-}
-
-#[cfg(test)]
-mockall::mock! {
-    pub WorkTx {}
-
-    #[async_trait]
-    impl super::EnvironmentTx for WorkTx {
-    async fn update_environment(
-        &mut self,
-        environment: &Environment,
-    ) -> Result<(), RepositoryError>;
-    async fn queue_deployment(
-        &mut self,
-        new: NewDeployment,
-        now: DateTime<Utc>,
-    ) -> Result<Deployment, RepositoryError>;
-    async fn cancel_queued_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError>;
-    async fn installation_status(
-        &mut self,
-        id: InstallationId,
-    ) -> Result<Option<InstallationStatus>, RepositoryError>;
-    async fn report(
-        &mut self,
-        report: ephemera_domain::PreviewReport,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError>;
-    async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
-    }
-
-    #[async_trait]
-    impl WorkTx for WorkTx {
-    async fn environment(
-        &mut self,
-        id: EnvironmentId,
-    ) -> Result<Option<Environment>, RepositoryError>;
-    async fn holds_lease(
-        &mut self,
-        id: EnvironmentId,
-        owner: &str,
-    ) -> Result<bool, RepositoryError>;
-    async fn cancel_active_deployments(
-        &mut self,
-        environment_id: EnvironmentId,
-        except: Option<DeploymentId>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, RepositoryError>;
-    async fn active_deployment(
-        &mut self,
-        environment_id: EnvironmentId,
-    ) -> Result<Option<Deployment>, RepositoryError>;
-    async fn deployment(&mut self, id: DeploymentId)
-    -> Result<Option<Deployment>, RepositoryError>;
-    async fn newer_queued(
-        &mut self,
-        environment_id: EnvironmentId,
-        than: DeploymentId,
-    ) -> Result<bool, RepositoryError>;
-    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
-    }
 }
