@@ -285,26 +285,6 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
     assert_eq!(missing.status(), 404);
 }
 
-async fn without_a_token_writes_explain_how_to_enable_them(t: TestDatabase) {
-    let app = TestApp::spawn(t).await;
-    let response = app
-        .client
-        .delete(format!("{}/api/v1/environments/1", app.address))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let problem: Value = response.json().await.unwrap();
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("set EPHEMERA_API_TOKEN"),
-        "{problem}"
-    );
-}
-
 async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
     // GitHub's example PR was last active in 2019.
@@ -440,6 +420,5 @@ backend_tests!(
     a_commit_arriving_mid_deploy_cancels_the_older_deployment,
     failures_retry_then_fail_keeping_the_logs,
     rest_writes_need_the_token_and_respect_the_lifecycle,
-    without_a_token_writes_explain_how_to_enable_them,
     idle_environments_are_destroyed_with_the_reason,
 );
