@@ -171,7 +171,7 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
 
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms test backoff
+        app.clock.advance(Duration::from_millis(20)); // past the 1 ms test backoff
         outcomes.push(app.reconciler.run_once().await.unwrap());
     }
     assert!(
