@@ -8,7 +8,7 @@ use std::process::{Output, Stdio};
 
 mod support;
 
-use support::process::{Running, ephemera, free_port, http_get, run, wait_ready};
+use support::process::{Running, ephemera, free_port, http_get, run, serve_ready, wait_ready};
 
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use sea_orm::{ConnectionTrait, Statement};
@@ -259,21 +259,15 @@ fn serve_off_loopback_answers_anonymous_reads_only_when_opted_in() {
     let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
     let port = free_port();
     let addr = format!("0.0.0.0:{port}");
-    let child = ephemera(
+    let _server = serve_ready(
         dir.path(),
-        &["serve"],
+        port,
         &[
             ("DATABASE_URL", db.as_str()),
             ("EPHEMERA_LISTEN", addr.as_str()),
             ("EPHEMERA_ANONYMOUS_READS", "true"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _server = Running(Some(child));
-    assert!(wait_ready(port));
+    );
     let list = http_get(port, "/api/v1/environments").unwrap();
     assert!(list.starts_with("HTTP/1.1 200"), "{list}");
 }
@@ -295,22 +289,16 @@ fn metrics_move_to_their_own_listener_and_leave_the_api_one() {
     let (port, metrics_port) = (free_port(), free_port());
     let listen = format!("127.0.0.1:{port}");
     let metrics_listen = format!("127.0.0.1:{metrics_port}");
-    let child = ephemera(
+    let _server = serve_ready(
         dir.path(),
-        &["serve"],
+        port,
         &[
             ("DATABASE_URL", db.as_str()),
             ("EPHEMERA_LISTEN", listen.as_str()),
             ("EPHEMERA_METRICS_LISTEN", metrics_listen.as_str()),
             ("EPHEMERA_API_TOKEN", "a-token-of-sufficient-length"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _server = Running(Some(child));
-    assert!(wait_ready(port));
+    );
 
     let on_api = http_get(port, "/metrics").unwrap();
     assert!(on_api.starts_with("HTTP/1.1 404"), "{on_api}");
