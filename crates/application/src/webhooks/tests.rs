@@ -176,13 +176,8 @@ async fn ingest_pr(
 
 #[tokio::test]
 async fn opened_pr_creates_environment_and_queues_a_deployment() {
-    let (outcome, log) = ingest_pr(
-        Claim::Fresh,
-        None,
-        None,
-        pr_change(PullRequestAction::Opened, 'e', 10),
-    )
-    .await;
+    let pr = pr_change(PullRequestAction::Opened, 'e', 10);
+    let (outcome, log) = ingest_pr(Claim::Fresh, None, None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
     assert_eq!(
@@ -199,13 +194,8 @@ async fn opened_pr_creates_environment_and_queues_a_deployment() {
 
 #[tokio::test]
 async fn a_duplicate_changes_nothing() {
-    let (outcome, log) = ingest_pr(
-        Claim::Duplicate,
-        None,
-        None,
-        pr_change(PullRequestAction::Opened, 'e', 10),
-    )
-    .await;
+    let pr = pr_change(PullRequestAction::Opened, 'e', 10);
+    let (outcome, log) = ingest_pr(Claim::Duplicate, None, None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Duplicate);
     assert_eq!(log, ["claim", "commit"]);
@@ -214,13 +204,8 @@ async fn a_duplicate_changes_nothing() {
 #[tokio::test]
 async fn new_commit_cancels_queued_work_and_queues_the_new_head() {
     let existing = environment(EnvironmentStatus::Ready, 'a', 10);
-    let (outcome, log) = ingest_pr(
-        Claim::Fresh,
-        Some(existing),
-        None,
-        pr_change(PullRequestAction::Synchronize, 'b', 20),
-    )
-    .await;
+    let pr = pr_change(PullRequestAction::Synchronize, 'b', 20);
+    let (outcome, log) = ingest_pr(Claim::Fresh, Some(existing), None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
     assert_eq!(
@@ -239,13 +224,8 @@ async fn new_commit_cancels_queued_work_and_queues_the_new_head() {
 #[tokio::test]
 async fn an_older_event_never_moves_the_environment_backwards() {
     let existing = environment(EnvironmentStatus::Ready, 'b', 20);
-    let (outcome, log) = ingest_pr(
-        Claim::Fresh,
-        Some(existing),
-        None,
-        pr_change(PullRequestAction::Synchronize, 'a', 10),
-    )
-    .await;
+    let pr = pr_change(PullRequestAction::Synchronize, 'a', 10);
+    let (outcome, log) = ingest_pr(Claim::Fresh, Some(existing), None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().starts_with("stale:"));
@@ -288,13 +268,9 @@ async fn fork_pr_is_ignored_with_the_reason() {
 
 #[tokio::test]
 async fn suspended_installation_gets_no_new_deployment() {
-    let (outcome, log) = ingest_pr(
-        Claim::Fresh,
-        None,
-        Some(InstallationStatus::Suspended),
-        pr_change(PullRequestAction::Opened, 'a', 10),
-    )
-    .await;
+    let pr = pr_change(PullRequestAction::Opened, 'a', 10);
+    let (outcome, log) =
+        ingest_pr(Claim::Fresh, None, Some(InstallationStatus::Suspended), pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().contains("suspended"));
