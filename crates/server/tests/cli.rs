@@ -22,6 +22,12 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts `out` is a failure and returns the last line it printed.
+fn last_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "must exit non-zero");
+    stderr(out).lines().last().unwrap_or_default().to_owned()
+}
+
 /// Asserts a failed start-up printed exactly one line naming `variable`.
 fn assert_one_line_error(out: &Output, variable: &str) {
     assert!(!out.status.success(), "must exit non-zero");
@@ -74,8 +80,7 @@ fn listen_address_in_use_is_one_clear_line() {
         &["serve"],
         &[("EPHEMERA_LISTEN", &addr), ("DATABASE_URL", &db)],
     );
-    assert!(!out.status.success());
-    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    let last = last_error_line(&out);
     assert!(
         last.starts_with(&format!("error: EPHEMERA_LISTEN: cannot listen on {addr}")),
         "{last}"
@@ -138,8 +143,7 @@ async fn serve_refuses_to_start_when_a_migration_fails() {
         &["serve"],
         &[("DATABASE_URL", &db), ("EPHEMERA_LISTEN", &addr)],
     );
-    assert!(!out.status.success());
-    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    let last = last_error_line(&out);
     assert!(
         last.starts_with("error: applying database migrations"),
         "{last}"

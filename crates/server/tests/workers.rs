@@ -32,6 +32,21 @@ async fn history(app: &TestApp, env_id: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asserts the environment runs commit 2, and commit 1's deployment was
+/// cancelled (nothing left in_progress).
+async fn assert_commit_2_replaced_a_cancelled_1(app: &TestApp) {
+    let done = app.only_environment().await;
+    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
+    assert_eq!(
+        history(app, &done["id"]).await,
+        [
+            ("02".into(), "success".into()),
+            ("01".into(), "cancelled".into())
+        ],
+        "nothing left in_progress"
+    );
+}
+
 /// The newest deployment of environment `env_id`, with its logs.
 async fn latest_deployment(app: &TestApp, env_id: &Value) -> Value {
     let deployments = app
@@ -147,15 +162,7 @@ async fn a_commit_arriving_mid_deploy_cancels_the_older_deployment(t: TestDataba
 
     assert!(matches!(first.await.unwrap(), RunOutcome::Superseded(_)));
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
-    let done = app.only_environment().await;
-    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
-    assert_eq!(
-        history(&app, &done["id"]).await,
-        [
-            ("02".into(), "success".into()),
-            ("01".into(), "cancelled".into())
-        ]
-    );
+    assert_commit_2_replaced_a_cancelled_1(&app).await;
 }
 
 async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
@@ -381,16 +388,7 @@ async fn a_new_commit_during_retries_supersedes_the_failing_deployment(t: TestDa
     app.deliver_pr(&pr("synchronize", 2, 10)).await;
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
 
-    let done = app.only_environment().await;
-    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
-    assert_eq!(
-        history(&app, &done["id"]).await,
-        [
-            ("02".into(), "success".into()),
-            ("01".into(), "cancelled".into())
-        ],
-        "nothing left in_progress"
-    );
+    assert_commit_2_replaced_a_cancelled_1(&app).await;
 }
 
 async fn a_suspended_installation_keeps_running_previews(t: TestDatabase) {
