@@ -135,16 +135,26 @@ impl EnvironmentCommands {
         }
     }
 
+    /// How every command on one environment starts: the time, a
+    /// transaction, and environment `id` read in it.
+    async fn open(
+        &self,
+        id: EnvironmentId,
+    ) -> Result<(chrono::DateTime<chrono::Utc>, Box<dyn WorkTx>, Environment), CommandError> {
+        let now = self.clock.now();
+        let mut tx = self.queue.begin().await?;
+        let env = tx
+            .environment(id)
+            .await?
+            .ok_or(CommandError::NotFound(id))?;
+        Ok((now, tx, env))
+    }
+
     /// Queues a deployment of the environment's current commit (older
     /// queued ones are cancelled); a worker picks it up.
     #[tracing::instrument(skip(self))]
     pub async fn redeploy(&self, id: EnvironmentId) -> Result<Deployment, CommandError> {
-        let now = self.clock.now();
-        let mut tx = self.queue.begin().await?;
-        let mut env = tx
-            .environment(id)
-            .await?
-            .ok_or(CommandError::NotFound(id))?;
+        let (now, mut tx, mut env) = self.open(id).await?;
         if !env.is_live() {
             return Err(CommandError::Conflict(format!(
                 "environment {id} is {}; reopen or push to the PR to bring it back",
@@ -192,12 +202,7 @@ impl EnvironmentCommands {
         id: EnvironmentId,
         pr: &PullRequestState,
     ) -> Result<MissedHead, CommandError> {
-        let now = self.clock.now();
-        let mut tx = self.queue.begin().await?;
-        let mut env = tx
-            .environment(id)
-            .await?
-            .ok_or(CommandError::NotFound(id))?;
+        let (now, mut tx, mut env) = self.open(id).await?;
         let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
         if stale || env.commit_sha == pr.head_sha || !env.is_live() {
             return Ok(MissedHead::UpToDate);
@@ -241,12 +246,7 @@ impl EnvironmentCommands {
         id: EnvironmentId,
         reason: &str,
     ) -> Result<Environment, CommandError> {
-        let now = self.clock.now();
-        let mut tx = self.queue.begin().await?;
-        let mut env = tx
-            .environment(id)
-            .await?
-            .ok_or(CommandError::NotFound(id))?;
+        let (now, mut tx, mut env) = self.open(id).await?;
         match env.status() {
             EnvironmentStatus::Destroying => return Ok(env),
             EnvironmentStatus::Destroyed => {

@@ -264,15 +264,7 @@ impl IngestDelivery {
                 let outcome = IngestOutcome::ignored(format!(
                     "replay: the same signed body as delivery {original} under a new delivery id; nothing changed"
                 ));
-                tx.finish_delivery(
-                    &delivery.delivery_id,
-                    outcome.outcome,
-                    outcome.reason.clone(),
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(outcome);
+                return finish(tx, delivery, outcome, now).await;
             }
         }
         // Users are upserted in github_id order, so two deliveries naming the
@@ -287,15 +279,7 @@ impl IngestDelivery {
             tx.upsert_user(user, now).await?;
         }
         let outcome = self.apply(tx.as_mut(), delivery, now).await?;
-        tx.finish_delivery(
-            &delivery.delivery_id,
-            outcome.outcome,
-            outcome.reason.clone(),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcome)
+        finish(tx, delivery, outcome, now).await
     }
 
     /// Applies the change, refusing an installation event older than one
@@ -367,6 +351,25 @@ impl IngestDelivery {
 
 /// The GitHub account a delivery concerns: the installation's account, or
 /// the owner of the (base) repository.
+/// Logs `outcome` as the delivery's and commits: the last step of every
+/// claimed delivery.
+async fn finish(
+    mut tx: Box<dyn WebhookTx>,
+    delivery: &IncomingDelivery,
+    outcome: IngestOutcome,
+    now: DateTime<Utc>,
+) -> Result<IngestOutcome, ApplyError> {
+    tx.finish_delivery(
+        &delivery.delivery_id,
+        outcome.outcome,
+        outcome.reason.clone(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
 fn account_of(delivery: &IncomingDelivery) -> Option<&str> {
     match &delivery.change {
         DeliveryChange::InstallationCreated { account_login, .. }

@@ -72,12 +72,7 @@ async fn environment_reads_back_as_stored(t: TestDatabase) {
     let env = seed(&t, "Codertocat/Hello-World", 2).await;
     let app = TestApp::spawn(t).await;
 
-    let by_id: Value = app
-        .get(&format!("/api/v1/environments/{}", env.id))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let by_id: Value = app.json(&format!("/api/v1/environments/{}", env.id)).await;
     assert_eq!(by_id["id"], env.id.get());
     assert_eq!(by_id["repository_full_name"], "Codertocat/Hello-World");
     assert_eq!(by_id["repository_name"], "Hello-World");
@@ -97,11 +92,8 @@ async fn environment_reads_back_as_stored(t: TestDatabase) {
     assert!(namespace.starts_with("pr-2-hello-world-"), "{namespace}");
 
     let by_namespace: Value = app
-        .get(&format!("/api/v1/environments/namespace/{namespace}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .json(&format!("/api/v1/environments/namespace/{namespace}"))
+        .await;
     assert_eq!(by_namespace, by_id);
 
     // Trailing slashes are accepted.
@@ -158,8 +150,10 @@ async fn list_filters_by_status_active_only_and_pr(t: TestDatabase) {
     let prs = |path: &'static str| {
         let app = &app;
         async move {
-            let items: Vec<Value> = app.get(path).await.json().await.unwrap();
-            items
+            app.json(path)
+                .await
+                .as_array()
+                .unwrap()
                 .iter()
                 .map(|e| {
                     format!(
@@ -234,12 +228,7 @@ async fn deployments_history_and_logs(t: TestDatabase) {
     assert_eq!(history[1]["status"], "queued");
     assert!(history[0].get("logs").is_none(), "lists leave logs out");
 
-    let one: Value = app
-        .get(&format!("/api/v1/deployments/{}", done.id))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.json(&format!("/api/v1/deployments/{}", done.id)).await;
     assert_eq!(
         one["logs"],
         "namespace created\nall pods ready\n\
@@ -247,13 +236,10 @@ async fn deployments_history_and_logs(t: TestDatabase) {
     );
     assert_eq!(one["environment_id"], env.id.get());
 
-    let empty: Vec<Value> = app
-        .get(&format!("/api/v1/environments/{}/deployments", other.id))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(empty.is_empty());
+    let empty = app
+        .json(&format!("/api/v1/environments/{}/deployments", other.id))
+        .await;
+    assert_eq!(empty, serde_json::json!([]));
 }
 
 async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
@@ -382,13 +368,7 @@ async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
         (reqwest::Method::POST, "/api/v1/environments/abc/redeploy"),
         (reqwest::Method::POST, "/api/v1/environments/-1/redeploy"),
     ] {
-        let response = app
-            .client
-            .request(method.clone(), format!("{}{path}", app.address))
-            .bearer_auth(support::TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let response = app.write(method.clone(), path).await;
         assert_eq!(response.status(), 400, "{method} {path}");
         assert_eq!(
             response.headers()["content-type"],
@@ -420,12 +400,7 @@ async fn bad_input_gets_problem_details_never_a_500(t: TestDatabase) {
     );
 
     // Nothing stored was touched by the refused requests.
-    let still: Value = app
-        .get(&format!("/api/v1/environments/{}", env.id))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.json(&format!("/api/v1/environments/{}", env.id)).await;
     assert_eq!(still["status"], "pending");
 }
 
@@ -524,12 +499,6 @@ async fn a_wrong_method_on_a_known_path_is_405_with_allow() {
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["type"], "/problems/method-not-allowed", "{what}");
     }
-    let unknown = app
-        .client
-        .get(url("/api/v1/nothing-here"))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let unknown = app.get("/api/v1/nothing-here").await;
     assert_eq!(unknown.status(), 404);
 }

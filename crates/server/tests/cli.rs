@@ -8,7 +8,7 @@ use std::process::{Output, Stdio};
 
 mod support;
 
-use support::process::{Running, ephemera, free_port, http_get, run, wait_ready};
+use support::process::{Running, ephemera, free_port, http_get, run, serve_ready, wait_ready};
 
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use sea_orm::{ConnectionTrait, Statement};
@@ -20,6 +20,12 @@ fn migration_count() -> usize {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts `out` is a failure and returns the last line it printed.
+fn last_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "must exit non-zero");
+    stderr(out).lines().last().unwrap_or_default().to_owned()
 }
 
 /// Asserts a failed start-up printed exactly one line naming `variable`.
@@ -74,8 +80,7 @@ fn listen_address_in_use_is_one_clear_line() {
         &["serve"],
         &[("EPHEMERA_LISTEN", &addr), ("DATABASE_URL", &db)],
     );
-    assert!(!out.status.success());
-    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    let last = last_error_line(&out);
     assert!(
         last.starts_with(&format!("error: EPHEMERA_LISTEN: cannot listen on {addr}")),
         "{last}"
@@ -138,8 +143,7 @@ async fn serve_refuses_to_start_when_a_migration_fails() {
         &["serve"],
         &[("DATABASE_URL", &db), ("EPHEMERA_LISTEN", &addr)],
     );
-    assert!(!out.status.success());
-    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    let last = last_error_line(&out);
     assert!(
         last.starts_with("error: applying database migrations"),
         "{last}"
@@ -259,21 +263,15 @@ fn serve_off_loopback_answers_anonymous_reads_only_when_opted_in() {
     let db = format!("sqlite://{}/e.db?mode=rwc", dir.path().display());
     let port = free_port();
     let addr = format!("0.0.0.0:{port}");
-    let child = ephemera(
+    let _server = serve_ready(
         dir.path(),
-        &["serve"],
+        port,
         &[
             ("DATABASE_URL", db.as_str()),
             ("EPHEMERA_LISTEN", addr.as_str()),
             ("EPHEMERA_ANONYMOUS_READS", "true"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _server = Running(Some(child));
-    assert!(wait_ready(port));
+    );
     let list = http_get(port, "/api/v1/environments").unwrap();
     assert!(list.starts_with("HTTP/1.1 200"), "{list}");
 }
@@ -295,22 +293,16 @@ fn metrics_move_to_their_own_listener_and_leave_the_api_one() {
     let (port, metrics_port) = (free_port(), free_port());
     let listen = format!("127.0.0.1:{port}");
     let metrics_listen = format!("127.0.0.1:{metrics_port}");
-    let child = ephemera(
+    let _server = serve_ready(
         dir.path(),
-        &["serve"],
+        port,
         &[
             ("DATABASE_URL", db.as_str()),
             ("EPHEMERA_LISTEN", listen.as_str()),
             ("EPHEMERA_METRICS_LISTEN", metrics_listen.as_str()),
             ("EPHEMERA_API_TOKEN", "a-token-of-sufficient-length"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _server = Running(Some(child));
-    assert!(wait_ready(port));
+    );
 
     let on_api = http_get(port, "/metrics").unwrap();
     assert!(on_api.starts_with("HTTP/1.1 404"), "{on_api}");

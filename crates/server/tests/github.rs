@@ -12,33 +12,19 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use ephemera_application::reporting::ReportOutcome;
+use ephemera_application::sync::SyncSummary;
 use ephemera_github_contract as contract;
 use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_server::config::GitHubSettings;
 use serde_json::{Value, json};
-use support::{TestApp, payload};
+use support::{TestApp, payload, pr};
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const KEY: &str = include_str!("../../github/tests/fixtures/test-app-key.pem");
 const TOKEN: &str = "ghs_fake_installation_token";
 const REPO: &str = "/repos/Codertocat/Hello-World";
-
-fn pr(action: &str, head: u32, updated_secs: u32) -> Value {
-    let mut p = payload(&format!("pull_request.{action}"));
-    p["pull_request"]["head"]["sha"] = json!(format!("{head:040x}"));
-    p["pull_request"]["updated_at"] = json!(format!(
-        "2019-05-15T16:{:02}:{:02}Z",
-        updated_secs / 60,
-        updated_secs % 60
-    ));
-    p
-}
-
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
 
 /// A fake GitHub that accepts everything ephemera sends and numbers what
 /// it creates.
@@ -155,24 +141,28 @@ async fn calls(github: &MockServer) -> Vec<(String, String, Value)> {
         .collect()
 }
 
+/// Picks, among [`calls`], the POSTs to `path`.
+fn posted_to(path: &str) -> impl Fn(&&(String, String, Value)) -> bool {
+    move |(m, p, _)| m == "POST" && p == path
+}
+
+/// Delivers `body` as a `pull_request` event, runs the workers, then
+/// delivers what is due to GitHub; returns what each report step did.
+async fn deliver_and_report(app: &TestApp, body: &Value) -> Vec<ReportOutcome> {
+    app.deliver_pr(body).await;
+    app.drain().await;
+    app.drain_reports().await
+}
+
 async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDatabase) {
     let github = fake_github().await;
     let app = app_reporting_to(t, &github).await;
 
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    app.drain_reports().await;
+    deliver_and_report(&app, &pr("opened", 1, 0)).await;
     for n in 2..=6 {
-        app.deliver_ok("pull_request", &id(), &pr("synchronize", n, n * 10))
-            .await;
-        app.drain().await;
-        app.drain_reports().await;
+        deliver_and_report(&app, &pr("synchronize", n, n * 10)).await;
     }
-    app.deliver_ok("pull_request", &id(), &pr("closed", 6, 100))
-        .await;
-    app.drain().await;
-    app.drain_reports().await;
+    deliver_and_report(&app, &pr("closed", 6, 100)).await;
 
     let calls = calls(&github).await;
     let count = |m: &str, p: &str| {
@@ -196,7 +186,7 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
         let sha = format!("{n:040x}");
         let states: Vec<_> = calls
             .iter()
-            .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/statuses/{sha}"))
+            .filter(posted_to(&format!("{REPO}/statuses/{sha}")))
             .map(|(_, _, b)| b.clone())
             .collect();
         let last = states
@@ -218,7 +208,7 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
     // gone.
     let created: Vec<_> = calls
         .iter()
-        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
+        .filter(posted_to(&format!("{REPO}/deployments")))
         .collect();
     assert_eq!(created.len(), 6);
     for (_, _, body) in &created {
@@ -270,22 +260,16 @@ async fn a_marker_comment_a_person_wrote_is_left_alone(t: TestDatabase) {
         .await;
     let app = app_reporting_to(t, &github).await;
 
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
     assert!(matches!(
-        app.drain_reports().await[..],
+        deliver_and_report(&app, &pr("opened", 1, 0)).await[..],
         [ReportOutcome::Delivered(_)]
     ));
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
-    app.drain().await;
-    app.drain_reports().await;
+    deliver_and_report(&app, &pr("synchronize", 2, 10)).await;
 
     let calls = calls(&github).await;
     let created: Vec<_> = calls
         .iter()
-        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .filter(posted_to(&format!("{REPO}/issues/2/comments")))
         .collect();
     assert_eq!(created.len(), 1, "ephemera's own comment, once");
     assert!(
@@ -301,7 +285,7 @@ async fn a_marker_comment_a_person_wrote_is_left_alone(t: TestDatabase) {
 fn commit_statuses(calls: &[(String, String, Value)], sha: &str) -> Vec<String> {
     calls
         .iter()
-        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/statuses/{sha}"))
+        .filter(posted_to(&format!("{REPO}/statuses/{sha}")))
         .map(|(_, _, b)| b["state"].as_str().unwrap().to_owned())
         .collect()
 }
@@ -354,21 +338,13 @@ fn deployments_on_github(calls: &[(String, String, Value)]) -> Vec<(i64, Vec<Str
 async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment(t: TestDatabase) {
     let github = fake_github().await;
     let app = app_reporting_to(t, &github).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    app.drain_reports().await;
+    deliver_and_report(&app, &pr("opened", 1, 0)).await;
     // Commit 2 starts deploying and GitHub hears of it; then commits 3 and 4
     // arrive before the workers or the reports catch up.
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
     app.drain_reports().await;
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 3, 20))
-        .await;
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 4, 30))
-        .await;
-    app.drain().await;
-    app.drain_reports().await;
+    app.deliver_pr(&pr("synchronize", 3, 20)).await;
+    deliver_and_report(&app, &pr("synchronize", 4, 30)).await;
 
     let calls = calls(&github).await;
     let sha = |n: u32| format!("{n:040x}");
@@ -388,7 +364,7 @@ async fn pushes_faster_than_github_answers_still_end_every_commit_and_deployment
     // shown, the newest is live.
     let deployments: Vec<(String, Value)> = calls
         .iter()
-        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/deployments"))
+        .filter(posted_to(&format!("{REPO}/deployments")))
         .map(|(_, _, b)| (b["ref"].as_str().unwrap().to_owned(), b.clone()))
         .collect();
     let refs: Vec<&str> = deployments.iter().map(|(r, _)| r.as_str()).collect();
@@ -418,8 +394,7 @@ async fn a_change_under_way_is_reported_after_the_delay_an_outcome_at_once(t: Te
     })
     .await;
 
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     assert_eq!(app.drain_reports().await, [], "queued: held back");
     app.drain().await;
     assert!(matches!(
@@ -438,8 +413,7 @@ async fn a_change_under_way_is_reported_after_the_delay_an_outcome_at_once(t: Te
     assert_eq!(states, [vec!["success".to_owned()]], "no in_progress first");
 
     // A deployment that takes longer than the delay shows it is under way.
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
     assert_eq!(app.drain_reports().await, []);
     app.clock.advance(Duration::from_secs(61));
     assert!(matches!(
@@ -464,8 +438,7 @@ async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
         .mount(&github)
         .await;
     let app = app_reporting_to(t, &github).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
 
     let first = app.drain_reports().await;
     assert!(
@@ -482,7 +455,7 @@ async fn github_errors_are_retried_until_delivered_once(t: TestDatabase) {
     let calls = calls(&github).await;
     let posts = calls
         .iter()
-        .filter(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .filter(posted_to(&format!("{REPO}/issues/2/comments")))
         .count();
     assert_eq!(posts, 2, "the failed attempt and the one that worked");
     assert!(
@@ -510,8 +483,7 @@ async fn a_rate_limit_waits_for_the_reset(t: TestDatabase) {
         .mount(&github)
         .await;
     let app = app_reporting_to(t, &github).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
 
     let outcome = app.drain_reports().await;
     let [ReportOutcome::Retrying { after, .. }] = outcome[..] else {
@@ -546,18 +518,12 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
         .await;
     let app = app_reporting_to(t, &github).await;
 
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
     assert!(matches!(
-        app.drain_reports().await[..],
+        deliver_and_report(&app, &pr("opened", 1, 0)).await[..],
         [ReportOutcome::Retrying { .. }]
     ));
-    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
-        .await;
-    app.drain().await;
     assert!(matches!(
-        app.drain_reports().await[..],
+        deliver_and_report(&app, &pr("closed", 1, 10)).await[..],
         [ReportOutcome::Retrying { .. }]
     ));
 
@@ -576,7 +542,7 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
     let calls = calls(&github).await;
     let comment = calls
         .iter()
-        .find(|(m, p, _)| m == "POST" && p == &format!("{REPO}/issues/2/comments"))
+        .find(posted_to(&format!("{REPO}/issues/2/comments")))
         .unwrap();
     assert!(
         comment.2["body"].as_str().unwrap().contains("Removed"),
@@ -590,8 +556,7 @@ async fn github_down_for_a_whole_pr_still_ends_with_the_truth(t: TestDatabase) {
 async fn without_credentials_nothing_is_queued_for_github(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
     assert!(app.reports.is_none());
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     app.drain().await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("ephemera_outbox_backlog 0"), "{metrics}");
@@ -627,31 +592,43 @@ async fn pr_on_github(github: &MockServer, response: ResponseTemplate) {
         .await;
 }
 
-async fn ready_environment(app: &TestApp) -> Value {
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    let envs = app.json("/api/v1/environments").await;
-    assert_eq!(envs[0]["status"], "ready");
-    envs[0].clone()
+/// PR #2 on GitHub, open at commit `head`, last updated at 17:00.
+fn open_at(head: u32) -> Value {
+    pr_state("open", head, "2019-05-15T17:00:00Z", false, &[])
 }
 
-async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) {
-    let github = fake_github().await;
-    pr_on_github(&github, ResponseTemplate::new(200).set_body_json(json!([]))).await;
-    let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
+/// GitHub's answer listing `prs` as the open PRs.
+fn open_prs(prs: &[Value]) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(prs)
+}
 
-    let summary = app
-        .sync
+/// A fake GitHub answering the open-PR listing with `listing`, and an app
+/// reporting to it whose PR #2 is ready at commit 1.
+async fn ready_with_listing(t: TestDatabase, listing: ResponseTemplate) -> (MockServer, TestApp) {
+    let github = fake_github().await;
+    pr_on_github(&github, listing).await;
+    let app = app_reporting_to(t, &github).await;
+    app.ready_environment().await;
+    (github, app)
+}
+
+/// One drift-repair pass over the open PRs.
+async fn sync_pull_requests(app: &TestApp) -> SyncSummary {
+    app.sync
         .as_ref()
         .unwrap()
         .sync_pull_requests()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) {
+    let (_github, app) = ready_with_listing(t, open_prs(&[])).await;
+
+    let summary = sync_pull_requests(&app).await;
     assert_eq!((summary.checked, summary.destroyed), (1, 1));
     app.drain().await;
-    let env = app.json("/api/v1/environments").await[0].clone();
+    let env = app.only_environment().await;
     assert_eq!(env["status"], "destroyed");
     assert!(
         env["status_reason"]
@@ -663,29 +640,15 @@ async fn a_pr_closed_while_the_webhook_was_missed_is_destroyed(t: TestDatabase) 
 }
 
 async fn a_newer_head_on_github_is_deployed(t: TestDatabase) {
-    let github = fake_github().await;
-    pr_on_github(
-        &github,
-        ResponseTemplate::new(200).set_body_json(json!([pr_state(
-            "open",
-            9,
-            "2019-05-15T17:00:00Z",
-            false,
-            &[],
-        )])),
-    )
-    .await;
-    let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
+    let (_github, app) = ready_with_listing(t, open_prs(&[open_at(9)])).await;
 
-    let sync = app.sync.as_ref().unwrap();
-    assert_eq!(sync.sync_pull_requests().await.unwrap().redeployed, 1);
+    assert_eq!(sync_pull_requests(&app).await.redeployed, 1);
     app.drain().await;
-    let env = app.json("/api/v1/environments").await[0].clone();
+    let env = app.only_environment().await;
     assert_eq!(env["status"], "ready");
     assert_eq!(env["commit_sha"], format!("{:040x}", 9));
     assert_eq!(
-        sync.sync_pull_requests().await.unwrap().redeployed,
+        sync_pull_requests(&app).await.redeployed,
         0,
         "already there"
     );
@@ -708,41 +671,30 @@ async fn drift_repair_never_deploys_a_fork_commit_nobody_vouched_for(t: TestData
     // PR's updated_at past everything ephemera applied.
     pr_on_github(
         &github,
-        ResponseTemplate::new(200).set_body_json(json!([pr_state(
+        open_prs(&[pr_state(
             "open",
             2,
             "2019-05-15T17:00:00Z",
             true,
             &["safe-to-preview"],
-        )])),
+        )]),
     )
     .await;
     let app = app_reporting_to(t, &github).await;
     let mut vouch = fork_pr("labeled", 1, 10);
     vouch["label"] = json!({"name": "safe-to-preview"});
     vouch["sender"] = json!({"login": "Codertocat", "id": 21031067});
-    assert_eq!(
-        app.deliver_ok("pull_request", &id(), &vouch).await["outcome"],
-        "applied"
-    );
+    assert_eq!(app.deliver_pr(&vouch).await["outcome"], "applied");
     app.drain().await;
-    let push = app
-        .deliver_ok("pull_request", &id(), &fork_pr("synchronize", 2, 20))
-        .await;
+    let push = app.deliver_pr(&fork_pr("synchronize", 2, 20)).await;
     assert_eq!(push["outcome"], "ignored", "{push}");
     app.drain_reports().await;
 
-    let summary = app
-        .sync
-        .as_ref()
-        .unwrap()
-        .sync_pull_requests()
-        .await
-        .unwrap();
+    let summary = sync_pull_requests(&app).await;
     assert_eq!((summary.redeployed, summary.held), (0, 1), "{summary:?}");
     app.drain().await;
     app.drain_reports().await;
-    let env = app.json("/api/v1/environments").await[0].clone();
+    let env = app.only_environment().await;
     assert_eq!(env["status"], "ready");
     assert_eq!(env["commit_sha"], format!("{:040x}", 1), "{env}");
     let deployments = app
@@ -766,40 +718,19 @@ async fn drift_repair_never_deploys_a_fork_commit_nobody_vouched_for(t: TestData
 }
 
 async fn drift_repair_holds_new_heads_while_the_installation_is_suspended(t: TestDatabase) {
-    let github = fake_github().await;
-    pr_on_github(
-        &github,
-        ResponseTemplate::new(200).set_body_json(json!([pr_state(
-            "open",
-            9,
-            "2019-05-15T17:00:00Z",
-            false,
-            &[],
-        )])),
-    )
-    .await;
-    let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
-    let mut suspend = payload("installation.suspend");
-    suspend["installation"]["id"] = json!(1);
-    app.deliver_ok("installation", &id(), &suspend).await;
+    let (_github, app) = ready_with_listing(t, open_prs(&[open_at(9)])).await;
+    app.suspend_installation().await;
 
-    let summary = app
-        .sync
-        .as_ref()
-        .unwrap()
-        .sync_pull_requests()
-        .await
-        .unwrap();
+    let summary = sync_pull_requests(&app).await;
     assert_eq!((summary.redeployed, summary.held), (0, 1), "{summary:?}");
-    let env = app.json("/api/v1/environments").await[0].clone();
+    let env = app.only_environment().await;
     assert_eq!(env["commit_sha"], format!("{:040x}", 1), "{env}");
     assert_eq!(env["status"], "ready");
 }
 
 async fn drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_304(t: TestDatabase) {
     let github = fake_github().await;
-    let listing = json!([pr_state("open", 9, "2019-05-15T17:00:00Z", false, &[])]);
+    let listing = json!([open_at(9)]);
     // GitHub's conditional request: 304 when the ETag still matches.
     Mock::given(method("GET"))
         .and(path(format!("{REPO}/pulls")))
@@ -819,12 +750,12 @@ async fn drift_repair_lists_each_repository_once_and_an_unchanged_one_costs_a_30
         .mount(&github)
         .await;
     let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
+    app.ready_environment().await;
     // A second PR of the same repository.
     let mut other = pr("opened", 5, 0);
     other["number"] = json!(3);
     other["pull_request"]["number"] = json!(3);
-    app.deliver_ok("pull_request", &id(), &other).await;
+    app.deliver_pr(&other).await;
     app.drain().await;
 
     let sync = app.sync.as_ref().unwrap();
@@ -870,17 +801,11 @@ async fn a_pr_past_the_listings_page_cap_is_not_taken_for_closed(t: TestDatabase
         .mount(&github)
         .await;
     let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
+    app.ready_environment().await;
 
-    let summary = app
-        .sync
-        .as_ref()
-        .unwrap()
-        .sync_pull_requests()
-        .await
-        .unwrap();
+    let summary = sync_pull_requests(&app).await;
     assert_eq!(summary.destroyed, 0, "{summary:?}");
-    let env = app.json("/api/v1/environments").await[0].clone();
+    let env = app.only_environment().await;
     assert_eq!(env["status"], "ready", "{env}");
 }
 
@@ -924,7 +849,7 @@ async fn drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped(t: TestDa
                 }
             }
         }
-        app.deliver_ok("pull_request", &id(), &p).await;
+        app.deliver_pr(&p).await;
     }
     app.drain().await;
 
@@ -956,26 +881,14 @@ async fn drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped(t: TestDa
 }
 
 async fn a_pr_the_app_can_no_longer_see_is_destroyed(t: TestDatabase) {
-    let github = fake_github().await;
-    pr_on_github(
-        &github,
+    let (_github, app) = ready_with_listing(
+        t,
         ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
     )
     .await;
-    let app = app_reporting_to(t, &github).await;
-    ready_environment(&app).await;
 
-    assert_eq!(
-        app.sync
-            .as_ref()
-            .unwrap()
-            .sync_pull_requests()
-            .await
-            .unwrap()
-            .destroyed,
-        1
-    );
-    let env = app.json("/api/v1/environments").await[0].clone();
+    assert_eq!(sync_pull_requests(&app).await.destroyed, 1);
+    let env = app.only_environment().await;
     assert_eq!(env["status"], "destroying");
 }
 

@@ -7,12 +7,11 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use serde_json::{Value, json};
-use support::process::{Running, ephemera, free_port, wait_ready};
+use support::process::{Running, free_port, serve_ready};
 use support::{SECRET, payload};
 
 /// Starts `ephemera serve` with background workers and a command
@@ -25,9 +24,9 @@ fn serve(
     destroy: &str,
 ) -> Running {
     let listen = format!("127.0.0.1:{port}");
-    let child = ephemera(
+    serve_ready(
         dir,
-        &["serve"],
+        port,
         &[
             ("DATABASE_URL", db_url),
             ("EPHEMERA_LISTEN", &listen),
@@ -42,13 +41,6 @@ fn serve(
             ("RUST_LOG", "warn"),
         ],
     )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let running = Running(Some(child));
-    assert!(wait_ready(port), "ephemera on {port} became ready");
-    running
 }
 
 async fn deliver(client: &reqwest::Client, port: u16, event: &str, body: &Value) {
@@ -97,15 +89,9 @@ where
     panic!("timed out waiting until {what}");
 }
 
-fn pr_opened(number: u64) -> Value {
-    let mut p = payload("pull_request.opened");
-    p["number"] = json!(number);
-    p["pull_request"]["number"] = json!(number);
-    p
-}
-
-fn pr_closed(number: u64) -> Value {
-    let mut p = payload("pull_request.closed");
+/// GitHub's example `pull_request.{action}`, for PR `number`.
+fn numbered_pr(action: &str, number: u64) -> Value {
+    let mut p = payload(&format!("pull_request.{action}"));
     p["number"] = json!(number);
     p["pull_request"]["number"] = json!(number);
     p
@@ -122,7 +108,7 @@ async fn killed_mid_deploy_finishes_after_restart(backend: Backend) {
     let port = free_port();
     let first = serve(dir.path(), &t.url, port, provision, "true");
 
-    deliver(&client, port, "pull_request", &pr_opened(2)).await;
+    deliver(&client, port, "pull_request", &numbered_pr("opened", 2)).await;
     eventually("the deploy is under way", || async {
         get(&client, port, "/api/v1/environments").await[0]["status"] == "provisioning"
     })
@@ -190,6 +176,38 @@ fn runs(log: &std::path::Path, action: &str) -> HashMap<String, usize> {
     counts
 }
 
+/// Delivers `pull_request.{action}` of PRs 1 to `prs`, PR n to replica
+/// `(n + shift) % 3`, ten deliveries in flight at a time.
+async fn deliver_to_replicas(
+    client: &reqwest::Client,
+    ports: &[u16; 3],
+    prs: u64,
+    shift: usize,
+    action: &str,
+) {
+    for chunk in (1..=prs).collect::<Vec<_>>().chunks(10) {
+        let sends = chunk.iter().map(|&n| {
+            let port = ports[(n as usize + shift) % 3];
+            async move { deliver(client, port, "pull_request", &numbered_pr(action, n)).await }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// How many environments the replica on `port` lists as `status`.
+async fn environments_with_status(client: &reqwest::Client, port: u16, status: &str) -> u64 {
+    let path = format!("/api/v1/environments?status={status}&limit=200");
+    get(client, port, &path).await.as_array().unwrap().len() as u64
+}
+
+/// Asserts the provisioner ran `action` exactly once for each of `prs`
+/// namespaces.
+fn assert_each_ran_once(log: &std::path::Path, action: &str, prs: u64) {
+    let ran = runs(log, action);
+    assert_eq!(ran.len() as u64, prs, "every PR: {action}");
+    assert!(ran.values().all(|&n| n == 1), "each exactly once: {ran:?}");
+}
+
 #[tokio::test]
 async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
     let Some(t) = TestDatabase::migrated(Backend::Postgres).await else {
@@ -215,59 +233,17 @@ async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
         .unwrap_or(100);
 
     // Spread the PRs over the replicas, ten deliveries in flight at a time.
-    for chunk in (1..=prs).collect::<Vec<_>>().chunks(10) {
-        let sends = chunk.iter().map(|&n| {
-            let port = ports[(n as usize) % 3];
-            let client = &client;
-            async move { deliver(client, port, "pull_request", &pr_opened(n)).await }
-        });
-        futures::future::join_all(sends).await;
-    }
+    deliver_to_replicas(&client, &ports, prs, 0, "opened").await;
     eventually("every environment is ready", || async {
-        get(
-            &client,
-            ports[0],
-            "/api/v1/environments?status=ready&limit=200",
-        )
-        .await
-        .as_array()
-        .unwrap()
-        .len() as u64
-            == prs
+        environments_with_status(&client, ports[0], "ready").await == prs
     })
     .await;
-    let provisioned = runs(&log, "provision");
-    assert_eq!(provisioned.len() as u64, prs, "every PR provisioned");
-    assert!(
-        provisioned.values().all(|&n| n == 1),
-        "each exactly once: {provisioned:?}"
-    );
+    assert_each_ran_once(&log, "provision", prs);
 
-    for chunk in (1..=prs).collect::<Vec<_>>().chunks(10) {
-        let sends = chunk.iter().map(|&n| {
-            let port = ports[(n as usize + 1) % 3];
-            let client = &client;
-            async move { deliver(client, port, "pull_request", &pr_closed(n)).await }
-        });
-        futures::future::join_all(sends).await;
-    }
+    deliver_to_replicas(&client, &ports, prs, 1, "closed").await;
     eventually("every environment is destroyed", || async {
-        get(
-            &client,
-            ports[1],
-            "/api/v1/environments?status=destroyed&limit=200",
-        )
-        .await
-        .as_array()
-        .unwrap()
-        .len() as u64
-            == prs
+        environments_with_status(&client, ports[1], "destroyed").await == prs
     })
     .await;
-    let destroyed = runs(&log, "destroy");
-    assert_eq!(destroyed.len() as u64, prs, "every PR destroyed");
-    assert!(
-        destroyed.values().all(|&n| n == 1),
-        "each exactly once: {destroyed:?}"
-    );
+    assert_each_ran_once(&log, "destroy", prs);
 }

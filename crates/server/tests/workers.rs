@@ -13,29 +13,9 @@ use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_provisioner::CommandConfig;
 use ephemera_server::config::ProvisionerSettings;
+use reqwest::Method;
 use serde_json::{Value, json};
-use support::{TestApp, payload};
-
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn pr(action: &str, head: u32, updated_secs: u32) -> Value {
-    let mut p = payload(&format!("pull_request.{action}"));
-    p["pull_request"]["head"]["sha"] = json!(format!("{head:040x}"));
-    p["pull_request"]["updated_at"] = json!(format!(
-        "2019-05-15T16:{:02}:{:02}Z",
-        updated_secs / 60,
-        updated_secs % 60
-    ));
-    p
-}
-
-async fn env(app: &TestApp) -> Value {
-    let envs = app.json("/api/v1/environments").await;
-    assert_eq!(envs.as_array().unwrap().len(), 1, "{envs}");
-    envs[0].clone()
-}
+use support::{TestApp, pr};
 
 async fn history(app: &TestApp, env_id: &Value) -> Vec<(String, String)> {
     app.json(&format!("/api/v1/environments/{env_id}/deployments"))
@@ -52,6 +32,30 @@ async fn history(app: &TestApp, env_id: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asserts the environment runs commit 2, and commit 1's deployment was
+/// cancelled (nothing left in_progress).
+async fn assert_commit_2_replaced_a_cancelled_1(app: &TestApp) {
+    let done = app.only_environment().await;
+    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
+    assert_eq!(
+        history(app, &done["id"]).await,
+        [
+            ("02".into(), "success".into()),
+            ("01".into(), "cancelled".into())
+        ],
+        "nothing left in_progress"
+    );
+}
+
+/// The newest deployment of environment `env_id`, with its logs.
+async fn latest_deployment(app: &TestApp, env_id: &Value) -> Value {
+    let deployments = app
+        .json(&format!("/api/v1/environments/{env_id}/deployments"))
+        .await;
+    app.json(&format!("/api/v1/deployments/{}", deployments[0]["id"]))
+        .await
+}
+
 fn command(provision: &str, destroy: &str) -> ProvisionerSettings {
     ProvisionerSettings::Command(CommandConfig {
         provision: provision.into(),
@@ -65,12 +69,11 @@ fn command(provision: &str, destroy: &str) -> ProvisionerSettings {
 
 async fn a_pr_goes_pending_provisioning_ready_then_destroyed(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    assert_eq!(env(&app).await["status"], "pending");
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    assert_eq!(app.only_environment().await["status"], "pending");
 
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
-    let ready = env(&app).await;
+    let ready = app.only_environment().await;
     assert_eq!(ready["status"], "ready");
     let namespace = ready["namespace"].as_str().unwrap();
     assert_eq!(
@@ -82,12 +85,7 @@ async fn a_pr_goes_pending_provisioning_ready_then_destroyed(t: TestDatabase) {
         history(&app, &ready["id"]).await,
         [("01".into(), "success".into())]
     );
-    let deployments = app
-        .json(&format!("/api/v1/environments/{}/deployments", ready["id"]))
-        .await;
-    let one = app
-        .json(&format!("/api/v1/deployments/{}", deployments[0]["id"]))
-        .await;
+    let one = latest_deployment(&app, &ready["id"]).await;
     let logs = one["logs"].as_str().unwrap();
     assert!(
         logs.contains(&format!("dry-run: would create namespace {namespace}")),
@@ -95,11 +93,10 @@ async fn a_pr_goes_pending_provisioning_ready_then_destroyed(t: TestDatabase) {
     );
     assert!(one["started_at"].is_string() && one["completed_at"].is_string());
 
-    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
-        .await;
-    assert_eq!(env(&app).await["status"], "destroying");
+    app.deliver_pr(&pr("closed", 1, 10)).await;
+    assert_eq!(app.only_environment().await["status"], "destroying");
     assert!(matches!(app.drain().await[..], [RunOutcome::Destroyed(_)]));
-    let gone = env(&app).await;
+    let gone = app.only_environment().await;
     assert_eq!(gone["status"], "destroyed");
     assert_eq!(gone["environment_url"], Value::Null);
     assert!(gone["destroyed_at"].is_string());
@@ -114,19 +111,17 @@ async fn a_new_commit_updates_a_ready_environment(t: TestDatabase) {
         .unwrap();
     })
     .await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     app.drain().await;
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
     assert_eq!(
-        env(&app).await["status"],
+        app.only_environment().await["status"],
         "ready",
         "still serving the old commit until a worker runs"
     );
 
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
-    let updated = env(&app).await;
+    let updated = app.only_environment().await;
     assert_eq!(updated["status"], "ready");
     assert_eq!(updated["commit_sha"], format!("{:040x}", 2));
     assert_eq!(
@@ -151,33 +146,23 @@ async fn a_commit_arriving_mid_deploy_cancels_the_older_deployment(t: TestDataba
         gate.display()
     );
     let app = TestApp::spawn_with(t, |s| s.provisioner = command(&script, "true")).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
 
     let reconciler = app.reconciler.clone();
     let first = tokio::spawn(async move { reconciler.run_once().await.unwrap() });
     for _ in 0..200 {
-        if env(&app).await["status"] == "provisioning" {
+        if app.only_environment().await["status"] == "provisioning" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(env(&app).await["status"], "provisioning");
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    assert_eq!(app.only_environment().await["status"], "provisioning");
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
     std::fs::write(&gate, "").unwrap();
 
     assert!(matches!(first.await.unwrap(), RunOutcome::Superseded(_)));
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
-    let done = env(&app).await;
-    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
-    assert_eq!(
-        history(&app, &done["id"]).await,
-        [
-            ("02".into(), "success".into()),
-            ("01".into(), "cancelled".into())
-        ]
-    );
+    assert_commit_2_replaced_a_cancelled_1(&app).await;
 }
 
 async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
@@ -189,12 +174,11 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
         s.workers.max_attempts = 3;
     })
     .await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
 
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(20)).await; // past the 1 ms test backoff
+        app.clock.advance(Duration::from_millis(20)); // past the 1 ms test backoff
         outcomes.push(app.reconciler.run_once().await.unwrap());
     }
     assert!(
@@ -211,7 +195,7 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
         "nothing more to do once failed"
     );
 
-    let failed = env(&app).await;
+    let failed = app.only_environment().await;
     assert_eq!(failed["status"], "failed");
     assert!(
         failed["error_message"]
@@ -224,15 +208,7 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
         failed["status_reason"],
         "deployment failed after 3 attempts"
     );
-    let deployments = app
-        .json(&format!(
-            "/api/v1/environments/{}/deployments",
-            failed["id"]
-        ))
-        .await;
-    let deployment = app
-        .json(&format!("/api/v1/deployments/{}", deployments[0]["id"]))
-        .await;
+    let deployment = latest_deployment(&app, &failed["id"]).await;
     assert_eq!(deployment["status"], "failed");
     let logs = deployment["logs"].as_str().unwrap();
     assert_eq!(logs.matches("stderr: image not found").count(), 3, "{logs}");
@@ -241,24 +217,15 @@ async fn failures_retry_then_fail_keeping_the_logs(t: TestDatabase) {
 
 async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
     let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    let env_id = env(&app).await["id"].clone();
-    let mut suspend = payload("installation.suspend");
-    suspend["installation"]["id"] = serde_json::json!(1);
-    app.deliver_ok("installation", &id(), &suspend).await;
+    let env_id = app.ready_environment().await["id"].clone();
+    app.suspend_installation().await;
 
     let redeploy = app
-        .client
-        .post(format!(
-            "{}/api/v1/environments/{env_id}/redeploy",
-            app.address
-        ))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .write(
+            Method::POST,
+            &format!("/api/v1/environments/{env_id}/redeploy"),
+        )
+        .await;
     assert_eq!(redeploy.status(), 409);
     let problem: Value = redeploy.json().await.unwrap();
     assert!(
@@ -271,11 +238,9 @@ async fn a_rest_redeploy_passes_the_same_deploy_policy(t: TestDatabase) {
 
 async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
     let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    let env_id = env(&app).await["id"].clone();
-    let url = |path: &str| format!("{}/api/v1/environments/{env_id}{path}", app.address);
+    let env_id = app.ready_environment().await["id"].clone();
+    let path = |rest: &str| format!("/api/v1/environments/{env_id}{rest}");
+    let url = |rest: &str| format!("{}{}", app.address, path(rest));
 
     let anonymous = app.client.post(url("/redeploy")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
@@ -292,43 +257,27 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(
-        env(&app).await["status"],
+        app.only_environment().await["status"],
         "ready",
         "refused writes change nothing"
     );
 
-    let redeploy = app
-        .client
-        .post(url("/redeploy"))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let redeploy = app.write(Method::POST, &path("/redeploy")).await;
     assert_eq!(redeploy.status(), 202);
     let queued: Value = redeploy.json().await.unwrap();
     assert_eq!(queued["status"], "queued");
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
     assert_eq!(history(&app, &env_id).await.len(), 2);
 
-    let destroy = app
-        .client
-        .delete(url(""))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let destroy = app.write(Method::DELETE, &path("")).await;
     assert_eq!(destroy.status(), 202);
     let body: Value = destroy.json().await.unwrap();
     assert_eq!(body["status"], "destroying");
     assert_eq!(body["status_reason"], "destroy requested through the API");
     app.drain().await;
 
-    for (method, path) in [("POST", "/redeploy"), ("DELETE", "")] {
-        let request = match method {
-            "POST" => app.client.post(url(path)),
-            _ => app.client.delete(url(path)),
-        };
-        let response = request.bearer_auth(support::TOKEN).send().await.unwrap();
+    for (method, rest) in [(Method::POST, "/redeploy"), (Method::DELETE, "")] {
+        let response = app.write(method.clone(), &path(rest)).await;
         assert_eq!(
             response.status(),
             409,
@@ -338,48 +287,20 @@ async fn rest_writes_need_the_token_and_respect_the_lifecycle(t: TestDatabase) {
         assert_eq!(problem["type"], "/problems/conflict");
     }
     let missing = app
-        .client
-        .post(format!(
-            "{}/api/v1/environments/424242/redeploy",
-            app.address
-        ))
-        .bearer_auth(support::TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .write(Method::POST, "/api/v1/environments/424242/redeploy")
+        .await;
     assert_eq!(missing.status(), 404);
-}
-
-async fn without_a_token_writes_explain_how_to_enable_them(t: TestDatabase) {
-    let app = TestApp::spawn(t).await;
-    let response = app
-        .client
-        .delete(format!("{}/api/v1/environments/1", app.address))
-        .bearer_auth("anything")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let problem: Value = response.json().await.unwrap();
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("set EPHEMERA_API_TOKEN"),
-        "{problem}"
-    );
 }
 
 async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
     // GitHub's example PR was last active in 2019.
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     let mut fresh = pr("opened", 1, 0);
     fresh["number"] = json!(3);
     fresh["pull_request"]["number"] = json!(3);
     fresh["pull_request"]["updated_at"] = json!(chrono::Utc::now().to_rfc3339());
-    app.deliver_ok("pull_request", &id(), &fresh).await;
+    app.deliver_pr(&fresh).await;
     app.drain().await;
 
     let swept = app
@@ -408,15 +329,11 @@ async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
 
 async fn reopening_while_the_destroy_runs_brings_the_same_environment_back(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     app.drain().await;
-    let first = env(&app).await;
-    app.deliver_ok("pull_request", &id(), &pr("closed", 1, 10))
-        .await;
-    let reopened = app
-        .deliver_ok("pull_request", &id(), &pr("reopened", 2, 20))
-        .await;
+    let first = app.only_environment().await;
+    app.deliver_pr(&pr("closed", 1, 10)).await;
+    let reopened = app.deliver_pr(&pr("reopened", 2, 20)).await;
     assert_eq!(reopened["outcome"], "applied", "{reopened}");
 
     let steps = app.drain().await;
@@ -424,7 +341,7 @@ async fn reopening_while_the_destroy_runs_brings_the_same_environment_back(t: Te
         matches!(steps[..], [RunOutcome::Destroyed(_), RunOutcome::Ready(_)]),
         "{steps:?}"
     );
-    let back = env(&app).await;
+    let back = app.only_environment().await;
     assert_eq!(
         (back["id"].clone(), back["namespace"].clone()),
         (first["id"].clone(), first["namespace"].clone())
@@ -435,10 +352,7 @@ async fn reopening_while_the_destroy_runs_brings_the_same_environment_back(t: Te
 
 async fn a_label_does_not_revive_a_destroyed_environment(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
-    app.drain().await;
-    let env_id = env(&app).await["id"].clone();
+    let env_id = app.ready_environment().await["id"].clone();
     app.commands
         .destroy(ephemera_domain::EnvironmentId::new(env_id.as_i64().unwrap()).unwrap())
         .await
@@ -446,14 +360,13 @@ async fn a_label_does_not_revive_a_destroyed_environment(t: TestDatabase) {
     app.drain().await;
     let mut labeled = pr("labeled", 1, 30);
     labeled["label"] = json!({"name": "bug"});
-    let answer = app.deliver_ok("pull_request", &id(), &labeled).await;
+    let answer = app.deliver_pr(&labeled).await;
     assert_eq!(answer["outcome"], "ignored", "{answer}");
-    assert_eq!(env(&app).await["status"], "destroyed");
+    assert_eq!(app.only_environment().await["status"], "destroyed");
     // A push does bring it back.
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 3, 40))
-        .await;
+    app.deliver_pr(&pr("synchronize", 3, 40)).await;
     app.drain().await;
-    assert_eq!(env(&app).await["status"], "ready");
+    assert_eq!(app.only_environment().await["status"], "ready");
 }
 
 async fn a_new_commit_during_retries_supersedes_the_failing_deployment(t: TestDatabase) {
@@ -467,42 +380,26 @@ async fn a_new_commit_during_retries_supersedes_the_failing_deployment(t: TestDa
         s.workers.retry_base = Duration::from_secs(3600);
     })
     .await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     assert!(matches!(
         app.drain().await[..],
         [RunOutcome::Retrying { .. }]
     ));
-    app.deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
     assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
 
-    let done = env(&app).await;
-    assert_eq!(done["commit_sha"], format!("{:040x}", 2));
-    assert_eq!(
-        history(&app, &done["id"]).await,
-        [
-            ("02".into(), "success".into()),
-            ("01".into(), "cancelled".into())
-        ],
-        "nothing left in_progress"
-    );
+    assert_commit_2_replaced_a_cancelled_1(&app).await;
 }
 
 async fn a_suspended_installation_keeps_running_previews(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
-    app.deliver_ok("pull_request", &id(), &pr("opened", 1, 0))
-        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
     app.drain().await;
-    let mut suspend = payload("installation.suspend");
-    suspend["installation"]["id"] = json!(1);
-    app.deliver_ok("installation", &id(), &suspend).await;
-    let answer = app
-        .deliver_ok("pull_request", &id(), &pr("synchronize", 2, 10))
-        .await;
+    app.suspend_installation().await;
+    let answer = app.deliver_pr(&pr("synchronize", 2, 10)).await;
     assert_eq!(answer["outcome"], "ignored");
     assert!(app.drain().await.is_empty());
-    let still = env(&app).await;
+    let still = app.only_environment().await;
     assert_eq!(
         still["status"], "ready",
         "no new deployment, nothing torn down"
@@ -521,6 +418,5 @@ backend_tests!(
     a_commit_arriving_mid_deploy_cancels_the_older_deployment,
     failures_retry_then_fail_keeping_the_logs,
     rest_writes_need_the_token_and_respect_the_lifecycle,
-    without_a_token_writes_explain_how_to_enable_them,
     idle_environments_are_destroyed_with_the_reason,
 );

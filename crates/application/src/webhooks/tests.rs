@@ -127,10 +127,16 @@ fn recording_tx(
     tx
 }
 
-fn use_case(store: MockWebhookStore, policy: DeployPolicy) -> IngestDelivery {
+/// Ingests `incoming` with the default deploy policy at time 1000.
+async fn ingest(
+    store: MockWebhookStore,
+    incoming: &IncomingDelivery,
+) -> Result<IngestOutcome, IngestError> {
     let mut clock = MockClock::new();
     clock.expect_now().returning(|| at(1000));
-    IngestDelivery::new(Arc::new(store), Arc::new(clock), policy)
+    IngestDelivery::new(Arc::new(store), Arc::new(clock), DeployPolicy::default())
+        .ingest(incoming)
+        .await
 }
 
 fn store_with(txs: Vec<MockWebhookTx>) -> MockWebhookStore {
@@ -151,20 +157,31 @@ fn calls(calls: &Calls) -> Vec<String> {
     calls.lock().unwrap().clone()
 }
 
-#[tokio::test]
-async fn opened_pr_creates_environment_and_queues_a_deployment() {
+/// Ingests the pull-request change `pr` through one recording transaction
+/// (`claim`, finding `existing` and `installation`); returns the outcome
+/// and the writes made, in order.
+async fn ingest_pr(
+    claim: Claim,
+    existing: Option<Environment>,
+    installation: Option<InstallationStatus>,
+    pr: Box<PullRequestChange>,
+) -> (IngestOutcome, Vec<String>) {
     let log = Calls::default();
-    let store = store_with(vec![recording_tx(&log, Claim::Fresh, None, None)]);
-    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'e', 10));
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
+    let store = store_with(vec![recording_tx(&log, claim, existing, installation)]);
+    let outcome = ingest(store, &delivery(DeliveryChange::PullRequest(pr)))
         .await
         .unwrap();
+    (outcome, calls(&log))
+}
+
+#[tokio::test]
+async fn opened_pr_creates_environment_and_queues_a_deployment() {
+    let pr = pr_change(PullRequestAction::Opened, 'e', 10);
+    let (outcome, log) = ingest_pr(Claim::Fresh, None, None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
     assert_eq!(
-        calls(&log),
+        log,
         [
             "claim",
             "insert eeeeeee",
@@ -177,34 +194,22 @@ async fn opened_pr_creates_environment_and_queues_a_deployment() {
 
 #[tokio::test]
 async fn a_duplicate_changes_nothing() {
-    let log = Calls::default();
-    let store = store_with(vec![recording_tx(&log, Claim::Duplicate, None, None)]);
-    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'e', 10));
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
-        .await
-        .unwrap();
+    let pr = pr_change(PullRequestAction::Opened, 'e', 10);
+    let (outcome, log) = ingest_pr(Claim::Duplicate, None, None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Duplicate);
-    assert_eq!(calls(&log), ["claim", "commit"]);
+    assert_eq!(log, ["claim", "commit"]);
 }
 
 #[tokio::test]
 async fn new_commit_cancels_queued_work_and_queues_the_new_head() {
-    let log = Calls::default();
     let existing = environment(EnvironmentStatus::Ready, 'a', 10);
-    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
-    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'b', 20));
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
-        .await
-        .unwrap();
+    let pr = pr_change(PullRequestAction::Synchronize, 'b', 20);
+    let (outcome, log) = ingest_pr(Claim::Fresh, Some(existing), None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
     assert_eq!(
-        calls(&log),
+        log,
         [
             "claim",
             "update ready bbbbbbb",
@@ -218,40 +223,28 @@ async fn new_commit_cancels_queued_work_and_queues_the_new_head() {
 
 #[tokio::test]
 async fn an_older_event_never_moves_the_environment_backwards() {
-    let log = Calls::default();
     let existing = environment(EnvironmentStatus::Ready, 'b', 20);
-    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
-    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'a', 10));
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
-        .await
-        .unwrap();
+    let pr = pr_change(PullRequestAction::Synchronize, 'a', 10);
+    let (outcome, log) = ingest_pr(Claim::Fresh, Some(existing), None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().starts_with("stale:"));
-    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
+    assert_eq!(log, ["claim", "finish ignored", "commit"]);
 }
 
 #[tokio::test]
 async fn closing_destroys_and_cancels_queued_deployments() {
-    let log = Calls::default();
     let existing = environment(EnvironmentStatus::Ready, 'a', 10);
-    let store = store_with(vec![recording_tx(&log, Claim::Fresh, Some(existing), None)]);
     let mut pr = pr_change(PullRequestAction::Closed { merged: true }, 'a', 20);
     pr.open = false;
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(DeliveryChange::PullRequest(pr)))
-        .await
-        .unwrap();
+    let (outcome, log) = ingest_pr(Claim::Fresh, Some(existing), None, pr).await;
 
     assert_eq!(
         outcome.reason.as_deref(),
         Some("PR merged; environment 7 destroying")
     );
     assert_eq!(
-        calls(&log),
+        log,
         [
             "claim",
             "update destroying aaaaaaa",
@@ -264,41 +257,25 @@ async fn closing_destroys_and_cancels_queued_deployments() {
 
 #[tokio::test]
 async fn fork_pr_is_ignored_with_the_reason() {
-    let log = Calls::default();
-    let store = store_with(vec![recording_tx(&log, Claim::Fresh, None, None)]);
     let mut pr = pr_change(PullRequestAction::Opened, 'a', 10);
     pr.is_fork = true;
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(DeliveryChange::PullRequest(pr)))
-        .await
-        .unwrap();
+    let (outcome, log) = ingest_pr(Claim::Fresh, None, None, pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().contains("safe-to-preview"));
-    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
+    assert_eq!(log, ["claim", "finish ignored", "commit"]);
 }
 
 #[tokio::test]
 async fn suspended_installation_gets_no_new_deployment() {
-    let log = Calls::default();
-    let store = store_with(vec![recording_tx(
-        &log,
-        Claim::Fresh,
-        None,
-        Some(InstallationStatus::Suspended),
-    )]);
-    let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Opened, 'a', 10));
-
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
-        .await
-        .unwrap();
+    let pr = pr_change(PullRequestAction::Opened, 'a', 10);
+    let (outcome, log) =
+        ingest_pr(Claim::Fresh, None, Some(InstallationStatus::Suspended), pr).await;
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
     assert!(outcome.reason.unwrap().contains("suspended"));
     // Nothing created, queued or reported: only the log entry.
-    assert_eq!(calls(&log), ["claim", "finish ignored", "commit"]);
+    assert_eq!(log, ["claim", "finish ignored", "commit"]);
 }
 
 #[tokio::test]
@@ -324,10 +301,7 @@ async fn losing_a_creation_race_retries_against_the_winner() {
     ]);
     let change = DeliveryChange::PullRequest(pr_change(PullRequestAction::Synchronize, 'b', 10));
 
-    let outcome = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(change))
-        .await
-        .unwrap();
+    let outcome = ingest(store, &delivery(change)).await.unwrap();
 
     assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
     assert!(calls(&log).contains(&"queue bbbbbbb".to_owned()));
@@ -344,8 +318,7 @@ async fn unreachable_database_is_unavailable_and_not_recorded() {
     });
     store.expect_record_failure().never();
 
-    let err = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(DeliveryChange::Ping))
+    let err = ingest(store, &delivery(DeliveryChange::Ping))
         .await
         .unwrap_err();
 
@@ -364,8 +337,7 @@ async fn unexpected_failure_is_recorded_for_the_operator() {
         .times(1)
         .returning(|_, _, _| Ok(()));
 
-    let err = use_case(store, DeployPolicy::default())
-        .ingest(&delivery(DeliveryChange::Ping))
+    let err = ingest(store, &delivery(DeliveryChange::Ping))
         .await
         .unwrap_err();
 
@@ -386,10 +358,7 @@ async fn an_installation_event_without_an_installation_id_is_refused_and_recorde
     });
     incoming.installation_id = None;
 
-    let err = use_case(store, DeployPolicy::default())
-        .ingest(&incoming)
-        .await
-        .unwrap_err();
+    let err = ingest(store, &incoming).await.unwrap_err();
 
     assert!(
         matches!(err, IngestError::Incomplete(why) if why.contains("installation id")),

@@ -204,6 +204,69 @@ pub fn payload(name: &str) -> Value {
     serde_json::from_str(example.body).unwrap()
 }
 
+/// A delivery id no other delivery of the test has.
+pub fn delivery_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// GitHub's example `pull_request.{action}` (PR #2) with head commit
+/// `head` as 40 hex digits, updated `updated_secs` after the example's
+/// 16:00.
+pub fn pr(action: &str, head: u32, updated_secs: u32) -> Value {
+    let mut p = payload(&format!("pull_request.{action}"));
+    p["pull_request"]["head"]["sha"] = serde_json::json!(format!("{head:040x}"));
+    p["pull_request"]["updated_at"] = serde_json::json!(format!(
+        "2019-05-15T16:{:02}:{:02}Z",
+        updated_secs / 60,
+        updated_secs % 60
+    ));
+    p
+}
+
+impl TestApp {
+    /// Delivers `body` as a `pull_request` event under a fresh delivery id;
+    /// asserts a 200 and returns the answer.
+    pub async fn deliver_pr(&self, body: &Value) -> Value {
+        self.deliver_ok("pull_request", &delivery_id(), body).await
+    }
+
+    /// Delivers GitHub's example suspension, of installation 1.
+    pub async fn suspend_installation(&self) {
+        let mut suspend = payload("installation.suspend");
+        suspend["installation"]["id"] = serde_json::json!(1);
+        self.deliver_ok("installation", &delivery_id(), &suspend)
+            .await;
+    }
+
+    /// Opens PR #2 at commit 1 and runs the workers; returns its
+    /// environment, asserted ready.
+    pub async fn ready_environment(&self) -> Value {
+        self.deliver_pr(&pr("opened", 1, 0)).await;
+        self.drain().await;
+        let env = self.only_environment().await;
+        assert_eq!(env["status"], "ready", "{env}");
+        env
+    }
+
+    /// The one environment there is (asserting there is exactly one).
+    pub async fn only_environment(&self) -> Value {
+        let envs = self.json("/api/v1/environments").await;
+        assert_eq!(envs.as_array().unwrap().len(), 1, "{envs}");
+        envs[0].clone()
+    }
+
+    /// Sends `method path` with the bearer [`TOKEN`], as an operator's
+    /// write does.
+    pub async fn write(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("sending a write")
+    }
+}
+
 impl TestApp {
     /// Runs worker steps until nothing is due; returns what each did.
     pub async fn drain(&self) -> Vec<ephemera_application::reconciler::RunOutcome> {

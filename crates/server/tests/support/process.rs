@@ -48,6 +48,19 @@ impl Drop for Running {
     }
 }
 
+/// `ephemera serve` with `vars` (which listen on `port`), its output
+/// discarded; returns once it is ready.
+pub fn serve_ready(dir: &std::path::Path, port: u16, vars: &[(&str, &str)]) -> Running {
+    let child = ephemera(dir, &["serve"], vars)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(Some(child));
+    assert!(wait_ready(port), "ephemera on {port} became ready");
+    running
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
