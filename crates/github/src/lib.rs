@@ -2,7 +2,9 @@
 //! a GitHub App (a JWT for the App, an installation token per installation,
 //! cached by octocrab until shortly before it expires) and keeps GitHub's
 //! view of a PR's preview up to date: one sticky comment, the
-//! `ephemera/preview` commit status and GitHub Deployments.
+//! `ephemera/preview` commit status and GitHub Deployments. It also reads
+//! back what ephemera needs: PRs, the App's failed deliveries, a file of a
+//! repository and the paths a PR changes (`contents`).
 //!
 //! Every request names ephemera (`User-Agent: ephemera/<version>`), asks
 //! for `application/vnd.github+json` at API version 2022-11-28, and every
@@ -11,6 +13,7 @@
 //!
 //! Depends on domain and application only, never on another adapter.
 
+mod contents;
 mod transport;
 
 use std::collections::HashMap;
@@ -19,8 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, HookDelivery,
-    OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
+    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
+    GitHubReporter, HookDelivery, OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use http::Method;
@@ -60,6 +63,8 @@ pub struct GitHubApp {
     /// One client per installation, shared: octocrab keeps the token in
     /// the client (a clone would start with an empty cache).
     installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
+    /// Files read through the contents API, with their ETags.
+    files: Mutex<contents::FileCache>,
 }
 
 impl std::fmt::Debug for GitHubApp {
@@ -101,6 +106,7 @@ impl GitHubApp {
             watch,
             slug: tokio::sync::OnceCell::new(),
             installations: Mutex::new(HashMap::new()),
+            files: Mutex::new(contents::FileCache::default()),
         })
     }
 
@@ -515,6 +521,7 @@ impl PullRequestBody {
             },
             draft: self.draft,
             labels: self.labels.into_iter().map(|l| l.name).collect(),
+            base_ref: self.base.git_ref,
         })
     }
 }
@@ -545,6 +552,8 @@ struct Head {
 
 #[derive(Deserialize)]
 struct Base {
+    #[serde(rename = "ref")]
+    git_ref: String,
     repo: Option<RepoBody>,
 }
 
@@ -588,17 +597,20 @@ impl GitHubReader for GitHubApp {
     ) -> Result<OpenPullRequests, ReportError> {
         let client = self.client(installation)?;
         let (owner, repo) = (repository.owner(), repository.name());
-        let mut path = Some(format!(
-            "/repos/{owner}/{repo}/pulls?state=open&per_page=100"
-        ));
+        let mut pages = transport::Pages::new(
+            format!("/repos/{owner}/{repo}/pulls?state=open&per_page=100"),
+            MAX_PR_PAGES,
+        );
         let mut pulls = Vec::new();
         let mut first_etag = None;
-        let mut pages = 0;
-        let mut truncated = false;
-        while let Some(next) = path.take() {
+        while let Some(next) = pages.next() {
             // Only the first page is asked conditionally: its ETag stands
             // for the list when the list fits on it.
-            let condition = if pages == 0 { etag.as_deref() } else { None };
+            let condition = if pages.count() == 0 {
+                etag.as_deref()
+            } else {
+                None
+            };
             let answer: Option<(Vec<PullRequestListed>, _)> =
                 transport::get_unless_unchanged(&client, "pulls/list", next, condition)
                     .await
@@ -606,17 +618,9 @@ impl GitHubReader for GitHubApp {
             let Some((page, headers)) = answer else {
                 return Ok(OpenPullRequests::Unchanged);
             };
-            pages += 1;
-            path = transport::next_page(&headers);
-            if pages >= MAX_PR_PAGES && path.is_some() {
-                truncated = true;
-                path = None;
-            }
-            if pages == 1 && path.is_none() {
-                first_etag = headers
-                    .get(http::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+            pages.read(&headers);
+            if pages.count() == 1 && pages.at_end() {
+                first_etag = transport::etag(&headers);
             }
             for listed in page {
                 let number = PrNumber::new(listed.number)
@@ -627,9 +631,25 @@ impl GitHubReader for GitHubApp {
         Ok(OpenPullRequests::Listed {
             etag: first_etag,
             pulls,
-            complete: !truncated,
-            pages,
+            complete: pages.complete(),
+            pages: pages.count(),
         })
+    }
+
+    async fn repository_file(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        path: &str,
+        git_ref: &str,
+        max_bytes: u64,
+    ) -> Result<FileLookup, ReportError> {
+        self.read_file(installation, repository, path, git_ref, max_bytes)
+            .await
+    }
+
+    async fn pull_request_files(&self, pr: &PullRequestRef) -> Result<ChangedFiles, ReportError> {
+        self.changed_files(pr).await
     }
 
     fn rate_limit_remaining(&self) -> Option<u64> {

@@ -1,6 +1,8 @@
 //! The GitHub adapter against a fake GitHub (wiremock) that checks paths,
 //! methods, bodies and the Authorization header, and refuses every request
-//! GitHub's OpenAPI description would refuse (`contract`).
+//! GitHub's OpenAPI description would refuse (`contract`): what it reports
+//! (comment, statuses, Deployments) and what it reads back (PRs, files,
+//! deliveries).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, OpenPullRequests,
-    PullRequestRef, ReportError,
+    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
+    GitHubReporter, OpenPullRequests, PullRequestRef, ReportError, RepositoryFile,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
@@ -18,15 +20,26 @@ use serde_json::json;
 use wiremock::matchers::{
     body_partial_json, header, header_regex, method, path, path_regex, query_param,
 };
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 const KEY: &[u8] = include_bytes!("fixtures/test-app-key.pem");
 const TOKEN: &str = "ghs_test_installation_token";
 
+/// The repository every test's PR lives in, as the paths name it.
+const REPO: &str = "/repos/Codertocat/Hello-World";
+
+fn repository() -> RepositoryFullName {
+    RepositoryFullName::parse("Codertocat/Hello-World").unwrap()
+}
+
+fn installation() -> InstallationId {
+    InstallationId::new(1).unwrap()
+}
+
 fn pr() -> PullRequestRef {
     PullRequestRef {
-        installation: InstallationId::new(1).unwrap(),
-        repository: RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
+        installation: installation(),
+        repository: repository(),
         number: PrNumber::new(2).unwrap(),
     }
 }
@@ -64,8 +77,20 @@ fn in_an_hour() -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn authed(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
+fn authed(m: MockBuilder) -> MockBuilder {
     m.and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+}
+
+/// A `verb` request to `rest` below the repository's path, whatever its
+/// token (wrap it in [`authed`] to ask for the installation's).
+fn to_repo(verb: &str, rest: &str) -> MockBuilder {
+    Mock::given(method(verb)).and(path(format!("{REPO}{rest}")))
+}
+
+/// A `Link` header pointing to `path_and_query` on the fake as the next
+/// page.
+fn next_link(server: &MockServer, path_and_query: &str) -> String {
+    format!("<{}{path_and_query}>; rel=\"next\"", server.uri())
 }
 
 #[tokio::test]
@@ -438,6 +463,7 @@ async fn a_pull_request_is_read_with_the_installation_token() {
     assert!(state.open && !state.is_fork && !state.draft);
     assert_eq!(state.head_sha, sha());
     assert_eq!(state.labels, ["preview"]);
+    assert_eq!(state.base_ref, "master");
 }
 
 #[tokio::test]
@@ -717,4 +743,318 @@ fn a_malformed_key_is_refused_with_the_variable_named() {
         err.to_string().starts_with("GITHUB_APP_PRIVATE_KEY:"),
         "{err}"
     );
+}
+
+const CONFIG: &str = "/contents/.github/ephemera.yml";
+const CONFIG_SHA: &str = "3d21ec53a331a6f037a91c368710b99387d012c1";
+
+/// A file as the contents API answers it: its base64 wrapped in lines of
+/// 60 characters, as GitHub sends it; `size` as GitHub says.
+fn content_file(name: &str, bytes: &[u8], size: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let wrapped: String = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
+        .collect();
+    content_entry(
+        "file",
+        name,
+        size,
+        json!({"encoding": "base64", "content": wrapped}),
+    )
+}
+
+/// One entry of the contents API (`type` file, dir, symlink, submodule)
+/// with GitHub's required fields, and `extra` ones.
+fn content_entry(
+    kind: &str,
+    name: &str,
+    size: usize,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let url = format!("https://api.github.com{REPO}/contents/.github/{name}");
+    let mut entry = json!({
+        "type": kind, "size": size, "name": name, "path": format!(".github/{name}"),
+        "sha": CONFIG_SHA, "url": url,
+        "git_url": format!("https://api.github.com{REPO}/git/blobs/{CONFIG_SHA}"),
+        "html_url": format!("https://github.com/Codertocat/Hello-World/blob/main/.github/{name}"),
+        "download_url": null,
+        "_links": {"git": null, "html": null, "self": url},
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        entry[key] = value.clone();
+    }
+    entry
+}
+
+async fn read_config(
+    app: &GitHubApp,
+    git_ref: &str,
+    max_bytes: u64,
+) -> Result<FileLookup, ReportError> {
+    app.repository_file(
+        installation(),
+        &repository(),
+        ".github/ephemera.yml",
+        git_ref,
+        max_bytes,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_file_is_read_at_a_ref_then_asked_again_conditionally() {
+    let (server, app) = github().await;
+    // Long enough for GitHub to wrap its base64 over several lines.
+    let yaml = "preview:\n  port: 8080\n  paths:\n    - src/**\n    - Dockerfile\n  ttl: 72h\n";
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "feature/config"))
+        .and(header("if-none-match", "W/\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "feature/config"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "W/\"v1\"")
+                .set_body_json(content_file("ephemera.yml", yaml.as_bytes(), yaml.len())),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let found = FileLookup::Found(RepositoryFile {
+        blob_sha: CONFIG_SHA.into(),
+        text: yaml.into(),
+    });
+    assert_eq!(
+        read_config(&app, "feature/config", 4096).await.unwrap(),
+        found
+    );
+    // The second read is answered 304 (free of rate limit) from the cache.
+    assert_eq!(
+        read_config(&app, "feature/config", 4096).await.unwrap(),
+        found
+    );
+    let requests = server.received_requests().await.unwrap();
+    let reads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path().contains("/contents/"))
+        .collect();
+    assert_eq!(reads.len(), 2);
+    assert!(reads[0].headers.get("if-none-match").is_none());
+    // The branch's `/` is sent encoded: it is one query value.
+    assert_eq!(reads[0].url.query(), Some("ref=feature%2Fconfig"));
+}
+
+#[tokio::test]
+async fn a_missing_file_a_directory_a_symlink_and_a_submodule_are_missing() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "absent"))
+        .respond_with(github_error(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "dir"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([content_entry(
+                "file",
+                "inside.yml",
+                3,
+                json!({})
+            )])),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "symlink"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_entry(
+            "symlink",
+            "ephemera.yml",
+            12,
+            json!({"target": "/etc/passwd"}),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "submodule"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_entry(
+            "submodule",
+            "ephemera.yml",
+            0,
+            json!({"submodule_git_url": "git://example.com/defunkt/dotjs.git"}),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    for git_ref in ["absent", "dir", "symlink", "submodule"] {
+        assert_eq!(
+            read_config(&app, git_ref, 4096).await.unwrap(),
+            FileLookup::Missing,
+            "{git_ref}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_too_large_and_its_content_not_read() {
+    let (server, app) = github().await;
+    // Not base64 at all: decoding it would be refused, so the answer shows
+    // the content was left alone.
+    let mut large = content_file("ephemera.yml", b"", 2_000_000);
+    large["content"] = json!("!! not base64 !!");
+    authed(to_repo("GET", CONFIG))
+        .respond_with(ResponseTemplate::new(200).set_body_json(large))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert_eq!(
+        read_config(&app, "main", 65_536).await.unwrap(),
+        FileLookup::TooLarge { size: 2_000_000 }
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_utf8_is_refused_with_its_name() {
+    let (server, app) = github().await;
+    let latin1 = b"name: caf\xe9\n";
+    authed(to_repo("GET", CONFIG))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_file(
+            "ephemera.yml",
+            latin1,
+            10,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let refused = read_config(&app, "main", 4096).await.unwrap_err();
+    let ReportError::Refused(message) = &refused else {
+        panic!("not text is refused for good: {refused:?}");
+    };
+    assert!(
+        message.contains(".github/ephemera.yml") && message.contains("not UTF-8"),
+        "{message}"
+    );
+}
+
+/// A changed file as GitHub lists it; `previous` for a rename.
+fn diff_entry(filename: &str, previous: Option<&str>) -> serde_json::Value {
+    let blob = format!(
+        "https://github.com/Codertocat/Hello-World/blob/{}/{filename}",
+        sha()
+    );
+    let mut entry = json!({
+        "sha": "bbcd538c8e72b8c175046e27cc8f907076331401",
+        "filename": filename,
+        "status": if previous.is_some() { "renamed" } else { "modified" },
+        "additions": 1, "deletions": 1, "changes": 2,
+        "blob_url": blob, "raw_url": blob,
+        "contents_url": format!("https://api.github.com{REPO}/contents/{filename}?ref={}", sha()),
+    });
+    if let Some(previous) = previous {
+        entry["previous_filename"] = json!(previous);
+    }
+    entry
+}
+
+#[tokio::test]
+async fn the_files_of_a_pr_are_listed_over_every_page_with_renames_old_and_new() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([diff_entry("deploy/chart.yaml", Some("chart.yaml"))])),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .and(query_param("per_page", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls/2/files?per_page=100&page=2"),
+                    ),
+                )
+                .set_body_json(json!([
+                    diff_entry("src/main.rs", None),
+                    diff_entry("README.md", None)
+                ])),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert_eq!(
+        app.pull_request_files(&pr()).await.unwrap(),
+        ChangedFiles {
+            paths: vec![
+                "src/main.rs".into(),
+                "README.md".into(),
+                "deploy/chart.yaml".into(),
+                "chart.yaml".into()
+            ],
+            complete: true,
+        }
+    );
+}
+
+/// GitHub lists at most 3,000 files of a PR: 30 pages of 100. A listing
+/// that still had a next page there says it is not the whole list.
+#[tokio::test]
+async fn the_files_of_a_pr_stop_at_githubs_cap_and_say_they_are_incomplete() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls/2/files?per_page=100&page=31"),
+                    ),
+                )
+                .set_body_json(json!([diff_entry("src/main.rs", None)])),
+        )
+        .expect(30)
+        .mount(&server)
+        .await;
+
+    let listed = app.pull_request_files(&pr()).await.unwrap();
+    assert!(!listed.complete);
+    assert_eq!(listed.paths.len(), 30);
+}
+
+#[tokio::test]
+async fn the_files_of_a_pr_that_is_gone_are_gone() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .respond_with(github_error(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert!(matches!(
+        app.pull_request_files(&pr()).await,
+        Err(ReportError::Gone(_))
+    ));
 }
