@@ -283,6 +283,11 @@ struct NewDeploymentStatus<'a> {
     auto_inactive: bool,
 }
 
+/// GitHub caps status descriptions at 140 characters.
+fn short(description: &str) -> String {
+    description.chars().take(140).collect()
+}
+
 fn owner_repo(pr: &PullRequestRef) -> (&str, &str) {
     (pr.repository.owner(), pr.repository.name())
 }
@@ -311,6 +316,30 @@ impl GitHubApp {
             }
             _ => Ok(false),
         }
+    }
+
+    /// POSTs `body` to `/repos/{owner}/{repo}/{rest}` of the PR's
+    /// repository with its installation's token; `what` names the call in
+    /// errors.
+    async fn post<R: serde::de::DeserializeOwned>(
+        &self,
+        pr: &PullRequestRef,
+        operation: &'static str,
+        rest: String,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<R, ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        send(
+            &client,
+            operation,
+            Method::POST,
+            format!("/repos/{owner}/{repo}/{rest}"),
+            Some(body),
+        )
+        .await
+        .map_err(|e| classify(what, e))
     }
 
     async fn slug(&self) -> Result<&str, ReportError> {
@@ -394,15 +423,15 @@ impl GitHubReporter for GitHubApp {
             }
             page += 1;
         }
-        let created: Created = send(
-            &client,
-            "issues/create-comment",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
-            Some(&CommentBody { body: &body }),
-        )
-        .await
-        .map_err(|e| classify("creating the PR comment", e))?;
+        let created: Created = self
+            .post(
+                pr,
+                "issues/create-comment",
+                format!("issues/{}/comments", pr.number),
+                &CommentBody { body: &body },
+                "creating the PR comment",
+            )
+            .await?;
         Ok(created.id)
     }
 
@@ -414,24 +443,20 @@ impl GitHubReporter for GitHubApp {
         target_url: Option<String>,
         description: &str,
     ) -> Result<(), ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        // GitHub caps descriptions at 140 characters.
-        let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = send(
-            &client,
-            "repos/create-commit-status",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/statuses/{sha}"),
-            Some(&NewCommitStatus {
-                state: state.as_str(),
-                target_url: target_url.as_deref(),
-                description: &description,
-                context: STATUS_CONTEXT,
-            }),
-        )
-        .await
-        .map_err(|e| classify("setting the commit status", e))?;
+        let _: serde_json::Value = self
+            .post(
+                pr,
+                "repos/create-commit-status",
+                format!("statuses/{sha}"),
+                &NewCommitStatus {
+                    state: state.as_str(),
+                    target_url: target_url.as_deref(),
+                    description: &short(description),
+                    context: STATUS_CONTEXT,
+                },
+                "setting the commit status",
+            )
+            .await?;
         Ok(())
     }
 
@@ -442,27 +467,25 @@ impl GitHubReporter for GitHubApp {
         environment: &str,
         description: &str,
     ) -> Result<i64, ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        let created: Created = send(
-            &client,
-            "repos/create-deployment",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/deployments"),
-            Some(&NewDeployment {
-                git_ref: sha.as_str(),
-                environment,
-                description,
-                // Not transient: GitHub's `auto_inactive` only retires
-                // non-transient deployments, and it saves a request a push.
-                transient_environment: false,
-                production_environment: false,
-                auto_merge: false,
-                required_contexts: [],
-            }),
-        )
-        .await
-        .map_err(|e| classify("creating the GitHub deployment", e))?;
+        let created: Created = self
+            .post(
+                pr,
+                "repos/create-deployment",
+                "deployments".to_owned(),
+                &NewDeployment {
+                    git_ref: sha.as_str(),
+                    environment,
+                    description,
+                    // Not transient: GitHub's `auto_inactive` only retires
+                    // non-transient deployments, and it saves a request a push.
+                    transient_environment: false,
+                    production_environment: false,
+                    auto_merge: false,
+                    required_contexts: [],
+                },
+                "creating the GitHub deployment",
+            )
+            .await?;
         Ok(created.id)
     }
 
@@ -474,23 +497,20 @@ impl GitHubReporter for GitHubApp {
         environment_url: Option<String>,
         description: &str,
     ) -> Result<(), ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = send(
-            &client,
-            "repos/create-deployment-status",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
-            Some(&NewDeploymentStatus {
-                state: state.as_str(),
-                environment_url: environment_url.as_deref(),
-                description: &description,
-                auto_inactive: state == DeploymentState::Success,
-            }),
-        )
-        .await
-        .map_err(|e| classify("setting the deployment status", e))?;
+        let _: serde_json::Value = self
+            .post(
+                pr,
+                "repos/create-deployment-status",
+                format!("deployments/{deployment_id}/statuses"),
+                &NewDeploymentStatus {
+                    state: state.as_str(),
+                    environment_url: environment_url.as_deref(),
+                    description: &short(description),
+                    auto_inactive: state == DeploymentState::Success,
+                },
+                "setting the deployment status",
+            )
+            .await?;
         Ok(())
     }
 }

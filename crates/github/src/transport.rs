@@ -271,6 +271,18 @@ pub(crate) async fn get_unless_unchanged<R: DeserializeOwned>(
     Ok(Some((body, headers)))
 }
 
+/// The `rel="next"` target of a `Link` header, if any.
+fn next_link(headers: &http::HeaderMap) -> Option<url::Url> {
+    let link = headers.get(http::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
+            return None;
+        }
+        url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()
+    })
+}
+
 /// An answer's `ETag`, for a later conditional request.
 pub(crate) fn etag(headers: &http::HeaderMap) -> Option<String> {
     headers
@@ -281,35 +293,19 @@ pub(crate) fn etag(headers: &http::HeaderMap) -> Option<String> {
 
 /// The path and query of the `rel="next"` page in a `Link` header, if any.
 pub(crate) fn next_page(headers: &http::HeaderMap) -> Option<String> {
-    let link = headers.get(http::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
-            return None;
-        }
-        let url =
-            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
-        Some(match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        })
+    let url = next_link(headers)?;
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
     })
 }
 
 /// The `cursor` of the `rel="next"` page in a `Link` header, if any.
 pub(crate) fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
-    let link = headers.get(http::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
-            return None;
-        }
-        let url =
-            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
-        url.query_pairs()
-            .find(|(key, _)| key == "cursor")
-            .map(|(_, value)| value.into_owned())
-    })
+    next_link(headers)?
+        .query_pairs()
+        .find(|(key, _)| key == "cursor")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// A listing's pages, followed through `Link: rel="next"` up to a cap.

@@ -93,20 +93,29 @@ fn next_link(server: &MockServer, path_and_query: &str) -> String {
     format!("<{}{path_and_query}>; rel=\"next\"", server.uri())
 }
 
+/// A PR as GitHub answers it, from a head in repository `head_repo` (the
+/// base repository is 186853002) into `master`.
+fn pull(number: i64, head_repo: i64, draft: bool, labels: serde_json::Value) -> serde_json::Value {
+    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
+    json!({
+        "number": number, "state": "open", "draft": draft,
+        "updated_at": "2019-05-15T15:20:33Z", "labels": labels,
+        "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(head_repo)},
+        "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
+    })
+}
+
 #[tokio::test]
 async fn the_installation_token_is_fetched_once_and_reused() {
     let (server, app) = github().await;
-    authed(Mock::given(method("POST")).and(path(format!(
-        "/repos/Codertocat/Hello-World/statuses/{}",
-        sha()
-    ))))
-    .and(body_partial_json(json!({
-        "state": "pending", "context": "ephemera/preview", "description": "Deploying ec26c3e"
-    })))
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", &format!("/statuses/{}", sha())))
+        .and(body_partial_json(json!({
+            "state": "pending", "context": "ephemera/preview", "description": "Deploying ec26c3e"
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(2)
+        .mount(&server)
+        .await;
     for _ in 0..2 {
         app.set_commit_status(
             &pr(),
@@ -123,7 +132,7 @@ async fn the_installation_token_is_fetched_once_and_reused() {
 #[tokio::test]
 async fn one_comment_is_created_then_edited_in_place() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .and(query_param("per_page", "100"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             {"id": 3, "body": "LGTM"}
@@ -131,27 +140,23 @@ async fn one_comment_is_created_then_edited_in_place() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")),
-    )
-    .respond_with(|req: &Request| {
-        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-        assert!(body["body"].as_str().unwrap().starts_with(COMMENT_MARKER));
-        ResponseTemplate::new(201).set_body_json(json!({"id": 77, "body": body["body"]}))
-    })
-    .expect(1)
-    .mount(&server)
-    .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/77")),
-    )
-    .and(body_partial_json(
-        json!({"body": format!("{COMMENT_MARKER}\nready")}),
-    ))
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77, "body": "x"})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/issues/2/comments"))
+        .respond_with(|req: &Request| {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            assert!(body["body"].as_str().unwrap().starts_with(COMMENT_MARKER));
+            ResponseTemplate::new(201).set_body_json(json!({"id": 77, "body": body["body"]}))
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("PATCH", "/issues/comments/77"))
+        .and(body_partial_json(
+            json!({"body": format!("{COMMENT_MARKER}\nready")}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77, "body": "x"})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     let id = app.upsert_comment(&pr(), None, "deploying").await.unwrap();
     assert_eq!(id, 77);
@@ -181,22 +186,19 @@ const OURS: &str = "ephemera-preview[bot]";
 #[tokio::test]
 async fn the_apps_own_comment_is_found_by_its_marker() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             comment(3, "LGTM", "octocat", None),
             comment(5, &format!("{COMMENT_MARKER}\nold"), OURS, Some(42)),
         ])))
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/5")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 5})))
-    .expect(1)
-    .mount(&server)
-    .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
+    authed(to_repo("PATCH", "/issues/comments/5"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 5})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    to_repo("POST", "/issues/2/comments")
         .respond_with(ResponseTemplate::new(201))
         .expect(0)
         .mount(&server)
@@ -208,7 +210,7 @@ async fn the_apps_own_comment_is_found_by_its_marker() {
 #[tokio::test]
 async fn deployments_are_previews_whose_success_retires_the_previous_one() {
     let (server, app) = github().await;
-    authed(Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/deployments")))
+    authed(to_repo("POST", "/deployments"))
         .and(body_partial_json(json!({
             "ref": sha().as_str(),
             "environment": "preview/pr-2",
@@ -222,19 +224,16 @@ async fn deployments_are_previews_whose_success_retires_the_previous_one() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST"))
-            .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
-    )
-    .and(body_partial_json(json!({
-        "state": "success",
-        "environment_url": "https://pr-2.example.com",
-        "auto_inactive": true,
-    })))
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/deployments/9/statuses"))
+        .and(body_partial_json(json!({
+            "state": "success",
+            "environment_url": "https://pr-2.example.com",
+            "auto_inactive": true,
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     let id = app
         .create_deployment(&pr(), &sha(), "preview/pr-2", "ephemera preview")
@@ -254,11 +253,7 @@ async fn deployments_are_previews_whose_success_retires_the_previous_one() {
 
 async fn status_error(response: ResponseTemplate) -> ReportError {
     let (server, app) = github().await;
-    Mock::given(method("POST"))
-        .and(path(format!(
-            "/repos/Codertocat/Hello-World/statuses/{}",
-            sha()
-        )))
+    to_repo("POST", &format!("/statuses/{}", sha()))
         .respond_with(response)
         .mount(&server)
         .await;
@@ -320,7 +315,7 @@ async fn errors_are_sorted_into_retry_gone_and_refused() {
 #[tokio::test]
 async fn a_humans_comment_with_the_marker_is_left_alone() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             // Posted first by a person, and by another App, to hijack the report.
             comment(5, &format!("{COMMENT_MARKER}\nfake"), "mallory", None),
@@ -346,13 +341,11 @@ async fn a_humans_comment_with_the_marker_is_left_alone() {
         .expect(0)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")),
-    )
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/issues/2/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 77);
 }
@@ -360,7 +353,7 @@ async fn a_humans_comment_with_the_marker_is_left_alone() {
 #[tokio::test]
 async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(
             8,
             &format!("{COMMENT_MARKER}\nold"),
@@ -382,13 +375,11 @@ async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/8")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 8})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("PATCH", "/issues/comments/8"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 8})))
+        .expect(2)
+        .mount(&server)
+        .await;
 
     for _ in 0..2 {
         assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 8);
@@ -398,14 +389,11 @@ async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
 #[tokio::test]
 async fn a_deployment_status_without_a_url_leaves_the_field_out() {
     let (server, app) = github().await;
-    authed(
-        Mock::given(method("POST"))
-            .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
-    )
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/deployments/9/statuses"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(2)
+        .mount(&server)
+        .await;
 
     for state in [DeploymentState::InProgress, DeploymentState::Inactive] {
         app.create_deployment_status(&pr(), 9, state, None, "deploying")
@@ -446,15 +434,13 @@ async fn a_422_is_refused_with_githubs_message_and_errors() {
 #[tokio::test]
 async fn a_pull_request_is_read_with_the_installation_token() {
     let (server, app) = github().await;
-    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "number": 2, "state": "open", "draft": false,
-            "updated_at": "2019-05-15T15:20:33Z",
-            "labels": [{"id": 1, "name": "preview"}],
-            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(186853002)},
-            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
-        })))
+    authed(to_repo("GET", "/pulls/2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull(
+            2,
+            186853002,
+            false,
+            json!([{"id": 1, "name": "preview"}]),
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -469,29 +455,15 @@ async fn a_pull_request_is_read_with_the_installation_token() {
 #[tokio::test]
 async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     let (server, app) = github().await;
-    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
-    let listed = |number: i64, head_repo: i64| {
-        json!({
-            "number": number, "state": "open", "draft": number == 3,
-            "updated_at": "2019-05-15T15:20:33Z", "labels": [],
-            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(head_repo)},
-            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
-        })
-    };
-    let list = "/repos/Codertocat/Hello-World/pulls";
+    let listed = |number: i64, head_repo: i64| pull(number, head_repo, number == 3, json!([]));
+    authed(to_repo("GET", "/pulls").and(query_param("page", "2")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(3, 186853002)])))
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
     authed(
-        Mock::given(method("GET"))
-            .and(path(list))
-            .and(query_param("page", "2")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(3, 186853002)])))
-    .with_priority(1)
-    .expect(1)
-    .mount(&server)
-    .await;
-    authed(
-        Mock::given(method("GET"))
-            .and(path(list))
+        to_repo("GET", "/pulls")
             .and(query_param("state", "open"))
             .and(header("if-none-match", "\"v1\"")),
     )
@@ -500,31 +472,25 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     .expect(1)
     .mount(&server)
     .await;
-    authed(
-        Mock::given(method("GET"))
-            .and(path(list))
-            .and(query_param("state", "open")),
-    )
-    .respond_with(
-        ResponseTemplate::new(200)
-            .insert_header("etag", "\"v1\"")
-            .insert_header(
-                "link",
-                format!(
-                    "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
-                    server.uri()
+    authed(to_repo("GET", "/pulls").and(query_param("state", "open")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls?state=open&per_page=100&page=2"),
+                    ),
                 )
-                .as_str(),
-            )
-            .set_body_json(json!([listed(2, 999)])),
-    )
-    .with_priority(3)
-    .expect(1)
-    .mount(&server)
-    .await;
+                .set_body_json(json!([listed(2, 999)])),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
 
-    let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
-    let installation = InstallationId::new(1).unwrap();
+    let (repository, installation) = (repository(), installation());
     let OpenPullRequests::Listed {
         etag,
         pulls,
@@ -558,26 +524,21 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
 #[tokio::test]
 async fn a_listing_cut_at_the_page_cap_says_it_is_incomplete() {
     let (server, app) = github().await;
-    let list = "/repos/Codertocat/Hello-World/pulls";
-    let next = format!(
-        "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
-        server.uri()
+    let next = next_link(
+        &server,
+        &format!("{REPO}/pulls?state=open&per_page=100&page=2"),
     );
-    authed(Mock::given(method("GET")).and(path(list)))
+    authed(to_repo("GET", "/pulls"))
         .respond_with(
             ResponseTemplate::new(200)
-                .insert_header("link", next.as_str())
+                .insert_header("link", next)
                 .set_body_json(json!([])),
         )
         .expect(10)
         .mount(&server)
         .await;
     let listed = app
-        .open_pull_requests(
-            InstallationId::new(1).unwrap(),
-            &RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
-            None,
-        )
+        .open_pull_requests(installation(), &repository(), None)
         .await
         .unwrap();
     assert!(
@@ -618,11 +579,10 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
             ResponseTemplate::new(200)
                 .insert_header(
                     "link",
-                    format!(
-                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page3>; rel=\"next\"",
-                        server.uri()
-                    )
-                    .as_str(),
+                    next_link(
+                        &server,
+                        "/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page3",
+                    ),
                 )
                 .set_body_json(json!([
                     delivery(12345677, "2019-06-02T00:00:00Z"),
@@ -642,11 +602,10 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
             ResponseTemplate::new(200)
                 .insert_header(
                     "link",
-                    format!(
-                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page2>; rel=\"next\"",
-                        server.uri()
-                    )
-                    .as_str(),
+                    next_link(
+                        &server,
+                        "/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page2",
+                    ),
                 )
                 .set_body_json(json!([delivery(12345678, "2019-06-03T00:57:16Z")])),
         )
@@ -700,18 +659,15 @@ async fn every_answer_is_counted_by_operation_and_status_and_its_rate_limit_read
     let recorder = Arc::new(Recorder::default());
     let app = app.observed_by(recorder.clone());
     assert_eq!(app.rate_limit_remaining(), None);
-    authed(Mock::given(method("POST")).and(path(format!(
-        "/repos/Codertocat/Hello-World/statuses/{}",
-        sha()
-    ))))
-    .respond_with(
-        ResponseTemplate::new(201)
-            .insert_header("x-ratelimit-remaining", "4998")
-            .set_body_json(json!({"id": 1})),
-    )
-    .mount(&server)
-    .await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
+    authed(to_repo("POST", &format!("/statuses/{}", sha())))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("x-ratelimit-remaining", "4998")
+                .set_body_json(json!({"id": 1})),
+        )
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", "/pulls/2"))
         .respond_with(github_error(404).insert_header("x-ratelimit-remaining", "4997"))
         .mount(&server)
         .await;
