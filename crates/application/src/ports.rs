@@ -24,8 +24,8 @@ pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use github::{
-    CommitState, DeploymentState, GitHubReader, GitHubReporter, HookDelivery, OpenPullRequests,
-    PullRequestRef, PullRequestState, ReportError,
+    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubReader, GitHubReporter,
+    HookDelivery, OpenPullRequests, PullRequestRef, PullRequestState, ReportError, RepositoryFile,
 };
 pub use health::HealthProbe;
 pub use leases::Leases;

@@ -29,6 +29,9 @@ struct Operation {
     method: String,
     /// The path template split at `/`; `Err(name)` for a `{name}` segment.
     segments: Vec<Result<String, String>>,
+    /// The last segment's parameter spans the rest of the path, `/`s and
+    /// all (`x-multi-segment`, e.g. the file path of `repos/get-content`).
+    multi_segment_tail: bool,
     params: Vec<Param>,
     body: Option<Body>,
 }
@@ -73,6 +76,14 @@ static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
                     },
                 )
                 .collect(),
+            multi_segment_tail: op["parameters"].as_array().unwrap().iter().any(|p| {
+                p["in"] == "path"
+                    && p["multiSegment"] == true
+                    && op["path"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(&format!("{{{}}}", p["name"].as_str().unwrap()))
+            }),
             params: op["parameters"]
                 .as_array()
                 .unwrap()
@@ -145,9 +156,18 @@ fn route<'a>(
     method: &str,
     path: &'a str,
 ) -> Option<(&'static Operation, Vec<(&'static str, &'a str)>)> {
-    let segments: Vec<&str> = path.split('/').collect();
     OPERATIONS.iter().find_map(|op| {
-        if op.method != method || op.segments.len() != segments.len() {
+        if op.method != method {
+            return None;
+        }
+        // A multi-segment tail takes whatever is left, `/`s and all.
+        let parts = if op.multi_segment_tail {
+            op.segments.len()
+        } else {
+            usize::MAX
+        };
+        let segments: Vec<&str> = path.splitn(parts, '/').collect();
+        if op.segments.len() != segments.len() {
             return None;
         }
         let mut bound = Vec::new();
@@ -378,6 +398,21 @@ mod checker {
         assert_eq!(violations(&unknown_query).len(), 1);
         let not_a_number = request("GET", "/repos/o/r/issues/2/comments?page=x", Value::Null);
         assert_eq!(violations(&not_a_number).len(), 1);
+    }
+
+    #[test]
+    fn a_file_path_spans_segments_where_the_description_says_so() {
+        let nested = request(
+            "GET",
+            "/repos/o/r/contents/.github/ephemera.yml?ref=main",
+            Value::Null,
+        );
+        assert_eq!(violations(&nested), Vec::<String>::new());
+        let no_file = request("GET", "/repos/o/r/contents/", Value::Null);
+        assert!(!violations(&no_file).is_empty());
+        // Only a parameter marked multi-segment spans `/`s.
+        let nested_pr = request("GET", "/repos/o/r/pulls/2/files/x", Value::Null);
+        assert!(!violations(&nested_pr).is_empty());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! a GitHub App (a JWT for the App, an installation token per installation,
 //! cached by octocrab until shortly before it expires) and keeps GitHub's
 //! view of a PR's preview up to date: one sticky comment, the
-//! `ephemera/preview` commit status and GitHub Deployments.
+//! `ephemera/preview` commit status and GitHub Deployments. It also reads
+//! back what ephemera needs: PRs, the App's failed deliveries, a file of a
+//! repository and the paths a PR changes (`contents`).
 //!
 //! Every request names ephemera (`User-Agent: ephemera/<version>`), asks
 //! for `application/vnd.github+json` at API version 2022-11-28, and every
@@ -11,6 +13,7 @@
 //!
 //! Depends on domain and application only, never on another adapter.
 
+mod contents;
 mod transport;
 
 use std::collections::HashMap;
@@ -19,8 +22,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, HookDelivery,
-    OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
+    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
+    GitHubReporter, HookDelivery, OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use http::Method;
@@ -60,6 +63,8 @@ pub struct GitHubApp {
     /// One client per installation, shared: octocrab keeps the token in
     /// the client (a clone would start with an empty cache).
     installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
+    /// Files read through the contents API, with their ETags.
+    files: Mutex<contents::FileCache>,
 }
 
 impl std::fmt::Debug for GitHubApp {
@@ -101,6 +106,7 @@ impl GitHubApp {
             watch,
             slug: tokio::sync::OnceCell::new(),
             installations: Mutex::new(HashMap::new()),
+            files: Mutex::new(contents::FileCache::default()),
         })
     }
 
@@ -277,6 +283,11 @@ struct NewDeploymentStatus<'a> {
     auto_inactive: bool,
 }
 
+/// GitHub caps status descriptions at 140 characters.
+fn short(description: &str) -> String {
+    description.chars().take(140).collect()
+}
+
 fn owner_repo(pr: &PullRequestRef) -> (&str, &str) {
     (pr.repository.owner(), pr.repository.name())
 }
@@ -305,6 +316,30 @@ impl GitHubApp {
             }
             _ => Ok(false),
         }
+    }
+
+    /// POSTs `body` to `/repos/{owner}/{repo}/{rest}` of the PR's
+    /// repository with its installation's token; `what` names the call in
+    /// errors.
+    async fn post<R: serde::de::DeserializeOwned>(
+        &self,
+        pr: &PullRequestRef,
+        operation: &'static str,
+        rest: String,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<R, ReportError> {
+        let client = self.client(pr.installation)?;
+        let (owner, repo) = owner_repo(pr);
+        send(
+            &client,
+            operation,
+            Method::POST,
+            format!("/repos/{owner}/{repo}/{rest}"),
+            Some(body),
+        )
+        .await
+        .map_err(|e| classify(what, e))
     }
 
     async fn slug(&self) -> Result<&str, ReportError> {
@@ -388,15 +423,15 @@ impl GitHubReporter for GitHubApp {
             }
             page += 1;
         }
-        let created: Created = send(
-            &client,
-            "issues/create-comment",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/issues/{}/comments", pr.number),
-            Some(&CommentBody { body: &body }),
-        )
-        .await
-        .map_err(|e| classify("creating the PR comment", e))?;
+        let created: Created = self
+            .post(
+                pr,
+                "issues/create-comment",
+                format!("issues/{}/comments", pr.number),
+                &CommentBody { body: &body },
+                "creating the PR comment",
+            )
+            .await?;
         Ok(created.id)
     }
 
@@ -408,24 +443,20 @@ impl GitHubReporter for GitHubApp {
         target_url: Option<String>,
         description: &str,
     ) -> Result<(), ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        // GitHub caps descriptions at 140 characters.
-        let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = send(
-            &client,
-            "repos/create-commit-status",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/statuses/{sha}"),
-            Some(&NewCommitStatus {
-                state: state.as_str(),
-                target_url: target_url.as_deref(),
-                description: &description,
-                context: STATUS_CONTEXT,
-            }),
-        )
-        .await
-        .map_err(|e| classify("setting the commit status", e))?;
+        let _: serde_json::Value = self
+            .post(
+                pr,
+                "repos/create-commit-status",
+                format!("statuses/{sha}"),
+                &NewCommitStatus {
+                    state: state.as_str(),
+                    target_url: target_url.as_deref(),
+                    description: &short(description),
+                    context: STATUS_CONTEXT,
+                },
+                "setting the commit status",
+            )
+            .await?;
         Ok(())
     }
 
@@ -436,27 +467,25 @@ impl GitHubReporter for GitHubApp {
         environment: &str,
         description: &str,
     ) -> Result<i64, ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        let created: Created = send(
-            &client,
-            "repos/create-deployment",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/deployments"),
-            Some(&NewDeployment {
-                git_ref: sha.as_str(),
-                environment,
-                description,
-                // Not transient: GitHub's `auto_inactive` only retires
-                // non-transient deployments, and it saves a request a push.
-                transient_environment: false,
-                production_environment: false,
-                auto_merge: false,
-                required_contexts: [],
-            }),
-        )
-        .await
-        .map_err(|e| classify("creating the GitHub deployment", e))?;
+        let created: Created = self
+            .post(
+                pr,
+                "repos/create-deployment",
+                "deployments".to_owned(),
+                &NewDeployment {
+                    git_ref: sha.as_str(),
+                    environment,
+                    description,
+                    // Not transient: GitHub's `auto_inactive` only retires
+                    // non-transient deployments, and it saves a request a push.
+                    transient_environment: false,
+                    production_environment: false,
+                    auto_merge: false,
+                    required_contexts: [],
+                },
+                "creating the GitHub deployment",
+            )
+            .await?;
         Ok(created.id)
     }
 
@@ -468,23 +497,20 @@ impl GitHubReporter for GitHubApp {
         environment_url: Option<String>,
         description: &str,
     ) -> Result<(), ReportError> {
-        let client = self.client(pr.installation)?;
-        let (owner, repo) = owner_repo(pr);
-        let description: String = description.chars().take(140).collect();
-        let _: serde_json::Value = send(
-            &client,
-            "repos/create-deployment-status",
-            Method::POST,
-            format!("/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
-            Some(&NewDeploymentStatus {
-                state: state.as_str(),
-                environment_url: environment_url.as_deref(),
-                description: &description,
-                auto_inactive: state == DeploymentState::Success,
-            }),
-        )
-        .await
-        .map_err(|e| classify("setting the deployment status", e))?;
+        let _: serde_json::Value = self
+            .post(
+                pr,
+                "repos/create-deployment-status",
+                format!("deployments/{deployment_id}/statuses"),
+                &NewDeploymentStatus {
+                    state: state.as_str(),
+                    environment_url: environment_url.as_deref(),
+                    description: &short(description),
+                    auto_inactive: state == DeploymentState::Success,
+                },
+                "setting the deployment status",
+            )
+            .await?;
         Ok(())
     }
 }
@@ -515,6 +541,7 @@ impl PullRequestBody {
             },
             draft: self.draft,
             labels: self.labels.into_iter().map(|l| l.name).collect(),
+            base_ref: self.base.git_ref,
         })
     }
 }
@@ -545,6 +572,8 @@ struct Head {
 
 #[derive(Deserialize)]
 struct Base {
+    #[serde(rename = "ref")]
+    git_ref: String,
     repo: Option<RepoBody>,
 }
 
@@ -588,17 +617,20 @@ impl GitHubReader for GitHubApp {
     ) -> Result<OpenPullRequests, ReportError> {
         let client = self.client(installation)?;
         let (owner, repo) = (repository.owner(), repository.name());
-        let mut path = Some(format!(
-            "/repos/{owner}/{repo}/pulls?state=open&per_page=100"
-        ));
+        let mut pages = transport::Pages::new(
+            format!("/repos/{owner}/{repo}/pulls?state=open&per_page=100"),
+            MAX_PR_PAGES,
+        );
         let mut pulls = Vec::new();
         let mut first_etag = None;
-        let mut pages = 0;
-        let mut truncated = false;
-        while let Some(next) = path.take() {
+        while let Some(next) = pages.next() {
             // Only the first page is asked conditionally: its ETag stands
             // for the list when the list fits on it.
-            let condition = if pages == 0 { etag.as_deref() } else { None };
+            let condition = if pages.count() == 0 {
+                etag.as_deref()
+            } else {
+                None
+            };
             let answer: Option<(Vec<PullRequestListed>, _)> =
                 transport::get_unless_unchanged(&client, "pulls/list", next, condition)
                     .await
@@ -606,17 +638,9 @@ impl GitHubReader for GitHubApp {
             let Some((page, headers)) = answer else {
                 return Ok(OpenPullRequests::Unchanged);
             };
-            pages += 1;
-            path = transport::next_page(&headers);
-            if pages >= MAX_PR_PAGES && path.is_some() {
-                truncated = true;
-                path = None;
-            }
-            if pages == 1 && path.is_none() {
-                first_etag = headers
-                    .get(http::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+            pages.read(&headers);
+            if pages.count() == 1 && pages.at_end() {
+                first_etag = transport::etag(&headers);
             }
             for listed in page {
                 let number = PrNumber::new(listed.number)
@@ -627,9 +651,25 @@ impl GitHubReader for GitHubApp {
         Ok(OpenPullRequests::Listed {
             etag: first_etag,
             pulls,
-            complete: !truncated,
-            pages,
+            complete: pages.complete(),
+            pages: pages.count(),
         })
+    }
+
+    async fn repository_file(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        path: &str,
+        git_ref: &str,
+        max_bytes: u64,
+    ) -> Result<FileLookup, ReportError> {
+        self.read_file(installation, repository, path, git_ref, max_bytes)
+            .await
+    }
+
+    async fn pull_request_files(&self, pr: &PullRequestRef) -> Result<ChangedFiles, ReportError> {
+        self.changed_files(pr).await
     }
 
     fn rate_limit_remaining(&self) -> Option<u64> {

@@ -271,37 +271,91 @@ pub(crate) async fn get_unless_unchanged<R: DeserializeOwned>(
     Ok(Some((body, headers)))
 }
 
-/// The path and query of the `rel="next"` page in a `Link` header, if any.
-pub(crate) fn next_page(headers: &http::HeaderMap) -> Option<String> {
+/// The `rel="next"` target of a `Link` header, if any.
+fn next_link(headers: &http::HeaderMap) -> Option<url::Url> {
     let link = headers.get(http::header::LINK)?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
             return None;
         }
-        let url =
-            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
-        Some(match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        })
+        url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()
+    })
+}
+
+/// An answer's `ETag`, for a later conditional request.
+pub(crate) fn etag(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The path and query of the `rel="next"` page in a `Link` header, if any.
+pub(crate) fn next_page(headers: &http::HeaderMap) -> Option<String> {
+    let url = next_link(headers)?;
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
     })
 }
 
 /// The `cursor` of the `rel="next"` page in a `Link` header, if any.
 pub(crate) fn next_cursor(headers: &http::HeaderMap) -> Option<String> {
-    let link = headers.get(http::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        if !params.split(';').any(|p| p.trim() == "rel=\"next\"") {
-            return None;
+    next_link(headers)?
+        .query_pairs()
+        .find(|(key, _)| key == "cursor")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A listing's pages, followed through `Link: rel="next"` up to a cap.
+pub(crate) struct Pages {
+    next: Option<String>,
+    read: u32,
+    max: u32,
+    cut: bool,
+}
+
+impl Pages {
+    /// Starting at `first`, reading at most `max` pages.
+    pub(crate) fn new(first: String, max: u32) -> Self {
+        Self {
+            next: Some(first),
+            read: 0,
+            max,
+            cut: false,
         }
-        let url =
-            url::Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
-        url.query_pairs()
-            .find(|(key, _)| key == "cursor")
-            .map(|(_, value)| value.into_owned())
-    })
+    }
+
+    /// The path of the page to read next, if any is left.
+    pub(crate) fn next(&mut self) -> Option<String> {
+        self.next.take()
+    }
+
+    /// Takes in a page's answer: its `Link` says what comes after it.
+    pub(crate) fn read(&mut self, headers: &http::HeaderMap) {
+        self.read += 1;
+        self.next = next_page(headers);
+        if self.read >= self.max && self.next.is_some() {
+            self.cut = true;
+            self.next = None;
+        }
+    }
+
+    /// Whether the page read last was the listing's last one.
+    pub(crate) fn at_end(&self) -> bool {
+        self.next.is_none() && !self.cut
+    }
+
+    /// Pages read so far.
+    pub(crate) fn count(&self) -> u32 {
+        self.read
+    }
+
+    /// False when a next page was left unread at the cap.
+    pub(crate) fn complete(&self) -> bool {
+        !self.cut
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The GitHub adapter against a fake GitHub (wiremock) that checks paths,
 //! methods, bodies and the Authorization header, and refuses every request
-//! GitHub's OpenAPI description would refuse (`contract`).
+//! GitHub's OpenAPI description would refuse (`contract`): what it reports
+//! (comment, statuses, Deployments) and what it reads back (PRs, files,
+//! deliveries).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemera_application::ports::{
-    CommitState, DeploymentState, GitHubObserver, GitHubReader, GitHubReporter, OpenPullRequests,
-    PullRequestRef, ReportError,
+    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
+    GitHubReporter, OpenPullRequests, PullRequestRef, ReportError, RepositoryFile,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
@@ -18,15 +20,26 @@ use serde_json::json;
 use wiremock::matchers::{
     body_partial_json, header, header_regex, method, path, path_regex, query_param,
 };
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
 const KEY: &[u8] = include_bytes!("fixtures/test-app-key.pem");
 const TOKEN: &str = "ghs_test_installation_token";
 
+/// The repository every test's PR lives in, as the paths name it.
+const REPO: &str = "/repos/Codertocat/Hello-World";
+
+fn repository() -> RepositoryFullName {
+    RepositoryFullName::parse("Codertocat/Hello-World").unwrap()
+}
+
+fn installation() -> InstallationId {
+    InstallationId::new(1).unwrap()
+}
+
 fn pr() -> PullRequestRef {
     PullRequestRef {
-        installation: InstallationId::new(1).unwrap(),
-        repository: RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
+        installation: installation(),
+        repository: repository(),
         number: PrNumber::new(2).unwrap(),
     }
 }
@@ -64,24 +77,45 @@ fn in_an_hour() -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn authed(m: wiremock::MockBuilder) -> wiremock::MockBuilder {
+fn authed(m: MockBuilder) -> MockBuilder {
     m.and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+}
+
+/// A `verb` request to `rest` below the repository's path, whatever its
+/// token (wrap it in [`authed`] to ask for the installation's).
+fn to_repo(verb: &str, rest: &str) -> MockBuilder {
+    Mock::given(method(verb)).and(path(format!("{REPO}{rest}")))
+}
+
+/// A `Link` header pointing to `path_and_query` on the fake as the next
+/// page.
+fn next_link(server: &MockServer, path_and_query: &str) -> String {
+    format!("<{}{path_and_query}>; rel=\"next\"", server.uri())
+}
+
+/// A PR as GitHub answers it, from a head in repository `head_repo` (the
+/// base repository is 186853002) into `master`.
+fn pull(number: i64, head_repo: i64, draft: bool, labels: serde_json::Value) -> serde_json::Value {
+    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
+    json!({
+        "number": number, "state": "open", "draft": draft,
+        "updated_at": "2019-05-15T15:20:33Z", "labels": labels,
+        "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(head_repo)},
+        "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
+    })
 }
 
 #[tokio::test]
 async fn the_installation_token_is_fetched_once_and_reused() {
     let (server, app) = github().await;
-    authed(Mock::given(method("POST")).and(path(format!(
-        "/repos/Codertocat/Hello-World/statuses/{}",
-        sha()
-    ))))
-    .and(body_partial_json(json!({
-        "state": "pending", "context": "ephemera/preview", "description": "Deploying ec26c3e"
-    })))
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", &format!("/statuses/{}", sha())))
+        .and(body_partial_json(json!({
+            "state": "pending", "context": "ephemera/preview", "description": "Deploying ec26c3e"
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(2)
+        .mount(&server)
+        .await;
     for _ in 0..2 {
         app.set_commit_status(
             &pr(),
@@ -98,7 +132,7 @@ async fn the_installation_token_is_fetched_once_and_reused() {
 #[tokio::test]
 async fn one_comment_is_created_then_edited_in_place() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .and(query_param("per_page", "100"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             {"id": 3, "body": "LGTM"}
@@ -106,27 +140,23 @@ async fn one_comment_is_created_then_edited_in_place() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")),
-    )
-    .respond_with(|req: &Request| {
-        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-        assert!(body["body"].as_str().unwrap().starts_with(COMMENT_MARKER));
-        ResponseTemplate::new(201).set_body_json(json!({"id": 77, "body": body["body"]}))
-    })
-    .expect(1)
-    .mount(&server)
-    .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/77")),
-    )
-    .and(body_partial_json(
-        json!({"body": format!("{COMMENT_MARKER}\nready")}),
-    ))
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77, "body": "x"})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/issues/2/comments"))
+        .respond_with(|req: &Request| {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            assert!(body["body"].as_str().unwrap().starts_with(COMMENT_MARKER));
+            ResponseTemplate::new(201).set_body_json(json!({"id": 77, "body": body["body"]}))
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("PATCH", "/issues/comments/77"))
+        .and(body_partial_json(
+            json!({"body": format!("{COMMENT_MARKER}\nready")}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 77, "body": "x"})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     let id = app.upsert_comment(&pr(), None, "deploying").await.unwrap();
     assert_eq!(id, 77);
@@ -156,22 +186,19 @@ const OURS: &str = "ephemera-preview[bot]";
 #[tokio::test]
 async fn the_apps_own_comment_is_found_by_its_marker() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             comment(3, "LGTM", "octocat", None),
             comment(5, &format!("{COMMENT_MARKER}\nold"), OURS, Some(42)),
         ])))
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/5")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 5})))
-    .expect(1)
-    .mount(&server)
-    .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/Codertocat/Hello-World/issues/2/comments"))
+    authed(to_repo("PATCH", "/issues/comments/5"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 5})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    to_repo("POST", "/issues/2/comments")
         .respond_with(ResponseTemplate::new(201))
         .expect(0)
         .mount(&server)
@@ -183,7 +210,7 @@ async fn the_apps_own_comment_is_found_by_its_marker() {
 #[tokio::test]
 async fn deployments_are_previews_whose_success_retires_the_previous_one() {
     let (server, app) = github().await;
-    authed(Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/deployments")))
+    authed(to_repo("POST", "/deployments"))
         .and(body_partial_json(json!({
             "ref": sha().as_str(),
             "environment": "preview/pr-2",
@@ -197,19 +224,16 @@ async fn deployments_are_previews_whose_success_retires_the_previous_one() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST"))
-            .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
-    )
-    .and(body_partial_json(json!({
-        "state": "success",
-        "environment_url": "https://pr-2.example.com",
-        "auto_inactive": true,
-    })))
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/deployments/9/statuses"))
+        .and(body_partial_json(json!({
+            "state": "success",
+            "environment_url": "https://pr-2.example.com",
+            "auto_inactive": true,
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     let id = app
         .create_deployment(&pr(), &sha(), "preview/pr-2", "ephemera preview")
@@ -229,11 +253,7 @@ async fn deployments_are_previews_whose_success_retires_the_previous_one() {
 
 async fn status_error(response: ResponseTemplate) -> ReportError {
     let (server, app) = github().await;
-    Mock::given(method("POST"))
-        .and(path(format!(
-            "/repos/Codertocat/Hello-World/statuses/{}",
-            sha()
-        )))
+    to_repo("POST", &format!("/statuses/{}", sha()))
         .respond_with(response)
         .mount(&server)
         .await;
@@ -295,7 +315,7 @@ async fn errors_are_sorted_into_retry_gone_and_refused() {
 #[tokio::test]
 async fn a_humans_comment_with_the_marker_is_left_alone() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
             // Posted first by a person, and by another App, to hijack the report.
             comment(5, &format!("{COMMENT_MARKER}\nfake"), "mallory", None),
@@ -321,13 +341,11 @@ async fn a_humans_comment_with_the_marker_is_left_alone() {
         .expect(0)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("POST")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")),
-    )
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
-    .expect(1)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/issues/2/comments"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 77})))
+        .expect(1)
+        .mount(&server)
+        .await;
 
     assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 77);
 }
@@ -335,7 +353,7 @@ async fn a_humans_comment_with_the_marker_is_left_alone() {
 #[tokio::test]
 async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
     let (server, app) = github().await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/issues/2/comments")))
+    authed(to_repo("GET", "/issues/2/comments"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(
             8,
             &format!("{COMMENT_MARKER}\nold"),
@@ -357,13 +375,11 @@ async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
         .expect(1)
         .mount(&server)
         .await;
-    authed(
-        Mock::given(method("PATCH")).and(path("/repos/Codertocat/Hello-World/issues/comments/8")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 8})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("PATCH", "/issues/comments/8"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 8})))
+        .expect(2)
+        .mount(&server)
+        .await;
 
     for _ in 0..2 {
         assert_eq!(app.upsert_comment(&pr(), None, "new").await.unwrap(), 8);
@@ -373,14 +389,11 @@ async fn a_comment_of_the_apps_bot_without_app_attribution_is_found_by_login() {
 #[tokio::test]
 async fn a_deployment_status_without_a_url_leaves_the_field_out() {
     let (server, app) = github().await;
-    authed(
-        Mock::given(method("POST"))
-            .and(path("/repos/Codertocat/Hello-World/deployments/9/statuses")),
-    )
-    .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-    .expect(2)
-    .mount(&server)
-    .await;
+    authed(to_repo("POST", "/deployments/9/statuses"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(2)
+        .mount(&server)
+        .await;
 
     for state in [DeploymentState::InProgress, DeploymentState::Inactive] {
         app.create_deployment_status(&pr(), 9, state, None, "deploying")
@@ -421,15 +434,13 @@ async fn a_422_is_refused_with_githubs_message_and_errors() {
 #[tokio::test]
 async fn a_pull_request_is_read_with_the_installation_token() {
     let (server, app) = github().await;
-    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "number": 2, "state": "open", "draft": false,
-            "updated_at": "2019-05-15T15:20:33Z",
-            "labels": [{"id": 1, "name": "preview"}],
-            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(186853002)},
-            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
-        })))
+    authed(to_repo("GET", "/pulls/2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull(
+            2,
+            186853002,
+            false,
+            json!([{"id": 1, "name": "preview"}]),
+        )))
         .expect(1)
         .mount(&server)
         .await;
@@ -438,34 +449,21 @@ async fn a_pull_request_is_read_with_the_installation_token() {
     assert!(state.open && !state.is_fork && !state.draft);
     assert_eq!(state.head_sha, sha());
     assert_eq!(state.labels, ["preview"]);
+    assert_eq!(state.base_ref, "master");
 }
 
 #[tokio::test]
 async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     let (server, app) = github().await;
-    let repo = |id: i64| json!({"id": id, "full_name": "Codertocat/Hello-World"});
-    let listed = |number: i64, head_repo: i64| {
-        json!({
-            "number": number, "state": "open", "draft": number == 3,
-            "updated_at": "2019-05-15T15:20:33Z", "labels": [],
-            "head": {"sha": sha().as_str(), "ref": "changes", "repo": repo(head_repo)},
-            "base": {"sha": sha().as_str(), "ref": "master", "repo": repo(186853002)},
-        })
-    };
-    let list = "/repos/Codertocat/Hello-World/pulls";
+    let listed = |number: i64, head_repo: i64| pull(number, head_repo, number == 3, json!([]));
+    authed(to_repo("GET", "/pulls").and(query_param("page", "2")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(3, 186853002)])))
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
     authed(
-        Mock::given(method("GET"))
-            .and(path(list))
-            .and(query_param("page", "2")),
-    )
-    .respond_with(ResponseTemplate::new(200).set_body_json(json!([listed(3, 186853002)])))
-    .with_priority(1)
-    .expect(1)
-    .mount(&server)
-    .await;
-    authed(
-        Mock::given(method("GET"))
-            .and(path(list))
+        to_repo("GET", "/pulls")
             .and(query_param("state", "open"))
             .and(header("if-none-match", "\"v1\"")),
     )
@@ -474,31 +472,25 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
     .expect(1)
     .mount(&server)
     .await;
-    authed(
-        Mock::given(method("GET"))
-            .and(path(list))
-            .and(query_param("state", "open")),
-    )
-    .respond_with(
-        ResponseTemplate::new(200)
-            .insert_header("etag", "\"v1\"")
-            .insert_header(
-                "link",
-                format!(
-                    "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
-                    server.uri()
+    authed(to_repo("GET", "/pulls").and(query_param("state", "open")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "\"v1\"")
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls?state=open&per_page=100&page=2"),
+                    ),
                 )
-                .as_str(),
-            )
-            .set_body_json(json!([listed(2, 999)])),
-    )
-    .with_priority(3)
-    .expect(1)
-    .mount(&server)
-    .await;
+                .set_body_json(json!([listed(2, 999)])),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
 
-    let repository = RepositoryFullName::parse("Codertocat/Hello-World").unwrap();
-    let installation = InstallationId::new(1).unwrap();
+    let (repository, installation) = (repository(), installation());
     let OpenPullRequests::Listed {
         etag,
         pulls,
@@ -532,26 +524,21 @@ async fn open_pull_requests_are_listed_page_by_page_and_asked_conditionally() {
 #[tokio::test]
 async fn a_listing_cut_at_the_page_cap_says_it_is_incomplete() {
     let (server, app) = github().await;
-    let list = "/repos/Codertocat/Hello-World/pulls";
-    let next = format!(
-        "<{}{list}?state=open&per_page=100&page=2>; rel=\"next\"",
-        server.uri()
+    let next = next_link(
+        &server,
+        &format!("{REPO}/pulls?state=open&per_page=100&page=2"),
     );
-    authed(Mock::given(method("GET")).and(path(list)))
+    authed(to_repo("GET", "/pulls"))
         .respond_with(
             ResponseTemplate::new(200)
-                .insert_header("link", next.as_str())
+                .insert_header("link", next)
                 .set_body_json(json!([])),
         )
         .expect(10)
         .mount(&server)
         .await;
     let listed = app
-        .open_pull_requests(
-            InstallationId::new(1).unwrap(),
-            &RepositoryFullName::parse("Codertocat/Hello-World").unwrap(),
-            None,
-        )
+        .open_pull_requests(installation(), &repository(), None)
         .await
         .unwrap();
     assert!(
@@ -592,11 +579,10 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
             ResponseTemplate::new(200)
                 .insert_header(
                     "link",
-                    format!(
-                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page3>; rel=\"next\"",
-                        server.uri()
-                    )
-                    .as_str(),
+                    next_link(
+                        &server,
+                        "/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page3",
+                    ),
                 )
                 .set_body_json(json!([
                     delivery(12345677, "2019-06-02T00:00:00Z"),
@@ -616,11 +602,10 @@ async fn missed_deliveries_are_listed_and_redelivered_as_the_app() {
             ResponseTemplate::new(200)
                 .insert_header(
                     "link",
-                    format!(
-                        "<{}/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page2>; rel=\"next\"",
-                        server.uri()
-                    )
-                    .as_str(),
+                    next_link(
+                        &server,
+                        "/app/hook/deliveries?per_page=100&status=failure&cursor=v1_page2",
+                    ),
                 )
                 .set_body_json(json!([delivery(12345678, "2019-06-03T00:57:16Z")])),
         )
@@ -674,18 +659,15 @@ async fn every_answer_is_counted_by_operation_and_status_and_its_rate_limit_read
     let recorder = Arc::new(Recorder::default());
     let app = app.observed_by(recorder.clone());
     assert_eq!(app.rate_limit_remaining(), None);
-    authed(Mock::given(method("POST")).and(path(format!(
-        "/repos/Codertocat/Hello-World/statuses/{}",
-        sha()
-    ))))
-    .respond_with(
-        ResponseTemplate::new(201)
-            .insert_header("x-ratelimit-remaining", "4998")
-            .set_body_json(json!({"id": 1})),
-    )
-    .mount(&server)
-    .await;
-    authed(Mock::given(method("GET")).and(path("/repos/Codertocat/Hello-World/pulls/2")))
+    authed(to_repo("POST", &format!("/statuses/{}", sha())))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("x-ratelimit-remaining", "4998")
+                .set_body_json(json!({"id": 1})),
+        )
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", "/pulls/2"))
         .respond_with(github_error(404).insert_header("x-ratelimit-remaining", "4997"))
         .mount(&server)
         .await;
@@ -717,4 +699,318 @@ fn a_malformed_key_is_refused_with_the_variable_named() {
         err.to_string().starts_with("GITHUB_APP_PRIVATE_KEY:"),
         "{err}"
     );
+}
+
+const CONFIG: &str = "/contents/.github/ephemera.yml";
+const CONFIG_SHA: &str = "3d21ec53a331a6f037a91c368710b99387d012c1";
+
+/// A file as the contents API answers it: its base64 wrapped in lines of
+/// 60 characters, as GitHub sends it; `size` as GitHub says.
+fn content_file(name: &str, bytes: &[u8], size: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let wrapped: String = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
+        .collect();
+    content_entry(
+        "file",
+        name,
+        size,
+        json!({"encoding": "base64", "content": wrapped}),
+    )
+}
+
+/// One entry of the contents API (`type` file, dir, symlink, submodule)
+/// with GitHub's required fields, and `extra` ones.
+fn content_entry(
+    kind: &str,
+    name: &str,
+    size: usize,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let url = format!("https://api.github.com{REPO}/contents/.github/{name}");
+    let mut entry = json!({
+        "type": kind, "size": size, "name": name, "path": format!(".github/{name}"),
+        "sha": CONFIG_SHA, "url": url,
+        "git_url": format!("https://api.github.com{REPO}/git/blobs/{CONFIG_SHA}"),
+        "html_url": format!("https://github.com/Codertocat/Hello-World/blob/main/.github/{name}"),
+        "download_url": null,
+        "_links": {"git": null, "html": null, "self": url},
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        entry[key] = value.clone();
+    }
+    entry
+}
+
+async fn read_config(
+    app: &GitHubApp,
+    git_ref: &str,
+    max_bytes: u64,
+) -> Result<FileLookup, ReportError> {
+    app.repository_file(
+        installation(),
+        &repository(),
+        ".github/ephemera.yml",
+        git_ref,
+        max_bytes,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_file_is_read_at_a_ref_then_asked_again_conditionally() {
+    let (server, app) = github().await;
+    // Long enough for GitHub to wrap its base64 over several lines.
+    let yaml = "preview:\n  port: 8080\n  paths:\n    - src/**\n    - Dockerfile\n  ttl: 72h\n";
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "feature/config"))
+        .and(header("if-none-match", "W/\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "feature/config"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("etag", "W/\"v1\"")
+                .set_body_json(content_file("ephemera.yml", yaml.as_bytes(), yaml.len())),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let found = FileLookup::Found(RepositoryFile {
+        blob_sha: CONFIG_SHA.into(),
+        text: yaml.into(),
+    });
+    assert_eq!(
+        read_config(&app, "feature/config", 4096).await.unwrap(),
+        found
+    );
+    // The second read is answered 304 (free of rate limit) from the cache.
+    assert_eq!(
+        read_config(&app, "feature/config", 4096).await.unwrap(),
+        found
+    );
+    let requests = server.received_requests().await.unwrap();
+    let reads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path().contains("/contents/"))
+        .collect();
+    assert_eq!(reads.len(), 2);
+    assert!(reads[0].headers.get("if-none-match").is_none());
+    // The branch's `/` is sent encoded: it is one query value.
+    assert_eq!(reads[0].url.query(), Some("ref=feature%2Fconfig"));
+}
+
+#[tokio::test]
+async fn a_missing_file_a_directory_a_symlink_and_a_submodule_are_missing() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "absent"))
+        .respond_with(github_error(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "dir"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([content_entry(
+                "file",
+                "inside.yml",
+                3,
+                json!({})
+            )])),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "symlink"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_entry(
+            "symlink",
+            "ephemera.yml",
+            12,
+            json!({"target": "/etc/passwd"}),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", CONFIG))
+        .and(query_param("ref", "submodule"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_entry(
+            "submodule",
+            "ephemera.yml",
+            0,
+            json!({"submodule_git_url": "git://example.com/defunkt/dotjs.git"}),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    for git_ref in ["absent", "dir", "symlink", "submodule"] {
+        assert_eq!(
+            read_config(&app, git_ref, 4096).await.unwrap(),
+            FileLookup::Missing,
+            "{git_ref}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_too_large_and_its_content_not_read() {
+    let (server, app) = github().await;
+    // Not base64 at all: decoding it would be refused, so the answer shows
+    // the content was left alone.
+    let mut large = content_file("ephemera.yml", b"", 2_000_000);
+    large["content"] = json!("!! not base64 !!");
+    authed(to_repo("GET", CONFIG))
+        .respond_with(ResponseTemplate::new(200).set_body_json(large))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert_eq!(
+        read_config(&app, "main", 65_536).await.unwrap(),
+        FileLookup::TooLarge { size: 2_000_000 }
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_utf8_is_refused_with_its_name() {
+    let (server, app) = github().await;
+    let latin1 = b"name: caf\xe9\n";
+    authed(to_repo("GET", CONFIG))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_file(
+            "ephemera.yml",
+            latin1,
+            10,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let refused = read_config(&app, "main", 4096).await.unwrap_err();
+    let ReportError::Refused(message) = &refused else {
+        panic!("not text is refused for good: {refused:?}");
+    };
+    assert!(
+        message.contains(".github/ephemera.yml") && message.contains("not UTF-8"),
+        "{message}"
+    );
+}
+
+/// A changed file as GitHub lists it; `previous` for a rename.
+fn diff_entry(filename: &str, previous: Option<&str>) -> serde_json::Value {
+    let blob = format!(
+        "https://github.com/Codertocat/Hello-World/blob/{}/{filename}",
+        sha()
+    );
+    let mut entry = json!({
+        "sha": "bbcd538c8e72b8c175046e27cc8f907076331401",
+        "filename": filename,
+        "status": if previous.is_some() { "renamed" } else { "modified" },
+        "additions": 1, "deletions": 1, "changes": 2,
+        "blob_url": blob, "raw_url": blob,
+        "contents_url": format!("https://api.github.com{REPO}/contents/{filename}?ref={}", sha()),
+    });
+    if let Some(previous) = previous {
+        entry["previous_filename"] = json!(previous);
+    }
+    entry
+}
+
+#[tokio::test]
+async fn the_files_of_a_pr_are_listed_over_every_page_with_renames_old_and_new() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!([diff_entry("deploy/chart.yaml", Some("chart.yaml"))])),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&server)
+        .await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .and(query_param("per_page", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls/2/files?per_page=100&page=2"),
+                    ),
+                )
+                .set_body_json(json!([
+                    diff_entry("src/main.rs", None),
+                    diff_entry("README.md", None)
+                ])),
+        )
+        .with_priority(3)
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert_eq!(
+        app.pull_request_files(&pr()).await.unwrap(),
+        ChangedFiles {
+            paths: vec![
+                "src/main.rs".into(),
+                "README.md".into(),
+                "deploy/chart.yaml".into(),
+                "chart.yaml".into()
+            ],
+            complete: true,
+        }
+    );
+}
+
+/// GitHub lists at most 3,000 files of a PR: 30 pages of 100. A listing
+/// that still had a next page there says it is not the whole list.
+#[tokio::test]
+async fn the_files_of_a_pr_stop_at_githubs_cap_and_say_they_are_incomplete() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "link",
+                    next_link(
+                        &server,
+                        &format!("{REPO}/pulls/2/files?per_page=100&page=31"),
+                    ),
+                )
+                .set_body_json(json!([diff_entry("src/main.rs", None)])),
+        )
+        .expect(30)
+        .mount(&server)
+        .await;
+
+    let listed = app.pull_request_files(&pr()).await.unwrap();
+    assert!(!listed.complete);
+    assert_eq!(listed.paths.len(), 30);
+}
+
+#[tokio::test]
+async fn the_files_of_a_pr_that_is_gone_are_gone() {
+    let (server, app) = github().await;
+    authed(to_repo("GET", "/pulls/2/files"))
+        .respond_with(github_error(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    assert!(matches!(
+        app.pull_request_files(&pr()).await,
+        Err(ReportError::Gone(_))
+    ));
 }

@@ -71,6 +71,38 @@ pub struct PullRequestState {
     pub is_fork: bool,
     pub draft: bool,
     pub labels: Vec<String>,
+    /// The branch the PR merges into (`base.ref`).
+    pub base_ref: String,
+}
+
+/// A text file read from a repository at one ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryFile {
+    /// Git's blob SHA of the content: the same SHA is the same text.
+    pub blob_sha: String,
+    pub text: String,
+}
+
+/// What reading a file from a repository found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileLookup {
+    Found(RepositoryFile),
+    /// No such file at that ref (or the path is not a file).
+    Missing,
+    /// The file is larger than the caller's limit; its content was not read.
+    TooLarge {
+        size: u64,
+    },
+}
+
+/// The paths a PR changes against its base, as GitHub lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedFiles {
+    /// Every changed path (for a rename, the new and the old path).
+    pub paths: Vec<String>,
+    /// False when GitHub's listing stopped at its cap (3,000 files): a path
+    /// missing from it may still be changed.
+    pub complete: bool,
 }
 
 /// One of the App's recent webhook deliveries, as GitHub lists them.
@@ -133,6 +165,21 @@ pub trait GitHubReader: Send + Sync {
         repository: &RepositoryFullName,
         etag: Option<String>,
     ) -> Result<OpenPullRequests, ReportError>;
+
+    /// The file at `path` in `repository` at `git_ref` (a commit SHA or a
+    /// branch name), read with the installation's token. Read through a
+    /// conditional request when the same ref was read before.
+    async fn repository_file(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        path: &str,
+        git_ref: &str,
+        max_bytes: u64,
+    ) -> Result<FileLookup, ReportError>;
+
+    /// The files the PR changes against its base (every page).
+    async fn pull_request_files(&self, pr: &PullRequestRef) -> Result<ChangedFiles, ReportError>;
 
     /// What GitHub last said was left of the rate limit, if it said.
     fn rate_limit_remaining(&self) -> Option<u64> {
