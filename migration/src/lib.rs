@@ -22,6 +22,7 @@ mod m20261122_000011_replay_guard;
 mod m20261122_000012_repository_id;
 mod m20261122_000013_github_ledger;
 mod m20261122_000014_leases;
+mod m20261204_000015_repository_rules;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000012_repository_id::Migration),
             Box::new(m20261122_000013_github_ledger::Migration),
             Box::new(m20261122_000014_leases::Migration),
+            Box::new(m20261204_000015_repository_rules::Migration),
         ]
     }
 }

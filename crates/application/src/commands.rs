@@ -263,15 +263,20 @@ impl EnvironmentCommands {
     }
 
     /// Runs the TTL sweep until `stop` turns true, often enough that an
-    /// environment outlives its TTL by a tenth of it at most (between 1 s
-    /// and 1 min).
-    pub async fn sweep_idle(&self, ttl: std::time::Duration, stop: watch::Receiver<bool>) {
-        let every = (ttl / 10).clamp(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(60),
-        );
+    /// environment outlives the operator's TTL by a tenth of it at most
+    /// (between 1 s and 1 min; every minute without one, for the TTLs
+    /// repositories set).
+    pub async fn sweep_idle(
+        &self,
+        default_ttl: Option<std::time::Duration>,
+        stop: watch::Receiver<bool>,
+    ) {
+        let minute = std::time::Duration::from_secs(60);
+        let every = default_ttl.map_or(minute, |ttl| {
+            (ttl / 10).clamp(std::time::Duration::from_secs(1), minute)
+        });
         worker::run_until_stopped(None, stop, || async {
-            if let Err(err) = self.destroy_idle(ttl).await {
+            if let Err(err) = self.destroy_idle(default_ttl).await {
                 tracing::warn!(error = %err, "TTL sweep failed");
             }
             Next::After(every)
@@ -280,26 +285,36 @@ impl EnvironmentCommands {
     }
 
     /// The TTL sweep: destroys live environments whose PR saw no activity
-    /// for `ttl`; returns how many it asked to destroy.
+    /// for their TTL (the repository's `previews.ttl`, else `default_ttl`);
+    /// returns how many it asked to destroy.
     #[tracing::instrument(skip(self))]
-    pub async fn destroy_idle(&self, ttl: std::time::Duration) -> Result<usize, CommandError> {
+    pub async fn destroy_idle(
+        &self,
+        default_ttl: Option<std::time::Duration>,
+    ) -> Result<usize, CommandError> {
         let now = self.clock.now();
-        let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let idle = self.queue.idle_since(before, 500).await?;
-        let hours = ttl.as_secs_f64() / 3600.0;
+        let idle = self.queue.idle_since(now, default_ttl, 500).await?;
         let mut count = 0;
         for id in idle {
             let mut tx = self.queue.begin().await?;
             let Some(mut env) = tx.environment(id).await? else {
                 continue;
             };
+            let (ttl, setting) = match (env.idle_ttl, default_ttl) {
+                (Some(ttl), _) => (ttl, "previews.ttl"),
+                (None, Some(ttl)) => (ttl, "EPHEMERA_ENVIRONMENT_TTL"),
+                (None, None) => continue,
+            };
+            let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
             // Re-checked under the lock: a webhook may have just touched it.
             let last = env.pr_updated_at.unwrap_or(env.created_at);
             if last >= before || !env.is_live() {
                 continue;
             }
-            let reason =
-                format!("idle: no PR activity for more than {hours}h (EPHEMERA_ENVIRONMENT_TTL)");
+            let reason = format!(
+                "idle: no PR activity for more than {} ({setting})",
+                ephemera_domain::format_duration(ttl)
+            );
             begin_destroy(tx.as_mut(), &mut env, &reason, now).await?;
             tx.commit().await?;
             count += 1;

@@ -41,6 +41,7 @@ pub(crate) fn environment_record(id: i64, repository: &str, pr: i64) -> Environm
         pr_number,
         pr_title: format!("PR {pr}"),
         branch_name: "feature".into(),
+        base_ref: "main".into(),
         commit_sha: sha('c'),
         environment_url: None,
         status: EnvironmentStatus::Pending,
@@ -59,6 +60,9 @@ pub(crate) fn environment_record(id: i64, repository: &str, pr: i64) -> Environm
         is_fork: false,
         draft: false,
         labels: Vec::new(),
+        waiting_since: None,
+        idle_ttl: None,
+        config_notes: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod ports;
 pub mod queries;
 pub mod reconciler;
+pub mod repo_config;
 pub mod reporting;
 pub mod retention;
 pub mod sync;

@@ -35,7 +35,7 @@ pub use retention::Pruner;
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
 pub use transaction::EnvironmentTx;
 pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
-pub use work::{WorkQueue, WorkTx};
+pub use work::{CapScope, WorkQueue, WorkTx};
 
 #[cfg(test)]
 pub use {

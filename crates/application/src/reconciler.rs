@@ -24,15 +24,17 @@ use tokio::sync::{Notify, watch};
 use crate::ports::{
     Clock, NoObserver, Provisioner, RepositoryError, WorkObserver, WorkQueue, WorkTx,
 };
+use crate::repo_config::RepoConfigs;
 use crate::worker::{self, Next};
 
+mod gate;
 mod lease;
 mod plan;
 mod record;
 #[cfg(test)]
 mod tests;
 
-use plan::Plan;
+use plan::{Plan, Step};
 
 /// How workers behave; every value has a setting (docs/configuration.md).
 #[derive(Debug, Clone)]
@@ -80,6 +82,14 @@ pub enum RunOutcome {
     },
     /// The environment needed nothing after all.
     NothingToDo(EnvironmentId),
+    /// The repository's rules give the commit no preview (or its file is
+    /// invalid): nothing new is deployed.
+    Skipped(EnvironmentId),
+    /// Over a cap: the environment waits in line for a slot.
+    Waiting(EnvironmentId),
+    /// The repository's rules could not be read from GitHub; looked at
+    /// again after `after`, without using up an attempt.
+    RulesUnavailable { id: EnvironmentId, after: Duration },
     /// Another worker took the lease over; its result was not recorded.
     LeaseLost(EnvironmentId),
 }
@@ -111,6 +121,7 @@ pub struct Reconciler {
     clock: Arc<dyn Clock>,
     config: ReconcilerConfig,
     observer: Arc<dyn WorkObserver>,
+    configs: Option<Arc<RepoConfigs>>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -144,7 +155,15 @@ impl Reconciler {
             clock,
             config,
             observer: Arc::new(NoObserver),
+            configs: None,
         }
+    }
+
+    /// Reads each repository's rules before a deployment (without: no
+    /// rules and no caps apply).
+    pub fn with_rules(mut self, configs: Arc<RepoConfigs>) -> Self {
+        self.configs = Some(configs);
+        self
     }
 
     /// Reports every provisioner run's duration to `observer`.
@@ -191,8 +210,10 @@ impl Reconciler {
 
     #[tracing::instrument(skip(self), fields(worker = %self.config.worker_id))]
     async fn work(&self, id: EnvironmentId) -> Result<RunOutcome, ReconcileError> {
-        let Some(plan) = self.plan(id).await? else {
-            return Ok(RunOutcome::NothingToDo(id));
+        let gate = self.gate(id).await?;
+        let plan = match self.plan(id, gate).await? {
+            Step::Run(plan) => plan,
+            Step::Done(outcome) => return Ok(outcome),
         };
         // Each plan is recorded with the provisioner's answer to it, and
         // only that answer.

@@ -93,6 +93,8 @@ pub struct PullRequestChange {
     pub title: String,
     pub head_sha: CommitSha,
     pub head_ref: String,
+    /// The branch the PR merges into.
+    pub base_ref: String,
     pub is_fork: bool,
     pub open: bool,
     pub draft: bool,

@@ -226,6 +226,25 @@ impl Deployment {
         self.error_message = Some(error);
         Ok(())
     }
+
+    /// The repository's rules give this commit no preview (`why` names the
+    /// rule): cancelled, with `why` kept as its error for GitHub's report.
+    pub fn skip(&mut self, why: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.cancel(why, now)?;
+        self.error_message = Some(format!("no preview: {why}"));
+        Ok(())
+    }
+
+    /// The commit cannot be deployed as it stands (its repository's
+    /// `.github/ephemera.yml` is invalid): the deployment fails without a
+    /// rollout, `error` in its log.
+    pub fn refuse(&mut self, error: String, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.start(now)?;
+        self.append_log(&format!("[{}] not deployed: {error}", now.to_rfc3339()));
+        self.transition_to(DeploymentStatus::Failed, now)?;
+        self.error_message = Some(error);
+        Ok(())
+    }
 }
 
 /// A deployment as it is queued.

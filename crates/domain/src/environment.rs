@@ -123,6 +123,9 @@ pub struct Environment {
     /// The repository's `previews.ttl` when it sets one (else the
     /// operator's `EPHEMERA_ENVIRONMENT_TTL`), from the last rules read.
     pub idle_ttl: Option<std::time::Duration>,
+    /// What the last rules read refused of the repository's file (one line
+    /// each), for the PR comment.
+    pub config_notes: Vec<String>,
 }
 
 /// An environment as stored, field by field: what the persistence adapter
@@ -158,6 +161,7 @@ pub struct EnvironmentRecord {
     pub labels: Vec<String>,
     pub waiting_since: Option<DateTime<Utc>>,
     pub idle_ttl: Option<std::time::Duration>,
+    pub config_notes: Vec<String>,
 }
 
 impl Environment {
@@ -192,6 +196,7 @@ impl Environment {
             labels,
             waiting_since,
             idle_ttl,
+            config_notes,
         } = record;
         Self {
             id,
@@ -222,6 +227,7 @@ impl Environment {
             labels,
             waiting_since,
             idle_ttl,
+            config_notes,
         }
     }
 
@@ -618,6 +624,7 @@ mod tests {
             labels: Vec::new(),
             waiting_since: None,
             idle_ttl: None,
+            config_notes: Vec::new(),
         }
     }
 

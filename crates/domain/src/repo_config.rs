@@ -361,7 +361,11 @@ impl RepoRules {
             PreviewMode::Manual => return Err(RuleSkip::Manual),
             PreviewMode::Auto => {}
         }
-        if !self.branches.is_empty() && !globs(&self.branches, true).is_match(pr.base_ref) {
+        // An unknown base branch (a row from before it was kept) is let through.
+        if !self.branches.is_empty()
+            && !pr.base_ref.is_empty()
+            && !globs(&self.branches, true).is_match(pr.base_ref)
+        {
             return Err(RuleSkip::Branch {
                 base: pr.base_ref.to_owned(),
                 globs: self.branches.clone(),
@@ -421,7 +425,7 @@ impl RepoRules {
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs >= size && secs % size == 0 {
+        if secs >= size && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

@@ -32,6 +32,9 @@ pub struct PreviewReport {
     /// On a fork PR: the commit a maintainer vouched for, so reviewers see
     /// which code runs with the provisioner's credentials.
     pub vouched_sha: Option<CommitSha>,
+    /// What this server's bounds refused of the repository's
+    /// `.github/ephemera.yml`.
+    pub config_notes: Vec<String>,
 }
 
 impl PreviewReport {
@@ -74,6 +77,7 @@ impl PreviewReport {
                 error: d.error_message().map(str::to_owned),
             }),
             vouched_sha: env.trusted_sha.clone().filter(|_| env.is_fork),
+            config_notes: env.config_notes.clone(),
         })
     }
 }

@@ -49,6 +49,7 @@ impl TryFrom<Model> for Environment {
             pr_number: PrNumber::new(row.pr_number).map_err(bad)?,
             pr_title: row.pr_title,
             branch_name: row.branch_name,
+            base_ref: row.base_ref,
             commit_sha: CommitSha::parse(&row.commit_sha).map_err(bad)?,
             namespace: Namespace::parse(&row.namespace).map_err(bad)?,
             environment_url: row.environment_url,
@@ -79,11 +80,19 @@ impl TryFrom<Model> for Environment {
             draft: row.draft,
             labels: serde_json::from_str(&row.labels)
                 .map_err(|e| corrupt("environments", id, e))?,
+            waiting_since: row.waiting_since,
+            idle_ttl: row
+                .idle_ttl_seconds
+                .map(|s| u64::try_from(s).map(std::time::Duration::from_secs))
+                .transpose()
+                .map_err(|e| corrupt("environments", id, e))?,
+            config_notes: serde_json::from_str(&row.config_notes)
+                .map_err(|e| corrupt("environments", id, e))?,
         }))
     }
 }
 
-/// Label names as stored: a JSON array.
+/// Label names (or notes) as stored: a JSON array.
 fn labels_json(labels: &[String]) -> String {
     serde_json::Value::from(labels).to_string()
 }
@@ -93,7 +102,7 @@ fn to_domain(row: Model) -> Result<Environment, RepositoryError> {
 }
 
 /// Not destroyed and not on the way there.
-const LIVE: &str = "status NOT IN ('destroying', 'destroyed')";
+pub(crate) const LIVE: &str = "status NOT IN ('destroying', 'destroyed')";
 
 /// `FOR UPDATE` where the database has row locks; SQLite has a single
 /// writer, so a write transaction already excludes every other.
@@ -251,6 +260,10 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         is_fork: Set(new.is_fork),
         draft: Set(new.draft),
         labels: Set(labels_json(&new.labels)),
+        base_ref: Set(new.base_ref.clone()),
+        waiting_since: Set(None),
+        idle_ttl_seconds: Set(None),
+        config_notes: Set("[]".to_owned()),
     }
     .insert(db)
     .await
@@ -294,6 +307,12 @@ pub(crate) async fn update<C: ConnectionTrait>(
         is_fork: Set(env.is_fork),
         draft: Set(env.draft),
         labels: Set(labels_json(&env.labels)),
+        base_ref: Set(env.base_ref.clone()),
+        waiting_since: Set(env.waiting_since()),
+        idle_ttl_seconds: Set(env
+            .idle_ttl
+            .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
+        config_notes: Set(labels_json(&env.config_notes)),
     }
     .update(db)
     .await

@@ -20,6 +20,7 @@ mod installations;
 mod leases;
 mod outbox;
 mod retention;
+mod slots;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tx;

@@ -43,6 +43,8 @@ struct Snapshot {
     deployment: Option<DeploymentRow>,
     #[serde(default)]
     vouched_sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    config_notes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +77,7 @@ impl From<&PreviewReport> for Snapshot {
                 error: d.error.clone(),
             }),
             vouched_sha: r.vouched_sha.as_ref().map(ToString::to_string),
+            config_notes: r.config_notes.clone(),
         }
     }
 }
@@ -94,6 +97,7 @@ fn parse(row: &Model) -> Result<PreviewReport, RepositoryError> {
         commit_sha: CommitSha::parse(&s.commit_sha).map_err(v)?,
         reason: s.reason,
         error: s.error,
+        config_notes: s.config_notes,
         vouched_sha: s
             .vouched_sha
             .as_deref()

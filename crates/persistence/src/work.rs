@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{RepositoryError, WorkQueue, WorkTx};
-use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId};
+use ephemera_application::ports::{CapScope, RepositoryError, WorkQueue, WorkTx};
+use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, SlotUse};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
@@ -19,7 +19,7 @@ use sea_orm::{
 use crate::entities::environments::{Column, Entity};
 use crate::error::db_err;
 use crate::tx::{Reporting, SqlTx};
-use crate::{deployments, environments};
+use crate::{deployments, environments, slots};
 
 /// [`WorkQueue`] on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
@@ -130,24 +130,56 @@ impl WorkQueue for SqlWorkQueue {
 
     async fn idle_since(
         &self,
-        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        default_ttl: Option<Duration>,
         limit: u64,
     ) -> Result<Vec<EnvironmentId>, RepositoryError> {
-        let ids: Vec<i64> = Entity::find()
+        // Few distinct TTLs are in use (the operator's and what some
+        // repositories set): one indexed query per TTL.
+        let ttls: Vec<Option<i64>> = Entity::find()
             .select_only()
-            .column(Column::Id)
-            .filter(Expr::cust("status NOT IN ('destroying', 'destroyed')"))
-            .filter(
-                Expr::col(Column::PrUpdatedAt)
-                    .if_null(Expr::col(Column::CreatedAt))
-                    .lt(before),
-            )
-            .order_by_asc(Column::Id)
-            .limit(limit)
+            .column(Column::IdleTtlSeconds)
+            .distinct()
+            .filter(Expr::cust(environments::LIVE))
             .into_tuple()
             .all(&self.db)
             .await
-            .map_err(|e| db_err(e, "looking for idle environments"))?;
+            .map_err(|e| db_err(e, "reading the idle TTLs in use"))?;
+        let mut ids = Vec::new();
+        for stored in ttls {
+            let ttl = match stored {
+                Some(secs) => Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+                None => match default_ttl {
+                    Some(ttl) => ttl,
+                    None => continue,
+                },
+            };
+            let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+            let with_ttl = match stored {
+                Some(secs) => Column::IdleTtlSeconds.eq(secs),
+                None => Column::IdleTtlSeconds.is_null(),
+            };
+            let found: Vec<i64> = Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(Expr::cust(environments::LIVE))
+                .filter(with_ttl)
+                .filter(
+                    Expr::col(Column::PrUpdatedAt)
+                        .if_null(Expr::col(Column::CreatedAt))
+                        .lt(before),
+                )
+                .order_by_asc(Column::Id)
+                .limit(limit.saturating_sub(ids.len() as u64))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(|e| db_err(e, "looking for idle environments"))?;
+            ids.extend(found);
+            if ids.len() as u64 >= limit {
+                break;
+            }
+        }
         ids.into_iter()
             .map(|id| EnvironmentId::new(id).map_err(|e| RepositoryError::Unexpected(e.into())))
             .collect()
@@ -160,6 +192,22 @@ impl WorkQueue for SqlWorkQueue {
 
 #[async_trait]
 impl WorkTx for SqlTx {
+    async fn slot_use(
+        &mut self,
+        env: &Environment,
+        scope: CapScope,
+    ) -> Result<SlotUse, RepositoryError> {
+        slots::slot_use(&self.txn, env, scope).await
+    }
+
+    async fn wake_waiting(
+        &mut self,
+        env: &Environment,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        slots::wake_waiting(&self.txn, env, now).await
+    }
+
     async fn environment(
         &mut self,
         id: EnvironmentId,

@@ -31,6 +31,7 @@ fn new_env(repo: &str, pr: i64) -> NewEnvironment {
         pr_number: PrNumber::new(pr).unwrap(),
         pr_title: format!("Change #{pr}"),
         branch_name: format!("feature-{pr}"),
+        base_ref: "main".into(),
         commit_sha: CommitSha::parse(&format!("{:040x}", pr)).unwrap(),
         installation_id: Some(InstallationId::new(77).unwrap()),
         owner: Some(Owner {

@@ -78,6 +78,10 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         draft: Set(false),
         labels: Set("[]".into()),
         repository_id: Set(Some(7)),
+        base_ref: Set("main".into()),
+        waiting_since: Set(None),
+        idle_ttl_seconds: Set(None),
+        config_notes: Set("[]".into()),
     }
     .insert(&t.db)
     .await

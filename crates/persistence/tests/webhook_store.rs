@@ -41,6 +41,7 @@ fn new_env(pr: i64) -> NewEnvironment {
         pr_number: PrNumber::new(pr).unwrap(),
         pr_title: "t".into(),
         branch_name: "b".into(),
+        base_ref: "main".into(),
         commit_sha: CommitSha::parse(&"a".repeat(40)).unwrap(),
         installation_id: Some(InstallationId::new(1).unwrap()),
         owner: None,

@@ -211,6 +211,10 @@ impl CommandProvisioner {
                 command.env(name, value);
             }
         }
+        // The repository's plain variables (`env` in .github/ephemera.yml,
+        // within the operator's bounds); ephemera's own inputs come after
+        // and cannot be overridden.
+        command.envs(&request.variables);
         command
             .arg("-c")
             .arg(script)

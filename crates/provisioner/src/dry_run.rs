@@ -16,7 +16,7 @@ impl Provisioner for DryRunProvisioner {
     }
 
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
-        let logs = format!(
+        let mut logs = format!(
             "dry-run: would create namespace {ns} if missing\n\
              dry-run: would deploy {repo}@{sha} (branch {branch}, PR #{pr}) into {ns}\n\
              dry-run: preview at {url}",
@@ -27,6 +27,10 @@ impl Provisioner for DryRunProvisioner {
             pr = request.pr_number,
             url = request.preview_url,
         );
+        if !request.variables.is_empty() {
+            let names: Vec<&str> = request.variables.keys().map(String::as_str).collect();
+            logs.push_str(&format!("\ndry-run: with variables {}", names.join(", ")));
+        }
         Ok(Provisioned {
             url: request.preview_url.clone(),
             logs,

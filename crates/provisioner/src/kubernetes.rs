@@ -388,8 +388,10 @@ fn labels(request: &ProvisionRequest) -> BTreeMap<String, String> {
     labels
 }
 
-fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, String)> {
-    vec![
+/// What `${NAME}` in a manifest stands for: the repository's variables
+/// (`env` in .github/ephemera.yml), then ephemera's own, which win.
+fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(String, String)> {
+    let own: Vec<(&str, String)> = vec![
         ("EPHEMERA_NAMESPACE", namespace.to_owned()),
         ("EPHEMERA_REPOSITORY", request.repository.to_string()),
         ("EPHEMERA_PR_NUMBER", request.pr_number.to_string()),
@@ -409,12 +411,21 @@ fn variables(request: &ProvisionRequest, namespace: &str) -> Vec<(&'static str, 
                 .unwrap_or_default()
                 .to_owned(),
         ),
-    ]
+    ];
+    request
+        .variables
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .chain(
+            own.into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        )
+        .collect()
 }
 
 /// Every string value of `value` (not the keys), substituted. A value stays
 /// one string whatever the variables hold.
-fn substitute_values(value: &mut serde_yaml_ng::Value, vars: &[(&str, String)]) {
+fn substitute_values<N: AsRef<str>>(value: &mut serde_yaml_ng::Value, vars: &[(N, String)]) {
     match value {
         serde_yaml_ng::Value::String(text) => *text = substitute(text, vars),
         serde_yaml_ng::Value::Sequence(items) => {
@@ -436,10 +447,10 @@ fn substitute_values(value: &mut serde_yaml_ng::Value, vars: &[(&str, String)]) 
 
 /// `${NAME}` replaced for every known variable; unknown ones stay as they
 /// are (they may be meant for something else).
-fn substitute(text: &str, vars: &[(&str, String)]) -> String {
+fn substitute<N: AsRef<str>>(text: &str, vars: &[(N, String)]) -> String {
     let mut out = text.to_owned();
     for (name, value) in vars {
-        out = out.replace(&format!("${{{name}}}"), value);
+        out = out.replace(&format!("${{{}}}", name.as_ref()), value);
     }
     out
 }
@@ -457,7 +468,7 @@ struct HeadMeta {
     name: Option<String>,
 }
 
-fn read_manifests(file: &Path, vars: &[(&str, String)]) -> Result<Vec<Manifest>, String> {
+fn read_manifests(file: &Path, vars: &[(String, String)]) -> Result<Vec<Manifest>, String> {
     let where_ = file.display();
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {where_}: {e}"))?;
     let mut manifests = Vec::new();

@@ -7,8 +7,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 use std::time::Duration;
 
+use ephemera_application::repo_config::RepoConfigSettings;
 use ephemera_application::retention::RetentionConfig;
-use ephemera_domain::{AllowedOwners, DeployPolicy, PreviewUrlTemplate};
+use ephemera_domain::{
+    AllowedOwners, ConfigBounds, ConfigKey, DeployPolicy, PreviewUrlTemplate, RepoRules,
+};
 use ephemera_http::{
     ApiToken, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_READ_TIMEOUT,
     MIN_SECRET_CHARS, WebhookSettings,
@@ -126,6 +129,9 @@ pub struct Settings {
     pub provisioner: ProvisionerSettings,
     pub preview_url: PreviewUrlTemplate,
     pub workers: WorkerSettings,
+    /// `EPHEMERA_REPO_CONFIG*`, `EPHEMERA_MAX_ACTIVE`: what repositories'
+    /// `.github/ephemera.yml` may set, and the caps.
+    pub repo_config: RepoConfigSettings,
     /// `None`: GitHub reporting is off.
     pub github: Option<GitHubSettings>,
 }
@@ -149,6 +155,7 @@ impl fmt::Debug for Settings {
             .field("provisioner", &self.provisioner)
             .field("preview_url", &self.preview_url)
             .field("workers", &self.workers)
+            .field("repo_config", &self.repo_config)
             .field("github", &self.github)
             .finish()
     }
@@ -182,6 +189,7 @@ impl Settings {
             preview_url: preview_url(env)?,
             provisioner: provisioner(env)?,
             workers: workers(env)?,
+            repo_config: repo_config(env)?,
             github: github_app(env)?,
         })
     }
@@ -607,6 +615,70 @@ pub fn workers(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
         retention: retention(env)?,
         retention_every: env
             .duration("EPHEMERA_RETENTION_INTERVAL", Duration::from_secs(60 * 60))?,
+    })
+}
+
+/// `EPHEMERA_REPO_CONFIG*` and `EPHEMERA_MAX_ACTIVE`: the bounds on
+/// repositories' `.github/ephemera.yml` (docs/repository-config.md).
+pub fn repo_config(env: &Env<'_>) -> Result<RepoConfigSettings, ConfigError> {
+    let list = |name: &str| -> Vec<String> {
+        env.get(name)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let allowed_keys = match env.get("EPHEMERA_REPO_CONFIG_KEYS") {
+        None => ConfigKey::ALL.to_vec(),
+        Some(raw) if raw.trim() == "none" => Vec::new(),
+        Some(_) => list("EPHEMERA_REPO_CONFIG_KEYS")
+            .iter()
+            .map(|k| {
+                k.parse::<ConfigKey>()
+                    .map_err(|e| ConfigError::new("EPHEMERA_REPO_CONFIG_KEYS", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let env_names = match env.get("EPHEMERA_REPO_CONFIG_ENV_NAMES") {
+        None => vec!["*".to_owned()],
+        Some(raw) if raw.trim() == "none" => Vec::new(),
+        Some(_) => list("EPHEMERA_REPO_CONFIG_ENV_NAMES"),
+    };
+    for glob in &env_names {
+        ephemera_domain::check_glob(glob).map_err(|e| {
+            ConfigError::new(
+                "EPHEMERA_REPO_CONFIG_ENV_NAMES",
+                format!("`{glob}` is not a glob: {e}"),
+            )
+        })?;
+    }
+    let positive = |n: &u32| *n >= 1;
+    Ok(RepoConfigSettings {
+        read_files: env.flag("EPHEMERA_REPO_CONFIG", true)?,
+        defaults: RepoRules {
+            ttl: env.optional_duration("EPHEMERA_ENVIRONMENT_TTL")?,
+            ..RepoRules::default()
+        },
+        bounds: ConfigBounds {
+            allowed_keys,
+            max_ttl: env.optional_duration("EPHEMERA_REPO_CONFIG_MAX_TTL")?,
+            max_active: env.optional_number(
+                "EPHEMERA_REPO_CONFIG_MAX_ACTIVE",
+                "a number of previews (1 or more)",
+                positive,
+            )?,
+            env_names,
+        },
+        max_active_per_installation: env.optional_number(
+            "EPHEMERA_MAX_ACTIVE",
+            "a number of previews (1 or more)",
+            positive,
+        )?,
+        schema_url: "/api/v1/config-schema".to_owned(),
     })
 }
 

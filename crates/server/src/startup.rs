@@ -9,11 +9,12 @@ use anyhow::Context as _;
 use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{
-    Clock, GitHubObserver, GitHubReporter, NoObserver, Provisioner, SystemClock, WorkObserver,
-    WorkQueue,
+    Clock, GitHubObserver, GitHubReader, GitHubReporter, NoObserver, Provisioner, SystemClock,
+    WorkObserver, WorkQueue,
 };
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
+use ephemera_application::repo_config::RepoConfigs;
 use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
 use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
@@ -131,7 +132,7 @@ impl Workers {
             wake.clone(),
             settings.policy.clone(),
         );
-        let sync = app.map(|app| {
+        let sync = app.clone().map(|app| {
             GitHubSync::new(
                 app,
                 Arc::new(SqlEnvironmentRepository::new(db.clone())),
@@ -166,9 +167,14 @@ impl Workers {
             poll: settings.workers.poll,
             preview_url: settings.preview_url.clone(),
         };
+        let rules = Arc::new(RepoConfigs::new(
+            app.clone().map(|a| a as Arc<dyn GitHubReader>),
+            settings.repo_config.clone(),
+        ));
         let reconciler =
             Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
-                .observed_by(observer.clone());
+                .observed_by(observer.clone())
+                .with_rules(rules.clone());
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<Task> = Vec::new();
         if start {
@@ -179,7 +185,8 @@ impl Workers {
                     clock.clone(),
                     config(index),
                 )
-                .observed_by(observer.clone());
+                .observed_by(observer.clone())
+                .with_rules(rules.clone());
                 let (wake, stopped) = (wake.clone(), stopped.clone());
                 tasks.push(Task::new(format!("reconciler-{index}"), async move {
                     worker.run(wake, stopped).await;
@@ -208,8 +215,10 @@ impl Workers {
                 let stopped = stopped.clone();
                 async move { retention.run(every, stopped).await }
             }));
-            if let Some(ttl) = settings.workers.environment_ttl {
+            // Always on: repositories may set their own TTL.
+            {
                 let (commands, stopped) = (commands.clone(), stopped.clone());
+                let ttl = settings.workers.environment_ttl;
                 tasks.push(Task::new("ttl-sweep", async move {
                     commands.sweep_idle(ttl, stopped).await;
                 }));

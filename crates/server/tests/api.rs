@@ -29,6 +29,7 @@ async fn seed(t: &TestDatabase, repo: &str, pr: i64) -> Environment {
                 pr_number: PrNumber::new(pr).unwrap(),
                 pr_title: format!("Update the README #{pr}"),
                 branch_name: "changes".into(),
+                base_ref: "main".into(),
                 commit_sha: CommitSha::parse("ec26c3e57ca3a959ca5aad62de7213c562f8c821").unwrap(),
                 installation_id: Some(InstallationId::new(2).unwrap()),
                 owner: Some(Owner {

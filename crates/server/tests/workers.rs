@@ -305,7 +305,7 @@ async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
 
     let swept = app
         .commands
-        .destroy_idle(Duration::from_secs(72 * 3600))
+        .destroy_idle(Some(Duration::from_secs(72 * 3600)))
         .await
         .unwrap();
     assert_eq!(swept, 1);
@@ -321,7 +321,7 @@ async fn idle_environments_are_destroyed_with_the_reason(t: TestDatabase) {
     assert_eq!(by_pr(2)["status"], "destroying");
     assert_eq!(
         by_pr(2)["status_reason"],
-        "idle: no PR activity for more than 72h (EPHEMERA_ENVIRONMENT_TTL)"
+        "idle: no PR activity for more than 3d (EPHEMERA_ENVIRONMENT_TTL)"
     );
     assert_eq!(by_pr(3)["status"], "ready");
     assert!(matches!(app.drain().await[..], [RunOutcome::Destroyed(_)]));

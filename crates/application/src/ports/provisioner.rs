@@ -15,6 +15,9 @@ pub struct ProvisionRequest {
     pub commit_sha: CommitSha,
     pub branch: String,
     pub installation_id: Option<InstallationId>,
+    /// Plain variables from the repository's `.github/ephemera.yml`
+    /// (`env`), within the operator's bounds.
+    pub variables: std::collections::BTreeMap<String, String>,
     /// The preview URL from `EPHEMERA_PREVIEW_URL_TEMPLATE`; a provisioner
     /// may report another.
     pub preview_url: String,

@@ -192,6 +192,16 @@ mockall::mock! {
             &mut self,
             deployment: &Deployment,
         ) -> Result<(), RepositoryError>;
+        async fn slot_use(
+            &mut self,
+            env: &Environment,
+            scope: super::CapScope,
+        ) -> Result<ephemera_domain::SlotUse, RepositoryError>;
+        async fn wake_waiting(
+            &mut self,
+            env: &Environment,
+            now: DateTime<Utc>,
+        ) -> Result<(), RepositoryError>;
     }
 }
 

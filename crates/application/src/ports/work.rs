@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId};
+use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, SlotUse};
 
 use super::{EnvironmentTx, RepositoryError};
 
@@ -32,10 +32,12 @@ pub trait WorkQueue: Send + Sync {
     /// Gives the lease back.
     async fn release(&self, id: EnvironmentId, owner: &str) -> Result<(), RepositoryError>;
 
-    /// Live environments whose PR saw no activity since `before`.
+    /// Live environments whose PR saw no activity for longer than their
+    /// idle TTL (their own, else `default_ttl`) at `now`.
     async fn idle_since(
         &self,
-        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        default_ttl: Option<Duration>,
         limit: u64,
     ) -> Result<Vec<EnvironmentId>, RepositoryError>;
 
@@ -86,4 +88,43 @@ pub trait WorkTx: EnvironmentTx {
     ) -> Result<bool, RepositoryError>;
 
     async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
+
+    /// What counts against a cap around `env` in `scope`: the previews
+    /// holding a slot, and those waiting since before `env` (every waiting
+    /// one when `env` does not wait yet). The first call in a transaction
+    /// takes a lock per installation (per repository without one) that
+    /// every replica's admission takes, so two replicas never both see the
+    /// last free slot (PostgreSQL: a transaction advisory lock; SQLite has
+    /// one writer).
+    async fn slot_use(
+        &mut self,
+        env: &Environment,
+        scope: CapScope,
+    ) -> Result<SlotUse, RepositoryError>;
+
+    /// A slot around `env` freed up: the oldest waiting preview of its
+    /// repository and of its installation are due now.
+    async fn wake_waiting(
+        &mut self,
+        env: &Environment,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError>;
+}
+
+/// Where a cap counts previews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapScope {
+    /// The PR's repository (`previews.max_active`).
+    Repository,
+    /// The App installation (`EPHEMERA_MAX_ACTIVE`).
+    Installation,
+}
+
+impl CapScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Repository => "repository",
+            Self::Installation => "installation",
+        }
+    }
 }

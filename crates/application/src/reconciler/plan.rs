@@ -2,20 +2,43 @@
 //! (deploy its newest wanted commit, or destroy it) and mark it started.
 //! Each plan names the provisioner's answer it is recorded with.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use ephemera_domain::{
-    CommitSha, DeploymentId, DueWork, Environment, EnvironmentId, NewDeployment,
+    Admission, CommitSha, Deployment, DeploymentId, DueWork, Environment, EnvironmentId,
+    EnvironmentStatus, NewDeployment, ResolvedConfig, admit,
 };
 
-use super::{ReconcileError, Reconciler, report};
+use super::gate::{Gate, Verdict};
+use super::record::later;
+use super::{ReconcileError, Reconciler, RunOutcome, report};
 use crate::ports::{
-    ProvisionFailure, ProvisionRequest, Provisioned, RepositoryError, Teardown, WorkTx,
+    CapScope, ProvisionFailure, ProvisionRequest, Provisioned, RepositoryError, Teardown, WorkTx,
 };
+use crate::repo_config::FileOrigin;
+
+/// A preview waiting for a slot is looked at again this often; a freed
+/// slot wakes the first in line sooner.
+const WAITING_RECHECK: Duration = Duration::from_secs(60);
+
+/// The longest wait before the rules are read again after GitHub failed.
+const RULES_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What a worker is about to do.
 #[derive(Debug, Clone)]
 pub(super) enum Plan {
     Deploy(DeployPlan),
     Destroy(DestroyPlan),
+}
+
+/// What planning came to: a step for the provisioner, or an outcome
+/// reached without one (nothing due, skipped by the rules, waiting…).
+#[derive(Debug, Clone)]
+pub(super) enum Step {
+    Run(Plan),
+    Done(RunOutcome),
 }
 
 /// Roll deployment `deployment` out; answered by a [`DeployResult`].
@@ -40,27 +63,33 @@ pub(super) type DeployResult = Result<Provisioned, ProvisionFailure>;
 pub(super) type DestroyResult = Result<Teardown, ProvisionFailure>;
 
 impl Reconciler {
-    /// Decides what to do and marks it started, in one transaction.
-    pub(super) async fn plan(&self, id: EnvironmentId) -> Result<Option<Plan>, ReconcileError> {
+    /// Decides what to do and marks it started, in one transaction;
+    /// `gate` is what the repository's rules said about the commit.
+    pub(super) async fn plan(
+        &self,
+        id: EnvironmentId,
+        gate: Option<Gate>,
+    ) -> Result<Step, ReconcileError> {
         let now = self.clock.now();
+        let nothing = Ok(Step::Done(RunOutcome::NothingToDo(id)));
         let mut tx = self.queue.begin().await?;
         let Some(mut env) = tx.environment(id).await? else {
-            return Ok(None);
+            return nothing;
         };
         if !tx.holds_lease(id, &self.config.worker_id).await? {
-            return Ok(None);
+            return nothing;
         }
         let attempt = env.next_attempt();
         match env.due_work() {
             DueWork::Settle => {
                 settle(tx.as_mut(), &mut env).await?;
                 tx.commit().await?;
-                return Ok(None);
+                return nothing;
             }
             DueWork::Destroy => {
                 let request = self.request(&env, &env.commit_sha);
                 tx.commit().await?;
-                return Ok(Some(Plan::Destroy(DestroyPlan { request, attempt })));
+                return Ok(Step::Run(Plan::Destroy(DestroyPlan { request, attempt })));
             }
             DueWork::Deploy => {}
         }
@@ -78,9 +107,27 @@ impl Reconciler {
             None => {
                 settle(tx.as_mut(), &mut env).await?;
                 tx.commit().await?;
-                return Ok(None);
+                return nothing;
             }
         };
+        let mut variables = BTreeMap::new();
+        if let Some(gate) = gate {
+            if gate.commit != deployment.commit_sha {
+                // A newer commit came in while the rules were read: the
+                // environment stays due and its rules are read again.
+                return nothing;
+            }
+            match self
+                .apply_gate(tx.as_mut(), &mut env, &mut deployment, gate.verdict, now)
+                .await?
+            {
+                Ok(granted) => variables = granted,
+                Err(outcome) => {
+                    tx.commit().await?;
+                    return Ok(Step::Done(outcome));
+                }
+            }
+        }
         let before = env.status();
         env.begin_deploy(now)?;
         if env.status() != before {
@@ -102,11 +149,118 @@ impl Reconciler {
         tx.update_deployment(&deployment).await?;
         report(tx.as_mut(), &env, Some(&deployment), now).await?;
         tx.commit().await?;
-        Ok(Some(Plan::Deploy(DeployPlan {
-            request: self.request(&env, &deployment.commit_sha),
+        let mut request = self.request(&env, &deployment.commit_sha);
+        request.variables = variables;
+        Ok(Step::Run(Plan::Deploy(DeployPlan {
+            request,
             deployment: deployment.id,
             attempt,
         })))
+    }
+
+    /// Carries out the rules' verdict on the deployment about to start:
+    /// `Ok` with the variables it runs with, or the outcome that ends the
+    /// step (skipped, refused, waiting, looked at again later).
+    async fn apply_gate(
+        &self,
+        tx: &mut dyn WorkTx,
+        env: &mut Environment,
+        deployment: &mut Deployment,
+        verdict: Verdict,
+        now: DateTime<Utc>,
+    ) -> Result<Result<BTreeMap<String, String>, RunOutcome>, ReconcileError> {
+        let id = env.id;
+        let was_waiting = env.status() == EnvironmentStatus::Waiting;
+        let (resolved, origin) = match verdict {
+            Verdict::Open { resolved, origin } => (resolved, origin),
+            Verdict::Skip(reason) => {
+                deployment.skip(&reason, now)?;
+                return self
+                    .skip(tx, env, deployment, &reason, was_waiting, now)
+                    .await;
+            }
+            Verdict::Invalid(reason) => {
+                deployment.refuse(reason.clone(), now)?;
+                return self
+                    .skip(tx, env, deployment, &reason, was_waiting, now)
+                    .await;
+            }
+            Verdict::Unavailable(why) => {
+                tracing::warn!(environment = %id, error = %why, "rules not read; looking again later");
+                let after = self.config.retry_max.min(RULES_RETRY_MAX);
+                env.recheck_at(later(now, after));
+                tx.update_environment(env).await?;
+                return Ok(Err(RunOutcome::RulesUnavailable { id, after }));
+            }
+        };
+        env.idle_ttl = resolved.rules.ttl;
+        env.config_notes.clone_from(&resolved.refused);
+        if env.needs_slot()
+            && let Admission::Wait(reason) = self.admission(tx, env, &resolved).await?
+        {
+            let news = env.status_reason() != Some(reason.as_str());
+            env.wait_for_slot(reason, later(now, WAITING_RECHECK), now)?;
+            tx.update_environment(env).await?;
+            if news {
+                report(tx, env, None, now).await?;
+            }
+            return Ok(Err(RunOutcome::Waiting(id)));
+        }
+        deployment.append_log(&format!("[{}] {}", now.to_rfc3339(), rules_line(&origin)));
+        for refused in &resolved.refused {
+            deployment.append_log(&format!("[{}] refused: {refused}", now.to_rfc3339()));
+        }
+        Ok(Ok(resolved.rules.env))
+    }
+
+    /// The rules give the deployment's commit no preview (`reason`); the
+    /// deployment is already cancelled or refused.
+    async fn skip(
+        &self,
+        tx: &mut dyn WorkTx,
+        env: &mut Environment,
+        deployment: &Deployment,
+        reason: &str,
+        was_waiting: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Result<BTreeMap<String, String>, RunOutcome>, ReconcileError> {
+        tx.update_deployment(deployment).await?;
+        env.skip(&deployment.commit_sha, &reason, now)?;
+        tx.update_environment(env).await?;
+        if was_waiting {
+            // It leaves the line: whoever was behind it may start.
+            tx.wake_waiting(env, now).await?;
+        }
+        report(tx, env, Some(deployment), now).await?;
+        Ok(Err(RunOutcome::Skipped(env.id)))
+    }
+
+    /// Whether `env` may start now under the repository's and the
+    /// installation's caps.
+    async fn admission(
+        &self,
+        tx: &mut dyn WorkTx,
+        env: &Environment,
+        resolved: &ResolvedConfig,
+    ) -> Result<Admission, ReconcileError> {
+        let per_installation = self
+            .configs
+            .as_ref()
+            .and_then(|c| c.settings().max_active_per_installation);
+        let repository = tx.slot_use(env, CapScope::Repository).await?;
+        let installation = tx.slot_use(env, CapScope::Installation).await?;
+        Ok(admit(&[
+            (
+                CapScope::Repository.as_str(),
+                resolved.rules.max_active,
+                repository,
+            ),
+            (
+                CapScope::Installation.as_str(),
+                per_installation,
+                installation,
+            ),
+        ]))
     }
 
     fn request(&self, env: &Environment, commit: &CommitSha) -> ProvisionRequest {
@@ -118,6 +272,7 @@ impl Reconciler {
             commit_sha: commit.clone(),
             branch: env.branch_name.clone(),
             installation_id: env.installation_id,
+            variables: BTreeMap::new(),
             preview_url: self.config.preview_url.render(
                 &env.namespace,
                 &env.repository,
@@ -131,4 +286,16 @@ impl Reconciler {
 async fn settle(tx: &mut dyn WorkTx, env: &mut Environment) -> Result<(), RepositoryError> {
     env.settle();
     tx.update_environment(env).await
+}
+
+/// Where the rules a deployment runs under came from, for its log.
+fn rules_line(origin: &FileOrigin) -> String {
+    match origin {
+        FileOrigin::Defaults(why) => format!("rules: this server's defaults ({why})"),
+        FileOrigin::File { git_ref, blob_sha } => format!(
+            "rules: {} at {git_ref} (blob {})",
+            crate::repo_config::CONFIG_PATH,
+            &blob_sha[..blob_sha.len().min(12)]
+        ),
+    }
 }

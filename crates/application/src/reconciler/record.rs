@@ -163,6 +163,9 @@ impl Reconciler {
             Ok(Teardown::Gone { logs }) => {
                 tracing::info!(environment = %id, logs = %logs, "provisioner destroyed the environment");
                 env.mark_destroyed(now)?;
+                // Its slot is free: the first preview waiting for one is
+                // due now.
+                tx.wake_waiting(env, now).await?;
                 // A deployment queued while the destroy ran (the PR was
                 // reopened or pushed to) brings the environment straight
                 // back, same record and namespace; anything older is
@@ -198,6 +201,6 @@ impl Reconciler {
 }
 
 /// `after` from `now`.
-fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
+pub(super) fn later(now: DateTime<Utc>, after: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(after).unwrap_or_default()
 }

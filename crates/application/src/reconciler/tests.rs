@@ -65,6 +65,7 @@ fn tx(store: &Store) -> MockWorkTx {
     });
     tx.expect_cancel_queued_deployments()
         .returning(|_, _| Ok(0));
+    tx.expect_wake_waiting().returning(|_, _| Ok(()));
     tx.expect_commit().returning(|| Ok(()));
     tx
 }

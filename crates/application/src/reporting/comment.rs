@@ -5,6 +5,8 @@ use ephemera_domain::{EnvironmentStatus, PreviewReport};
 fn title(status: EnvironmentStatus) -> &'static str {
     match status {
         EnvironmentStatus::Pending => "⏳ Queued",
+        EnvironmentStatus::Waiting => "⏸️ Waiting for a slot",
+        EnvironmentStatus::Skipped => "⏭️ No preview",
         EnvironmentStatus::Provisioning => "🚧 Creating",
         EnvironmentStatus::Updating => "🔄 Updating",
         EnvironmentStatus::Ready => "✅ Ready",
@@ -46,6 +48,12 @@ pub fn render_comment(report: &PreviewReport) -> String {
         && report.status != EnvironmentStatus::Destroying
     {
         out.push_str(&format!("\n> {note}\n"));
+    }
+    if !report.config_notes.is_empty() {
+        out.push_str("\n**Refused from `.github/ephemera.yml`** (this server's bounds):\n");
+        for note in &report.config_notes {
+            out.push_str(&format!("- {note}\n"));
+        }
     }
     if let Some(error) = report
         .error
@@ -95,6 +103,7 @@ mod tests {
             error: None,
             deployment: None,
             vouched_sha: None,
+            config_notes: Vec::new(),
         }
     }
 

@@ -13,6 +13,14 @@ pub fn commit_status(
 ) -> (CommitState, String, Option<String>) {
     let sha = entry.commit_sha.short();
     match entry.status {
+        DeploymentStatus::Queued if report.status == EnvironmentStatus::Waiting => (
+            CommitState::Pending,
+            report
+                .reason
+                .clone()
+                .unwrap_or_else(|| "Waiting for a preview slot".to_owned()),
+            None,
+        ),
         DeploymentStatus::Queued | DeploymentStatus::InProgress => (
             CommitState::Pending,
             format!("Deploying {sha} to a preview"),
@@ -35,6 +43,24 @@ pub fn commit_status(
             ),
             None,
         ),
+        // Skipped by the repository's rules: on purpose, so a required
+        // check does not block the PR.
+        DeploymentStatus::Cancelled
+            if entry
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("no preview: ")) =>
+        {
+            (
+                CommitState::Success,
+                entry
+                    .error
+                    .clone()
+                    .unwrap_or_default()
+                    .replacen("no preview", "No preview", 1),
+                None,
+            )
+        }
         DeploymentStatus::Cancelled if !report.status.is_active() || is_going(report) => (
             CommitState::Error,
             format!("Not deployed: the preview was removed before {sha} was live"),

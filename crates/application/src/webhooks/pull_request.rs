@@ -65,6 +65,7 @@ async fn create(
                 pr_number: pr.number,
                 pr_title: pr.title.clone(),
                 branch_name: pr.head_ref.clone(),
+                base_ref: pr.base_ref.clone(),
                 commit_sha: pr.head_sha.clone(),
                 installation_id: installation,
                 owner: Some(owner_of(&pr.author)),
@@ -202,6 +203,7 @@ fn refresh(
     env.repository_id = Some(pr.repository_id);
     env.pr_title = pr.title.clone();
     env.branch_name = pr.head_ref.clone();
+    env.base_ref = pr.base_ref.clone();
     env.commit_sha = pr.head_sha.clone();
     env.owner = Some(owner_of(&pr.author));
     if installation.is_some() {

@@ -22,6 +22,7 @@ fn pr_change(action: PullRequestAction, sha: char, updated: i64) -> Box<PullRequ
         title: "Update the README".into(),
         head_sha: CommitSha::parse(&sha.to_string().repeat(40)).unwrap(),
         head_ref: "changes".into(),
+        base_ref: "main".into(),
         is_fork: false,
         open: true,
         draft: false,

@@ -353,6 +353,7 @@ fn pull_request(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
         title: pr.title,
         head_sha: CommitSha::parse(&pr.head.sha)?,
         head_ref: pr.head.name,
+        base_ref: pr.base.name,
         is_fork,
         open: pr.state == "open",
         draft: pr.draft,

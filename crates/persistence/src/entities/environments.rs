@@ -42,6 +42,14 @@ pub struct Model {
     pub labels: String,
     /// GitHub's repository id; NULL on rows from before it was kept.
     pub repository_id: Option<i64>,
+    /// The PR's base branch; empty on rows from before it was kept.
+    #[sea_orm(column_type = "Text")]
+    pub base_ref: String,
+    pub waiting_since: Option<DateTimeUtc>,
+    pub idle_ttl_seconds: Option<i64>,
+    /// What the bounds refused of the repository's file, a JSON array.
+    #[sea_orm(column_type = "Text")]
+    pub config_notes: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

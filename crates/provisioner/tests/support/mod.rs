@@ -21,6 +21,7 @@ pub fn request() -> ProvisionRequest {
         commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
         branch: "feature".into(),
         installation_id: Some(InstallationId::new(42).unwrap()),
+        variables: Default::default(),
         preview_url: "https://pr-7.preview.example.com".into(),
     }
 }

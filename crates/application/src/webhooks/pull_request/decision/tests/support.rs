@@ -37,6 +37,7 @@ pub(super) fn pr(action: PullRequestAction) -> PullRequestChange {
         title: "Add search".into(),
         head_sha: sha('b'),
         head_ref: "search".into(),
+        base_ref: "main".into(),
         is_fork: false,
         labels: label,
         author: author(),
