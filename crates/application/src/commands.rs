@@ -210,6 +210,7 @@ impl EnvironmentCommands {
         env.is_fork = pr.is_fork;
         env.draft = pr.draft;
         env.labels = pr.labels.clone();
+        env.base_ref = pr.base_ref.clone();
         if let PolicyDecision::Skip(reason) =
             decide(tx.as_mut(), &self.policy, &env, &pr.head_sha).await?
         {

@@ -28,6 +28,8 @@ use crate::repo_config::RepoConfigs;
 use crate::worker::{self, Next};
 
 mod gate;
+#[cfg(test)]
+mod gate_tests;
 mod lease;
 mod plan;
 mod record;

@@ -16,7 +16,7 @@ use crate::ports::{
     WorkTx,
 };
 
-fn environment(status: EnvironmentStatus, work_attempts: u32) -> Environment {
+pub(super) fn environment(status: EnvironmentStatus, work_attempts: u32) -> Environment {
     Environment::rehydrate(EnvironmentRecord {
         status,
         work_attempts,
@@ -25,18 +25,18 @@ fn environment(status: EnvironmentStatus, work_attempts: u32) -> Environment {
     })
 }
 
-fn deployment(status: DeploymentStatus) -> Deployment {
+pub(super) fn deployment(status: DeploymentStatus) -> Deployment {
     Deployment::rehydrate(DeploymentRecord {
         status,
         ..deployment_record(5, EnvironmentId::new(9).unwrap(), 'c')
     })
 }
 
-type Store = Arc<Mutex<(Environment, Deployment)>>;
+pub(super) type Store = Arc<Mutex<(Environment, Deployment)>>;
 
 /// A transaction over one environment and one deployment, kept in
 /// `store` so that what one step writes the next step reads.
-fn tx(store: &Store) -> MockWorkTx {
+pub(super) fn tx(store: &Store) -> MockWorkTx {
     let mut tx = MockWorkTx::new();
     let s = store.clone();
     tx.expect_environment()
@@ -92,7 +92,7 @@ fn reconciler(store: &Store, provisioner: MockProvisioner, max_attempts: u32) ->
     )
 }
 
-fn config(max_attempts: u32) -> ReconcilerConfig {
+pub(super) fn config(max_attempts: u32) -> ReconcilerConfig {
     ReconcilerConfig {
         worker_id: "test-worker".into(),
         lease: Duration::from_secs(30),
