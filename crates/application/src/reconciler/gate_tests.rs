@@ -4,17 +4,14 @@
 use std::sync::{Arc, Mutex};
 
 use ephemera_domain::{
-    DeploymentStatus, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus,
+    Deployment, DeploymentStatus, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus,
     InstallationId, SlotUse,
 };
 
-use super::tests::{Store, config, deployment, tx};
-use super::{Reconciler, RunOutcome};
+use super::RunOutcome;
+use super::tests::{Store, deployment, reconciler_with};
 use crate::fixtures::{at, environment_record};
-use crate::ports::{
-    FileLookup, MockClock, MockGitHubReader, MockProvisioner, MockWorkQueue, Provisioned,
-    RepositoryFile, WorkTx,
-};
+use crate::ports::{FileLookup, MockGitHubReader, MockProvisioner, Provisioned, RepositoryFile};
 use crate::repo_config::{RepoConfigSettings, RepoConfigs};
 
 fn environment(status: EnvironmentStatus) -> Environment {
@@ -45,24 +42,22 @@ fn github(file: &'static str) -> MockGitHubReader {
     github
 }
 
-/// A reconciler over `store` reading rules from `github`, where `in_use`
-/// previews hold a slot in the repository.
-fn reconciler(
-    store: &Store,
+/// Environment 9 in `status` with a queued deployment of its head, worked
+/// on once with rules read from `file` while `in_use` previews hold a slot
+/// in the repository: the outcome, and the environment and deployment
+/// after.
+async fn run(
+    status: EnvironmentStatus,
+    file: &'static str,
     provisioner: MockProvisioner,
-    github: MockGitHubReader,
     in_use: u64,
-) -> Reconciler {
-    let mut queue = MockWorkQueue::new();
-    queue
-        .expect_claim()
-        .times(1)
-        .returning(|_, _, _| Ok(Some(EnvironmentId::new(9).unwrap())));
-    queue.expect_release().times(1).returning(|_, _| Ok(()));
-    queue.expect_renew().returning(|_, _, _| Ok(true));
-    let s = store.clone();
-    queue.expect_begin().returning(move || {
-        let mut tx = tx(&s);
+) -> (RunOutcome, Environment, Deployment) {
+    let store: Store = Arc::new(Mutex::new((
+        environment(status),
+        deployment(DeploymentStatus::Queued),
+    )));
+    let rules = RepoConfigs::new(Some(Arc::new(github(file))), RepoConfigSettings::default());
+    let outcome = reconciler_with(&store, provisioner, 3, move |tx| {
         tx.expect_slot_use().returning(move |_, _| {
             Ok(SlotUse {
                 in_use,
@@ -70,18 +65,13 @@ fn reconciler(
             })
         });
         tx.expect_report().returning(|_, _| Ok(()));
-        Ok(Box::new(tx) as Box<dyn WorkTx>)
-    });
-    let mut clock = MockClock::new();
-    clock.expect_now().returning(|| at(100));
-    let rules = RepoConfigs::new(Some(Arc::new(github)), RepoConfigSettings::default());
-    Reconciler::new(
-        Arc::new(queue),
-        Arc::new(provisioner),
-        Arc::new(clock),
-        config(3),
-    )
+    })
     .with_rules(Arc::new(rules))
+    .run_once()
+    .await
+    .unwrap();
+    let (env, dep) = store.lock().unwrap().clone();
+    (outcome, env, dep)
 }
 
 fn never_provisioned() -> MockProvisioner {
@@ -91,24 +81,16 @@ fn never_provisioned() -> MockProvisioner {
     p
 }
 
-fn store(status: EnvironmentStatus) -> Store {
-    Arc::new(Mutex::new((
-        environment(status),
-        deployment(DeploymentStatus::Queued),
-    )))
+fn nine() -> EnvironmentId {
+    EnvironmentId::new(9).unwrap()
 }
 
 #[tokio::test]
 async fn a_skipping_rule_skips_a_new_preview_and_names_itself() {
-    let store = store(EnvironmentStatus::Pending);
-    let github = github("version: 1\npreviews:\n  skip_when_title_contains: ['PR 4']\n");
-    let outcome = reconciler(&store, never_provisioned(), github, 0)
-        .run_once()
-        .await
-        .unwrap();
+    let file = "version: 1\npreviews:\n  skip_when_title_contains: ['PR 4']\n";
+    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, never_provisioned(), 0).await;
 
-    assert_eq!(outcome, RunOutcome::Skipped(EnvironmentId::new(9).unwrap()));
-    let (env, dep) = store.lock().unwrap().clone();
+    assert_eq!(outcome, RunOutcome::Skipped(nine()));
     assert_eq!(env.status(), EnvironmentStatus::Skipped);
     assert_eq!(
         env.status_reason(),
@@ -120,15 +102,10 @@ async fn a_skipping_rule_skips_a_new_preview_and_names_itself() {
 
 #[tokio::test]
 async fn an_invalid_file_refuses_the_commit_and_leaves_the_running_preview() {
-    let store = store(EnvironmentStatus::Ready);
-    let github = github("version: 1\npreviews:\n  mdoe: off\n");
-    let outcome = reconciler(&store, never_provisioned(), github, 0)
-        .run_once()
-        .await
-        .unwrap();
+    let file = "version: 1\npreviews:\n  mdoe: off\n";
+    let (outcome, env, dep) = run(EnvironmentStatus::Ready, file, never_provisioned(), 0).await;
 
-    assert_eq!(outcome, RunOutcome::Skipped(EnvironmentId::new(9).unwrap()));
-    let (env, dep) = store.lock().unwrap().clone();
+    assert_eq!(outcome, RunOutcome::Skipped(nine()));
     assert_eq!(env.status(), EnvironmentStatus::Ready);
     assert_eq!(env.environment_url(), Some("https://running.example"));
     let reason = env.status_reason().unwrap();
@@ -146,15 +123,10 @@ async fn an_invalid_file_refuses_the_commit_and_leaves_the_running_preview() {
 
 #[tokio::test]
 async fn over_the_cap_a_new_preview_waits_and_says_where_in_line() {
-    let store = store(EnvironmentStatus::Pending);
-    let github = github("version: 1\npreviews:\n  max_active: 2\n");
-    let outcome = reconciler(&store, never_provisioned(), github, 2)
-        .run_once()
-        .await
-        .unwrap();
+    let file = "version: 1\npreviews:\n  max_active: 2\n";
+    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, never_provisioned(), 2).await;
 
-    assert_eq!(outcome, RunOutcome::Waiting(EnvironmentId::new(9).unwrap()));
-    let (env, dep) = store.lock().unwrap().clone();
+    assert_eq!(outcome, RunOutcome::Waiting(nine()));
     assert_eq!(env.status(), EnvironmentStatus::Waiting);
     assert_eq!(
         env.status_reason(),
@@ -167,9 +139,7 @@ async fn over_the_cap_a_new_preview_waits_and_says_where_in_line() {
 
 #[tokio::test]
 async fn under_the_cap_the_provisioner_gets_the_repositorys_variables() {
-    let store = store(EnvironmentStatus::Pending);
-    let github =
-        github("version: 1\npreviews:\n  max_active: 2\n  ttl: 2h\nenv:\n  PREVIEW_FLAG: on\n");
+    let file = "version: 1\npreviews:\n  max_active: 2\n  ttl: 2h\nenv:\n  PREVIEW_FLAG: on\n";
     let mut p = MockProvisioner::new();
     p.expect_name().return_const("mock");
     p.expect_provision().times(1).returning(|req| {
@@ -182,10 +152,9 @@ async fn under_the_cap_the_provisioner_gets_the_repositorys_variables() {
             logs: String::new(),
         })
     });
-    let outcome = reconciler(&store, p, github, 1).run_once().await.unwrap();
+    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, p, 1).await;
 
-    assert_eq!(outcome, RunOutcome::Ready(EnvironmentId::new(9).unwrap()));
-    let (env, dep) = store.lock().unwrap().clone();
+    assert_eq!(outcome, RunOutcome::Ready(nine()));
     assert_eq!(env.idle_ttl, Some(std::time::Duration::from_secs(7200)));
     assert!(
         dep.logs()

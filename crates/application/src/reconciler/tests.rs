@@ -71,6 +71,17 @@ pub(super) fn tx(store: &Store) -> MockWorkTx {
 }
 
 fn reconciler(store: &Store, provisioner: MockProvisioner, max_attempts: u32) -> Reconciler {
+    reconciler_with(store, provisioner, max_attempts, |_| {})
+}
+
+/// One claim of environment 9 over `store`, at `at(100)`; `more` adds
+/// expectations to every transaction.
+pub(super) fn reconciler_with(
+    store: &Store,
+    provisioner: MockProvisioner,
+    max_attempts: u32,
+    more: impl Fn(&mut MockWorkTx) + Send + Sync + 'static,
+) -> Reconciler {
     let mut queue = MockWorkQueue::new();
     queue
         .expect_claim()
@@ -79,9 +90,11 @@ fn reconciler(store: &Store, provisioner: MockProvisioner, max_attempts: u32) ->
     queue.expect_release().times(1).returning(|_, _| Ok(()));
     queue.expect_renew().returning(|_, _, _| Ok(true));
     let s = store.clone();
-    queue
-        .expect_begin()
-        .returning(move || Ok(Box::new(tx(&s)) as Box<dyn WorkTx>));
+    queue.expect_begin().returning(move || {
+        let mut tx = tx(&s);
+        more(&mut tx);
+        Ok(Box::new(tx) as Box<dyn WorkTx>)
+    });
     let mut clock = MockClock::new();
     clock.expect_now().returning(|| at(100));
     Reconciler::new(
