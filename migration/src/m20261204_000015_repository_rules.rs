@@ -1,11 +1,14 @@
 //! What per-repository rules (`.github/ephemera.yml`) need on each
 //! environment: the PR's base branch (rules match it), since when it waits
 //! for a slot under a cap (first waiting goes first), and the repository's
-//! idle TTL and what its bounds refused, from the last rules read.
+//! idle TTL and what its bounds refused, from the last rules read. Each
+//! deployment keeps the webhook delivery that queued it, so that delivery's
+//! log entry can say what the rules decided.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::m20261121_000003_create_environments::Environments;
+use crate::m20261121_000004_create_deployments::Deployments;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -16,6 +19,7 @@ enum Added {
     WaitingSince,
     IdleTtlSeconds,
     ConfigNotes,
+    DeliveryId,
 }
 
 #[derive(DeriveIden)]
@@ -43,6 +47,14 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Deployments::Table)
+                    .add_column(string_null(Added::DeliveryId))
+                    .to_owned(),
+            )
+            .await?;
         // The line of waiting previews, oldest first.
         manager
             .create_index(
@@ -61,6 +73,14 @@ impl MigrationTrait for Migration {
                 sea_query::Index::drop()
                     .name(Index::Waiting.to_string())
                     .table(Environments::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Deployments::Table)
+                    .drop_column(Added::DeliveryId)
                     .to_owned(),
             )
             .await?;

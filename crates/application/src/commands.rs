@@ -84,6 +84,7 @@ async fn queue_current_commit(
     let deployment = tx
         .queue_deployment(
             NewDeployment {
+                delivery_id: None,
                 environment_id: env.id,
                 commit_sha: env.commit_sha.clone(),
                 commit_message: Some(message.to_owned()),

@@ -78,6 +78,7 @@ pub(crate) fn deployment_record(
         environment_id: environment,
         commit_sha: sha(commit),
         commit_message: None,
+        delivery_id: None,
         status: DeploymentStatus::Queued,
         started_at: None,
         completed_at: None,

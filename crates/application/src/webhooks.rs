@@ -342,10 +342,7 @@ impl IngestDelivery {
                 Ok(IngestOutcome::applied("pong: the webhook reaches ephemera"))
             }
             DeliveryChange::Ignored(reason) => Ok(IngestOutcome::ignored(reason.clone())),
-            DeliveryChange::PullRequest(pr) => {
-                self.pull_request(tx, pr, installation, delivery.sender.as_ref(), now)
-                    .await
-            }
+            DeliveryChange::PullRequest(pr) => self.pull_request(tx, pr, delivery, now).await,
             change => installation::apply(tx, change, installation, now).await,
         }
     }

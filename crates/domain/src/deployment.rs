@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use crate::{CommitSha, DeploymentId, EnvironmentId, InvalidTransition};
+use crate::{CommitSha, DeliveryId, DeploymentId, EnvironmentId, InvalidTransition};
 
 crate::string_enum! {
     /// Where one commit's rollout into an environment is.
@@ -44,6 +44,10 @@ pub struct Deployment {
     pub environment_id: EnvironmentId,
     pub commit_sha: CommitSha,
     pub commit_message: Option<String>,
+    /// The webhook delivery that queued it, whose log entry learns what
+    /// became of it when the worker decides (a skip by the repository's
+    /// rules).
+    pub delivery_id: Option<DeliveryId>,
     status: DeploymentStatus,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
@@ -62,6 +66,7 @@ pub struct DeploymentRecord {
     pub environment_id: EnvironmentId,
     pub commit_sha: CommitSha,
     pub commit_message: Option<String>,
+    pub delivery_id: Option<DeliveryId>,
     pub status: DeploymentStatus,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -83,6 +88,7 @@ impl Deployment {
             environment_id,
             commit_sha,
             commit_message,
+            delivery_id,
             status,
             started_at,
             completed_at,
@@ -96,6 +102,7 @@ impl Deployment {
             environment_id,
             commit_sha,
             commit_message,
+            delivery_id,
             status,
             started_at,
             completed_at,
@@ -253,6 +260,8 @@ pub struct NewDeployment {
     pub environment_id: EnvironmentId,
     pub commit_sha: CommitSha,
     pub commit_message: Option<String>,
+    /// The webhook delivery that asks for it, if one does.
+    pub delivery_id: Option<DeliveryId>,
 }
 
 #[cfg(test)]
@@ -275,6 +284,7 @@ mod tests {
             environment_id: EnvironmentId::new(1).unwrap(),
             commit_sha: CommitSha::parse(&"b".repeat(40)).unwrap(),
             commit_message: None,
+            delivery_id: None,
             status,
             started_at: None,
             completed_at: None,

@@ -3,8 +3,8 @@ use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
 use ephemera_application::ports::{DeploymentRepository, RepositoryError};
 use ephemera_domain::{
-    CommitSha, Deployment, DeploymentId, DeploymentRecord, DeploymentStatus, EnvironmentId,
-    NewDeployment,
+    CommitSha, DeliveryId, Deployment, DeploymentId, DeploymentRecord, DeploymentStatus,
+    EnvironmentId, NewDeployment,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -38,6 +38,12 @@ impl TryFrom<Model> for Deployment {
             environment_id: EnvironmentId::new(row.environment_id).map_err(bad)?,
             commit_sha: CommitSha::parse(&row.commit_sha).map_err(bad)?,
             commit_message: row.commit_message,
+            delivery_id: row
+                .delivery_id
+                .as_deref()
+                .map(DeliveryId::parse)
+                .transpose()
+                .map_err(bad)?,
             status: row.status.parse::<DeploymentStatus>().map_err(bad)?,
             started_at: row.started_at,
             completed_at: row.completed_at,
@@ -74,6 +80,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         github_deployment_id: Set(None),
         github_state: Set(None),
         github_commit_state: Set(None),
+        delivery_id: Set(new.delivery_id.map(|d| d.to_string())),
     }
     .insert(db)
     .await
@@ -163,6 +170,7 @@ pub(crate) async fn update<C: ConnectionTrait>(
         github_deployment_id: NotSet,
         github_state: NotSet,
         github_commit_state: NotSet,
+        delivery_id: NotSet,
     }
     .update(db)
     .await

@@ -200,6 +200,26 @@ impl WorkTx for SqlTx {
         slots::slot_use(&self.txn, env, scope).await
     }
 
+    async fn note_delivery(
+        &mut self,
+        delivery: &ephemera_domain::DeliveryId,
+        note: &str,
+    ) -> Result<(), RepositoryError> {
+        use crate::entities::webhook_deliveries as log;
+        // `reason; note` (or the note alone), in one statement on both
+        // databases.
+        log::Entity::update_many()
+            .col_expr(
+                log::Column::Reason,
+                Expr::cust_with_values("COALESCE(reason || '; ', '') || ?", [note]),
+            )
+            .filter(log::Column::DeliveryId.eq(delivery.to_string()))
+            .exec(&self.txn)
+            .await
+            .map_err(|e| db_err(e, format!("noting on delivery {delivery}")))?;
+        Ok(())
+    }
+
     async fn wake_waiting(
         &mut self,
         env: &Environment,

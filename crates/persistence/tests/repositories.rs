@@ -158,6 +158,7 @@ async fn deployments_are_history_of_their_environment(t: TestDatabase) {
         let d = deployments
             .insert(
                 NewDeployment {
+                    delivery_id: None,
                     environment_id: web.id,
                     commit_sha: CommitSha::parse(&format!("{i:040x}")).unwrap(),
                     commit_message: Some(format!("commit {i}")),
@@ -172,6 +173,7 @@ async fn deployments_are_history_of_their_environment(t: TestDatabase) {
     deployments
         .insert(
             NewDeployment {
+                delivery_id: None,
                 environment_id: api.id,
                 commit_sha: CommitSha::parse(&"f".repeat(40)).unwrap(),
                 commit_message: None,
@@ -211,6 +213,7 @@ async fn deleting_an_environment_removes_its_deployments(t: TestDatabase) {
     let d = deployments
         .insert(
             NewDeployment {
+                delivery_id: None,
                 environment_id: env.id,
                 commit_sha: env.commit_sha.clone(),
                 commit_message: None,

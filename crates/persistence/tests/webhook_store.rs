@@ -169,6 +169,7 @@ async fn an_uncommitted_delivery_leaves_nothing_behind(t: TestDatabase) {
         let env = tx.insert_environment(new_env(1), now()).await.unwrap();
         tx.queue_deployment(
             NewDeployment {
+                delivery_id: None,
                 environment_id: env.id,
                 commit_sha: env.commit_sha.clone(),
                 commit_message: None,
@@ -226,6 +227,7 @@ async fn cancelling_touches_only_queued_deployments(t: TestDatabase) {
     let deployments = SqlDeploymentRepository::new(t.db.clone());
     let env = envs.insert(new_env(1), now()).await.unwrap();
     let queue = || NewDeployment {
+        delivery_id: None,
         environment_id: env.id,
         commit_sha: env.commit_sha.clone(),
         commit_message: None,

@@ -193,6 +193,7 @@ async fn deployments_history_and_logs(t: TestDatabase) {
         let d = deployments
             .insert(
                 NewDeployment {
+                    delivery_id: None,
                     environment_id: env.id,
                     commit_sha: CommitSha::parse(&format!("{:040x}", i + 1)).unwrap(),
                     commit_message: Some(message.into()),

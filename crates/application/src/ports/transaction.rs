@@ -197,6 +197,11 @@ mockall::mock! {
             env: &Environment,
             scope: super::CapScope,
         ) -> Result<ephemera_domain::SlotUse, RepositoryError>;
+        async fn note_delivery(
+            &mut self,
+            delivery: &ephemera_domain::DeliveryId,
+            note: &str,
+        ) -> Result<(), RepositoryError>;
         async fn wake_waiting(
             &mut self,
             env: &Environment,

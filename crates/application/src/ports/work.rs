@@ -102,6 +102,14 @@ pub trait WorkTx: EnvironmentTx {
         scope: CapScope,
     ) -> Result<SlotUse, RepositoryError>;
 
+    /// Adds `note` to the delivery log entry of `delivery`: what became of
+    /// the deployment it queued.
+    async fn note_delivery(
+        &mut self,
+        delivery: &ephemera_domain::DeliveryId,
+        note: &str,
+    ) -> Result<(), RepositoryError>;
+
     /// A slot around `env` freed up: the oldest waiting preview of its
     /// repository and of its installation are due now.
     async fn wake_waiting(

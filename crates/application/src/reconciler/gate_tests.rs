@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use ephemera_domain::{
-    Deployment, DeploymentStatus, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus,
-    InstallationId, SlotUse,
+    DeliveryId, Deployment, DeploymentStatus, Environment, EnvironmentId, EnvironmentRecord,
+    EnvironmentStatus, InstallationId, SlotUse,
 };
 
 use super::RunOutcome;
@@ -44,18 +44,19 @@ fn github(file: &'static str) -> MockGitHubReader {
 
 /// Environment 9 in `status` with a queued deployment of its head, worked
 /// on once with rules read from `file` while `in_use` previews hold a slot
-/// in the repository: the outcome, and the environment and deployment
-/// after.
+/// in the repository: the outcome, the environment and deployment after,
+/// and the notes added to the log entry of the delivery that queued it.
 async fn run(
     status: EnvironmentStatus,
     file: &'static str,
     provisioner: MockProvisioner,
     in_use: u64,
-) -> (RunOutcome, Environment, Deployment) {
-    let store: Store = Arc::new(Mutex::new((
-        environment(status),
-        deployment(DeploymentStatus::Queued),
-    )));
+) -> (RunOutcome, Environment, Deployment, Vec<String>) {
+    let mut queued = deployment(DeploymentStatus::Queued);
+    queued.delivery_id = Some(DeliveryId::parse("delivery-1").unwrap());
+    let store: Store = Arc::new(Mutex::new((environment(status), queued)));
+    let notes = Arc::new(Mutex::new(Vec::new()));
+    let noted = notes.clone();
     let rules = RepoConfigs::new(Some(Arc::new(github(file))), RepoConfigSettings::default());
     let outcome = reconciler_with(&store, provisioner, 3, move |tx| {
         tx.expect_slot_use().returning(move |_, _| {
@@ -65,13 +66,20 @@ async fn run(
             })
         });
         tx.expect_report().returning(|_, _| Ok(()));
+        let noted = noted.clone();
+        tx.expect_note_delivery().returning(move |delivery, note| {
+            assert_eq!(delivery.to_string(), "delivery-1");
+            noted.lock().unwrap().push(note.to_owned());
+            Ok(())
+        });
     })
     .with_rules(Arc::new(rules))
     .run_once()
     .await
     .unwrap();
     let (env, dep) = store.lock().unwrap().clone();
-    (outcome, env, dep)
+    let notes = notes.lock().unwrap().clone();
+    (outcome, env, dep, notes)
 }
 
 fn never_provisioned() -> MockProvisioner {
@@ -88,9 +96,17 @@ fn nine() -> EnvironmentId {
 #[tokio::test]
 async fn a_skipping_rule_skips_a_new_preview_and_names_itself() {
     let file = "version: 1\npreviews:\n  skip_when_title_contains: ['PR 4']\n";
-    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, never_provisioned(), 0).await;
+    let (outcome, env, dep, notes) =
+        run(EnvironmentStatus::Pending, file, never_provisioned(), 0).await;
 
     assert_eq!(outcome, RunOutcome::Skipped(nine()));
+    assert_eq!(
+        notes,
+        [
+            "deployment of ccccccc not started: previews.skip_when_title_contains: the title contains `PR 4`"
+        ],
+        "the delivery log says what the rules decided"
+    );
     assert_eq!(env.status(), EnvironmentStatus::Skipped);
     assert_eq!(
         env.status_reason(),
@@ -103,7 +119,7 @@ async fn a_skipping_rule_skips_a_new_preview_and_names_itself() {
 #[tokio::test]
 async fn an_invalid_file_refuses_the_commit_and_leaves_the_running_preview() {
     let file = "version: 1\npreviews:\n  mdoe: off\n";
-    let (outcome, env, dep) = run(EnvironmentStatus::Ready, file, never_provisioned(), 0).await;
+    let (outcome, env, dep, _) = run(EnvironmentStatus::Ready, file, never_provisioned(), 0).await;
 
     assert_eq!(outcome, RunOutcome::Skipped(nine()));
     assert_eq!(env.status(), EnvironmentStatus::Ready);
@@ -124,7 +140,9 @@ async fn an_invalid_file_refuses_the_commit_and_leaves_the_running_preview() {
 #[tokio::test]
 async fn over_the_cap_a_new_preview_waits_and_says_where_in_line() {
     let file = "version: 1\npreviews:\n  max_active: 2\n";
-    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, never_provisioned(), 2).await;
+    let (outcome, env, dep, notes) =
+        run(EnvironmentStatus::Pending, file, never_provisioned(), 2).await;
+    assert!(notes.is_empty(), "waiting is not an answer yet");
 
     assert_eq!(outcome, RunOutcome::Waiting(nine()));
     assert_eq!(env.status(), EnvironmentStatus::Waiting);
@@ -152,7 +170,7 @@ async fn under_the_cap_the_provisioner_gets_the_repositorys_variables() {
             logs: String::new(),
         })
     });
-    let (outcome, env, dep) = run(EnvironmentStatus::Pending, file, p, 1).await;
+    let (outcome, env, dep, _) = run(EnvironmentStatus::Pending, file, p, 1).await;
 
     assert_eq!(outcome, RunOutcome::Ready(nine()));
     assert_eq!(env.idle_ttl, Some(std::time::Duration::from_secs(7200)));

@@ -98,6 +98,7 @@ impl Reconciler {
             Some(d) => d,
             None if env.awaits_deployment() => {
                 let new = NewDeployment {
+                    delivery_id: None,
                     environment_id: env.id,
                     commit_sha: env.commit_sha.clone(),
                     commit_message: None,
@@ -225,6 +226,14 @@ impl Reconciler {
         now: DateTime<Utc>,
     ) -> Result<Result<BTreeMap<String, String>, RunOutcome>, ReconcileError> {
         tx.update_deployment(deployment).await?;
+        if let Some(delivery) = &deployment.delivery_id {
+            // The delivery that asked for it says what became of it.
+            let note = format!(
+                "deployment of {} not started: {reason}",
+                deployment.commit_sha.short()
+            );
+            tx.note_delivery(delivery, &note).await?;
+        }
         env.skip(&deployment.commit_sha, &reason, now)?;
         tx.update_environment(env).await?;
         if was_waiting {

@@ -2,7 +2,7 @@
 //! kinds: destroy, queue a deployment, queue a report to GitHub.
 
 use chrono::{DateTime, Utc};
-use ephemera_domain::{Environment, NewDeployment, PreviewReport};
+use ephemera_domain::{DeliveryId, Environment, NewDeployment, PreviewReport};
 
 use super::ApplyError;
 use crate::ports::WebhookTx;
@@ -33,6 +33,7 @@ pub(super) async fn destroy_all(
 pub(super) async fn queue(
     tx: &mut dyn WebhookTx,
     env: &Environment,
+    delivery: Option<&DeliveryId>,
     now: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     let deployment = tx
@@ -41,6 +42,7 @@ pub(super) async fn queue(
                 environment_id: env.id,
                 commit_sha: env.commit_sha.clone(),
                 commit_message: None,
+                delivery_id: delivery.cloned(),
             },
             now,
         )

@@ -4,11 +4,11 @@
 //! here.
 
 use chrono::{DateTime, Utc};
-use ephemera_domain::{Environment, GithubUser, InstallationId, NewEnvironment, Owner};
+use ephemera_domain::{DeliveryId, Environment, GithubUser, InstallationId, NewEnvironment, Owner};
 
 use super::ApplyError;
 use super::effects::{destroy_all, queue, report};
-use super::{IngestDelivery, IngestOutcome, PullRequestChange};
+use super::{IncomingDelivery, IngestDelivery, IngestOutcome, PullRequestChange};
 use crate::ports::WebhookTx;
 
 mod decision;
@@ -20,10 +20,11 @@ impl IngestDelivery {
         &self,
         tx: &mut dyn WebhookTx,
         pr: &PullRequestChange,
-        installation: Option<InstallationId>,
-        sender: Option<&GithubUser>,
+        delivery: &IncomingDelivery,
         now: DateTime<Utc>,
     ) -> Result<IngestOutcome, ApplyError> {
+        let (installation, sender) = (delivery.installation_id, delivery.sender.as_ref());
+        let origin = &delivery.delivery_id;
         let stored = tx
             .environment_for_pr(Some(pr.repository_id), &pr.repository, pr.number)
             .await?;
@@ -41,9 +42,9 @@ impl IngestDelivery {
                 Ok(IngestOutcome::ignored("PR closed; it had no environment"))
             }
             Decision::NotDeployed(reason) => Ok(IngestOutcome::ignored(reason.to_string())),
-            Decision::Create { vouch } => create(tx, pr, installation, vouch, now).await,
+            Decision::Create { vouch } => create(tx, pr, installation, vouch, origin, now).await,
             Decision::Stored(env, change) => {
-                change_stored(tx, env, change, pr, installation, now).await
+                change_stored(tx, env, change, pr, installation, origin, now).await
             }
         }
     }
@@ -55,6 +56,7 @@ async fn create(
     pr: &PullRequestChange,
     installation: Option<InstallationId>,
     vouch: bool,
+    origin: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<IngestOutcome, ApplyError> {
     let mut env = tx
@@ -81,7 +83,7 @@ async fn create(
         env.trusted_sha = Some(pr.head_sha.clone());
         tx.update_environment(&env).await?;
     }
-    queue(tx, &env, now).await?;
+    queue(tx, &env, Some(origin), now).await?;
     Ok(IngestOutcome::applied(format!(
         "environment {} created in namespace {}; deployment of {} queued",
         env.id,
@@ -97,6 +99,7 @@ async fn change_stored(
     change: Change,
     pr: &PullRequestChange,
     installation: Option<InstallationId>,
+    origin: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<IngestOutcome, ApplyError> {
     let id = env.id;
@@ -143,7 +146,7 @@ async fn change_stored(
             // finishes and revives the record.
             refresh(&mut env, pr, installation, now);
             tx.update_environment(&env).await?;
-            queue(tx, &env, now).await?;
+            queue(tx, &env, Some(origin), now).await?;
             Ok(IngestOutcome::applied(format!(
                 "environment {id} is being destroyed; it is recreated at {} right after",
                 env.commit_sha.short()
@@ -161,7 +164,7 @@ async fn change_stored(
             env.request_deploy(now);
             tx.update_environment(&env).await?;
             let cancelled = tx.cancel_queued_deployments(id, now).await?;
-            queue(tx, &env, now).await?;
+            queue(tx, &env, Some(origin), now).await?;
             let mut reason = format!(
                 "environment {id} {what}; deployment of {} queued",
                 env.commit_sha.short()

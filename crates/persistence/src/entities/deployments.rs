@@ -24,6 +24,8 @@ pub struct Model {
     pub github_state: Option<String>,
     /// The commit status last reported for this deployment's commit.
     pub github_commit_state: Option<String>,
+    /// The webhook delivery that queued it.
+    pub delivery_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
