@@ -203,7 +203,12 @@ impl Reconciler {
             && let Admission::Wait(reason) = self.admission(tx, env, &resolved).await?
         {
             let news = env.status_reason() != Some(reason.as_str());
-            env.wait_for_slot(reason, later(now, WAITING_RECHECK), now)?;
+            // The time it joins the line is read under the admission's
+            // lock: `now` was read before it, and an admission that waited
+            // for the lock would otherwise take a place ahead of those that
+            // held it, while its reason counts them as ahead.
+            let joined = self.clock.now().max(now);
+            env.wait_for_slot(reason, later(joined, WAITING_RECHECK), joined)?;
             tx.update_environment(env).await?;
             if news {
                 report(tx, env, None, now).await?;
