@@ -130,6 +130,7 @@ impl Reconciler {
             }
         }
         let before = env.status();
+        let left_the_line = before == EnvironmentStatus::Waiting;
         env.begin_deploy(now)?;
         if env.status() != before {
             tx.update_environment(&env).await?;
@@ -150,6 +151,9 @@ impl Reconciler {
         tx.update_deployment(&deployment).await?;
         report(tx.as_mut(), &env, Some(&deployment), now).await?;
         tx.commit().await?;
+        if left_the_line {
+            self.wake_next(&env, now).await;
+        }
         let mut request = self.request(&env, &deployment.commit_sha);
         request.variables = variables;
         Ok(Step::Run(Plan::Deploy(DeployPlan {
@@ -200,7 +204,12 @@ impl Reconciler {
             && let Admission::Wait(reason) = self.admission(tx, env, &resolved).await?
         {
             let news = env.status_reason() != Some(reason.as_str());
-            env.wait_for_slot(reason, later(now, WAITING_RECHECK), now)?;
+            // The time it joins the line is read under the admission's
+            // lock: `now` was read before it, and an admission that waited
+            // for the lock would otherwise take a place ahead of those that
+            // held it, while its reason counts them as ahead.
+            let joined = self.clock.now().max(now);
+            env.wait_for_slot(reason, later(joined, WAITING_RECHECK), joined)?;
             tx.update_environment(env).await?;
             if news {
                 report(tx, env, None, now).await?;
@@ -242,6 +251,24 @@ impl Reconciler {
         }
         report(tx, env, Some(deployment), now).await?;
         Ok(Err(RunOutcome::Skipped(env.id)))
+    }
+
+    /// `env` left the line with a slot: whoever is next in line looks
+    /// again now, since another slot may be free too (a destroy wakes only
+    /// the first in line, so two slots freed together would otherwise
+    /// leave the second idle until the waiting recheck). In its own
+    /// transaction, after the admission's lock is released, so that it
+    /// never waits on a row held by an admission waiting on that lock;
+    /// if it fails, the recheck still comes.
+    async fn wake_next(&self, env: &Environment, now: DateTime<Utc>) {
+        let woken = async {
+            let mut tx = self.queue.begin().await?;
+            tx.wake_waiting(env, now).await?;
+            tx.commit().await
+        };
+        if let Err(err) = woken.await {
+            tracing::warn!(environment = %env.id, error = %err, "next in line not woken; it rechecks later");
+        }
     }
 
     /// Whether `env` may start now under the repository's and the

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fake_github;
 pub mod pg_proxy;
 pub mod process;
 
@@ -33,7 +34,8 @@ pub struct TestApp {
     /// Whether [`TOKEN`] is configured; `get` then sends it.
     pub has_token: bool,
     pub client: reqwest::Client,
-    pub database: TestDatabase,
+    /// Shared with [`TestApp::spawn_replica`]s of the app.
+    pub database: Arc<TestDatabase>,
     /// Drives the workers' steps by hand (background workers are off
     /// unless a test sets `settings.workers.count`).
     pub reconciler: ephemera_application::reconciler::Reconciler,
@@ -78,6 +80,16 @@ impl TestApp {
     /// Like `spawn`, with settings adjusted first (defaults as from an empty
     /// environment, plus the test webhook secret).
     pub async fn spawn_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on(Arc::new(database), configure).await
+    }
+
+    /// Another replica of the app on this one's database, with settings
+    /// adjusted by `configure` (as `spawn_with` does), and its own clock.
+    pub async fn spawn_replica(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on(self.database.clone(), configure).await
+    }
+
+    async fn spawn_on(database: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
             ephemera_server::telemetry::init(LogFormat::Pretty);
         }
