@@ -206,17 +206,26 @@ impl WorkTx for SqlTx {
         note: &str,
     ) -> Result<(), RepositoryError> {
         use crate::entities::webhook_deliveries as log;
-        // `reason; note` (or the note alone), in one statement on both
-        // databases.
-        log::Entity::update_many()
-            .col_expr(
-                log::Column::Reason,
-                Expr::cust_with_values("COALESCE(reason || '; ', '') || ?", [note]),
-            )
+        let context = || format!("noting on delivery {delivery}");
+        let Some(entry) = log::Entity::find()
             .filter(log::Column::DeliveryId.eq(delivery.to_string()))
+            .one(&self.txn)
+            .await
+            .map_err(|e| db_err(e, context()))?
+        else {
+            // Pruned by retention meanwhile: nothing left to tell.
+            return Ok(());
+        };
+        let reason = match entry.reason {
+            Some(reason) => format!("{reason}; {note}"),
+            None => note.to_owned(),
+        };
+        log::Entity::update_many()
+            .col_expr(log::Column::Reason, Expr::value(reason))
+            .filter(log::Column::Id.eq(entry.id))
             .exec(&self.txn)
             .await
-            .map_err(|e| db_err(e, format!("noting on delivery {delivery}")))?;
+            .map_err(|e| db_err(e, context()))?;
         Ok(())
     }
 

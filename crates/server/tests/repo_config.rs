@@ -287,6 +287,17 @@ async fn assert_skipped(app: &TestApp, github: &MockServer, number: u64, head: u
     );
     let comment = last_comment(github, number).await;
     assert!(comment.contains("No preview"), "{comment}");
+    // The delivery that asked for the preview says what became of it.
+    let note = format!("deployment of {} not started: {rule}", &sha(head)[..7]);
+    let deliveries = app.json("/api/v1/deliveries?event=pull_request").await;
+    assert!(
+        deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["reason"].as_str().is_some_and(|r| r.ends_with(&note))),
+        "no delivery says {note:?}: {deliveries}"
+    );
 }
 
 /// Opens one PR for each of `files` on an app reporting to `github`: PR
