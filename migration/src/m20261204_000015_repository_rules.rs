@@ -1,7 +1,8 @@
 //! What per-repository rules (`.github/ephemera.yml`) need on each
 //! environment: the PR's base branch (rules match it), since when it waits
 //! for a slot under a cap (first waiting goes first), and the repository's
-//! idle TTL and what its bounds refused, from the last rules read. Each
+//! idle TTL, sleep delay and what its bounds refused, from the last rules
+//! read. Each
 //! deployment keeps the webhook delivery that queued it, so that delivery's
 //! log entry can say what the rules decided.
 
@@ -19,6 +20,7 @@ enum Added {
     WaitingSince,
     IdleTtlSeconds,
     ConfigNotes,
+    SleepAfterSeconds,
     DeliveryId,
 }
 
@@ -37,6 +39,7 @@ impl MigrationTrait for Migration {
             timestamp_with_time_zone_null(Added::WaitingSince).to_owned(),
             big_integer_null(Added::IdleTtlSeconds).to_owned(),
             text(Added::ConfigNotes).default("[]").to_owned(),
+            big_integer_null(Added::SleepAfterSeconds).to_owned(),
         ] {
             manager
                 .alter_table(
@@ -89,6 +92,7 @@ impl MigrationTrait for Migration {
             Added::WaitingSince,
             Added::IdleTtlSeconds,
             Added::ConfigNotes,
+            Added::SleepAfterSeconds,
         ] {
             manager
                 .alter_table(

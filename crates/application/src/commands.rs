@@ -1,4 +1,5 @@
-//! Operator actions over the REST API: redeploy and destroy.
+//! Operator actions over the REST API (redeploy, destroy, sleep, wake)
+//! and the sweeps that destroy or put to sleep idle previews.
 
 use std::sync::Arc;
 
@@ -184,6 +185,106 @@ impl EnvironmentCommands {
         Ok(deployment)
     }
 
+    /// Puts a ready preview to sleep (`reason` says who asked); idempotent
+    /// while it is going to sleep or asleep.
+    #[tracing::instrument(skip(self))]
+    pub async fn sleep(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+    ) -> Result<Environment, CommandError> {
+        self.sleep_or_wake(id, EnvironmentStatus::Stopping, reason)
+            .await
+    }
+
+    /// Wakes a sleeping preview (`reason` says who asked); idempotent while
+    /// it is waking or awake.
+    #[tracing::instrument(skip(self))]
+    pub async fn wake(&self, id: EnvironmentId, reason: &str) -> Result<Environment, CommandError> {
+        self.sleep_or_wake(id, EnvironmentStatus::Waking, reason)
+            .await
+    }
+
+    /// Moves the environment towards `to` (stopping or waking) unless it is
+    /// there or past it already.
+    async fn sleep_or_wake(
+        &self,
+        id: EnvironmentId,
+        to: EnvironmentStatus,
+        reason: &str,
+    ) -> Result<Environment, CommandError> {
+        use EnvironmentStatus::{Ready, Sleeping, Stopping, Updating, Waking};
+        let (now, mut tx, mut env) = self.open(id).await?;
+        let done = match (to, env.status()) {
+            (Stopping, Stopping | Sleeping) | (Waking, Waking | Ready | Updating) => true,
+            (Stopping, _) => {
+                env.begin_sleep(reason, now).map_err(|_| {
+                    CommandError::Conflict(format!(
+                        "environment {id} is {}; only a ready preview can be put to sleep",
+                        env.status()
+                    ))
+                })?;
+                false
+            }
+            (_, _) => {
+                env.begin_wake(reason, now).map_err(|_| {
+                    CommandError::Conflict(format!(
+                        "environment {id} is {}; only a sleeping preview can be woken",
+                        env.status()
+                    ))
+                })?;
+                false
+            }
+        };
+        if done {
+            return Ok(env);
+        }
+        tx.update_environment(&env).await?;
+        if let Some(report) = PreviewReport::of(&env, None) {
+            tx.report(report, now).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_waiters();
+        Ok(env)
+    }
+
+    /// The sleep sweep: puts to sleep ready previews without activity for
+    /// their `sleep_after`; returns how many.
+    #[tracing::instrument(skip(self))]
+    pub async fn sleep_idle(&self) -> Result<usize, CommandError> {
+        let now = self.clock.now();
+        let mut count = 0;
+        for id in self.queue.sleepy(now, 500).await? {
+            let (now, mut tx, mut env) = self.open(id).await?;
+            // Re-checked under the lock: a webhook may have just touched it.
+            let Some(after) = env.sleep_after else {
+                continue;
+            };
+            let due = env.last_activity()
+                + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+            if env.status() != EnvironmentStatus::Ready || due > now {
+                continue;
+            }
+            let reason = format!(
+                "asleep: no activity for more than {} (previews.sleep_after)",
+                ephemera_domain::format_duration(after)
+            );
+            env.begin_sleep(&reason, now)
+                .map_err(|e| CommandError::Conflict(e.to_string()))?;
+            tx.update_environment(&env).await?;
+            if let Some(report) = PreviewReport::of(&env, None) {
+                tx.report(report, now).await?;
+            }
+            tx.commit().await?;
+            count += 1;
+        }
+        if count > 0 {
+            tracing::info!(count, "idle previews put to sleep");
+            self.wake.notify_waiters();
+        }
+        Ok(count)
+    }
+
     /// Asks for the environment to be destroyed. Idempotent while it is
     /// being destroyed; a conflict once it is gone.
     #[tracing::instrument(skip(self))]
@@ -280,6 +381,9 @@ impl EnvironmentCommands {
         worker::run_until_stopped(None, stop, || async {
             if let Err(err) = self.destroy_idle(default_ttl).await {
                 tracing::warn!(error = %err, "TTL sweep failed");
+            }
+            if let Err(err) = self.sleep_idle().await {
+                tracing::warn!(error = %err, "sleep sweep failed");
             }
             Next::After(every)
         })

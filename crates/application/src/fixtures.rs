@@ -63,6 +63,7 @@ pub(crate) fn environment_record(id: i64, repository: &str, pr: i64) -> Environm
         waiting_since: None,
         idle_ttl: None,
         config_notes: Vec::new(),
+        sleep_after: None,
     }
 }
 

@@ -89,6 +89,8 @@ pub enum RunOutcome {
     Skipped(EnvironmentId),
     /// Over a cap: the environment waits in line for a slot.
     Waiting(EnvironmentId),
+    /// The environment is asleep.
+    Asleep(EnvironmentId),
     /// The repository's rules could not be read from GitHub; looked at
     /// again after `after`, without using up an attempt.
     RulesUnavailable { id: EnvironmentId, after: Duration },
@@ -235,6 +237,24 @@ impl Reconciler {
                     .await;
                 match result {
                     Some(result) => self.record_destroy(id, plan, result).await?,
+                    None => lease_lost(id),
+                }
+            }
+            Plan::Stop(plan) => {
+                let result = self
+                    .leased(id, "stop", self.provisioner.stop(&plan.request))
+                    .await;
+                match result {
+                    Some(result) => self.record_stop(id, plan, result).await?,
+                    None => lease_lost(id),
+                }
+            }
+            Plan::Start(plan) => {
+                let result = self
+                    .leased(id, "start", self.provisioner.start(&plan.request))
+                    .await;
+                match result {
+                    Some(result) => self.record_start(id, plan, result).await?,
                     None => lease_lost(id),
                 }
             }

@@ -20,6 +20,14 @@ crate::string_enum! {
         Failed = "failed",
         Destroying = "destroying",
         Destroyed = "destroyed",
+        /// Being put to sleep (`previews.sleep_after`, `/preview sleep`):
+        /// the provisioner stops what runs.
+        Stopping = "stopping",
+        /// Asleep: nothing runs, the namespace, data and URL stay. A push,
+        /// `/preview wake` or the check run's button wakes it.
+        Sleeping = "sleeping",
+        /// Being woken: the provisioner starts it again as it was.
+        Waking = "waking",
     }
 }
 
@@ -32,12 +40,16 @@ impl EnvironmentStatus {
             Waiting => &[Provisioning, Skipped, Destroying, Failed],
             Skipped => &[Provisioning, Waiting, Destroying, Failed],
             Provisioning => &[Ready, Failed, Destroying],
-            Ready => &[Updating, Destroying],
+            Ready => &[Updating, Stopping, Destroying],
             Updating => &[Ready, Failed, Destroying],
             Failed => &[Provisioning, Updating, Destroying],
             Destroying => &[Destroyed, Failed],
             // A reopened PR revives the same record and namespace.
             Destroyed => &[Pending],
+            Stopping => &[Sleeping, Failed, Destroying],
+            // A push deploys its commit, which wakes the preview too.
+            Sleeping => &[Waking, Updating, Destroying],
+            Waking => &[Ready, Failed, Destroying],
         }
     }
 
@@ -56,7 +68,14 @@ impl EnvironmentStatus {
     pub fn holds_slot(self) -> bool {
         matches!(
             self,
-            Self::Provisioning | Self::Ready | Self::Updating | Self::Failed | Self::Destroying
+            Self::Provisioning
+                | Self::Ready
+                | Self::Updating
+                | Self::Failed
+                | Self::Destroying
+                | Self::Stopping
+                | Self::Sleeping
+                | Self::Waking
         )
     }
 }
@@ -126,6 +145,10 @@ pub struct Environment {
     /// What the last rules read refused of the repository's file (one line
     /// each), for the PR comment.
     pub config_notes: Vec<String>,
+    /// The repository's `previews.sleep_after` from the last rules read
+    /// (else the operator's `EPHEMERA_SLEEP_AFTER`): put it to sleep after
+    /// this long without activity.
+    pub sleep_after: Option<std::time::Duration>,
 }
 
 /// An environment as stored, field by field: what the persistence adapter
@@ -162,6 +185,7 @@ pub struct EnvironmentRecord {
     pub waiting_since: Option<DateTime<Utc>>,
     pub idle_ttl: Option<std::time::Duration>,
     pub config_notes: Vec<String>,
+    pub sleep_after: Option<std::time::Duration>,
 }
 
 impl Environment {
@@ -197,6 +221,7 @@ impl Environment {
             waiting_since,
             idle_ttl,
             config_notes,
+            sleep_after,
         } = record;
         Self {
             id,
@@ -228,6 +253,7 @@ impl Environment {
             waiting_since,
             idle_ttl,
             config_notes,
+            sleep_after,
         }
     }
 
@@ -316,6 +342,10 @@ pub enum DueWork {
     Destroy,
     /// Roll out its newest wanted deployment, if it has one.
     Deploy,
+    /// Put it to sleep.
+    Stop,
+    /// Wake it.
+    Start,
 }
 
 /// The lifecycle rules: what a use case may do to an environment, each with
@@ -334,6 +364,8 @@ impl Environment {
         match self.status {
             EnvironmentStatus::Destroyed => DueWork::Settle,
             EnvironmentStatus::Destroying => DueWork::Destroy,
+            EnvironmentStatus::Stopping => DueWork::Stop,
+            EnvironmentStatus::Waking => DueWork::Start,
             _ => DueWork::Deploy,
         }
     }
@@ -400,7 +432,9 @@ impl Environment {
             EnvironmentStatus::Failed if self.last_deployed_at.is_none() => {
                 EnvironmentStatus::Provisioning
             }
-            EnvironmentStatus::Ready | EnvironmentStatus::Failed => EnvironmentStatus::Updating,
+            EnvironmentStatus::Ready | EnvironmentStatus::Failed | EnvironmentStatus::Sleeping => {
+                EnvironmentStatus::Updating
+            }
             same => same,
         };
         if next != self.status {
@@ -454,6 +488,48 @@ impl Environment {
         }
         self.settle();
         Ok(())
+    }
+
+    /// Puts a ready preview to sleep for `reason`; a worker is due at once.
+    pub fn begin_sleep(
+        &mut self,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Stopping, now)?;
+        self.status_reason = Some(reason.to_owned());
+        self.schedule_work(now);
+        Ok(())
+    }
+
+    /// The provisioner stopped it: asleep, nothing due.
+    pub fn mark_asleep(&mut self, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Sleeping, now)?;
+        self.error_message = None;
+        self.settle();
+        Ok(())
+    }
+
+    /// Wakes a sleeping preview for `reason`; a worker is due at once (it
+    /// ends [`Self::mark_ready`]).
+    pub fn begin_wake(
+        &mut self,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), InvalidTransition> {
+        self.transition_to(EnvironmentStatus::Waking, now)?;
+        self.status_reason = Some(reason.to_owned());
+        self.schedule_work(now);
+        Ok(())
+    }
+
+    /// When its PR or its preview last saw activity: the later of the PR's
+    /// newest event (or the environment's creation) and its last
+    /// deployment or wake.
+    pub fn last_activity(&self) -> DateTime<Utc> {
+        let pr = self.pr_updated_at.unwrap_or(self.created_at);
+        self.last_deployed_at
+            .map_or(pr, |deployed| deployed.max(pr))
     }
 
     /// The deployment landed: the environment is ready at `url`.
@@ -579,7 +655,17 @@ mod tests {
         ("provisioning", "failed"),
         ("provisioning", "destroying"),
         ("ready", "updating"),
+        ("ready", "stopping"),
         ("ready", "destroying"),
+        ("stopping", "sleeping"),
+        ("stopping", "failed"),
+        ("stopping", "destroying"),
+        ("sleeping", "waking"),
+        ("sleeping", "updating"),
+        ("sleeping", "destroying"),
+        ("waking", "ready"),
+        ("waking", "failed"),
+        ("waking", "destroying"),
         ("updating", "ready"),
         ("updating", "failed"),
         ("updating", "destroying"),
@@ -625,6 +711,7 @@ mod tests {
             waiting_since: None,
             idle_ttl: None,
             config_notes: Vec::new(),
+            sleep_after: None,
         }
     }
 
@@ -691,7 +778,9 @@ mod tests {
                 Destroyed => (DueWork::Settle, false),
                 Destroying => (DueWork::Destroy, false),
                 Pending | Waiting | Provisioning | Updating => (DueWork::Deploy, true),
-                Skipped | Ready | Failed => (DueWork::Deploy, false),
+                Skipped | Ready | Failed | Sleeping => (DueWork::Deploy, false),
+                Stopping => (DueWork::Stop, false),
+                Waking => (DueWork::Start, false),
             };
             assert_eq!(env.due_work(), work, "{status}");
             assert_eq!(env.awaits_deployment(), awaits, "{status}");
@@ -868,6 +957,31 @@ mod tests {
         // A later commit the rules let through starts it normally.
         fresh.begin_deploy(at(2)).unwrap();
         assert_eq!(fresh.status, Provisioning);
+    }
+
+    #[test]
+    fn a_preview_sleeps_and_wakes_keeping_its_url() {
+        let mut env = environment(Ready);
+        env.environment_url = Some("https://pr-7.example".into());
+        env.last_deployed_at = Some(at(0));
+        env.begin_sleep("idle for 2h (previews.sleep_after)", at(1))
+            .unwrap();
+        assert_eq!((env.status, env.due_work()), (Stopping, DueWork::Stop));
+        assert_eq!(env.work_due_at, Some(at(1)));
+        env.mark_asleep(at(2)).unwrap();
+        assert_eq!((env.status, env.work_due_at), (Sleeping, None));
+        assert_eq!(env.environment_url(), Some("https://pr-7.example"));
+        assert!(env.status.holds_slot(), "its namespace and data stay");
+        env.begin_wake("@alice: /preview wake", at(3)).unwrap();
+        assert_eq!((env.status, env.due_work()), (Waking, DueWork::Start));
+        env.mark_ready("https://pr-7.example".into(), at(4))
+            .unwrap();
+        assert_eq!(env.last_activity(), at(4), "waking counts as activity");
+
+        let mut pushed = environment(Sleeping);
+        pushed.begin_deploy(at(5)).unwrap();
+        assert_eq!(pushed.status, Updating, "a push wakes it by deploying");
+        assert!(environment(Pending).begin_sleep("x", at(1)).is_err());
     }
 
     #[test]

@@ -34,6 +34,7 @@ crate::string_enum! {
         SkipAuthors = "previews.skip_authors",
         SkipWhenTitleContains = "previews.skip_when_title_contains",
         Ttl = "previews.ttl",
+        SleepAfter = "previews.sleep_after",
         MaxActive = "previews.max_active",
         Env = "env",
     }
@@ -62,6 +63,7 @@ pub struct RepoConfigFile {
     pub skip_authors: Option<Vec<String>>,
     pub skip_when_title_contains: Option<Vec<String>>,
     pub ttl: Option<Duration>,
+    pub sleep_after: Option<Duration>,
     pub max_active: Option<u32>,
     pub env: BTreeMap<String, String>,
 }
@@ -83,6 +85,8 @@ pub struct RepoRules {
     pub skip_when_title_contains: Vec<String>,
     /// Destroy the preview after this long without PR activity.
     pub ttl: Option<Duration>,
+    /// Put the preview to sleep after this long without activity.
+    pub sleep_after: Option<Duration>,
     /// Live previews at once in the repository; more wait in line.
     pub max_active: Option<u32>,
     /// Plain variables handed to the provisioner.
@@ -99,6 +103,7 @@ impl Default for RepoRules {
             skip_authors: Vec::new(),
             skip_when_title_contains: Vec::new(),
             ttl: None,
+            sleep_after: None,
             max_active: None,
             env: BTreeMap::new(),
         }
@@ -130,6 +135,8 @@ pub struct ConfigBounds {
     pub allowed_keys: Vec<ConfigKey>,
     /// The longest `previews.ttl` a file may ask for.
     pub max_ttl: Option<Duration>,
+    /// The longest `previews.sleep_after` a file may ask for.
+    pub max_sleep_after: Option<Duration>,
     /// The largest `previews.max_active` a file may ask for.
     pub max_active: Option<u32>,
     /// Globs over the variable names `env` may set (e.g. `PREVIEW_*`);
@@ -142,6 +149,7 @@ impl Default for ConfigBounds {
         Self {
             allowed_keys: ConfigKey::ALL.to_vec(),
             max_ttl: None,
+            max_sleep_after: None,
             max_active: None,
             env_names: vec!["*".to_owned()],
         }
@@ -223,20 +231,31 @@ pub fn resolve(
             into.clone_from(asked);
         }
     }
-    if take(ConfigKey::Ttl, file.ttl.is_some(), &mut resolved) {
-        let asked = file.ttl.unwrap_or_default();
-        rules.ttl = Some(match bounds.max_ttl {
-            Some(max) if asked > max => {
-                resolved.sources.insert(ConfigKey::Ttl, ValueSource::Bound);
-                resolved.refused.push(format!(
-                    "`previews.ttl: {}` is longer than this server allows; {} applies",
-                    format_duration(asked),
-                    format_duration(max)
-                ));
-                max
-            }
-            _ => asked,
-        });
+    for (key, asked, max, into) in [
+        (ConfigKey::Ttl, file.ttl, bounds.max_ttl, &mut rules.ttl),
+        (
+            ConfigKey::SleepAfter,
+            file.sleep_after,
+            bounds.max_sleep_after,
+            &mut rules.sleep_after,
+        ),
+    ] {
+        if let Some(asked) = asked
+            && take(key, true, &mut resolved)
+        {
+            *into = Some(match max {
+                Some(max) if asked > max => {
+                    resolved.sources.insert(key, ValueSource::Bound);
+                    resolved.refused.push(format!(
+                        "`{key}: {}` is longer than this server allows; {} applies",
+                        format_duration(asked),
+                        format_duration(max)
+                    ));
+                    max
+                }
+                _ => asked,
+            });
+        }
     }
     if take(
         ConfigKey::MaxActive,
@@ -518,6 +537,7 @@ mod tests {
         let file = RepoConfigFile {
             mode: Some(PreviewMode::Manual),
             ttl: Some(Duration::from_secs(30 * 86_400)),
+            sleep_after: Some(Duration::from_secs(12 * 3600)),
             max_active: Some(50),
             env: BTreeMap::from([
                 ("PREVIEW_FLAG".to_owned(), "on".to_owned()),
@@ -532,12 +552,17 @@ mod tests {
                 .filter(|k| *k != ConfigKey::Mode)
                 .collect(),
             max_ttl: Some(Duration::from_secs(7 * 86_400)),
+            max_sleep_after: Some(Duration::from_secs(2 * 3600)),
             max_active: Some(5),
             env_names: strings(&["PREVIEW_*"]),
         };
         let resolved = resolve(Some(&file), &RepoRules::default(), &bounds);
         assert_eq!(resolved.rules.mode, PreviewMode::Auto);
         assert_eq!(resolved.rules.ttl, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            resolved.rules.sleep_after,
+            Some(Duration::from_secs(2 * 3600))
+        );
         assert_eq!(resolved.rules.max_active, Some(5));
         assert_eq!(
             resolved.rules.env,
@@ -551,6 +576,7 @@ mod tests {
             strings(&[
                 "`previews.mode` is not one a repository may set here",
                 "`previews.ttl: 30d` is longer than this server allows; 7d applies",
+                "`previews.sleep_after: 12h` is longer than this server allows; 2h applies",
                 "`previews.max_active: 50` is more than this server allows; 5 applies",
                 "`env.DATABASE_URL` is not a name this server lets repositories set",
                 "`env.LD_PRELOAD` is reserved and cannot be set",

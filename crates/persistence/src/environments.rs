@@ -81,15 +81,26 @@ impl TryFrom<Model> for Environment {
             labels: serde_json::from_str(&row.labels)
                 .map_err(|e| corrupt("environments", id, e))?,
             waiting_since: row.waiting_since,
-            idle_ttl: row
-                .idle_ttl_seconds
-                .map(|s| u64::try_from(s).map(std::time::Duration::from_secs))
-                .transpose()
-                .map_err(|e| corrupt("environments", id, e))?,
+            idle_ttl: seconds(row.idle_ttl_seconds).map_err(|e| corrupt("environments", id, e))?,
             config_notes: serde_json::from_str(&row.config_notes)
+                .map_err(|e| corrupt("environments", id, e))?,
+            sleep_after: seconds(row.sleep_after_seconds)
                 .map_err(|e| corrupt("environments", id, e))?,
         }))
     }
+}
+
+/// A duration stored as whole seconds.
+pub(crate) fn seconds(
+    stored: Option<i64>,
+) -> Result<Option<std::time::Duration>, std::num::TryFromIntError> {
+    stored
+        .map(|s| u64::try_from(s).map(std::time::Duration::from_secs))
+        .transpose()
+}
+
+fn stored_seconds(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Label names (or notes) as stored: a JSON array.
@@ -264,6 +275,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         waiting_since: Set(None),
         idle_ttl_seconds: Set(None),
         config_notes: Set("[]".to_owned()),
+        sleep_after_seconds: Set(None),
     }
     .insert(db)
     .await
@@ -309,9 +321,8 @@ pub(crate) async fn update<C: ConnectionTrait>(
         labels: Set(labels_json(&env.labels)),
         base_ref: Set(env.base_ref.clone()),
         waiting_since: Set(env.waiting_since()),
-        idle_ttl_seconds: Set(env
-            .idle_ttl
-            .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX))),
+        idle_ttl_seconds: Set(env.idle_ttl.map(stored_seconds)),
+        sleep_after_seconds: Set(env.sleep_after.map(stored_seconds)),
         config_notes: Set(labels_json(&env.config_notes)),
     }
     .update(db)

@@ -9,8 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{CapScope, RepositoryError, WorkQueue, WorkTx};
-use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, SlotUse};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use ephemera_domain::{
+    Deployment, DeploymentId, Environment, EnvironmentId, EnvironmentStatus, SlotUse,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, Value,
@@ -20,6 +22,87 @@ use crate::entities::environments::{Column, Entity};
 use crate::error::db_err;
 use crate::tx::{Reporting, SqlTx};
 use crate::{deployments, environments, slots};
+
+/// What counts as an environment's last activity.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// The PR's newest event (or the environment's creation).
+    PullRequest,
+    /// That, or its last deployment or wake, whichever is later.
+    PullRequestOrDeployment,
+}
+
+impl SqlWorkQueue {
+    /// Environments in `scope` whose delay in `column` (seconds; `default`
+    /// where NULL, none without one) has passed since their last activity
+    /// at `now`. Few distinct delays are in use (the operator's and what
+    /// some repositories set): one indexed query per delay.
+    async fn overdue(
+        &self,
+        column: Column,
+        default: Option<Duration>,
+        scope: SimpleExpr,
+        activity: Activity,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EnvironmentId>, RepositoryError> {
+        let context = || format!("looking for environments past their {column:?}");
+        let delays: Vec<Option<i64>> = Entity::find()
+            .select_only()
+            .column(column)
+            .distinct()
+            .filter(scope.clone())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(|e| db_err(e, context()))?;
+        let mut ids = Vec::new();
+        for stored in delays {
+            let Some(delay) = stored
+                .map(|secs| Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+                .or(default)
+            else {
+                continue;
+            };
+            let before = now - chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let with_delay = match stored {
+                Some(secs) => column.eq(secs),
+                None => column.is_null(),
+            };
+            let mut query = Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(scope.clone())
+                .filter(with_delay)
+                .filter(
+                    Expr::col(Column::PrUpdatedAt)
+                        .if_null(Expr::col(Column::CreatedAt))
+                        .lt(before),
+                );
+            if activity == Activity::PullRequestOrDeployment {
+                query = query.filter(
+                    Column::LastDeployedAt
+                        .is_null()
+                        .or(Column::LastDeployedAt.lt(before)),
+                );
+            }
+            let found: Vec<i64> = query
+                .order_by_asc(Column::Id)
+                .limit(limit.saturating_sub(ids.len() as u64))
+                .into_tuple()
+                .all(&self.db)
+                .await
+                .map_err(|e| db_err(e, context()))?;
+            ids.extend(found);
+            if ids.len() as u64 >= limit {
+                break;
+            }
+        }
+        ids.into_iter()
+            .map(|id| EnvironmentId::new(id).map_err(|e| RepositoryError::Unexpected(e.into())))
+            .collect()
+    }
+}
 
 /// [`WorkQueue`] on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
@@ -134,55 +217,31 @@ impl WorkQueue for SqlWorkQueue {
         default_ttl: Option<Duration>,
         limit: u64,
     ) -> Result<Vec<EnvironmentId>, RepositoryError> {
-        // Few distinct TTLs are in use (the operator's and what some
-        // repositories set): one indexed query per TTL.
-        let ttls: Vec<Option<i64>> = Entity::find()
-            .select_only()
-            .column(Column::IdleTtlSeconds)
-            .distinct()
-            .filter(Expr::cust(environments::LIVE))
-            .into_tuple()
-            .all(&self.db)
-            .await
-            .map_err(|e| db_err(e, "reading the idle TTLs in use"))?;
-        let mut ids = Vec::new();
-        for stored in ttls {
-            let ttl = match stored {
-                Some(secs) => Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
-                None => match default_ttl {
-                    Some(ttl) => ttl,
-                    None => continue,
-                },
-            };
-            let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-            let with_ttl = match stored {
-                Some(secs) => Column::IdleTtlSeconds.eq(secs),
-                None => Column::IdleTtlSeconds.is_null(),
-            };
-            let found: Vec<i64> = Entity::find()
-                .select_only()
-                .column(Column::Id)
-                .filter(Expr::cust(environments::LIVE))
-                .filter(with_ttl)
-                .filter(
-                    Expr::col(Column::PrUpdatedAt)
-                        .if_null(Expr::col(Column::CreatedAt))
-                        .lt(before),
-                )
-                .order_by_asc(Column::Id)
-                .limit(limit.saturating_sub(ids.len() as u64))
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(|e| db_err(e, "looking for idle environments"))?;
-            ids.extend(found);
-            if ids.len() as u64 >= limit {
-                break;
-            }
-        }
-        ids.into_iter()
-            .map(|id| EnvironmentId::new(id).map_err(|e| RepositoryError::Unexpected(e.into())))
-            .collect()
+        self.overdue(
+            Column::IdleTtlSeconds,
+            default_ttl,
+            Expr::cust(environments::LIVE),
+            Activity::PullRequest,
+            now,
+            limit,
+        )
+        .await
+    }
+
+    async fn sleepy(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EnvironmentId>, RepositoryError> {
+        self.overdue(
+            Column::SleepAfterSeconds,
+            None,
+            Column::Status.eq(EnvironmentStatus::Ready.as_str()),
+            Activity::PullRequestOrDeployment,
+            now,
+            limit,
+        )
+        .await
     }
 
     async fn begin(&self) -> Result<Box<dyn WorkTx>, RepositoryError> {

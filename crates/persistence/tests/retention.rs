@@ -82,6 +82,7 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         waiting_since: Set(None),
         idle_ttl_seconds: Set(None),
         config_notes: Set("[]".into()),
+        sleep_after_seconds: Set(None),
     }
     .insert(&t.db)
     .await

@@ -41,6 +41,14 @@ pub trait WorkQueue: Send + Sync {
         limit: u64,
     ) -> Result<Vec<EnvironmentId>, RepositoryError>;
 
+    /// Ready environments with a `sleep_after` and no activity (PR event,
+    /// deployment or wake) for that long at `now`.
+    async fn sleepy(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<EnvironmentId>, RepositoryError>;
+
     async fn begin(&self) -> Result<Box<dyn WorkTx>, RepositoryError>;
 }
 

@@ -15,7 +15,8 @@ use super::gate::{Gate, Verdict};
 use super::record::later;
 use super::{ReconcileError, Reconciler, RunOutcome, report};
 use crate::ports::{
-    CapScope, ProvisionFailure, ProvisionRequest, Provisioned, RepositoryError, Teardown, WorkTx,
+    CapScope, ProvisionFailure, ProvisionRequest, Provisioned, RepositoryError, Stopped, Teardown,
+    WorkTx,
 };
 use crate::repo_config::FileOrigin;
 
@@ -31,7 +32,23 @@ const RULES_RETRY_MAX: Duration = Duration::from_secs(60);
 pub(super) enum Plan {
     Deploy(DeployPlan),
     Destroy(DestroyPlan),
+    Stop(SleepPlan),
+    Start(SleepPlan),
 }
+
+/// Put the environment to sleep (answered by a [`StopResult`]) or wake it
+/// (answered by a [`StartResult`]): which one, the [`Plan`] variant says.
+#[derive(Debug, Clone)]
+pub(super) struct SleepPlan {
+    pub(super) request: ProvisionRequest,
+    pub(super) attempt: u32,
+}
+
+/// The provisioner's answer to a [`Plan::Stop`].
+pub(super) type StopResult = Result<Stopped, ProvisionFailure>;
+
+/// The provisioner's answer to a [`Plan::Start`].
+pub(super) type StartResult = Result<Provisioned, ProvisionFailure>;
 
 /// What planning came to: a step for the provisioner, or an outcome
 /// reached without one (nothing due, skipped by the rules, waiting…).
@@ -90,6 +107,18 @@ impl Reconciler {
                 let request = self.request(&env, &env.commit_sha);
                 tx.commit().await?;
                 return Ok(Step::Run(Plan::Destroy(DestroyPlan { request, attempt })));
+            }
+            DueWork::Stop | DueWork::Start => {
+                let plan = SleepPlan {
+                    request: self.request(&env, &env.commit_sha),
+                    attempt,
+                };
+                tx.commit().await?;
+                return Ok(Step::Run(if env.due_work() == DueWork::Stop {
+                    Plan::Stop(plan)
+                } else {
+                    Plan::Start(plan)
+                }));
             }
             DueWork::Deploy => {}
         }
@@ -199,6 +228,7 @@ impl Reconciler {
             }
         };
         env.idle_ttl = resolved.rules.ttl;
+        env.sleep_after = resolved.rules.sleep_after;
         env.config_notes.clone_from(&resolved.refused);
         if env.needs_slot()
             && let Admission::Wait(reason) = self.admission(tx, env, &resolved).await?

@@ -9,7 +9,9 @@ use ephemera_domain::{
     Deployment, DeploymentStatus, Environment, EnvironmentId, EnvironmentStatus,
 };
 
-use super::plan::{DeployPlan, DeployResult, DestroyPlan, DestroyResult};
+use super::plan::{
+    DeployPlan, DeployResult, DestroyPlan, DestroyResult, SleepPlan, StartResult, StopResult,
+};
 use super::{ReconcileError, Reconciler, RunOutcome, report, unexpected};
 use crate::ports::{Teardown, WorkTx};
 
@@ -67,6 +69,106 @@ impl Reconciler {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Records a stop's result: asleep, or the attempt failed.
+    pub(super) async fn record_stop(
+        &self,
+        id: EnvironmentId,
+        plan: SleepPlan,
+        result: StopResult,
+    ) -> Result<RunOutcome, ReconcileError> {
+        self.record_sleep_step(id, EnvironmentStatus::Stopping, plan, |env, now| {
+            let stopped = result?;
+            tracing::info!(environment = %env.id, logs = %stopped.logs, "provisioner stopped the environment");
+            Ok(env.mark_asleep(now).map(|()| RunOutcome::Asleep(env.id)))
+        })
+        .await
+    }
+
+    /// Records a start's result: ready again, or the attempt failed.
+    pub(super) async fn record_start(
+        &self,
+        id: EnvironmentId,
+        plan: SleepPlan,
+        result: StartResult,
+    ) -> Result<RunOutcome, ReconcileError> {
+        self.record_sleep_step(id, EnvironmentStatus::Waking, plan, |env, now| {
+            let started = result?;
+            tracing::info!(environment = %env.id, logs = %started.logs, "provisioner woke the environment");
+            Ok(env
+                .mark_ready(started.url, now)
+                .map(|()| RunOutcome::Ready(env.id)))
+        })
+        .await
+    }
+
+    /// Records a stop or a start (`during`: the status it runs in) with
+    /// `apply`, which moves the environment on success or hands back the
+    /// provisioner's failure; nothing is recorded when the environment
+    /// moved on meanwhile (a push, a destroy).
+    async fn record_sleep_step(
+        &self,
+        id: EnvironmentId,
+        during: EnvironmentStatus,
+        plan: SleepPlan,
+        apply: impl FnOnce(
+            &mut Environment,
+            DateTime<Utc>,
+        ) -> Result<
+            Result<RunOutcome, ephemera_domain::InvalidTransition>,
+            crate::ports::ProvisionFailure,
+        >,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let now = self.clock.now();
+        let (mut tx, mut env) = match self.recording(id).await? {
+            Ok(open) => open,
+            Err(outcome) => return Ok(outcome),
+        };
+        if env.status() != during {
+            return Ok(RunOutcome::NothingToDo(id));
+        }
+        let outcome = match apply(&mut env, now) {
+            Ok(moved) => moved?,
+            Err(failure) => {
+                let action = if during == EnvironmentStatus::Stopping {
+                    "sleep"
+                } else {
+                    "wake"
+                };
+                self.attempt_failed(&mut env, plan.attempt, action, failure.message, "", now)?
+            }
+        };
+        tx.update_environment(&env).await?;
+        if !matches!(outcome, RunOutcome::Retrying { .. }) {
+            report(tx.as_mut(), &env, None, now).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Attempt `attempt` at `action` failed with `error`: retried after a
+    /// backoff, or, out of attempts, the environment is failed (its reason
+    /// ending with `hint`).
+    fn attempt_failed(
+        &self,
+        env: &mut Environment,
+        attempt: u32,
+        action: &str,
+        error: String,
+        hint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RunOutcome, ReconcileError> {
+        let id = env.id;
+        if attempt < self.config.max_attempts {
+            let after = self.backoff(id, attempt);
+            let error = format!("{action} attempt {attempt} failed: {error}");
+            env.retry_at(later(now, after), attempt, error, now);
+            return Ok(RunOutcome::Retrying { id, attempt, after });
+        }
+        let why = format!("{action} failed after {attempt} attempts{hint}");
+        env.fail(error, why, now)?;
+        Ok(RunOutcome::Failed(id))
     }
 
     /// Opens the transaction a result is recorded in, unless the
@@ -181,19 +283,14 @@ impl Reconciler {
                 }
                 RunOutcome::Destroyed(id)
             }
-            Err(failure) if attempt < self.config.max_attempts => {
-                let after = self.backoff(id, attempt);
-                let error = format!("destroy attempt {attempt} failed: {}", failure.message);
-                env.retry_at(later(now, after), attempt, error, now);
-                RunOutcome::Retrying { id, attempt, after }
-            }
-            Err(failure) => {
-                let why = format!(
-                    "destroy failed after {attempt} attempts; DELETE the environment to try again"
-                );
-                env.fail(failure.message, why, now)?;
-                RunOutcome::Failed(id)
-            }
+            Err(failure) => self.attempt_failed(
+                env,
+                attempt,
+                "destroy",
+                failure.message,
+                "; DELETE the environment to try again",
+                now,
+            )?,
         };
         tx.update_environment(env).await?;
         Ok(outcome)

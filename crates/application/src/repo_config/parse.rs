@@ -57,6 +57,7 @@ struct PreviewsBody {
     skip_authors: Option<Vec<String>>,
     skip_when_title_contains: Option<Vec<String>>,
     ttl: Option<String>,
+    sleep_after: Option<String>,
     max_active: Option<u32>,
 }
 
@@ -150,19 +151,8 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
         }
         file.skip_authors = p.skip_authors;
         file.skip_when_title_contains = p.skip_when_title_contains;
-        file.ttl = p
-            .ttl
-            .map(|raw| {
-                humantime::parse_duration(raw.trim())
-                    .ok()
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        ConfigFileError::whole_file(format!(
-                            "previews.ttl: `{raw}` is not a duration such as 72h or 7d"
-                        ))
-                    })
-            })
-            .transpose()?;
+        file.ttl = duration("previews.ttl", p.ttl)?;
+        file.sleep_after = duration("previews.sleep_after", p.sleep_after)?;
         if p.max_active == Some(0) {
             return Err(ConfigFileError::whole_file(
                 "previews.max_active: 0 would allow no preview; use `mode: off` for that",
@@ -191,6 +181,24 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
     Ok(file)
 }
 
+/// A duration such as `72h` or `7d`, more than zero.
+fn duration(
+    key: &str,
+    raw: Option<String>,
+) -> Result<Option<std::time::Duration>, ConfigFileError> {
+    raw.map(|raw| {
+        humantime::parse_duration(raw.trim())
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                ConfigFileError::whole_file(format!(
+                    "{key}: `{raw}` is not a duration such as 72h or 7d"
+                ))
+            })
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -205,7 +213,7 @@ mod tests {
              \x20 paths:\n    include: ['web/**']\n    exclude: ['**/*.md']\n\
              \x20 skip_authors: ['dependabot[bot]']\n\
              \x20 skip_when_title_contains: ['[skip preview]']\n\
-             \x20 ttl: 3d\n  max_active: 4\n\
+             \x20 ttl: 3d\n  sleep_after: 2h\n  max_active: 4\n\
              env:\n  PREVIEW_FLAG: on\n  REPLICAS: 2\n  DEBUG: true\n",
         )
         .unwrap();
@@ -215,6 +223,7 @@ mod tests {
         assert_eq!(file.paths_exclude, Some(vec!["**/*.md".into()]));
         assert_eq!(file.skip_authors, Some(vec!["dependabot[bot]".into()]));
         assert_eq!(file.ttl, Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(file.sleep_after, Some(Duration::from_secs(2 * 3600)));
         assert_eq!(file.max_active, Some(4));
         assert_eq!(file.env["PREVIEW_FLAG"], "on");
         assert_eq!(file.env["REPLICAS"], "2");

@@ -6,6 +6,9 @@ fn title(status: EnvironmentStatus) -> &'static str {
     match status {
         EnvironmentStatus::Pending => "⏳ Queued",
         EnvironmentStatus::Waiting => "⏸️ Waiting for a slot",
+        EnvironmentStatus::Stopping => "💤 Going to sleep",
+        EnvironmentStatus::Sleeping => "💤 Asleep",
+        EnvironmentStatus::Waking => "⏰ Waking up",
         EnvironmentStatus::Skipped => "⏭️ No preview",
         EnvironmentStatus::Provisioning => "🚧 Creating",
         EnvironmentStatus::Updating => "🔄 Updating",
@@ -74,6 +77,9 @@ pub fn render_comment(report: &PreviewReport) -> String {
             out.push_str(". It comes back when the PR is reopened or receives a new commit.\n");
         }
         EnvironmentStatus::Destroying => out.push_str("\nThe preview is being removed.\n"),
+        EnvironmentStatus::Sleeping => out.push_str(
+            "\nThe preview is asleep: its data and URL are kept. A push or `/preview wake` wakes it.\n",
+        ),
         _ => {}
     }
     out.push_str("\n<sub>Kept up to date by ephemera.</sub>\n");

@@ -50,6 +50,7 @@ pub struct Model {
     /// What the bounds refused of the repository's file, a JSON array.
     #[sea_orm(column_type = "Text")]
     pub config_notes: String,
+    pub sleep_after_seconds: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
