@@ -116,12 +116,14 @@ pub(crate) fn cursor() -> Object {
 pub(crate) fn owner() -> Object {
     string(OWNER)
         .description(Some("The repository's owner, as GitHub spells it"))
+        .examples(["Codertocat"])
         .build()
 }
 
 pub(crate) fn repo() -> Object {
     string(REPO)
         .description(Some("The repository's name, as GitHub spells it"))
+        .examples(["Hello-World"])
         .build()
 }
 
