@@ -42,14 +42,12 @@ pub(crate) struct EnvironmentBody {
 
 /// Every status an environment can be in, from the domain's own list.
 fn status() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(EnvironmentStatus::ALL.map(EnvironmentStatus::as_str)))
-        .description(Some(
-            "`waiting`: over a cap on live previews, in line (`status_reason` says the place); `skipped`: a repository rule gives the PR no preview (`status_reason` names the rule)",
-        ))
-        .examples(["ready"])
-        .build()
+    params::one_of(
+        EnvironmentStatus::ALL.map(EnvironmentStatus::as_str),
+        "`waiting`: over a cap on live previews, in line (`status_reason` says the place); `skipped`: a repository rule gives the PR no preview (`status_reason` names the rule)",
+    )
+    .examples(["ready"])
+    .build()
 }
 
 /// The GitHub user who opened the PR.

@@ -135,20 +135,32 @@ pub(crate) fn git_ref() -> Object {
         .build()
 }
 
-pub(crate) fn environment_status() -> Object {
+/// A string that is one of `values` (a domain enum's `ALL`, so the
+/// description lists what the code has).
+pub(crate) fn one_of<const N: usize>(
+    values: [&'static str; N],
+    description: &str,
+) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(EnvironmentStatus::ALL.map(EnvironmentStatus::as_str)))
-        .description(Some("One status, e.g. `ready`"))
-        .build()
+        .enum_values(Some(values))
+        .description(Some(description))
+}
+
+pub(crate) fn environment_status() -> Object {
+    one_of(
+        EnvironmentStatus::ALL.map(EnvironmentStatus::as_str),
+        "One status, e.g. `ready`",
+    )
+    .build()
 }
 
 pub(crate) fn delivery_outcome() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(DeliveryOutcome::ALL.map(DeliveryOutcome::as_str)))
-        .description(Some("What became of the delivery"))
-        .build()
+    one_of(
+        DeliveryOutcome::ALL.map(DeliveryOutcome::as_str),
+        "What became of the delivery",
+    )
+    .build()
 }
 
 /// A delivery's body as the description states it: a JSON object. The

@@ -11,7 +11,7 @@ use ephemera_application::repo_config::{
 };
 use ephemera_domain::{ConfigKey, PreviewMode, RepositoryFullName, ValueSource, format_duration};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{ArrayBuilder, Object};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::responses::ConfigReadErrors;
@@ -71,39 +71,35 @@ pub(crate) struct SourceBody {
 }
 
 fn source_kind() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(["file", "defaults"]))
-        .description(Some(
-            "`file`: the repository's file applies; `defaults`: the operator's defaults apply (no file, files not read, or the file is invalid)",
-        ))
-        .build()
+    params::one_of(
+        ["file", "defaults"],
+        "`file`: the repository's file applies; `defaults`: the operator's defaults apply (no file, files not read, or the file is invalid)",
+    )
+    .build()
 }
 
 fn value_source() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(ValueSource::ALL.map(ValueSource::as_str)))
-        .description(Some(
-            "`default`: the operator's default; `file`: the repository's file; `bound`: the file asked for more than the operator allows, the bound applies",
-        ))
-        .build()
+    params::one_of(
+        ValueSource::ALL.map(ValueSource::as_str),
+        "`default`: the operator's default; `file`: the repository's file; `bound`: the file asked for more than the operator allows, the bound applies",
+    )
+    .build()
 }
 
 fn preview_mode() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(PreviewMode::ALL.map(PreviewMode::as_str)))
-        .build()
+    params::one_of(
+        PreviewMode::ALL.map(PreviewMode::as_str),
+        "`auto`, `manual` or `off`",
+    )
+    .build()
 }
 
 fn config_keys() -> utoipa::openapi::schema::Array {
     ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(ConfigKey::ALL.map(ConfigKey::as_str))),
-        )
+        .items(params::one_of(
+            ConfigKey::ALL.map(ConfigKey::as_str),
+            "A configuration key",
+        ))
         .description(Some("The keys a repository's file may set"))
         .build()
 }
