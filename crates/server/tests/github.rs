@@ -906,7 +906,10 @@ async fn a_repositorys_effective_configuration_says_where_each_value_came_from(t
     let at = |m: wiremock::MockBuilder| {
         m.and(method("GET"))
             .and(path(contents.as_str()))
-            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(header(
+                "authorization",
+                format!("Bearer {INSTALLATION_TOKEN}").as_str(),
+            ))
     };
     at(Mock::given(query_param_is_missing("ref")))
         .respond_with(config_file(
