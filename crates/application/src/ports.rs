@@ -8,6 +8,7 @@ mod deployments;
 mod environments;
 mod github;
 mod health;
+mod installations;
 mod leases;
 mod outbox;
 mod provisioner;
@@ -29,6 +30,7 @@ pub use github::{
     Permission, PullRequestRef, PullRequestState, Reaction, ReportError, RepositoryFile,
 };
 pub use health::HealthProbe;
+pub use installations::InstalledRepositories;
 pub use leases::Leases;
 pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
 pub use provisioner::{
@@ -44,9 +46,9 @@ pub use work::{CapScope, WorkQueue, WorkTx};
 pub use {
     clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
     environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
-    health::MockHealthProbe, leases::MockLeases, provisioner::MockProvisioner,
-    retention::MockPruner, transaction::MockWebhookTx, transaction::MockWorkTx,
-    webhooks::MockWebhookStore, work::MockWorkQueue,
+    health::MockHealthProbe, installations::MockInstalledRepositories, leases::MockLeases,
+    provisioner::MockProvisioner, retention::MockPruner, transaction::MockWebhookTx,
+    transaction::MockWorkTx, webhooks::MockWebhookStore, work::MockWorkQueue,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

@@ -163,14 +163,20 @@ impl GitHubApp {
         let client = self.client(installation)?;
         // The path's `/`s stay: GitHub takes it as segments.
         let segments: Vec<String> = path.trim_matches('/').split('/').map(encoded).collect();
-        let url = format!(
-            "/repos/{}/{}/contents/{}?ref={}",
+        let mut url = format!(
+            "/repos/{}/{}/contents/{}",
             repository.owner(),
             repository.name(),
             segments.join("/"),
-            encoded(git_ref)
         );
-        let what = format!("reading {path} at {git_ref} of {repository}");
+        // Without `ref`, GitHub reads the repository's default branch.
+        let at = if git_ref.is_empty() {
+            "the default branch"
+        } else {
+            url.push_str(&format!("?ref={}", encoded(git_ref)));
+            git_ref
+        };
+        let what = format!("reading {path} at {at} of {repository}");
         let cached = self
             .files
             .lock()

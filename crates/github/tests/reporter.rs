@@ -19,6 +19,7 @@ use ephemera_github_contract as contract;
 use serde_json::json;
 use wiremock::matchers::{
     body_partial_json, header, header_regex, method, path, path_regex, query_param,
+    query_param_is_missing,
 };
 use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
@@ -807,6 +808,29 @@ async fn a_file_is_read_at_a_ref_then_asked_again_conditionally() {
     assert!(reads[0].headers.get("if-none-match").is_none());
     // The branch's `/` is sent encoded: it is one query value.
     assert_eq!(reads[0].url.query(), Some("ref=feature%2Fconfig"));
+}
+
+#[tokio::test]
+async fn an_empty_ref_reads_the_default_branch_without_a_ref_parameter() {
+    let (server, app) = github().await;
+    let yaml = "version: 1\n";
+    authed(to_repo("GET", CONFIG))
+        .and(query_param_is_missing("ref"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(content_file(
+            "ephemera.yml",
+            yaml.as_bytes(),
+            yaml.len(),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(
+        read_config(&app, "", 4096).await.unwrap(),
+        FileLookup::Found(RepositoryFile {
+            blob_sha: CONFIG_SHA.into(),
+            text: yaml.into(),
+        })
+    );
 }
 
 #[tokio::test]

@@ -28,8 +28,7 @@ pub(crate) struct EnvironmentBody {
     commit_sha: String,
     namespace: String,
     environment_url: Option<String>,
-    /// pending, provisioning, ready, updating, failed, destroying or destroyed
-    #[schema(example = "ready")]
+    #[schema(schema_with = status)]
     status: &'static str,
     installation_id: Option<i64>,
     owner: Option<OwnerBody>,
@@ -39,6 +38,16 @@ pub(crate) struct EnvironmentBody {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     destroyed_at: Option<DateTime<Utc>>,
+}
+
+/// Every status an environment can be in, from the domain's own list.
+fn status() -> utoipa::openapi::schema::Object {
+    params::one_of(
+        EnvironmentStatus::ALL.map(EnvironmentStatus::as_str),
+        "`waiting`: over a cap on live previews, in line (`status_reason` says the place); `skipped`: a repository rule gives the PR no preview (`status_reason` names the rule)",
+    )
+    .examples(["ready"])
+    .build()
 }
 
 /// The GitHub user who opened the PR.

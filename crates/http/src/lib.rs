@@ -15,6 +15,7 @@ mod openapi;
 mod pagination;
 mod params;
 mod problem;
+mod repo_config;
 mod responses;
 mod webhook;
 mod writes;
@@ -29,6 +30,7 @@ use ephemera_application::commands::EnvironmentCommands;
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::{HealthProbe, StatsProbe};
 use ephemera_application::queries::EnvironmentQueries;
+use ephemera_application::repo_config::RepoConfigQueries;
 use ephemera_application::webhooks::IngestDelivery;
 use ephemera_application::worker::WorkerHealth;
 use tracing_actix_web::TracingLogger;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub deliveries: DeliveryQueries,
     pub ingest: IngestDelivery,
     pub commands: EnvironmentCommands,
+    /// Repositories' effective `.github/ephemera.yml`.
+    pub repo_configs: RepoConfigQueries,
     pub health: Arc<dyn HealthProbe>,
     /// Background workers of this process that stopped on their own.
     pub workers: WorkerHealth,
@@ -72,7 +76,7 @@ const API_PREFIX: &str = "/api/v1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Guard {
     /// Anyone: the webhook (it has its own signature), the health probes,
-    /// the API description and its UI.
+    /// the API description and its UI, the configuration file's schema.
     Public,
     /// Under [`API_PREFIX`], behind the bearer token (auth.rs); unknown
     /// paths there answer 404 only to callers who may read.
@@ -177,6 +181,16 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     endpoint(Verb::Post, "/api/v1/github/webhook", Guard::Public, |r| {
         r.to(webhook::receive)
     }),
+    // Public: the schema holds no secrets and editors fetch it unaided.
+    endpoint(Verb::Get, "/api/v1/config-schema", Guard::Public, |r| {
+        r.to(repo_config::schema)
+    }),
+    endpoint(
+        Verb::Get,
+        "/api/v1/repositories/{owner}/{repo}/config",
+        Guard::Token,
+        |r| r.to(repo_config::effective),
+    ),
     endpoint(Verb::Get, "/api/v1/environments", Guard::Token, |r| {
         r.to(environments::list)
     }),

@@ -6,13 +6,13 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{deliveries, deployments, environments, health, metrics, webhook, writes};
+use crate::{deliveries, deployments, environments, health, metrics, repo_config, webhook, writes};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "ephemera",
-        description = "Preview environments for every pull request: environments, deployments, the webhook delivery log, health and metrics.",
+        description = "Preview environments for every pull request: environments, deployments, repositories' configuration, the webhook delivery log, health and metrics.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -26,6 +26,8 @@ use crate::{deliveries, deployments, environments, health, metrics, webhook, wri
         webhook::receive,
         deliveries::list,
         deliveries::get,
+        repo_config::effective,
+        repo_config::schema,
         health::health,
         health::live,
         health::ready,
@@ -41,6 +43,7 @@ use crate::{deliveries, deployments, environments, health, metrics, webhook, wri
         (name = "deployments", description = "One deployment per environment and commit"),
         (name = "webhooks", description = "GitHub webhook ingestion"),
         (name = "deliveries", description = "The webhook delivery log"),
+        (name = "repositories", description = "Repositories' `.github/ephemera.yml`: its schema and the effective configuration"),
         (name = "health", description = "Liveness and readiness"),
         (name = "meta", description = "Metrics and this description"),
     )
@@ -241,7 +244,9 @@ mod tests {
             match endpoint.guard {
                 crate::Guard::Token => assert!(under_api, "{}", endpoint.path),
                 crate::Guard::Public => assert!(
-                    !under_api || endpoint.path == "/api/v1/github/webhook",
+                    !under_api
+                        || ["/api/v1/github/webhook", "/api/v1/config-schema"]
+                            .contains(&endpoint.path),
                     "{} is public under /api/v1",
                     endpoint.path
                 ),
@@ -289,6 +294,9 @@ mod tests {
             crate::params::DELIVERY_ID,
             crate::params::EVENT,
             crate::params::CURSOR,
+            crate::params::OWNER,
+            crate::params::REPO,
+            crate::params::GIT_REF,
             crate::params::tests::SIGNATURE,
         ];
         let mut seen = 0;

@@ -16,6 +16,13 @@ pub(crate) const NAMESPACE: &str = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 pub(crate) const DELIVERY_ID: &str = r"^[A-Za-z0-9-]{1,64}$";
 /// A GitHub event name (`pull_request`, `installation_repositories`).
 pub(crate) const EVENT: &str = r"^[a-z0-9_]{1,64}$";
+/// A repository's owner, as in [`REPOSITORY`].
+pub(crate) const OWNER: &str = r"^[A-Za-z0-9_-]{1,39}$";
+/// A repository's name, as in [`REPOSITORY`].
+pub(crate) const REPO: &str = r"^[A-Za-z0-9._-]{1,100}$";
+/// A branch, tag or commit SHA, as the configuration endpoint reads one
+/// ([`is_git_ref`]): the characters real refs are made of.
+pub(crate) const GIT_REF: &str = r"^[A-Za-z0-9._/+@-]{1,255}$";
 /// A keyset cursor: 8 bytes in unpadded base64url (`Cursor::decode`).
 pub(crate) const CURSOR: &str = r"^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$";
 
@@ -106,20 +113,54 @@ pub(crate) fn cursor() -> Object {
         .build()
 }
 
-pub(crate) fn environment_status() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(EnvironmentStatus::ALL.map(EnvironmentStatus::as_str)))
-        .description(Some("One status, e.g. `ready`"))
+pub(crate) fn owner() -> Object {
+    string(OWNER)
+        .description(Some("The repository's owner, as GitHub spells it"))
+        .examples(["Codertocat"])
         .build()
 }
 
-pub(crate) fn delivery_outcome() -> Object {
+pub(crate) fn repo() -> Object {
+    string(REPO)
+        .description(Some("The repository's name, as GitHub spells it"))
+        .examples(["Hello-World"])
+        .build()
+}
+
+pub(crate) fn git_ref() -> Object {
+    string(GIT_REF)
+        .description(Some(
+            "A branch, tag or commit SHA; the repository's default branch when absent",
+        ))
+        .build()
+}
+
+/// A string that is one of `values` (a domain enum's `ALL`, so the
+/// description lists what the code has).
+pub(crate) fn one_of<const N: usize>(
+    values: [&'static str; N],
+    description: &str,
+) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(DeliveryOutcome::ALL.map(DeliveryOutcome::as_str)))
-        .description(Some("What became of the delivery"))
-        .build()
+        .enum_values(Some(values))
+        .description(Some(description))
+}
+
+pub(crate) fn environment_status() -> Object {
+    one_of(
+        EnvironmentStatus::ALL.map(EnvironmentStatus::as_str),
+        "One status, e.g. `ready`",
+    )
+    .build()
+}
+
+pub(crate) fn delivery_outcome() -> Object {
+    one_of(
+        DeliveryOutcome::ALL.map(DeliveryOutcome::as_str),
+        "What became of the delivery",
+    )
+    .build()
 }
 
 /// A delivery's body as the description states it: a JSON object. The
@@ -170,6 +211,14 @@ pub(crate) fn parse_bool(field: &str, raw: Option<&str>) -> Result<bool, crate::
             "{field}: `{other}` is not true or false"
         ))),
     }
+}
+
+/// A ref, as [`GIT_REF`] describes it.
+pub(crate) fn is_git_ref(raw: &str) -> bool {
+    (1..=255).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/+@-".contains(&b))
 }
 
 /// A GitHub event name, as [`EVENT`] describes it.
@@ -239,6 +288,21 @@ pub(crate) mod tests {
         #[test]
         fn every_documented_repository_parses(raw in generated(REPOSITORY)) {
             prop_assert!(repository_parses(&raw), "{raw:?}");
+        }
+
+        #[test]
+        fn owner_pattern_is_the_parser(raw in near("A-Za-z0-9", 45)) {
+            agrees(OWNER, |o| !o.contains('/') && repository_parses(&format!("{o}/x")), &raw);
+        }
+
+        #[test]
+        fn repo_pattern_is_the_parser(raw in near("A-Za-z0-9", 110)) {
+            agrees(REPO, |r| repository_parses(&format!("x/{r}")), &raw);
+        }
+
+        #[test]
+        fn git_ref_pattern_is_the_parser(raw in near("A-Za-z0-9+@", 260)) {
+            agrees(GIT_REF, is_git_ref, &raw);
         }
 
         #[test]

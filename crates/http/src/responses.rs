@@ -98,6 +98,27 @@ impl IntoResponses for ReadOneErrors {
     }
 }
 
+/// A repository's configuration: [`ReadOneErrors`], and a 503 that may
+/// come from GitHub as well as the database.
+pub(crate) struct ConfigReadErrors;
+
+impl IntoResponses for ConfigReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = ReadOneErrors::responses();
+        responses.insert(
+            "404".into(),
+            RefOr::T(problem("No active installation of the App lists the repository").build()),
+        );
+        responses.insert(
+            "503".into(),
+            RefOr::T(unavailable(
+                "The database or GitHub is unavailable; retry after `Retry-After` seconds",
+            )),
+        );
+        responses
+    }
+}
+
 /// A write: 400, 401, 404, 409, 503.
 pub(crate) struct WriteErrors;
 

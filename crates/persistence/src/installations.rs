@@ -1,13 +1,14 @@
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::RepositoryError;
+use ephemera_application::ports::{InstalledRepositories, RepositoryError};
 use ephemera_domain::{
     Installation, InstallationId, InstallationStatus, InstalledRepository as Repo,
     RepositoryFullName,
 };
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    ModelTrait, QueryFilter, QueryOrder, Set,
+    JoinType, ModelTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
 };
 
 use crate::entities::{installation_repositories as repos, installations};
@@ -209,5 +210,36 @@ impl SqlInstallationRepository {
         repository_github_ids: Vec<i64>,
     ) -> Result<(), RepositoryError> {
         remove_repositories(&self.db, id, repository_github_ids).await
+    }
+}
+
+#[async_trait]
+impl InstalledRepositories for SqlInstallationRepository {
+    async fn installation_of(
+        &self,
+        repository: &RepositoryFullName,
+    ) -> Result<Option<InstallationId>, RepositoryError> {
+        let context = format!("finding the installation of {repository}");
+        // The oldest active installation, should two list the repository.
+        let row = repos::Entity::find()
+            .join(JoinType::InnerJoin, repos::Relation::Installation.def())
+            .filter(installations::Column::Status.eq(InstallationStatus::Active.as_str()))
+            .filter(
+                Expr::expr(Func::lower(Expr::col((
+                    repos::Entity,
+                    repos::Column::FullName,
+                ))))
+                .eq(repository.key()),
+            )
+            .order_by_asc(repos::Column::InstallationId)
+            .one(&self.db)
+            .await
+            .map_err(|e| db_err(e, context))?;
+        row.map(|r| {
+            InstallationId::new(r.installation_id).map_err(|e| {
+                RepositoryError::Unexpected(corrupt("installation_repositories", r.id, e))
+            })
+        })
+        .transpose()
     }
 }

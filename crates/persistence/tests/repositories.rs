@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ephemera_application::ports::{
-    DeploymentRepository, EnvironmentFilter, EnvironmentRepository, RepositoryError,
+    DeploymentRepository, EnvironmentFilter, EnvironmentRepository, InstalledRepositories,
+    RepositoryError,
 };
 use ephemera_application::{Cursor, PageRequest};
 use ephemera_domain::{
@@ -313,10 +314,19 @@ async fn installations_keep_their_repositories(t: TestDatabase) {
         .remove_repositories(id, vec![1])
         .await
         .unwrap();
+    // Found as GitHub finds it, whatever the case.
+    let find = |name: &str| {
+        let name = RepositoryFullName::parse(name).unwrap();
+        let installations = installations.clone();
+        async move { installations.installation_of(&name).await.unwrap() }
+    };
+    assert_eq!(find("OctoCat/B-Renamed").await, Some(id));
+    assert_eq!(find("octocat/a").await, None, "removed");
     installations
         .upsert(id, "octocat".into(), InstallationStatus::Suspended, t0())
         .await
         .unwrap();
+    assert_eq!(find("octocat/b-renamed").await, None, "suspended");
 
     let got = installations.get(id).await.unwrap().unwrap();
     assert_eq!(got.status, InstallationStatus::Suspended);

@@ -14,7 +14,7 @@ use ephemera_application::ports::{
 };
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
-use ephemera_application::repo_config::RepoConfigs;
+use ephemera_application::repo_config::{RepoConfigQueries, RepoConfigs};
 use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
 use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
@@ -24,8 +24,8 @@ use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
     DatabaseConnection, Reporting, SqlDeliveryLog, SqlDeploymentRepository,
-    SqlEnvironmentRepository, SqlHealthProbe, SqlLeases, SqlPruner, SqlReportOutbox,
-    SqlWebhookStore, SqlWorkQueue, redact_url,
+    SqlEnvironmentRepository, SqlHealthProbe, SqlInstallationRepository, SqlLeases, SqlPruner,
+    SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use secrecy::ExposeSecret;
@@ -54,6 +54,9 @@ pub struct Workers {
     pub reports: Option<ReportDeliverer>,
     /// Drift repair and missed-delivery recovery; `None` when reporting is off.
     pub sync: Option<GitHubSync>,
+    /// Repositories' rules, read by the workers and the REST API alike
+    /// (one cache of parsed files).
+    pub rules: Arc<RepoConfigs>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -240,6 +243,7 @@ impl Workers {
             commands,
             reports,
             sync,
+            rules,
         }
     }
 
@@ -386,6 +390,10 @@ impl Application {
             .serving(settings.allowed_owners.clone())
             .waking(wake),
             commands: workers.commands.clone(),
+            repo_configs: RepoConfigQueries::new(
+                Arc::new(SqlInstallationRepository::new(db.clone())),
+                workers.rules.clone(),
+            ),
             health: Arc::new(SqlHealthProbe::new(db.clone())),
             workers: workers.health.clone(),
             webhook: settings.webhook.clone(),

@@ -20,7 +20,7 @@ use support::fake_github::{
     fake_github, hand_out_tokens, posted_to,
 };
 use support::{TestApp, payload, pr};
-use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::matchers::{header, method, path, path_regex, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// Delivers `body` as a `pull_request` event, runs the workers, then
@@ -867,7 +867,171 @@ async fn failed_deliveries_ephemera_never_saw_are_redelivered_once(t: TestDataba
     assert_eq!(redelivered["outcome"], "applied");
 }
 
+/// `.github/ephemera.yml` as the contents API answers it, with `sha` as
+/// its blob SHA (parsed files are kept by it).
+fn config_file(yaml: &str, sha: &str) -> ResponseTemplate {
+    use base64::Engine as _;
+    ResponseTemplate::new(200).set_body_json(json!({
+        "type": "file", "size": yaml.len(), "name": "ephemera.yml",
+        "path": ".github/ephemera.yml", "sha": sha,
+        "encoding": "base64",
+        "content": base64::engine::general_purpose::STANDARD.encode(yaml),
+    }))
+}
+
+async fn a_repositorys_effective_configuration_says_where_each_value_came_from(t: TestDatabase) {
+    let github = MockServer::start().await;
+    contract::enforce(&github).await;
+    hand_out_tokens(&github, Some(0..=1)).await;
+    let app = app_reporting_with(t, &github, |s| {
+        s.repo_config.bounds.max_ttl = Some(Duration::from_secs(86_400));
+        s.repo_config.max_active_per_installation = Some(10);
+    })
+    .await;
+    const CONFIG: &str = "/api/v1/repositories/Codertocat/Hello-World/config";
+    let unknown = app.problem(CONFIG, 404).await;
+    assert!(
+        unknown["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Codertocat/Hello-World"),
+        "{unknown}"
+    );
+
+    let mut installed = payload("installation.created");
+    installed["installation"]["id"] = json!(1);
+    app.deliver_ok("installation", &support::delivery_id(), &installed)
+        .await;
+    let contents = format!("{REPO}/contents/.github/ephemera.yml");
+    let at = |m: wiremock::MockBuilder| {
+        m.and(method("GET"))
+            .and(path(contents.as_str()))
+            .and(header(
+                "authorization",
+                format!("Bearer {INSTALLATION_TOKEN}").as_str(),
+            ))
+    };
+    at(Mock::given(query_param_is_missing("ref")))
+        .respond_with(config_file(
+            "version: 1\npreviews:\n  ttl: 3d\n  skip_authors: ['dependabot[bot]']\n",
+            "3d21ec53a331a6f037a91c368710b99387d012c1",
+        ))
+        .expect(1)
+        .mount(&github)
+        .await;
+    at(Mock::given(query_param("ref", "broken")))
+        .respond_with(config_file(
+            "version: 1\npreviews:\n  mdoe: off\n",
+            "0000000000000000000000000000000000000bad",
+        ))
+        .mount(&github)
+        .await;
+    at(Mock::given(query_param("ref", "down")))
+        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Bad gateway"})))
+        .mount(&github)
+        .await;
+
+    // The default branch: the file, cut to the bounds.
+    let config = app.json(CONFIG).await;
+    assert_eq!(config["repository"], "Codertocat/Hello-World");
+    assert_eq!(config["installation_id"], 1);
+    assert_eq!(
+        config["source"],
+        json!({"kind": "file", "file": ".github/ephemera.yml", "ref": null,
+               "blob_sha": "3d21ec53a331a6f037a91c368710b99387d012c1", "reason": null})
+    );
+    let values = &config["values"];
+    assert_eq!(
+        values["previews.ttl"],
+        json!({"value": "1d", "source": "bound"})
+    );
+    assert_eq!(
+        values["previews.skip_authors"],
+        json!({"value": ["dependabot[bot]"], "source": "file"})
+    );
+    assert_eq!(
+        values["previews.mode"],
+        json!({"value": "auto", "source": "default"})
+    );
+    assert_eq!(
+        values["previews.max_active"],
+        json!({"value": null, "source": "default"})
+    );
+    assert_eq!(values["env"], json!({"value": {}, "source": "default"}));
+    assert_eq!(
+        config["refused"],
+        json!(["`previews.ttl: 3d` is longer than this server allows; 1d applies"])
+    );
+    assert_eq!(config["bounds"]["max_ttl"], "1d");
+    assert_eq!(config["bounds"]["max_active_per_installation"], 10);
+    assert_eq!(config["bounds"]["keys"].as_array().unwrap().len(), 9);
+    assert_eq!(config["invalid"], Value::Null);
+
+    // An invalid file: the error with its line, and the defaults.
+    let broken = app.json(&format!("{CONFIG}?ref=broken")).await;
+    assert_eq!(broken["source"]["kind"], "defaults");
+    assert_eq!(broken["source"]["ref"], "broken");
+    let error = broken["invalid"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("line 3, column 3: ") && error.contains("unknown field `mdoe`"),
+        "{broken}"
+    );
+    assert_eq!(broken["values"]["previews.ttl"]["source"], "default");
+
+    // GitHub unavailable: 503, try again.
+    let down = app.problem(&format!("{CONFIG}?ref=down"), 503).await;
+    assert!(
+        down["detail"].as_str().unwrap().contains("GitHub"),
+        "{down}"
+    );
+    app.problem(&format!("{CONFIG}?ref=a%20b"), 400).await;
+}
+
+/// Without a GitHub App the defaults apply, and the answer says why; the
+/// schema is served to anyone.
+async fn without_github_a_repositorys_configuration_is_the_defaults(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
+    let mut installed = payload("installation.created");
+    installed["installation"]["id"] = json!(1);
+    app.deliver_ok("installation", &support::delivery_id(), &installed)
+        .await;
+    let config = app
+        .json("/api/v1/repositories/codertocat/hello-world/config")
+        .await;
+    assert_eq!(config["source"]["kind"], "defaults");
+    assert_eq!(
+        config["source"]["reason"],
+        "GitHub App not configured: no file can be read"
+    );
+    let anonymous = app
+        .client
+        .get(format!(
+            "{}/api/v1/repositories/codertocat/hello-world/config",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let schema = app
+        .client
+        .get(format!("{}/api/v1/config-schema", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(schema.status(), 200);
+    assert_eq!(schema.headers()["content-type"], "application/schema+json");
+    let schema: Value = schema.json().await.unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
+
 backend_tests!(
+    a_repositorys_effective_configuration_says_where_each_value_came_from,
+    without_github_a_repositorys_configuration_is_the_defaults,
     a_change_under_way_is_reported_after_the_delay_an_outcome_at_once,
     drift_repair_keeps_to_its_budget_and_goes_on_where_it_stopped,
     a_pr_past_the_listings_page_cap_is_not_taken_for_closed,

@@ -54,7 +54,9 @@ async fn every_documented_route_is_served(t: TestDatabase) {
         let concrete = path
             .replace("{id}", "1")
             .replace("{namespace}", "pr-1-x")
-            .replace("{delivery_id}", "d-1");
+            .replace("{delivery_id}", "d-1")
+            .replace("{owner}", "octo")
+            .replace("{repo}", "app");
         for method in item.as_object().unwrap().keys() {
             let url = format!("{}{concrete}", app.address);
             let request = match method.as_str() {

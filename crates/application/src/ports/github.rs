@@ -249,7 +249,8 @@ pub trait GitHubReader: Send + Sync {
     ) -> Result<OpenPullRequests, ReportError>;
 
     /// The file at `path` in `repository` at `git_ref` (a commit SHA or a
-    /// branch name), read with the installation's token. Read through a
+    /// branch name; empty: the default branch), read with the installation's
+    /// token. Read through a
     /// conditional request when the same ref was read before.
     async fn repository_file(
         &self,

@@ -14,8 +14,10 @@ use ephemera_domain::{
 
 use crate::ports::{FileLookup, GitHubReader, PullRequestRef, ReportError};
 
+mod effective;
 mod parse;
 
+pub use effective::{EffectiveConfig, EffectiveConfigError, RepoConfigQueries};
 pub use parse::{ConfigFileError, parse};
 
 /// Where the file lives in a repository.
@@ -107,14 +109,18 @@ impl RepoConfigs {
 
     /// The operator's rules alone.
     pub fn defaults(&self, why: &str) -> RulesRead {
+        let (resolved, origin) = self.default_rules(why);
         RulesRead::Rules {
-            resolved: Box::new(resolve(
-                None,
-                &self.settings.defaults,
-                &self.settings.bounds,
-            )),
-            origin: FileOrigin::Defaults(why.to_owned()),
+            resolved: Box::new(resolved),
+            origin,
         }
+    }
+
+    fn default_rules(&self, why: &str) -> (ResolvedConfig, FileOrigin) {
+        (
+            resolve(None, &self.settings.defaults, &self.settings.bounds),
+            FileOrigin::Defaults(why.to_owned()),
+        )
     }
 
     /// The ref the rules for `commit` of `env`'s PR are read at: the commit
@@ -140,7 +146,8 @@ impl RepoConfigs {
         self.at(installation, &env.repository, &git_ref).await
     }
 
-    /// The rules of `repository` at `git_ref` (a commit or a branch).
+    /// The rules of `repository` at `git_ref` (a commit or a branch; empty:
+    /// the repository's default branch).
     pub async fn at(
         &self,
         installation: InstallationId,
@@ -234,8 +241,12 @@ impl RepoConfigs {
     }
 }
 
+/// A ref as messages name it: a commit by its short SHA, no ref as the
+/// default branch.
 fn short(git_ref: &str) -> &str {
-    if git_ref.len() == 40 && git_ref.chars().all(|c| c.is_ascii_hexdigit()) {
+    if git_ref.is_empty() {
+        "the default branch"
+    } else if git_ref.len() == 40 && git_ref.chars().all(|c| c.is_ascii_hexdigit()) {
         &git_ref[..7]
     } else {
         git_ref

@@ -7,6 +7,7 @@ use std::fmt;
 
 use ephemera_domain::{PreviewMode, RepoConfigFile, check_glob};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// Why a repository's file was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +53,38 @@ struct FileBody {
 #[serde(deny_unknown_fields)]
 struct PreviewsBody {
     mode: Option<ModeBody>,
-    branches: Option<Vec<String>>,
+    branches: Option<Vec<Text>>,
     paths: Option<PathsBody>,
-    skip_authors: Option<Vec<String>>,
-    skip_when_title_contains: Option<Vec<String>>,
-    ttl: Option<String>,
-    sleep_after: Option<String>,
+    skip_authors: Option<Vec<Text>>,
+    skip_when_title_contains: Option<Vec<Text>>,
+    ttl: Option<Text>,
+    sleep_after: Option<Text>,
     max_active: Option<u32>,
+}
+
+/// A value the file wrote as a string. YAML would read `2024` or `true`
+/// into a string field without a word; the schema says string, so the
+/// parser does too (quote it: `'2024'`).
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Only;
+        impl Visitor<'_> for Only {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Only)
+    }
+}
+
+fn texts(list: Option<Vec<Text>>) -> Option<Vec<String>> {
+    list.map(|l| l.into_iter().map(|t| t.0).collect())
 }
 
 #[derive(Deserialize)]
@@ -72,8 +98,8 @@ enum ModeBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PathsBody {
-    include: Option<Vec<String>>,
-    exclude: Option<Vec<String>>,
+    include: Option<Vec<Text>>,
+    exclude: Option<Vec<Text>>,
 }
 
 /// A plain value: YAML writes `3` and `true` without quotes, and a
@@ -127,16 +153,14 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
             ModeBody::Manual => PreviewMode::Manual,
             ModeBody::Off => PreviewMode::Off,
         });
+        let branches = texts(p.branches);
+        let (include, exclude) = p
+            .paths
+            .map_or((None, None), |x| (texts(x.include), texts(x.exclude)));
         for (key, globs) in [
-            ("previews.branches", &p.branches),
-            (
-                "previews.paths.include",
-                &p.paths.as_ref().and_then(|x| x.include.clone()),
-            ),
-            (
-                "previews.paths.exclude",
-                &p.paths.as_ref().and_then(|x| x.exclude.clone()),
-            ),
+            ("previews.branches", &branches),
+            ("previews.paths.include", &include),
+            ("previews.paths.exclude", &exclude),
         ] {
             for glob in globs.iter().flatten() {
                 check_glob(glob).map_err(|e| {
@@ -144,13 +168,11 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
                 })?;
             }
         }
-        file.branches = p.branches;
-        if let Some(paths) = p.paths {
-            file.paths_include = paths.include;
-            file.paths_exclude = paths.exclude;
-        }
-        file.skip_authors = p.skip_authors;
-        file.skip_when_title_contains = p.skip_when_title_contains;
+        file.branches = branches;
+        file.paths_include = include;
+        file.paths_exclude = exclude;
+        file.skip_authors = texts(p.skip_authors);
+        file.skip_when_title_contains = texts(p.skip_when_title_contains);
         file.ttl = duration("previews.ttl", p.ttl)?;
         file.sleep_after = duration("previews.sleep_after", p.sleep_after)?;
         if p.max_active == Some(0) {
@@ -184,9 +206,9 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
 /// A duration such as `72h` or `7d`, more than zero.
 fn duration(
     key: &str,
-    raw: Option<String>,
+    raw: Option<Text>,
 ) -> Result<Option<std::time::Duration>, ConfigFileError> {
-    raw.map(|raw| {
+    raw.map(|Text(raw)| {
         humantime::parse_duration(raw.trim())
             .ok()
             .filter(|d| !d.is_zero())
@@ -253,6 +275,21 @@ mod tests {
                 .message
                 .contains("version")
         );
+    }
+
+    #[test]
+    fn numbers_and_flags_are_not_taken_for_strings() {
+        let err =
+            parse("version: 1\npreviews:\n  skip_when_title_contains: [WIP, 2024]\n").unwrap_err();
+        assert!(err.to_string().contains("expected a string"), "{err}");
+        assert_eq!(err.line, Some(3));
+        let quoted =
+            parse("version: 1\npreviews:\n  skip_when_title_contains: [WIP, '2024']\n").unwrap();
+        assert_eq!(
+            quoted.skip_when_title_contains,
+            Some(vec!["WIP".into(), "2024".into()])
+        );
+        assert!(parse("version: 1\npreviews:\n  branches: [true]\n").is_err());
     }
 
     #[test]
