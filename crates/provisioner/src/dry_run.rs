@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
 };
 
 /// Creates nothing: writes what it would do into the deployment logs and
@@ -37,9 +37,73 @@ impl Provisioner for DryRunProvisioner {
         })
     }
 
+    async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure> {
+        Ok(Stopped {
+            logs: format!(
+                "dry-run: would scale the workloads of namespace {} to zero",
+                request.namespace
+            ),
+        })
+    }
+
+    async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
+        Ok(Provisioned {
+            url: request.preview_url.clone(),
+            logs: format!(
+                "dry-run: would scale the workloads of namespace {} back\n\
+                 dry-run: preview at {}",
+                request.namespace, request.preview_url
+            ),
+        })
+    }
+
     async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {
         Ok(Teardown::Gone {
             logs: format!("dry-run: would delete namespace {}", request.namespace),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ephemera_application::ports::{ProvisionRequest, Provisioner};
+    use ephemera_domain::{CommitSha, EnvironmentId, Namespace, PrNumber, RepositoryFullName};
+
+    use super::DryRunProvisioner;
+
+    fn request() -> ProvisionRequest {
+        let repository = RepositoryFullName::parse("octo/web").unwrap();
+        let pr_number = PrNumber::new(7).unwrap();
+        ProvisionRequest {
+            environment_id: EnvironmentId::new(3).unwrap(),
+            namespace: Namespace::for_pr(&repository, pr_number),
+            repository,
+            pr_number,
+            commit_sha: CommitSha::parse(&"ab".repeat(20)).unwrap(),
+            branch: "feature".into(),
+            installation_id: None,
+            variables: Default::default(),
+            preview_url: "https://pr-7.preview.example.com".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sleeping_says_what_it_would_do_and_wakes_at_the_templated_url() {
+        let req = request();
+        let ns = req.namespace.to_string();
+        let stopped = DryRunProvisioner.stop(&req).await.unwrap();
+        assert_eq!(
+            stopped.logs,
+            format!("dry-run: would scale the workloads of namespace {ns} to zero")
+        );
+        let started = DryRunProvisioner.start(&req).await.unwrap();
+        assert_eq!(started.url, "https://pr-7.preview.example.com");
+        assert_eq!(
+            started.logs,
+            format!(
+                "dry-run: would scale the workloads of namespace {ns} back\n\
+                 dry-run: preview at https://pr-7.preview.example.com"
+            )
+        );
     }
 }
