@@ -302,23 +302,30 @@ impl KubernetesProvisioner {
         Ok(())
     }
 
-    /// The PR's namespace for stop and start, if it exists; refused when
-    /// it is not this instance's or is being deleted.
-    async fn sleeper(&self, name: &str) -> Result<Option<Namespace>, String> {
+    /// The Kubernetes name of the PR's namespace for stop and start, and
+    /// whether it exists; refused when it is not this instance's or is
+    /// being deleted.
+    async fn sleeper(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<(String, bool), ProvisionFailure> {
+        let name = self.target(request)?;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let refused = |message: String| failure(message, Vec::new());
         let existing = namespaces
-            .get_opt(name)
+            .get_opt(&name)
             .await
-            .map_err(|e| format!("reading namespace {name}: {e}"))?;
-        if let Some(namespace) = &existing {
-            if ownership(namespace, &self.config.instance) == Ownership::Foreign {
-                return Err(foreign(name, &self.config.instance));
-            }
-            if is_terminating(namespace) {
-                return Err(format!("namespace {name} is being deleted"));
-            }
+            .map_err(|e| refused(format!("reading namespace {name}: {e}")))?;
+        let Some(namespace) = existing else {
+            return Ok((name, false));
+        };
+        if ownership(&namespace, &self.config.instance) == Ownership::Foreign {
+            return Err(refused(foreign(&name, &self.config.instance)));
         }
-        Ok(existing)
+        if is_terminating(&namespace) {
+            return Err(refused(format!("namespace {name} is being deleted")));
+        }
+        Ok((name, true))
     }
 
     /// Waits until every named Deployment has all its replicas available.
@@ -586,20 +593,15 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure> {
-        let mut log = Vec::new();
-        let target = self.target(request)?;
-        let namespace = target.as_str();
-        match self.sleeper(namespace).await {
-            Ok(Some(_)) => {}
+        let (namespace, exists) = self.sleeper(request).await?;
+        if !exists {
             // Nothing runs, so nothing to stop; a start says it is gone.
-            Ok(None) => {
-                return Ok(Stopped {
-                    logs: format!("namespace {namespace} does not exist; nothing to stop"),
-                });
-            }
-            Err(e) => return Err(failure(e, log)),
+            return Ok(Stopped {
+                logs: format!("namespace {namespace} does not exist; nothing to stop"),
+            });
         }
-        if let Err(e) = self.scale(namespace, Direction::Stop, &mut log).await {
+        let mut log = Vec::new();
+        if let Err(e) = self.scale(&namespace, Direction::Stop, &mut log).await {
             return Err(failure(e, log));
         }
         Ok(Stopped {
@@ -608,25 +610,23 @@ impl Provisioner for KubernetesProvisioner {
     }
 
     async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
-        let mut log = Vec::new();
-        let target = self.target(request)?;
-        let namespace = target.as_str();
-        match self.sleeper(namespace).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(failure(
-                    format!(
-                        "namespace {namespace} does not exist, so there is nothing to wake; \
-                         provisioning the preview again creates it"
-                    ),
-                    log,
-                ));
-            }
-            Err(e) => return Err(failure(e, log)),
+        let (namespace, exists) = self.sleeper(request).await?;
+        if !exists {
+            return Err(failure(
+                format!(
+                    "namespace {namespace} does not exist, so there is nothing to wake; \
+                     provisioning the preview again creates it"
+                ),
+                Vec::new(),
+            ));
         }
-        let woken = self.scale(namespace, Direction::Start, &mut log).await;
+        let mut log = Vec::new();
+        let woken = self.scale(&namespace, Direction::Start, &mut log).await;
         let waited = match woken {
-            Ok(deployments) => self.wait_available(namespace, &deployments, &mut log).await,
+            Ok(deployments) => {
+                self.wait_available(&namespace, &deployments, &mut log)
+                    .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = waited {

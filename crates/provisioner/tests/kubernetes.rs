@@ -134,6 +134,17 @@ fn deployment_get(ns: &str, available: i32) -> Mock {
         .respond_with(ResponseTemplate::new(200).set_body_json(deployment(available)))
 }
 
+/// Deployment `web` in `ns` not available at the first `looks` GETs, then
+/// available.
+async fn available_after(server: &MockServer, ns: &str, looks: u64) {
+    deployment_get(ns, 0)
+        .up_to_n_times(looks)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    deployment_get(ns, 2).with_priority(2).mount(server).await;
+}
+
 fn status(code: u16, reason: &str) -> ResponseTemplate {
     ResponseTemplate::new(code).set_body_json(json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -262,13 +273,7 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     )
     .await;
     mock_apply(&server, &ns).await;
-    // Not available at first, then available.
-    deployment_get(&ns, 0)
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    deployment_get(&ns, 2).with_priority(2).mount(&server).await;
+    available_after(&server, &ns, 2).await;
 
     let dir = manifests_dir();
     let done = provisioner(&server, &dir, Duration::from_secs(10))
@@ -826,7 +831,7 @@ async fn server_with_workloads(
 
 /// Every request the server received, as `METHOD path`, and the bodies of
 /// the PATCHes in order.
-async fn requests_and_patches(server: &MockServer) -> (Vec<String>, Vec<(String, Value)>) {
+async fn requests_and_patches(server: &MockServer) -> (Vec<String>, Vec<Value>) {
     let received = server.received_requests().await.unwrap();
     let requests = received
         .iter()
@@ -835,12 +840,28 @@ async fn requests_and_patches(server: &MockServer) -> (Vec<String>, Vec<(String,
     let patches = received
         .iter()
         .filter(|r| r.method.as_str() == "PATCH")
-        .map(|r| {
-            let name = r.url.path().rsplit('/').next().unwrap().to_owned();
-            (name, serde_json::from_slice(&r.body).unwrap())
-        })
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     (requests, patches)
+}
+
+/// The requests of a stop or start that patches Deployment `web` and then
+/// StatefulSet `db` of `ns`, in order.
+fn scaling_web_then_db(ns: &str) -> Vec<String> {
+    let apps = format!("/apis/apps/v1/namespaces/{ns}");
+    vec![
+        format!("GET /api/v1/namespaces/{ns}"),
+        format!("GET {apps}/deployments"),
+        format!("PATCH {apps}/deployments/web"),
+        format!("GET {apps}/statefulsets"),
+        format!("PATCH {apps}/statefulsets/db"),
+    ]
+}
+
+/// The merge patch setting the remembered count to `remembered` (null
+/// removes it) and the replicas to `replicas`.
+fn scaling(remembered: Value, replicas: i32) -> Value {
+    json!({"metadata": {"annotations": {REMEMBERED: remembered}}, "spec": {"replicas": replicas}})
 }
 
 #[tokio::test]
@@ -867,30 +888,8 @@ async fn stop_scales_deployments_and_statefulsets_to_zero_remembering_their_repl
          StatefulSet db scaled to 0 (1 replica remembered)"
     );
     let (requests, patches) = requests_and_patches(&server).await;
-    let apps = format!("/apis/apps/v1/namespaces/{ns}");
-    assert_eq!(
-        requests,
-        [
-            format!("GET /api/v1/namespaces/{ns}"),
-            format!("GET {apps}/deployments"),
-            format!("PATCH {apps}/deployments/web"),
-            format!("GET {apps}/statefulsets"),
-            format!("PATCH {apps}/statefulsets/db"),
-        ]
-    );
-    assert_eq!(
-        patches,
-        [
-            (
-                "web".to_owned(),
-                json!({"metadata": {"annotations": {REMEMBERED: "2"}}, "spec": {"replicas": 0}})
-            ),
-            (
-                "db".to_owned(),
-                json!({"metadata": {"annotations": {REMEMBERED: "1"}}, "spec": {"replicas": 0}})
-            ),
-        ]
-    );
+    assert_eq!(requests, scaling_web_then_db(&ns));
+    assert_eq!(patches, [scaling(json!("2"), 0), scaling(json!("1"), 0)]);
 }
 
 #[tokio::test]
@@ -905,12 +904,7 @@ async fn start_scales_back_to_the_remembered_replicas_then_waits_for_availabilit
         ],
     )
     .await;
-    deployment_get(&ns, 0)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    deployment_get(&ns, 2).with_priority(2).mount(&server).await;
+    available_after(&server, &ns, 1).await;
     let dir = manifests_dir();
 
     let started = provisioner(&server, &dir, Duration::from_secs(10))
@@ -926,34 +920,12 @@ async fn start_scales_back_to_the_remembered_replicas_then_waits_for_availabilit
          Deployment web available"
     );
     let (requests, patches) = requests_and_patches(&server).await;
-    let apps = format!("/apis/apps/v1/namespaces/{ns}");
-    assert_eq!(
-        requests,
-        [
-            format!("GET /api/v1/namespaces/{ns}"),
-            format!("GET {apps}/deployments"),
-            format!("PATCH {apps}/deployments/web"),
-            format!("GET {apps}/statefulsets"),
-            format!("PATCH {apps}/statefulsets/db"),
-            // Every workload patched before the wait; unavailable, then
-            // available.
-            format!("GET {apps}/deployments/web"),
-            format!("GET {apps}/deployments/web"),
-        ]
-    );
-    assert_eq!(
-        patches,
-        [
-            (
-                "web".to_owned(),
-                json!({"metadata": {"annotations": {REMEMBERED: null}}, "spec": {"replicas": 2}})
-            ),
-            (
-                "db".to_owned(),
-                json!({"metadata": {"annotations": {REMEMBERED: null}}, "spec": {"replicas": 1}})
-            ),
-        ]
-    );
+    // Every workload patched before the wait; unavailable, then available.
+    let web = format!("GET /apis/apps/v1/namespaces/{ns}/deployments/web");
+    let mut expected = scaling_web_then_db(&ns);
+    expected.extend([web.clone(), web]);
+    assert_eq!(requests, expected);
+    assert_eq!(patches, [scaling(Value::Null, 2), scaling(Value::Null, 1)]);
 }
 
 #[tokio::test]
