@@ -9,6 +9,9 @@
 //!   server's working directory (which may hold `.env`);
 //! - stdout and stderr go into the deployment logs, bounded;
 //! - exit status 0 is success;
+//! - the optional stop/start pair (`EPHEMERA_STOP_COMMAND`,
+//!   `EPHEMERA_START_COMMAND`) puts a preview to sleep and wakes it, run
+//!   the same way with `EPHEMERA_ACTION=stop|start`;
 //! - a `url=<url>` line the command writes to the file `$EPHEMERA_OUTPUT`
 //!   (like GitHub Actions' `$GITHUB_OUTPUT`) overrides the templated URL,
 //!   if it passes [`crate::preview_url::check`]; stdout is not trusted for
@@ -24,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -92,6 +95,9 @@ pub struct CommandConfig {
     pub provision: String,
     /// `EPHEMERA_DESTROY_COMMAND`.
     pub destroy: String,
+    /// `EPHEMERA_STOP_COMMAND` and `EPHEMERA_START_COMMAND`; without them
+    /// previews cannot sleep.
+    pub sleep: Option<SleepCommands>,
     /// `EPHEMERA_COMMAND_TIMEOUT`.
     pub timeout: Duration,
     /// Most output kept per run (the newest).
@@ -102,6 +108,20 @@ pub struct CommandConfig {
     /// besides the templated one.
     pub url_pattern: Option<PreviewUrlPattern>,
 }
+
+/// The commands that put a preview to sleep and wake it: both or neither,
+/// since a preview stopped with no way to start it again would be lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SleepCommands {
+    /// `EPHEMERA_STOP_COMMAND`: stops whatever runs, keeping the data.
+    pub stop: String,
+    /// `EPHEMERA_START_COMMAND`: starts it again as it was.
+    pub start: String,
+}
+
+/// Why a command provisioner without [`SleepCommands`] cannot stop or start.
+const CANNOT_SLEEP: &str = "sleeping previews with EPHEMERA_PROVISIONER=command needs \
+                            EPHEMERA_STOP_COMMAND and EPHEMERA_START_COMMAND, and they are not set";
 
 /// Most of `$EPHEMERA_OUTPUT` read; a preview URL is short.
 const MAX_OUTPUT_BYTES: u64 = 64 * 1024;
@@ -174,6 +194,63 @@ impl CommandProvisioner {
         Self {
             config,
             host: HostEnv::Fixed(Arc::new(vars)),
+        }
+    }
+
+    /// Whether stop and start can work (both sleep commands are set), so
+    /// the server can say once at start-up that previews will not sleep.
+    pub fn can_sleep(&self) -> bool {
+        self.config.sleep.is_some()
+    }
+
+    fn sleep_commands(&self) -> Result<&SleepCommands, ProvisionFailure> {
+        self.config.sleep.as_ref().ok_or_else(|| ProvisionFailure {
+            message: CANNOT_SLEEP.to_owned(),
+            logs: String::new(),
+        })
+    }
+
+    /// Runs the `action` command and answers the preview URL it reported
+    /// (checked) or the templated one.
+    async fn run_for_url(
+        &self,
+        action: &str,
+        script: &str,
+        request: &ProvisionRequest,
+    ) -> Result<Provisioned, ProvisionFailure> {
+        let Finished { mut logs, url } = self.run(action, script, request).await?;
+        let Some(reported) = url else {
+            return Ok(Provisioned {
+                url: request.preview_url.clone(),
+                logs: logs.concat(),
+            });
+        };
+        match preview_url::check(
+            &reported,
+            &request.preview_url,
+            self.config.url_pattern.as_ref(),
+        ) {
+            Ok(url) => Ok(Provisioned {
+                url,
+                logs: logs.concat(),
+            }),
+            Err(refused) => {
+                tracing::warn!(action, namespace = %request.namespace, reason = %refused.0, "refused the command's preview URL");
+                // The URL goes to the deployment log only: the message is
+                // shown on the PR, and the URL may be an attacker's text.
+                logs.push(format!(
+                    "ephemera: refused the preview URL `{}` from $EPHEMERA_OUTPUT: {}\n",
+                    reported.escape_debug(),
+                    refused.0
+                ));
+                Err(ProvisionFailure {
+                    message: format!(
+                        "the {action} command reported a preview URL that is not allowed \
+                         (see the deployment log)"
+                    ),
+                    logs: logs.concat(),
+                })
+            }
         }
     }
 
@@ -327,41 +404,21 @@ impl Provisioner for CommandProvisioner {
     }
 
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
-        let Finished { mut logs, url } = self
-            .run("provision", &self.config.provision, request)
-            .await?;
-        let Some(reported) = url else {
-            return Ok(Provisioned {
-                url: request.preview_url.clone(),
-                logs: logs.concat(),
-            });
-        };
-        match preview_url::check(
-            &reported,
-            &request.preview_url,
-            self.config.url_pattern.as_ref(),
-        ) {
-            Ok(url) => Ok(Provisioned {
-                url,
-                logs: logs.concat(),
-            }),
-            Err(refused) => {
-                tracing::warn!(namespace = %request.namespace, reason = %refused.0, "refused the command's preview URL");
-                // The URL goes to the deployment log only: the message is
-                // shown on the PR, and the URL may be an attacker's text.
-                logs.push(format!(
-                    "ephemera: refused the preview URL `{}` from $EPHEMERA_OUTPUT: {}\n",
-                    reported.escape_debug(),
-                    refused.0
-                ));
-                Err(ProvisionFailure {
-                    message: "the provision command reported a preview URL that is not allowed \
-                              (see the deployment log)"
-                        .to_owned(),
-                    logs: logs.concat(),
-                })
-            }
-        }
+        self.run_for_url("provision", &self.config.provision, request)
+            .await
+    }
+
+    async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure> {
+        let commands = self.sleep_commands()?;
+        let Finished { logs, .. } = self.run("stop", &commands.stop, request).await?;
+        Ok(Stopped {
+            logs: logs.concat(),
+        })
+    }
+
+    async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
+        let commands = self.sleep_commands()?;
+        self.run_for_url("start", &commands.start, request).await
     }
 
     async fn destroy(&self, request: &ProvisionRequest) -> Result<Teardown, ProvisionFailure> {

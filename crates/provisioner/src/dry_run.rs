@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
 };
 
 /// Creates nothing: writes what it would do into the deployment logs and
@@ -34,6 +34,26 @@ impl Provisioner for DryRunProvisioner {
         Ok(Provisioned {
             url: request.preview_url.clone(),
             logs,
+        })
+    }
+
+    async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure> {
+        Ok(Stopped {
+            logs: format!(
+                "dry-run: would scale the workloads of namespace {} to zero",
+                request.namespace
+            ),
+        })
+    }
+
+    async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
+        Ok(Provisioned {
+            url: request.preview_url.clone(),
+            logs: format!(
+                "dry-run: would scale the workloads of namespace {} back\n\
+                 dry-run: preview at {}",
+                request.namespace, request.preview_url
+            ),
         })
     }
 

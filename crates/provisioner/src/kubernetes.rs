@@ -15,6 +15,9 @@
 //!   everything in it. It is done only once the namespace is gone (a GET
 //!   answers 404); a namespace still terminating is reported as under way,
 //!   not as a failure.
+//! - Stop scales the namespace's Deployments and StatefulSets to zero,
+//!   remembering their replicas in an annotation; start scales them back
+//!   and waits as provision does (see [`sleep`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown,
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
@@ -32,6 +35,9 @@ use kube::{Client, Config};
 use serde::Deserialize;
 
 mod isolation;
+mod sleep;
+
+use sleep::Direction;
 
 pub use isolation::{
     ContainerLimits, DEFAULT_EGRESS_DENY, DEFAULT_INGRESS_NAMESPACES, DEFAULT_LIMIT_RANGE,
@@ -296,6 +302,32 @@ impl KubernetesProvisioner {
         Ok(())
     }
 
+    /// The Kubernetes name of the PR's namespace for stop and start, and
+    /// whether it exists; refused when it is not this instance's or is
+    /// being deleted.
+    async fn sleeper(
+        &self,
+        request: &ProvisionRequest,
+    ) -> Result<(String, bool), ProvisionFailure> {
+        let name = self.target(request)?;
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let refused = |message: String| failure(message, Vec::new());
+        let existing = namespaces
+            .get_opt(&name)
+            .await
+            .map_err(|e| refused(format!("reading namespace {name}: {e}")))?;
+        let Some(namespace) = existing else {
+            return Ok((name, false));
+        };
+        if ownership(&namespace, &self.config.instance) == Ownership::Foreign {
+            return Err(refused(foreign(&name, &self.config.instance)));
+        }
+        if is_terminating(&namespace) {
+            return Err(refused(format!("namespace {name} is being deleted")));
+        }
+        Ok((name, true))
+    }
+
     /// Waits until every named Deployment has all its replicas available.
     async fn wait_available(
         &self,
@@ -552,6 +584,52 @@ impl Provisioner for KubernetesProvisioner {
             }
         }
         if let Err(e) = self.wait_available(namespace, &deployments, &mut log).await {
+            return Err(failure(e, log));
+        }
+        Ok(Provisioned {
+            url: request.preview_url.clone(),
+            logs: log.join("\n"),
+        })
+    }
+
+    async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure> {
+        let (namespace, exists) = self.sleeper(request).await?;
+        if !exists {
+            // Nothing runs, so nothing to stop; a start says it is gone.
+            return Ok(Stopped {
+                logs: format!("namespace {namespace} does not exist; nothing to stop"),
+            });
+        }
+        let mut log = Vec::new();
+        if let Err(e) = self.scale(&namespace, Direction::Stop, &mut log).await {
+            return Err(failure(e, log));
+        }
+        Ok(Stopped {
+            logs: log.join("\n"),
+        })
+    }
+
+    async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure> {
+        let (namespace, exists) = self.sleeper(request).await?;
+        if !exists {
+            return Err(failure(
+                format!(
+                    "namespace {namespace} does not exist, so there is nothing to wake; \
+                     provisioning the preview again creates it"
+                ),
+                Vec::new(),
+            ));
+        }
+        let mut log = Vec::new();
+        let woken = self.scale(&namespace, Direction::Start, &mut log).await;
+        let waited = match woken {
+            Ok(deployments) => {
+                self.wait_available(&namespace, &deployments, &mut log)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = waited {
             return Err(failure(e, log));
         }
         Ok(Provisioned {

@@ -16,7 +16,7 @@ mod dry_run;
 mod kubernetes;
 mod preview_url;
 
-pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv};
+pub use command::{CommandConfig, CommandProvisioner, OWN_SECRETS, PassEnv, SleepCommands};
 pub use dry_run::DryRunProvisioner;
 pub use kubernetes::{
     ContainerLimits, DEFAULT_EGRESS_DENY, DEFAULT_INGRESS_NAMESPACES, DEFAULT_LIMIT_RANGE,

@@ -7,7 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ephemera_application::ports::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner};
-use ephemera_provisioner::{CommandConfig, CommandProvisioner, PassEnv, PreviewUrlPattern};
+use ephemera_provisioner::{
+    CommandConfig, CommandProvisioner, PassEnv, PreviewUrlPattern, SleepCommands,
+};
 
 /// The shared request, for a command provisioner with no installation and
 /// a templated preview URL.
@@ -24,6 +26,7 @@ fn config(provision: &str, destroy: &str, timeout: Duration) -> CommandConfig {
     CommandConfig {
         provision: provision.into(),
         destroy: destroy.into(),
+        sleep: None,
         timeout,
         max_log_bytes: 64 * 1024,
         pass_env: PassEnv::default(),
@@ -188,6 +191,97 @@ async fn destroy_runs_the_destroy_command() {
     p.destroy(&req).await.unwrap();
     let written = std::fs::read_to_string(&record).unwrap();
     assert_eq!(written.trim(), format!("destroy {}", req.namespace));
+}
+
+/// A provisioner whose stop and start commands are `stop` and `start`
+/// (provision and destroy would fail).
+fn sleeper(stop: &str, start: &str) -> CommandProvisioner {
+    CommandProvisioner::new(CommandConfig {
+        sleep: Some(SleepCommands {
+            stop: stop.into(),
+            start: start.into(),
+        }),
+        ..config("false", "false", Duration::from_secs(10))
+    })
+}
+
+#[tokio::test]
+async fn stop_and_start_run_their_commands_with_the_same_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    let line = format!(
+        "echo \"$EPHEMERA_ACTION $EPHEMERA_NAMESPACE $EPHEMERA_COMMIT_SHA $EPHEMERA_ENVIRONMENT_URL\" >> {}",
+        record.display()
+    );
+    let p = sleeper(
+        &format!("{line}; echo scaled down"),
+        &format!("{line}; echo 'url=http://templated.example/woken' >> \"$EPHEMERA_OUTPUT\""),
+    );
+    assert!(p.can_sleep());
+    let req = request();
+
+    let stopped = p.stop(&req).await.unwrap();
+    assert_eq!(stopped.logs, "scaled down\n");
+    let started = p.start(&req).await.unwrap();
+    assert_eq!(started.url, "http://templated.example/woken");
+
+    let sha = "ab".repeat(20);
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        format!(
+            "stop {ns} {sha} http://templated.example\n\
+             start {ns} {sha} http://templated.example\n",
+            ns = req.namespace
+        )
+    );
+}
+
+#[tokio::test]
+async fn start_answers_the_templated_url_unless_its_command_reports_an_allowed_one() {
+    let started = sleeper("true", "echo woke")
+        .start(&request())
+        .await
+        .unwrap();
+    assert_eq!(started.url, "http://templated.example");
+    assert_eq!(started.logs, "woke\n");
+
+    let failure = sleeper(
+        "true",
+        "echo 'url=https://evil.example' > \"$EPHEMERA_OUTPUT\"",
+    )
+    .start(&request())
+    .await
+    .unwrap_err();
+    assert_eq!(
+        failure.message,
+        "the start command reported a preview URL that is not allowed (see the deployment log)"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_stop_or_start_command_is_a_failure_with_the_logs() {
+    let p = sleeper("echo cannot scale >&2; exit 4", "exit 5");
+    let failure = p.stop(&request()).await.unwrap_err();
+    assert_eq!(failure.message, "the stop command failed (exit status: 4)");
+    assert_eq!(failure.logs, "stderr: cannot scale\n");
+    let failure = p.start(&request()).await.unwrap_err();
+    assert_eq!(failure.message, "the start command failed (exit status: 5)");
+}
+
+#[tokio::test]
+async fn without_the_sleep_commands_stop_and_start_say_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let touch = format!("touch {}", ran.display());
+    let p = provisioner(&touch, &touch, Duration::from_secs(10));
+    assert!(!p.can_sleep());
+    let expected = "sleeping previews with EPHEMERA_PROVISIONER=command needs \
+                    EPHEMERA_STOP_COMMAND and EPHEMERA_START_COMMAND, and they are not set";
+    let failure = p.stop(&request()).await.unwrap_err();
+    assert_eq!(failure.message, expected);
+    let failure = p.start(&request()).await.unwrap_err();
+    assert_eq!(failure.message, expected);
+    assert!(!ran.exists(), "neither provision nor destroy stood in");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! request: namespace create (or adoption of one this instance labelled,
 //! and refusal of any other), server-side apply of the substituted
 //! manifests, waiting for availability, delete and waiting until a GET
-//! answers 404.
+//! answers 404; sleeping (scale to zero, remembering replicas) and waking.
 
 #![allow(clippy::unwrap_used)]
 
@@ -134,6 +134,17 @@ fn deployment_get(ns: &str, available: i32) -> Mock {
         .respond_with(ResponseTemplate::new(200).set_body_json(deployment(available)))
 }
 
+/// Deployment `web` in `ns` not available at the first `looks` GETs, then
+/// available.
+async fn available_after(server: &MockServer, ns: &str, looks: u64) {
+    deployment_get(ns, 0)
+        .up_to_n_times(looks)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    deployment_get(ns, 2).with_priority(2).mount(server).await;
+}
+
 fn status(code: u16, reason: &str) -> ResponseTemplate {
     ResponseTemplate::new(code).set_body_json(json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -262,13 +273,7 @@ async fn provision_creates_the_namespace_applies_and_waits_for_availability() {
     )
     .await;
     mock_apply(&server, &ns).await;
-    // Not available at first, then available.
-    deployment_get(&ns, 0)
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    deployment_get(&ns, 2).with_priority(2).mount(&server).await;
+    available_after(&server, &ns, 2).await;
 
     let dir = manifests_dir();
     let done = provisioner(&server, &dir, Duration::from_secs(10))
@@ -496,12 +501,18 @@ async fn a_namespace_without_this_instances_labels_is_never_touched() {
             "{labels}: {}",
             failure.message
         );
-        let failure = p.destroy(&req).await.unwrap_err();
-        assert!(
-            failure.message.starts_with(&refused),
-            "{labels}: {}",
-            failure.message
-        );
+        let failures = [
+            p.destroy(&req).await.unwrap_err(),
+            p.stop(&req).await.unwrap_err(),
+            p.start(&req).await.unwrap_err(),
+        ];
+        for failure in failures {
+            assert!(
+                failure.message.starts_with(&refused),
+                "{labels}: {}",
+                failure.message
+            );
+        }
         let sent = server.received_requests().await.unwrap();
         assert!(
             sent.iter().all(|r| r.method.as_str() == "GET"),
@@ -736,5 +747,227 @@ async fn placeholders_fill_string_values_and_cannot_add_yaml() {
             "both": "7/feat,extra\"{#",
             "other": "${HOME}",
         })
+    );
+}
+
+const REMEMBERED: &str = "ephemera.dev/replicas-before-sleep";
+
+/// A Deployment or StatefulSet as listed, with `replicas` and, when given,
+/// the replicas remembered before it was put to sleep.
+fn workload(kind: &str, name: &str, replicas: i32, remembered: Option<&str>) -> Value {
+    let annotations = match remembered {
+        Some(count) => json!({ REMEMBERED: count }),
+        None => json!({}),
+    };
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"replicas": replicas},
+    })
+}
+
+/// `patch` merged into `target` as RFC 7386 says (null removes a key).
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().unwrap();
+    for (key, value) in fields {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// The namespace, this instance's, listing `deployments` and
+/// `statefulsets`; a merge patch of one of them is answered with the
+/// workload as patched, as the API server does.
+async fn server_with_workloads(
+    deployments: Vec<Value>,
+    statefulsets: Vec<Value>,
+) -> (MockServer, ProvisionRequest, String) {
+    let server = MockServer::start().await;
+    let req = request();
+    let ns = req.namespace.to_string();
+    mock_namespace(
+        &server,
+        &ns,
+        namespace_found(&ns, ours("ephemera"), "Active"),
+    )
+    .await;
+    for (plural, items) in [("deployments", deployments), ("statefulsets", statefulsets)] {
+        Mock::given(method("GET"))
+            .and(path(format!("/apis/apps/v1/namespaces/{ns}/{plural}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "apiVersion": "apps/v1", "kind": "List", "metadata": {}, "items": items
+            })))
+            .mount(&server)
+            .await;
+        for item in items {
+            let name = item["metadata"]["name"].as_str().unwrap().to_owned();
+            Mock::given(method("PATCH"))
+                .and(path(format!(
+                    "/apis/apps/v1/namespaces/{ns}/{plural}/{name}"
+                )))
+                .and(query_param("fieldManager", "ephemera"))
+                .and(header("content-type", "application/merge-patch+json"))
+                .respond_with(move |req: &Request| {
+                    let mut patched = item.clone();
+                    merge(&mut patched, &serde_json::from_slice(&req.body).unwrap());
+                    ResponseTemplate::new(200).set_body_json(patched)
+                })
+                .mount(&server)
+                .await;
+        }
+    }
+    (server, req, ns)
+}
+
+/// Every request the server received, as `METHOD path`, and the bodies of
+/// the PATCHes in order.
+async fn requests_and_patches(server: &MockServer) -> (Vec<String>, Vec<Value>) {
+    let received = server.received_requests().await.unwrap();
+    let requests = received
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    let patches = received
+        .iter()
+        .filter(|r| r.method.as_str() == "PATCH")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    (requests, patches)
+}
+
+/// The requests of a stop or start that patches Deployment `web` and then
+/// StatefulSet `db` of `ns`, in order.
+fn scaling_web_then_db(ns: &str) -> Vec<String> {
+    let apps = format!("/apis/apps/v1/namespaces/{ns}");
+    vec![
+        format!("GET /api/v1/namespaces/{ns}"),
+        format!("GET {apps}/deployments"),
+        format!("PATCH {apps}/deployments/web"),
+        format!("GET {apps}/statefulsets"),
+        format!("PATCH {apps}/statefulsets/db"),
+    ]
+}
+
+/// The merge patch setting the remembered count to `remembered` (null
+/// removes it) and the replicas to `replicas`.
+fn scaling(remembered: Value, replicas: i32) -> Value {
+    json!({"metadata": {"annotations": {REMEMBERED: remembered}}, "spec": {"replicas": replicas}})
+}
+
+#[tokio::test]
+async fn stop_scales_deployments_and_statefulsets_to_zero_remembering_their_replicas() {
+    let (server, req, ns) = server_with_workloads(
+        vec![
+            workload("Deployment", "web", 2, None),
+            // Stopped before: a second stop keeps what it remembered.
+            workload("Deployment", "worker", 0, Some("3")),
+        ],
+        vec![workload("StatefulSet", "db", 1, None)],
+    )
+    .await;
+    let dir = manifests_dir();
+
+    let stopped = provisioner(&server, &dir, Duration::from_secs(1))
+        .stop(&req)
+        .await
+        .unwrap();
+    assert_eq!(
+        stopped.logs,
+        "Deployment web scaled to 0 (2 replicas remembered)\n\
+         Deployment worker already asleep (3 replicas remembered)\n\
+         StatefulSet db scaled to 0 (1 replica remembered)"
+    );
+    let (requests, patches) = requests_and_patches(&server).await;
+    assert_eq!(requests, scaling_web_then_db(&ns));
+    assert_eq!(patches, [scaling(json!("2"), 0), scaling(json!("1"), 0)]);
+}
+
+#[tokio::test]
+async fn start_scales_back_to_the_remembered_replicas_then_waits_for_availability() {
+    let (server, req, ns) = server_with_workloads(
+        vec![workload("Deployment", "web", 0, Some("2"))],
+        vec![
+            // Nothing remembered: one replica.
+            workload("StatefulSet", "db", 0, None),
+            // Already running: left as it is.
+            workload("StatefulSet", "cache", 2, None),
+        ],
+    )
+    .await;
+    available_after(&server, &ns, 1).await;
+    let dir = manifests_dir();
+
+    let started = provisioner(&server, &dir, Duration::from_secs(10))
+        .start(&req)
+        .await
+        .unwrap();
+    assert_eq!(started.url, "https://pr-7.preview.example.com");
+    assert_eq!(
+        started.logs,
+        "Deployment web scaled back to 2\n\
+         StatefulSet db scaled back to 1 (no replicas remembered)\n\
+         StatefulSet cache already running (2 replicas)\n\
+         Deployment web available"
+    );
+    let (requests, patches) = requests_and_patches(&server).await;
+    // Every workload patched before the wait; unavailable, then available.
+    let web = format!("GET /apis/apps/v1/namespaces/{ns}/deployments/web");
+    let mut expected = scaling_web_then_db(&ns);
+    expected.extend([web.clone(), web]);
+    assert_eq!(requests, expected);
+    assert_eq!(patches, [scaling(Value::Null, 2), scaling(Value::Null, 1)]);
+}
+
+#[tokio::test]
+async fn a_woken_deployment_that_never_becomes_available_fails_the_start() {
+    let (server, req, ns) =
+        server_with_workloads(vec![workload("Deployment", "web", 0, Some("2"))], vec![]).await;
+    deployment_get(&ns, 1).mount(&server).await;
+    let dir = manifests_dir();
+
+    let failure = provisioner(&server, &dir, Duration::from_millis(100))
+        .start(&req)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.message, "Deployment web not available after 0s");
+    assert_eq!(failure.logs, "Deployment web scaled back to 2");
+}
+
+#[tokio::test]
+async fn a_missing_namespace_has_nothing_to_stop_and_cannot_be_woken() {
+    let (server, req, ns) = server_without_namespace().await;
+    let dir = manifests_dir();
+    let p = provisioner(&server, &dir, Duration::from_secs(1));
+
+    let stopped = p.stop(&req).await.unwrap();
+    assert_eq!(
+        stopped.logs,
+        format!("namespace {ns} does not exist; nothing to stop")
+    );
+    let failure = p.start(&req).await.unwrap_err();
+    assert_eq!(
+        failure.message,
+        format!(
+            "namespace {ns} does not exist, so there is nothing to wake; \
+             provisioning the preview again creates it"
+        )
+    );
+    let (requests, _) = requests_and_patches(&server).await;
+    assert_eq!(
+        requests,
+        [
+            format!("GET /api/v1/namespaces/{ns}"),
+            format!("GET /api/v1/namespaces/{ns}")
+        ]
     );
 }

@@ -18,7 +18,7 @@ use ephemera_http::{
 };
 use ephemera_provisioner::{
     CommandConfig, ContainerLimits, Instance, Isolation, KubernetesConfig, NetworkIsolation,
-    PassEnv, PodSecurityLevel, PreviewUrlPattern, Quantities,
+    PassEnv, PodSecurityLevel, PreviewUrlPattern, Quantities, SleepCommands,
 };
 use secrecy::SecretString;
 use thiserror::Error;
@@ -502,6 +502,7 @@ fn command_provisioner(env: &Env<'_>) -> Result<CommandConfig, ConfigError> {
     Ok(CommandConfig {
         provision: required("EPHEMERA_PROVISION_COMMAND")?,
         destroy: required("EPHEMERA_DESTROY_COMMAND")?,
+        sleep: sleep_commands(env)?,
         timeout: env.duration("EPHEMERA_COMMAND_TIMEOUT", Duration::from_secs(15 * 60))?,
         max_log_bytes: 256 * 1024,
         pass_env: env
@@ -511,6 +512,25 @@ fn command_provisioner(env: &Env<'_>) -> Result<CommandConfig, ConfigError> {
             PreviewUrlPattern::parse(raw.trim())
         })?,
     })
+}
+
+/// `EPHEMERA_STOP_COMMAND` and `EPHEMERA_START_COMMAND`: both or neither.
+fn sleep_commands(env: &Env<'_>) -> Result<Option<SleepCommands>, ConfigError> {
+    match (
+        env.get("EPHEMERA_STOP_COMMAND"),
+        env.get("EPHEMERA_START_COMMAND"),
+    ) {
+        (Some(stop), Some(start)) => Ok(Some(SleepCommands { stop, start })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "EPHEMERA_START_COMMAND",
+            "must be set with EPHEMERA_STOP_COMMAND (a sleeping preview needs both)",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "EPHEMERA_STOP_COMMAND",
+            "must be set with EPHEMERA_START_COMMAND (a sleeping preview needs both)",
+        )),
+    }
 }
 
 fn kubernetes_provisioner(env: &Env<'_>) -> Result<KubernetesConfig, ConfigError> {
@@ -957,6 +977,7 @@ mod tests {
             panic!("command provisioner expected");
         };
         assert_eq!(command.timeout, Duration::from_secs(600));
+        assert_eq!(command.sleep, None);
         assert_eq!(
             s.workers.environment_ttl,
             Some(Duration::from_secs(72 * 3600))
@@ -1000,6 +1021,40 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_PREVIEW_URL_PATTERN");
+        let sleeping = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("EPHEMERA_PROVISIONER", "command"),
+                ("EPHEMERA_PROVISION_COMMAND", "true"),
+                ("EPHEMERA_DESTROY_COMMAND", "true"),
+            ];
+            all.extend_from_slice(vars);
+            settings(&all)
+        };
+        let Ok(Settings {
+            provisioner: ProvisionerSettings::Command(pair),
+            ..
+        }) = sleeping(&[
+            ("EPHEMERA_STOP_COMMAND", "helm stop"),
+            ("EPHEMERA_START_COMMAND", "helm start"),
+        ])
+        else {
+            panic!("command provisioner expected");
+        };
+        assert_eq!(
+            pair.sleep,
+            Some(SleepCommands {
+                stop: "helm stop".into(),
+                start: "helm start".into()
+            })
+        );
+        let err = sleeping(&[("EPHEMERA_STOP_COMMAND", "helm stop")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EPHEMERA_START_COMMAND: must be set with EPHEMERA_STOP_COMMAND \
+             (a sleeping preview needs both)"
+        );
+        let err = sleeping(&[("EPHEMERA_START_COMMAND", "helm start")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_STOP_COMMAND");
         let err = settings(&[("EPHEMERA_ENVIRONMENT_TTL", "three days")]).unwrap_err();
         assert_eq!(err.variable, "EPHEMERA_ENVIRONMENT_TTL");
         let err = settings(&[("EPHEMERA_PROVISIONER", "kubernetes")]).unwrap_err();

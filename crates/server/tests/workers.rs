@@ -60,6 +60,7 @@ fn command(provision: &str, destroy: &str) -> ProvisionerSettings {
     ProvisionerSettings::Command(CommandConfig {
         provision: provision.into(),
         destroy: destroy.into(),
+        sleep: None,
         timeout: Duration::from_secs(30),
         max_log_bytes: 64 * 1024,
         pass_env: Default::default(),
