@@ -216,6 +216,18 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         |r| r.to(writes::redeploy),
     ),
     endpoint(
+        Verb::Post,
+        "/api/v1/environments/{id}/sleep",
+        Guard::Token,
+        |r| r.to(writes::sleep),
+    ),
+    endpoint(
+        Verb::Post,
+        "/api/v1/environments/{id}/wake",
+        Guard::Token,
+        |r| r.to(writes::wake),
+    ),
+    endpoint(
         Verb::Get,
         "/api/v1/environments/{id}/deployments",
         Guard::Token,

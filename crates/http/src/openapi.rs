@@ -20,6 +20,8 @@ use crate::{deliveries, deployments, environments, health, metrics, repo_config,
         environments::get,
         environments::by_namespace,
         writes::redeploy,
+        writes::sleep,
+        writes::wake,
         writes::destroy,
         deployments::list_for_environment,
         deployments::get,
@@ -354,6 +356,8 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
         for (method, path) in [
             ("post", "/api/v1/environments/{id}/redeploy"),
+            ("post", "/api/v1/environments/{id}/sleep"),
+            ("post", "/api/v1/environments/{id}/wake"),
             ("delete", "/api/v1/environments/{id}"),
         ] {
             let responses = &doc["paths"][path][method]["responses"];

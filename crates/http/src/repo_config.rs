@@ -159,6 +159,8 @@ pub(crate) struct ValuesBody {
     skip_when_title_contains: GlobsValue,
     #[serde(rename = "previews.ttl")]
     ttl: DurationValue,
+    #[serde(rename = "previews.sleep_after")]
+    sleep_after: DurationValue,
     #[serde(rename = "previews.max_active")]
     max_active: CountValue,
     env: EnvValues,
@@ -173,6 +175,9 @@ pub(crate) struct BoundsBody {
     keys: Vec<&'static str>,
     /// The longest `previews.ttl` a file may ask for; null: no bound
     max_ttl: Option<String>,
+    /// The longest `previews.sleep_after` a file may ask for; null: no
+    /// bound
+    max_sleep_after: Option<String>,
     /// The largest `previews.max_active` a file may ask for; null: no bound
     #[schema(minimum = 1)]
     max_active: Option<u32>,
@@ -252,6 +257,10 @@ impl RepoConfigBody {
                 value: rules.ttl.map(format_duration),
                 source: source(ConfigKey::Ttl),
             },
+            sleep_after: DurationValue {
+                value: rules.sleep_after.map(format_duration),
+                source: source(ConfigKey::SleepAfter),
+            },
             max_active: CountValue {
                 value: rules.max_active,
                 source: source(ConfigKey::MaxActive),
@@ -288,6 +297,7 @@ impl RepoConfigBody {
                 read_files: settings.read_files,
                 keys: bounds.allowed_keys.iter().map(|k| k.as_str()).collect(),
                 max_ttl: bounds.max_ttl.map(format_duration),
+                max_sleep_after: bounds.max_sleep_after.map(format_duration),
                 max_active: bounds.max_active,
                 env_names: bounds.env_names.clone(),
                 max_active_per_installation: settings.max_active_per_installation,

@@ -1,4 +1,4 @@
-//! REST writes: redeploy and destroy. The `/api/v1` scope's middleware
+//! REST writes: redeploy, destroy, sleep and wake. The `/api/v1` scope's middleware
 //! (auth.rs) lets them through only with `Authorization: Bearer`.
 
 use actix_web::http::StatusCode;
@@ -32,6 +32,42 @@ pub(crate) async fn redeploy(
     let id = path.id()?;
     let deployment = state.commands.redeploy(id).await.map_err(command_problem)?;
     Ok(HttpResponse::Accepted().json(DeploymentBody::new(deployment, false)))
+}
+
+/// `POST /api/v1/environments/{id}/sleep`: 202 with the environment, now
+/// going to sleep (or already asleep).
+#[utoipa::path(post, path = "/api/v1/environments/{id}/sleep", operation_id = "sleep_environment", tag = "environments",
+    params(EnvironmentPath), security(("bearer" = [])),
+    responses((status = 202, description = "The environment, going to sleep or asleep", body = EnvironmentBody), WriteErrors))]
+pub(crate) async fn sleep(
+    state: web::Data<AppState>,
+    path: web::Path<EnvironmentPath>,
+) -> Result<HttpResponse, Problem> {
+    let id = path.id()?;
+    let env = state
+        .commands
+        .sleep(id, "sleep requested through the API")
+        .await
+        .map_err(command_problem)?;
+    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
+}
+
+/// `POST /api/v1/environments/{id}/wake`: 202 with the environment, now
+/// waking (or already awake).
+#[utoipa::path(post, path = "/api/v1/environments/{id}/wake", operation_id = "wake_environment", tag = "environments",
+    params(EnvironmentPath), security(("bearer" = [])),
+    responses((status = 202, description = "The environment, waking or awake", body = EnvironmentBody), WriteErrors))]
+pub(crate) async fn wake(
+    state: web::Data<AppState>,
+    path: web::Path<EnvironmentPath>,
+) -> Result<HttpResponse, Problem> {
+    let id = path.id()?;
+    let env = state
+        .commands
+        .wake(id, "wake requested through the API")
+        .await
+        .map_err(command_problem)?;
+    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
 }
 
 /// `DELETE /api/v1/environments/{id}`: 202 with the environment, now destroying.

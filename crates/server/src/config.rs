@@ -681,11 +681,13 @@ pub fn repo_config(env: &Env<'_>) -> Result<RepoConfigSettings, ConfigError> {
         read_files: env.flag("EPHEMERA_REPO_CONFIG", true)?,
         defaults: RepoRules {
             ttl: env.optional_duration("EPHEMERA_ENVIRONMENT_TTL")?,
+            sleep_after: env.optional_duration("EPHEMERA_SLEEP_AFTER")?,
             ..RepoRules::default()
         },
         bounds: ConfigBounds {
             allowed_keys,
             max_ttl: env.optional_duration("EPHEMERA_REPO_CONFIG_MAX_TTL")?,
+            max_sleep_after: env.optional_duration("EPHEMERA_REPO_CONFIG_MAX_SLEEP_AFTER")?,
             max_active: env.optional_number(
                 "EPHEMERA_REPO_CONFIG_MAX_ACTIVE",
                 "a number of previews (1 or more)",
