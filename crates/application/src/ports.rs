@@ -24,13 +24,16 @@ pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use github::{
-    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubReader, GitHubReporter,
-    HookDelivery, OpenPullRequests, PullRequestRef, PullRequestState, ReportError, RepositoryFile,
+    ChangedFiles, CheckAction, CheckConclusion, CheckRun, CheckStatus, CommitState,
+    DeploymentState, FileLookup, GitHubReader, GitHubReporter, HookDelivery, OpenPullRequests,
+    Permission, PullRequestRef, PullRequestState, Reaction, ReportError, RepositoryFile,
 };
 pub use health::HealthProbe;
 pub use leases::Leases;
 pub use outbox::{DeploymentLedger, PendingReport, ReportOutbox};
-pub use provisioner::{ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Teardown};
+pub use provisioner::{
+    ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
+};
 pub use retention::Pruner;
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
 pub use transaction::EnvironmentTx;

@@ -35,6 +35,88 @@ impl DeploymentState {
     }
 }
 
+ephemera_domain::string_enum! {
+    /// Reactions ephemera puts on a `/preview` command's comment.
+    pub enum Reaction ("reaction") {
+        /// Taken: the worker will act on it.
+        Eyes = "eyes",
+        /// Done.
+        PlusOne = "+1",
+        /// Refused or failed.
+        Confused = "confused",
+    }
+}
+
+ephemera_domain::string_enum! {
+    /// A person's permission on a repository, as GitHub's collaborator
+    /// permission API names it.
+    pub enum Permission ("repository permission") {
+        Admin = "admin",
+        Maintain = "maintain",
+        Write = "write",
+        Triage = "triage",
+        Read = "read",
+        None = "none",
+    }
+}
+
+impl Permission {
+    /// Whether it lets its holder change the repository (and so steer its
+    /// previews).
+    pub fn can_write(self) -> bool {
+        matches!(self, Self::Admin | Self::Maintain | Self::Write)
+    }
+}
+
+ephemera_domain::string_enum! {
+    /// Where a check run is.
+    pub enum CheckStatus ("check run status") {
+        Queued = "queued",
+        InProgress = "in_progress",
+        Completed = "completed",
+    }
+}
+
+ephemera_domain::string_enum! {
+    /// How a completed check run ended.
+    pub enum CheckConclusion ("check run conclusion") {
+        Success = "success",
+        Failure = "failure",
+        /// Skipped by the repository's rules (the summary says which).
+        Neutral = "neutral",
+        /// Superseded by a newer commit.
+        Cancelled = "cancelled",
+    }
+}
+
+/// A button on a check run (`requested_action`); GitHub allows three.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckAction {
+    /// At most 20 characters.
+    pub label: String,
+    /// At most 40 characters.
+    pub description: String,
+    /// Sent back in `check_run.requested_action.identifier`; at most 20
+    /// characters.
+    pub identifier: String,
+}
+
+/// What the "ephemera preview" check run of a commit shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRun {
+    pub status: CheckStatus,
+    /// Set exactly when `status` is completed.
+    pub conclusion: Option<CheckConclusion>,
+    /// The output's title and summary (Markdown), and its text (the tail
+    /// of the deployment log).
+    pub title: String,
+    pub summary: String,
+    pub text: Option<String>,
+    /// The preview's URL, once there is one.
+    pub details_url: Option<String>,
+    pub actions: Vec<CheckAction>,
+}
+
 /// Why a report did not reach GitHub.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportError {
@@ -181,6 +263,15 @@ pub trait GitHubReader: Send + Sync {
     /// The files the PR changes against its base (every page).
     async fn pull_request_files(&self, pr: &PullRequestRef) -> Result<ChangedFiles, ReportError>;
 
+    /// `login`'s permission on `repository` (GitHub's collaborator
+    /// permission API; `None` for someone without access).
+    async fn collaborator_permission(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        login: &str,
+    ) -> Result<Permission, ReportError>;
+
     /// What GitHub last said was left of the rate limit, if it said.
     fn rate_limit_remaining(&self) -> Option<u64> {
         None
@@ -219,6 +310,33 @@ pub trait GitHubReporter: Send + Sync {
         environment: &str,
         description: &str,
     ) -> Result<i64, ReportError>;
+
+    /// Puts `reaction` on the PR conversation comment `comment_id` (an
+    /// existing identical reaction is fine).
+    async fn react_to_comment(
+        &self,
+        pr: &PullRequestRef,
+        comment_id: i64,
+        reaction: Reaction,
+    ) -> Result<(), ReportError>;
+
+    /// Creates the "ephemera preview" check run on `sha`; returns its id.
+    /// [`ReportError::Refused`] (403) when the App lacks the Checks
+    /// permission.
+    async fn create_check_run(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        run: &CheckRun,
+    ) -> Result<i64, ReportError>;
+
+    /// Brings check run `id` to `run`.
+    async fn update_check_run(
+        &self,
+        pr: &PullRequestRef,
+        id: i64,
+        run: &CheckRun,
+    ) -> Result<(), ReportError>;
 
     /// Adds a status to a GitHub Deployment. A `Success` status also
     /// retires, on GitHub's side and at no extra request, every earlier

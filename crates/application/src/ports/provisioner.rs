@@ -30,6 +30,12 @@ pub struct Provisioned {
     pub logs: String,
 }
 
+/// A finished stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub logs: String,
+}
+
 /// How far a destroy got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Teardown {
@@ -66,6 +72,15 @@ pub trait Provisioner: Send + Sync {
     /// Brings the environment to the requested commit (creating it if it
     /// does not exist).
     async fn provision(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure>;
+
+    /// Puts the environment to sleep: whatever runs is stopped (Kubernetes:
+    /// its Deployments and StatefulSets scaled to zero, their replicas
+    /// remembered), while its namespace, data and URL stay. Idempotent.
+    async fn stop(&self, request: &ProvisionRequest) -> Result<Stopped, ProvisionFailure>;
+
+    /// Wakes a sleeping environment as it was (the replicas remembered at
+    /// [`Provisioner::stop`]); answers like [`Provisioner::provision`].
+    async fn start(&self, request: &ProvisionRequest) -> Result<Provisioned, ProvisionFailure>;
 
     /// Removes everything the environment holds; already gone is
     /// [`Teardown::Gone`]. Called again while it answers
