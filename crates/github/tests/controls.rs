@@ -130,6 +130,21 @@ fn check_run_answer(status: u16) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({"id": 4, "name": "ephemera preview"}))
 }
 
+/// Expects `creates` check runs created with the installation's token
+/// (each gets id 4) and `updates` updates of check run 4.
+async fn accept_check_runs(server: &MockServer, creates: u64, updates: u64) {
+    authed(to_repo("POST", CHECK_RUNS))
+        .respond_with(check_run_answer(201))
+        .expect(creates)
+        .mount(server)
+        .await;
+    authed(to_repo("PATCH", &format!("{CHECK_RUNS}/4")))
+        .respond_with(check_run_answer(200))
+        .expect(updates)
+        .mount(server)
+        .await;
+}
+
 /// The JSON bodies of the requests sent to `path_suffix`.
 async fn bodies(server: &MockServer, path_suffix: &str) -> Vec<Value> {
     server
@@ -160,16 +175,7 @@ fn take_time(body: &mut Value, field: &str) {
 #[tokio::test]
 async fn a_check_run_is_created_on_the_commit_then_completed() {
     let (server, app) = github().await;
-    authed(to_repo("POST", CHECK_RUNS))
-        .respond_with(check_run_answer(201))
-        .expect(1)
-        .mount(&server)
-        .await;
-    authed(to_repo("PATCH", &format!("{CHECK_RUNS}/4")))
-        .respond_with(check_run_answer(200))
-        .expect(1)
-        .mount(&server)
-        .await;
+    accept_check_runs(&server, 1, 1).await;
 
     let id = app
         .create_check_run(&pr(), &sha(), &run(CheckStatus::InProgress, None))
@@ -223,11 +229,7 @@ async fn a_check_run_is_created_on_the_commit_then_completed() {
 #[tokio::test]
 async fn a_queued_check_run_has_no_times_and_no_conclusion_is_sent_before_the_end() {
     let (server, app) = github().await;
-    authed(to_repo("POST", CHECK_RUNS))
-        .respond_with(check_run_answer(201))
-        .expect(1)
-        .mount(&server)
-        .await;
+    accept_check_runs(&server, 1, 0).await;
     let mut queued = run(CheckStatus::Queued, Some(CheckConclusion::Failure));
     queued.text = None;
     queued.details_url = None;
@@ -253,11 +255,7 @@ async fn a_completed_check_run_without_a_conclusion_is_refused_unsent() {
 #[tokio::test]
 async fn long_output_and_buttons_are_cut_to_githubs_limits() {
     let (server, app) = github().await;
-    authed(to_repo("POST", CHECK_RUNS))
-        .respond_with(check_run_answer(201))
-        .expect(1)
-        .mount(&server)
-        .await;
+    accept_check_runs(&server, 1, 0).await;
     let mut long = run(CheckStatus::Completed, Some(CheckConclusion::Failure));
     // Two bytes a character: under GitHub's 65,535 in characters, over
     // it in bytes, which is what GitHub counts.
@@ -369,14 +367,7 @@ async fn broken(
 #[tokio::test]
 async fn the_contract_refuses_the_same_check_run_requests_made_wrong() {
     let (server, app) = github().await;
-    authed(to_repo("POST", CHECK_RUNS))
-        .respond_with(check_run_answer(201))
-        .mount(&server)
-        .await;
-    authed(to_repo("PATCH", &format!("{CHECK_RUNS}/4")))
-        .respond_with(check_run_answer(200))
-        .mount(&server)
-        .await;
+    accept_check_runs(&server, 1, 1).await;
     app.create_check_run(&pr(), &sha(), &run(CheckStatus::InProgress, None))
         .await
         .unwrap();
