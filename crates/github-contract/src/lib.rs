@@ -416,6 +416,35 @@ mod checker {
     }
 
     #[test]
+    fn a_check_run_completed_without_a_conclusion_fails_on_update() {
+        let run = "/repos/o/r/check-runs/4";
+        let done = json!({"status": "completed", "conclusion": "success"});
+        assert_eq!(
+            violations(&request("PATCH", run, done)),
+            Vec::<String>::new()
+        );
+        let found = violations(&request("PATCH", run, json!({"status": "completed"})));
+        assert_eq!(found.len(), 1, "{found:?}");
+        // Only the update's schema says so (the create's says it in prose).
+        let create = request(
+            "POST",
+            "/repos/o/r/check-runs",
+            json!({"name": "n", "head_sha": "s", "status": "completed"}),
+        );
+        assert_eq!(violations(&create), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_reaction_outside_githubs_list_fails() {
+        let path = "/repos/o/r/issues/comments/7/reactions";
+        assert!(violations(&request("POST", path, json!({"content": "eyes"}))).is_empty());
+        assert_eq!(
+            violations(&request("POST", path, json!({"content": "thumbsup"}))).len(),
+            1
+        );
+    }
+
+    #[test]
     fn missing_or_doubled_headers_fail() {
         let mut r = request("GET", "/repos/o/r/pulls/2", Value::Null);
         r.headers.remove("accept");

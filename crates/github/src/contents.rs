@@ -132,7 +132,7 @@ struct DiffEntry {
 
 /// `segment` percent-encoded but for RFC 3986's unreserved characters, so
 /// that a path segment or query value arrives as it was written.
-fn encoded(segment: &str) -> String {
+pub(crate) fn encoded(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

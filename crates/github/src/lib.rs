@@ -4,7 +4,10 @@
 //! view of a PR's preview up to date: one sticky comment, the
 //! `ephemera/preview` commit status and GitHub Deployments. It also reads
 //! back what ephemera needs: PRs, the App's failed deliveries, a file of a
-//! repository and the paths a PR changes (`contents`).
+//! repository and the paths a PR changes (`contents`). For control from the
+//! PR it reads a person's permission on a repository (`collaborators`),
+//! reacts to command comments and keeps the "ephemera preview" check run
+//! (`checks`).
 //!
 //! Every request names ephemera (`User-Agent: ephemera/<version>`), asks
 //! for `application/vnd.github+json` at API version 2022-11-28, and every
@@ -13,6 +16,8 @@
 //!
 //! Depends on domain and application only, never on another adapter.
 
+mod checks;
+mod collaborators;
 mod contents;
 mod transport;
 
@@ -22,8 +27,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ephemera_application::ports::{
-    ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
-    GitHubReporter, HookDelivery, OpenPullRequests, PullRequestRef, PullRequestState, ReportError,
+    ChangedFiles, CheckRun, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
+    GitHubReporter, HookDelivery, OpenPullRequests, Permission, PullRequestRef, PullRequestState,
+    Reaction, ReportError,
 };
 use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use http::Method;
@@ -33,6 +39,7 @@ use octocrab::{AuthState, Octocrab};
 use serde::{Deserialize, Serialize};
 use transport::{Watch, send};
 
+pub use checks::CHECK_NAME;
 pub use transport::{ACCEPT_VALUE, API_VERSION, USER_AGENT_VALUE};
 
 /// The hidden line that marks ephemera's comment on a PR.
@@ -211,6 +218,40 @@ fn classify(what: &str, err: octocrab::Error) -> ReportError {
     }
 }
 
+/// The App permission an operation needs, as the App's settings name it.
+fn permission_needed(operation: &str) -> Option<&'static str> {
+    Some(match operation {
+        "checks/create" | "checks/update" => "Checks (write)",
+        "reactions/create-for-issue-comment" => "Issues (write)",
+        "issues/create-comment" | "issues/update-comment" | "issues/list-comments" => {
+            "Pull requests (write)"
+        }
+        "repos/create-commit-status" => "Commit statuses (write)",
+        "repos/create-deployment" | "repos/create-deployment-status" => "Deployments (write)",
+        _ => return None,
+    })
+}
+
+/// [`classify`] for an installation's call of `operation`: a 403 that is
+/// not a rate limit is refused with the App permission the call needs
+/// named (GitHub says only "Resource not accessible by integration").
+fn classify_call(operation: &str, what: &str, err: octocrab::Error) -> ReportError {
+    let forbidden = matches!(
+        &err,
+        octocrab::Error::GitHub { source, .. } if source.status_code.as_u16() == 403
+    );
+    match (classify(what, err), permission_needed(operation)) {
+        (ReportError::Refused(message), Some(permission)) if forbidden => {
+            ReportError::Refused(format!(
+                "{message}: the GitHub App lacks the {permission} permission on this \
+                 installation (grant it in the App's settings; the installation's owner \
+                 then accepts it)"
+            ))
+        }
+        (other, _) => other,
+    }
+}
+
 #[derive(Deserialize)]
 struct Comment {
     id: i64,
@@ -248,6 +289,11 @@ struct Created {
 #[derive(Serialize)]
 struct CommentBody<'a> {
     body: &'a str,
+}
+
+#[derive(Serialize)]
+struct ReactionBody {
+    content: &'static str,
 }
 
 /// Absent fields are left out, never sent as `null`: GitHub answers 422
@@ -329,17 +375,33 @@ impl GitHubApp {
         body: &impl Serialize,
         what: &str,
     ) -> Result<R, ReportError> {
+        self.to_repo(pr, operation, Method::POST, rest, body, what)
+            .await
+    }
+
+    /// Sends `body` with `method` to `/repos/{owner}/{repo}/{rest}` of the
+    /// PR's repository with its installation's token; `what` names the
+    /// call in errors.
+    async fn to_repo<R: serde::de::DeserializeOwned>(
+        &self,
+        pr: &PullRequestRef,
+        operation: &'static str,
+        method: Method,
+        rest: String,
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<R, ReportError> {
         let client = self.client(pr.installation)?;
         let (owner, repo) = owner_repo(pr);
         send(
             &client,
             operation,
-            Method::POST,
+            method,
             format!("/repos/{owner}/{repo}/{rest}"),
             Some(body),
         )
         .await
-        .map_err(|e| classify(what, e))
+        .map_err(|e| classify_call(operation, what, e))
     }
 
     async fn slug(&self) -> Result<&str, ReportError> {
@@ -393,7 +455,13 @@ impl GitHubReporter for GitHubApp {
                 // Deleted by someone: find or create it again below.
                 Err(octocrab::Error::GitHub { source, .. })
                     if source.status_code.as_u16() == 404 => {}
-                Err(e) => return Err(classify("editing the PR comment", e)),
+                Err(e) => {
+                    return Err(classify_call(
+                        "issues/update-comment",
+                        "editing the PR comment",
+                        e,
+                    ));
+                }
             }
         }
         let mut page = 1;
@@ -487,6 +555,66 @@ impl GitHubReporter for GitHubApp {
             )
             .await?;
         Ok(created.id)
+    }
+
+    async fn react_to_comment(
+        &self,
+        pr: &PullRequestRef,
+        comment_id: i64,
+        reaction: Reaction,
+    ) -> Result<(), ReportError> {
+        // 201 when new, 200 when the App had reacted so already: both done.
+        let _: serde_json::Value = self
+            .post(
+                pr,
+                "reactions/create-for-issue-comment",
+                format!("issues/comments/{comment_id}/reactions"),
+                &ReactionBody {
+                    content: reaction.as_str(),
+                },
+                "reacting to the comment",
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_check_run(
+        &self,
+        pr: &PullRequestRef,
+        sha: &CommitSha,
+        run: &CheckRun,
+    ) -> Result<i64, ReportError> {
+        let body = checks::CheckRunBody::of(run, Some(sha.as_str()), chrono::Utc::now())?;
+        let created: Created = self
+            .post(
+                pr,
+                "checks/create",
+                "check-runs".to_owned(),
+                &body,
+                "creating the check run",
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    async fn update_check_run(
+        &self,
+        pr: &PullRequestRef,
+        id: i64,
+        run: &CheckRun,
+    ) -> Result<(), ReportError> {
+        let body = checks::CheckRunBody::of(run, None, chrono::Utc::now())?;
+        let _: serde_json::Value = self
+            .to_repo(
+                pr,
+                "checks/update",
+                Method::PATCH,
+                format!("check-runs/{id}"),
+                &body,
+                "updating the check run",
+            )
+            .await?;
+        Ok(())
     }
 
     async fn create_deployment_status(
@@ -670,6 +798,15 @@ impl GitHubReader for GitHubApp {
 
     async fn pull_request_files(&self, pr: &PullRequestRef) -> Result<ChangedFiles, ReportError> {
         self.changed_files(pr).await
+    }
+
+    async fn collaborator_permission(
+        &self,
+        installation: InstallationId,
+        repository: &RepositoryFullName,
+        login: &str,
+    ) -> Result<Permission, ReportError> {
+        self.permission(installation, repository, login).await
     }
 
     fn rate_limit_remaining(&self) -> Option<u64> {

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use ephemera_application::ports::{
     ChangedFiles, CommitState, DeploymentState, FileLookup, GitHubObserver, GitHubReader,
-    GitHubReporter, OpenPullRequests, PullRequestRef, ReportError, RepositoryFile,
+    GitHubReporter, OpenPullRequests, ReportError, RepositoryFile,
 };
-use ephemera_domain::{CommitSha, InstallationId, PrNumber, RepositoryFullName};
 use ephemera_github::{COMMENT_MARKER, GitHubApp};
 use ephemera_github_contract as contract;
 use serde_json::json;
@@ -21,72 +20,10 @@ use wiremock::matchers::{
     body_partial_json, header, header_regex, method, path, path_regex, query_param,
     query_param_is_missing,
 };
-use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const KEY: &[u8] = include_bytes!("fixtures/test-app-key.pem");
-const TOKEN: &str = "ghs_test_installation_token";
-
-/// The repository every test's PR lives in, as the paths name it.
-const REPO: &str = "/repos/Codertocat/Hello-World";
-
-fn repository() -> RepositoryFullName {
-    RepositoryFullName::parse("Codertocat/Hello-World").unwrap()
-}
-
-fn installation() -> InstallationId {
-    InstallationId::new(1).unwrap()
-}
-
-fn pr() -> PullRequestRef {
-    PullRequestRef {
-        installation: installation(),
-        repository: repository(),
-        number: PrNumber::new(2).unwrap(),
-    }
-}
-
-fn sha() -> CommitSha {
-    CommitSha::parse("ec26c3e57ca3a959ca5aad62de7213c562f8c821").unwrap()
-}
-
-/// A fake GitHub that enforces GitHub's contract on every request and
-/// hands out one installation token, exactly once.
-async fn github() -> (MockServer, GitHubApp) {
-    let server = MockServer::start().await;
-    contract::enforce(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/app/installations/1/access_tokens"))
-        .and(header_regex(
-            "authorization",
-            r"^Bearer ey[\w-]+\.[\w-]+\.[\w-]+$",
-        ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-            "token": TOKEN,
-            "expires_at": (in_an_hour()),
-            "permissions": {}, "repository_selection": "all"
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let app = GitHubApp::new(42, KEY, &server.uri()).unwrap();
-    (server, app)
-}
-
-/// An hour from now, RFC 3339 in UTC, as GitHub writes `expires_at`.
-fn in_an_hour() -> String {
-    (chrono::Utc::now() + chrono::Duration::hours(1))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn authed(m: MockBuilder) -> MockBuilder {
-    m.and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-}
-
-/// A `verb` request to `rest` below the repository's path, whatever its
-/// token (wrap it in [`authed`] to ask for the installation's).
-fn to_repo(verb: &str, rest: &str) -> MockBuilder {
-    Mock::given(method(verb)).and(path(format!("{REPO}{rest}")))
-}
+mod support;
+use support::{KEY, REPO, authed, github, installation, pr, repository, sha, to_repo};
 
 /// A `Link` header pointing to `path_and_query` on the fake as the next
 /// page.
