@@ -291,7 +291,17 @@ pub fn github_app(
 pub async fn provisioner(settings: &Settings) -> anyhow::Result<Arc<dyn Provisioner>> {
     Ok(match &settings.provisioner {
         ProvisionerSettings::DryRun => Arc::new(DryRunProvisioner),
-        ProvisionerSettings::Command(config) => Arc::new(CommandProvisioner::new(config.clone())),
+        ProvisionerSettings::Command(config) => {
+            let provisioner = CommandProvisioner::new(config.clone());
+            if !provisioner.can_sleep() {
+                // Said once here; each sleep asked for fails with the same
+                // explanation in the environment's error.
+                tracing::warn!(
+                    "sleeping previews are off: EPHEMERA_STOP_COMMAND and EPHEMERA_START_COMMAND are not set"
+                );
+            }
+            Arc::new(provisioner)
+        }
         ProvisionerSettings::Kubernetes(config) => Arc::new(
             KubernetesProvisioner::connect(config.clone())
                 .await

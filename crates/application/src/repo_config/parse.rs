@@ -204,10 +204,7 @@ pub fn parse(text: &str) -> Result<RepoConfigFile, ConfigFileError> {
 }
 
 /// A duration such as `72h` or `7d`, more than zero.
-fn duration(
-    key: &str,
-    raw: Option<Text>,
-) -> Result<Option<std::time::Duration>, ConfigFileError> {
+fn duration(key: &str, raw: Option<Text>) -> Result<Option<std::time::Duration>, ConfigFileError> {
     raw.map(|Text(raw)| {
         humantime::parse_duration(raw.trim())
             .ok()
