@@ -959,12 +959,16 @@ async fn a_repositorys_effective_configuration_says_where_each_value_came_from(t
     );
     assert_eq!(values["env"], json!({"value": {}, "source": "default"}));
     assert_eq!(
+        values["previews.sleep_after"],
+        json!({"value": null, "source": "default"})
+    );
+    assert_eq!(
         config["refused"],
         json!(["`previews.ttl: 3d` is longer than this server allows; 1d applies"])
     );
     assert_eq!(config["bounds"]["max_ttl"], "1d");
     assert_eq!(config["bounds"]["max_active_per_installation"], 10);
-    assert_eq!(config["bounds"]["keys"].as_array().unwrap().len(), 9);
+    assert_eq!(config["bounds"]["keys"].as_array().unwrap().len(), 10);
     assert_eq!(config["invalid"], Value::Null);
 
     // An invalid file: the error with its line, and the defaults.
