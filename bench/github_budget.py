@@ -61,6 +61,7 @@ OPERATIONS = [
     ("POST", r"^/repos/[^/]+/[^/]+/deployments/\d+/statuses$", "repos/create-deployment-status"),
     ("GET", r"^/repos/[^/]+/[^/]+/pulls$", "pulls/list"),
     ("GET", r"^/repos/[^/]+/[^/]+/pulls/\d+$", "pulls/get"),
+    ("GET", r"^/repos/[^/]+/[^/]+/contents/.+$", "repos/get-content"),
 ]
 
 
@@ -126,6 +127,9 @@ def handler(fake):
                                              "permissions": {}, "repository_selection": "all"})
             if op == "apps/get-authenticated":
                 return self.answer(op, 200, {"id": 42, "slug": "ephemera-bench"})
+            if op == "repos/get-content":
+                # No .github/ephemera.yml: the operator's defaults apply.
+                return self.answer(op, 404, {"message": "Not Found"})
             if op == "apps/list-webhook-deliveries":
                 return self.answer(op, 200, [])
             if op == "issues/list-comments":
