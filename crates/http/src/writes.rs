@@ -21,6 +21,14 @@ fn command_problem(err: CommandError) -> Problem {
     }
 }
 
+/// `202` with the environment a command moved on, or its problem.
+fn accepted(
+    moved: Result<ephemera_domain::Environment, CommandError>,
+) -> Result<HttpResponse, Problem> {
+    let env = moved.map_err(command_problem)?;
+    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
+}
+
 /// `POST /api/v1/environments/{id}/redeploy`: 202 with the queued deployment.
 #[utoipa::path(post, path = "/api/v1/environments/{id}/redeploy", operation_id = "redeploy_environment", tag = "environments",
     params(EnvironmentPath), security(("bearer" = [])),
@@ -44,12 +52,12 @@ pub(crate) async fn sleep(
     path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
     let id = path.id()?;
-    let env = state
-        .commands
-        .sleep(id, "sleep requested through the API")
-        .await
-        .map_err(command_problem)?;
-    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
+    accepted(
+        state
+            .commands
+            .sleep(id, "sleep requested through the API")
+            .await,
+    )
 }
 
 /// `POST /api/v1/environments/{id}/wake`: 202 with the environment, now
@@ -62,12 +70,12 @@ pub(crate) async fn wake(
     path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
     let id = path.id()?;
-    let env = state
-        .commands
-        .wake(id, "wake requested through the API")
-        .await
-        .map_err(command_problem)?;
-    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
+    accepted(
+        state
+            .commands
+            .wake(id, "wake requested through the API")
+            .await,
+    )
 }
 
 /// `DELETE /api/v1/environments/{id}`: 202 with the environment, now destroying.
@@ -79,6 +87,5 @@ pub(crate) async fn destroy(
     path: web::Path<EnvironmentPath>,
 ) -> Result<HttpResponse, Problem> {
     let id = path.id()?;
-    let env = state.commands.destroy(id).await.map_err(command_problem)?;
-    Ok(HttpResponse::Accepted().json(EnvironmentBody::from(env)))
+    accepted(state.commands.destroy(id).await)
 }
