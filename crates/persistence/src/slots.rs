@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{CapScope, RepositoryError};
 use ephemera_domain::{Environment, EnvironmentStatus, SlotUse};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, Value,
+    Statement, Value,
 };
 
 use crate::entities::environments::{Column, Entity};
@@ -101,31 +101,20 @@ pub(crate) async fn wake_waiting<C: ConnectionTrait>(
     env: &Environment,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
+    // Every waiting preview of the scope looks again: the first in line
+    // may start, and everyone behind it learns its new place (the order
+    // itself is `waiting_since`, which this does not touch).
     for scope in [CapScope::Repository, CapScope::Installation] {
         let Some(scope_filter) = in_scope(env, scope) else {
             continue;
         };
-        let first: Option<i64> = Entity::find()
-            .select_only()
-            .column(Column::Id)
+        Entity::update_many()
+            .col_expr(Column::WorkDueAt, Expr::value(now))
             .filter(scope_filter)
             .filter(Column::Status.eq(EnvironmentStatus::Waiting.as_str()))
-            .order_by_asc(Column::WaitingSince)
-            .order_by_asc(Column::Id)
-            .limit(1)
-            .into_tuple()
-            .one(db)
+            .exec(db)
             .await
-            .map_err(|e| db_err(e, "finding the first waiting preview"))?;
-        let Some(first) = first else { continue };
-        let update = Query::update()
-            .table(Entity)
-            .value(Column::WorkDueAt, now)
-            .and_where(Expr::col(Column::Id).eq(first))
-            .to_owned();
-        db.execute(&update)
-            .await
-            .map_err(|e| db_err(e, format!("waking waiting environment {first}")))?;
+            .map_err(|e| db_err(e, "waking the previews waiting for a slot"))?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
+use ephemera_application::reconciler::RunOutcome;
 use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use ephemera_server::Settings;
@@ -607,6 +608,76 @@ async fn a_repository_cap_queues_previews_until_a_slot_frees_up(t: TestDatabase)
     assert_eq!(status_of(&app, 4).await, waiting("1st"));
 }
 
+/// A PR closed while it waits leaves the line: it is removed without a
+/// rollout, whoever was behind it moves up, and the line stays in order.
+async fn closing_a_waiting_pr_keeps_the_line_in_order(t: TestDatabase) {
+    let (github, _) = github_with_rules().await;
+    let app = capped(t, &github, 1, 4).await;
+    assert_eq!(status_of(&app, 3).await.0, "waiting");
+    assert_eq!(
+        status_of(&app, 5).await.1,
+        json!("waiting: 1 of 1 previews in use in the repository, 3rd in line")
+    );
+
+    deliver_all(&app, &[pr_n("closed", 3, 2, 100)]).await;
+
+    assert_eq!(status_of(&app, 3).await.0, "destroyed");
+    assert_eq!(
+        deployment_history(&app, 3).await,
+        [(sha(2), "cancelled".to_owned())],
+        "never rolled out"
+    );
+    assert_eq!(status_of(&app, 2).await.0, "ready", "the running one stays");
+    assert_eq!(
+        status_of(&app, 4).await.1,
+        json!("waiting: 1 of 1 previews in use in the repository, 1st in line")
+    );
+    assert_eq!(
+        status_of(&app, 5).await.1,
+        json!("waiting: 1 of 1 previews in use in the repository, 2nd in line")
+    );
+    // The slot goes to the first in line, then the next.
+    deliver_all(&app, &[pr_n("closed", 2, 1, 100)]).await;
+    assert_eq!(status_of(&app, 4).await.0, "ready");
+    assert_eq!(status_of(&app, 5).await.0, "waiting");
+}
+
+/// GitHub failing while the rules are read: nothing is deployed on a guess,
+/// no attempt is used up, and the next look deploys once GitHub answers.
+async fn rules_that_cannot_be_read_hold_the_deployment_until_github_answers(t: TestDatabase) {
+    let (github, _) = github_with_rules().await;
+    // GitHub fails the first read, then serves the file.
+    Mock::given(method("GET"))
+        .and(path_regex(r"/contents/\.github/ephemera\.yml$"))
+        .respond_with(ResponseTemplate::new(502).set_body_json(json!({"message": "Bad gateway"})))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&github)
+        .await;
+    rules_at(&github, &sha(1), "version: 1\n").await;
+    let app = app_with(t, &github, &[]).await;
+    app.deliver_pr(&pr_n("opened", 2, 1, 0)).await;
+    let outcomes = app.drain().await;
+    assert!(
+        matches!(outcomes[..], [RunOutcome::RulesUnavailable { .. }]),
+        "{outcomes:?}"
+    );
+    let env = env_of(&app, 2).await;
+    assert_eq!(env["status"], "pending");
+    assert_eq!(
+        deployment_history(&app, 2).await,
+        [(sha(1), "queued".to_owned())]
+    );
+
+    app.clock.advance(Duration::from_secs(61));
+    let outcomes = app.drain().await;
+    assert!(
+        matches!(outcomes[..], [RunOutcome::Ready(_)]),
+        "{outcomes:?}"
+    );
+    assert_eq!(status_of(&app, 2).await.0, "ready");
+}
+
 /// `EPHEMERA_MAX_ACTIVE` caps the installation's previews, file or not.
 async fn an_installation_cap_queues_previews(t: TestDatabase) {
     let (github, _) = github_with_rules().await;
@@ -879,6 +950,8 @@ async fn a_huge_file_is_refused(t: TestDatabase) {
 }
 
 backend_tests!(
+    closing_a_waiting_pr_keeps_the_line_in_order,
+    rules_that_cannot_be_read_hold_the_deployment_until_github_answers,
     mode_off_and_manual_give_no_preview_and_say_so,
     base_branches_outside_the_globs_get_no_preview,
     path_rules_read_the_prs_files,

@@ -118,8 +118,9 @@ pub trait WorkTx: EnvironmentTx {
         note: &str,
     ) -> Result<(), RepositoryError>;
 
-    /// A slot around `env` freed up: the oldest waiting preview of its
-    /// repository and of its installation are due now.
+    /// A slot around `env` freed up (or a preview left the line): every
+    /// preview waiting in its repository and its installation is due now,
+    /// so the first in line starts and the others learn their new place.
     async fn wake_waiting(
         &mut self,
         env: &Environment,
