@@ -5,6 +5,7 @@
 //! (`sea_orm`, `actix_web`, `octocrab`, `kube` must never appear). Raw input
 //! is parsed into these types once, at the edge; a value that exists is valid.
 
+mod command;
 mod delivery;
 mod deployment;
 mod environment;
@@ -20,6 +21,7 @@ mod repository;
 mod string_enum;
 mod user;
 
+pub use command::{CommentCommand, PreviewCommand};
 pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};
 pub use deployment::{
     Deployment, DeploymentRecord, DeploymentStatus, MAX_LOG_BYTES, NewDeployment,
