@@ -64,8 +64,25 @@ pub enum DeliveryChange {
         account_login: String,
         repositories: Vec<InstalledRepository>,
     },
+    /// A `/preview` command written on a PR.
+    Command(Box<PreviewCommandChange>),
     /// Understood and not acted on; the reason goes to the delivery log.
     Ignored(String),
+}
+
+/// A `/preview` command from a new comment on a PR, as the webhook says it;
+/// the writer's permission is checked later, by a worker, with GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewCommandChange {
+    pub repository: RepositoryFullName,
+    /// GitHub's id of the repository.
+    pub repository_id: i64,
+    pub number: PrNumber,
+    /// The comment's id (reactions go on it).
+    pub comment_id: i64,
+    /// Who wrote it.
+    pub author: GithubUser,
+    pub command: ephemera_domain::CommentCommand,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +360,12 @@ impl IngestDelivery {
             }
             DeliveryChange::Ignored(reason) => Ok(IngestOutcome::ignored(reason.clone())),
             DeliveryChange::PullRequest(pr) => self.pull_request(tx, pr, delivery, now).await,
+            // WIP (#15): to be recorded for a worker that checks the
+            // writer's permission and acts; until then, said plainly.
+            DeliveryChange::Command(c) => Ok(IngestOutcome::ignored(format!(
+                "{} by @{} on #{}: /preview commands are not carried out yet",
+                c.command, c.author.login, c.number
+            ))),
             change => installation::apply(tx, change, installation, now).await,
         }
     }
@@ -378,6 +401,7 @@ fn account_of(delivery: &IncomingDelivery) -> Option<&str> {
         | DeliveryChange::RepositoriesAdded { account_login, .. }
         | DeliveryChange::RepositoriesRemoved { account_login, .. } => Some(account_login),
         DeliveryChange::PullRequest(pr) => Some(pr.repository.owner()),
+        DeliveryChange::Command(c) => Some(c.repository.owner()),
         DeliveryChange::Ping | DeliveryChange::Ignored(_) => {
             delivery.repository.as_ref().map(RepositoryFullName::owner)
         }

@@ -78,9 +78,10 @@ pub(super) async fn apply(
                 repositories.len()
             )))
         }
-        DeliveryChange::Ping | DeliveryChange::Ignored(_) | DeliveryChange::PullRequest(_) => {
-            Ok(IngestOutcome::ignored("not an installation event"))
-        }
+        DeliveryChange::Ping
+        | DeliveryChange::Ignored(_)
+        | DeliveryChange::PullRequest(_)
+        | DeliveryChange::Command(_) => Ok(IngestOutcome::ignored("not an installation event")),
     }
 }
 

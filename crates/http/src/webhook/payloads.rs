@@ -34,11 +34,12 @@ struct Envelope<'a> {
 }
 
 /// The events ephemera acts on; every other one is logged and ignored.
-const HANDLED: [&str; 4] = [
+const HANDLED: [&str; 5] = [
     "ping",
     "pull_request",
     "installation",
     "installation_repositories",
+    "issue_comment",
 ];
 
 /// Reads one envelope field and converts it: strictly for a handled event
@@ -296,6 +297,7 @@ pub(crate) fn parse(
         "pull_request" => pull_request(body)?,
         "installation" => installation(body)?,
         "installation_repositories" => installation_repositories(body)?,
+        "issue_comment" => issue_comment(body)?,
         other => DeliveryChange::Ignored(format!("`{other}` events do not affect previews")),
     };
     Ok(IncomingDelivery {
@@ -361,6 +363,77 @@ fn pull_request(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
         author: pr.user.into_domain()?,
         updated_at: pr.updated_at,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+struct IssueCommentEvent {
+    action: String,
+    issue: CommentedIssue,
+    comment: Comment,
+    repository: Repository,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentedIssue {
+    number: i64,
+    /// Present only when the issue is a PR.
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Comment {
+    #[serde(deserialize_with = "integer")]
+    id: i64,
+    #[serde(default)]
+    body: Option<String>,
+    user: CommentAuthor,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentAuthor {
+    #[serde(flatten)]
+    user: User,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+/// A new comment on a PR that starts a line with `/preview`; edits, issues
+/// and bots never command anything.
+fn issue_comment(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
+    let event: IssueCommentEvent =
+        serde_json::from_slice(body).map_err(|e| json_error("issue_comment", e))?;
+    if event.action != "created" {
+        return Ok(DeliveryChange::Ignored(format!(
+            "issue_comment.{}: only new comments carry commands",
+            event.action
+        )));
+    }
+    if event.issue.pull_request.is_none() {
+        return Ok(DeliveryChange::Ignored(
+            "a comment on an issue, not on a pull request".into(),
+        ));
+    }
+    if event.comment.user.kind.as_deref() == Some("Bot") {
+        return Ok(DeliveryChange::Ignored(
+            "a bot's comment: bots never command previews".into(),
+        ));
+    }
+    let Some(command) =
+        ephemera_domain::CommentCommand::parse(event.comment.body.as_deref().unwrap_or_default())
+    else {
+        return Ok(DeliveryChange::Ignored("no /preview command".into()));
+    };
+    Ok(DeliveryChange::Command(Box::new(
+        ephemera_application::webhooks::PreviewCommandChange {
+            repository: RepositoryFullName::parse(&event.repository.full_name)?,
+            repository_id: event.repository.id,
+            number: PrNumber::new(event.issue.number)?,
+            comment_id: event.comment.id,
+            author: event.comment.user.user.into_domain()?,
+            command,
+        },
+    )))
 }
 
 fn installation(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
@@ -431,6 +504,61 @@ mod tests {
             let body: Value = serde_json::from_str(example.body).unwrap();
             let read = read(example.event(), &body);
             assert!(read.is_ok(), "{}: {:?}", example.name, read.err());
+        }
+    }
+
+    /// GitHub's example comment, made a `/preview` command on PR 1.
+    fn command_comment(body: &str) -> Value {
+        let mut event = example("issue_comment.created.with-installation");
+        event["issue"]["pull_request"] = json!({"url": "https://api.github.com/repos/o/r/pulls/1"});
+        event["comment"]["body"] = json!(body);
+        event
+    }
+
+    fn outcome(body: &Value) -> DeliveryChange {
+        read("issue_comment", body).unwrap().change
+    }
+
+    #[test]
+    fn a_new_pr_comment_starting_a_line_with_preview_is_a_command() {
+        let DeliveryChange::Command(c) = outcome(&command_comment("thanks!\n/preview sleep"))
+        else {
+            panic!("not a command");
+        };
+        assert_eq!(
+            c.command,
+            ephemera_domain::CommentCommand::Known(ephemera_domain::PreviewCommand::Sleep)
+        );
+        assert_eq!(c.number.get(), 1);
+        assert_eq!(c.comment_id, 492_700_400);
+        assert_eq!(c.repository.as_str(), "Codertocat/Hello-World");
+    }
+
+    #[test]
+    fn edits_issues_bots_and_plain_comments_command_nothing() {
+        let mut edited = command_comment("/preview destroy");
+        edited["action"] = json!("edited");
+        let mut on_issue = command_comment("/preview destroy");
+        on_issue["issue"]
+            .as_object_mut()
+            .unwrap()
+            .remove("pull_request");
+        let mut by_bot = command_comment("/preview destroy");
+        by_bot["comment"]["user"]["type"] = json!("Bot");
+        let plain = command_comment("Looks good to me, try /preview destroy later");
+        for (body, why) in [
+            (
+                edited,
+                "issue_comment.edited: only new comments carry commands",
+            ),
+            (on_issue, "a comment on an issue, not on a pull request"),
+            (by_bot, "a bot's comment: bots never command previews"),
+            (plain, "no /preview command"),
+        ] {
+            match outcome(&body) {
+                DeliveryChange::Ignored(reason) => assert_eq!(reason, why),
+                other => panic!("{why}: {other:?}"),
+            }
         }
     }
 
