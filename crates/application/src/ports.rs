@@ -39,7 +39,7 @@ pub use provisioner::{
 pub use retention::Pruner;
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
 pub use transaction::EnvironmentTx;
-pub use webhooks::{Claim, DeliveryHeader, WebhookStore, WebhookTx};
+pub use webhooks::{Claim, DeliveryHeader, NewPreviewCommand, WebhookStore, WebhookTx};
 pub use work::{CapScope, WorkQueue, WorkTx};
 
 #[cfg(test)]

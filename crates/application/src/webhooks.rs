@@ -360,12 +360,31 @@ impl IngestDelivery {
             }
             DeliveryChange::Ignored(reason) => Ok(IngestOutcome::ignored(reason.clone())),
             DeliveryChange::PullRequest(pr) => self.pull_request(tx, pr, delivery, now).await,
-            // WIP (#15): to be recorded for a worker that checks the
-            // writer's permission and acts; until then, said plainly.
-            DeliveryChange::Command(c) => Ok(IngestOutcome::ignored(format!(
-                "{} by @{} on #{}: /preview commands are not carried out yet",
-                c.command, c.author.login, c.number
-            ))),
+            DeliveryChange::Command(c) => {
+                let recorded = tx
+                    .record_command(
+                        &crate::ports::NewPreviewCommand {
+                            comment_id: c.comment_id,
+                            delivery_id: delivery.delivery_id.clone(),
+                            installation_id: installation,
+                            repository: c.repository.clone(),
+                            repository_id: c.repository_id,
+                            pr_number: c.number,
+                            author_login: c.author.login.clone(),
+                            command: c.command.clone(),
+                        },
+                        now,
+                    )
+                    .await?;
+                let what = format!("{} by @{} on #{}", c.command, c.author.login, c.number);
+                Ok(if recorded {
+                    // WIP (#15): the worker that checks the writer's
+                    // permission and carries commands out comes next.
+                    IngestOutcome::applied(format!("{what}: recorded for a worker"))
+                } else {
+                    IngestOutcome::ignored(format!("{what}: recorded before"))
+                })
+            }
             change => installation::apply(tx, change, installation, now).await,
         }
     }

@@ -8,5 +8,6 @@ pub mod github_reports;
 pub mod installation_repositories;
 pub mod installations;
 pub mod leases;
+pub mod preview_commands;
 pub mod users;
 pub mod webhook_deliveries;

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{
-    Claim, DeliveryHeader, RepositoryError, WebhookStore, WebhookTx,
+    Claim, DeliveryHeader, NewPreviewCommand, RepositoryError, WebhookStore, WebhookTx,
 };
 use ephemera_domain::{
     DeliveryId, DeliveryOutcome, Environment, GithubUser, InstallationId, InstallationStatus,
@@ -141,6 +141,51 @@ impl WebhookTx for SqlTx {
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         installations::mark_seen(&self.txn, id, at).await
+    }
+
+    async fn record_command(
+        &mut self,
+        command: &NewPreviewCommand,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        use sea_orm::sea_query::OnConflict;
+        use sea_orm::{ActiveValue::NotSet, EntityTrait, Set};
+
+        use crate::entities::preview_commands::{ActiveModel, Column, Entity};
+        use crate::error::db_err;
+        let row = ActiveModel {
+            id: NotSet,
+            comment_id: Set(command.comment_id),
+            delivery_id: Set(command.delivery_id.to_string()),
+            installation_id: Set(command.installation_id.map(InstallationId::get)),
+            repository_full_name: Set(command.repository.as_str().to_owned()),
+            repository_id: Set(command.repository_id),
+            pr_number: Set(i64::from(command.pr_number.get())),
+            author_login: Set(command.author_login.clone()),
+            command: Set(command.command.to_string()),
+            status: Set("pending".to_owned()),
+            outcome: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+        };
+        // A redelivered comment is recorded once.
+        let inserted = Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(Column::CommentId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.txn)
+            .await
+            .map_err(|e| {
+                db_err(
+                    e,
+                    format!("recording the command of comment {}", command.comment_id),
+                )
+            })?;
+        Ok(inserted > 0)
     }
 
     async fn upsert_installation(

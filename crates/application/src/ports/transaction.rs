@@ -151,6 +151,11 @@ mockall::mock! {
             &mut self,
             id: InstallationId,
         ) -> Result<Option<DateTime<Utc>>, RepositoryError>;
+        async fn record_command(
+            &mut self,
+            command: &super::NewPreviewCommand,
+            now: DateTime<Utc>,
+        ) -> Result<bool, RepositoryError>;
         async fn mark_installation_seen(
             &mut self,
             id: InstallationId,

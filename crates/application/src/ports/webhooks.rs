@@ -137,4 +137,26 @@ pub trait WebhookTx: EnvironmentTx {
         id: InstallationId,
         at: DateTime<Utc>,
     ) -> Result<(), RepositoryError>;
+
+    /// Records a `/preview` command for a worker to carry out; `false`
+    /// when its comment was recorded before (a redelivery).
+    async fn record_command(
+        &mut self,
+        command: &NewPreviewCommand,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError>;
+}
+
+/// A `/preview` command as the webhook records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPreviewCommand {
+    /// GitHub's id of the comment: one command per comment.
+    pub comment_id: i64,
+    pub delivery_id: DeliveryId,
+    pub installation_id: Option<InstallationId>,
+    pub repository: RepositoryFullName,
+    pub repository_id: i64,
+    pub pr_number: PrNumber,
+    pub author_login: String,
+    pub command: ephemera_domain::CommentCommand,
 }
