@@ -3,6 +3,7 @@
 //! mocks, every other crate tests against the real adapters.
 
 mod clock;
+mod commands;
 mod deliveries;
 mod deployments;
 mod environments;
@@ -21,6 +22,7 @@ mod work;
 use thiserror::Error;
 
 pub use clock::{Clock, SystemClock};
+pub use commands::{CommandEnd, CommandQueue, PendingCommand};
 pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
@@ -44,11 +46,12 @@ pub use work::{CapScope, WorkQueue, WorkTx};
 
 #[cfg(test)]
 pub use {
-    clock::MockClock, deliveries::MockDeliveryLog, deployments::MockDeploymentRepository,
-    environments::MockEnvironmentRepository, github::MockGitHubReader, github::MockGitHubReporter,
-    health::MockHealthProbe, installations::MockInstalledRepositories, leases::MockLeases,
-    provisioner::MockProvisioner, retention::MockPruner, transaction::MockWebhookTx,
-    transaction::MockWorkTx, webhooks::MockWebhookStore, work::MockWorkQueue,
+    clock::MockClock, commands::MockCommandQueue, deliveries::MockDeliveryLog,
+    deployments::MockDeploymentRepository, environments::MockEnvironmentRepository,
+    github::MockGitHubReader, github::MockGitHubReporter, health::MockHealthProbe,
+    installations::MockInstalledRepositories, leases::MockLeases, provisioner::MockProvisioner,
+    retention::MockPruner, transaction::MockWebhookTx, transaction::MockWorkTx,
+    webhooks::MockWebhookStore, work::MockWorkQueue,
 };
 
 /// What a store can say went wrong, translated from its driver's errors.

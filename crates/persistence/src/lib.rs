@@ -4,6 +4,7 @@
 //! Entities stay inside this crate; callers see domain types only. This
 //! crate depends on domain and application, never on another adapter.
 
+mod commands;
 mod connection;
 mod deliveries;
 mod deployments;
@@ -28,6 +29,7 @@ mod users;
 mod webhooks;
 mod work;
 
+pub use commands::SqlCommandQueue;
 pub use connection::{ConnectError, connect, redact_url};
 pub use deliveries::SqlDeliveryLog;
 pub use deployments::SqlDeploymentRepository;
