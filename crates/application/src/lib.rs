@@ -11,6 +11,7 @@ pub mod delivery_log;
 mod fixtures;
 pub mod pagination;
 pub mod ports;
+pub mod pr_commands;
 pub mod queries;
 pub mod reconciler;
 pub mod repo_config;
