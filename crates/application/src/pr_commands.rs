@@ -78,6 +78,27 @@ impl CommandRunner {
         }
     }
 
+    /// Works until `stop` turns true: a command at a time, waiting for
+    /// `wake` or `poll` when none is pending.
+    pub async fn run(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        poll: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        crate::worker::run_until_stopped(Some(&wake), stop, || async {
+            match self.run_once().await {
+                Ok(CommandOutcome::Idle) => crate::worker::Next::After(poll),
+                Ok(CommandOutcome::Finished { .. }) => crate::worker::Next::Now,
+                Err(err) => {
+                    tracing::warn!(error = %err, "/preview command step failed");
+                    crate::worker::Next::After(poll.max(Duration::from_secs(1)))
+                }
+            }
+        })
+        .await;
+    }
+
     /// Carries out the oldest pending command, if any.
     pub async fn run_once(&self) -> Result<CommandOutcome, RepositoryError> {
         let Some(pending) = self

@@ -12,6 +12,7 @@ use ephemera_application::ports::{
     Clock, GitHubObserver, GitHubReader, GitHubReporter, NoObserver, Provisioner, SystemClock,
     WorkObserver, WorkQueue,
 };
+use ephemera_application::pr_commands::CommandRunner;
 use ephemera_application::queries::EnvironmentQueries;
 use ephemera_application::reconciler::{Reconciler, ReconcilerConfig};
 use ephemera_application::repo_config::{RepoConfigQueries, RepoConfigs};
@@ -23,7 +24,7 @@ use ephemera_application::worker::WorkerHealth;
 use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
-    DatabaseConnection, Reporting, SqlDeliveryLog, SqlDeploymentRepository,
+    DatabaseConnection, Reporting, SqlCommandQueue, SqlDeliveryLog, SqlDeploymentRepository,
     SqlEnvironmentRepository, SqlHealthProbe, SqlInstallationRepository, SqlLeases, SqlPruner,
     SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
@@ -57,6 +58,8 @@ pub struct Workers {
     /// Repositories' rules, read by the workers and the REST API alike
     /// (one cache of parsed files).
     pub rules: Arc<RepoConfigs>,
+    /// Carries out `/preview` commands; `None` when reporting is off.
+    pub pr_commands: Option<Arc<CommandRunner>>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -135,6 +138,22 @@ impl Workers {
             wake.clone(),
             settings.policy.clone(),
         );
+        let pr_commands = app.clone().map(|app| {
+            Arc::new(CommandRunner::new(
+                Arc::new(SqlCommandQueue::new(db.clone())),
+                Arc::new(SqlEnvironmentRepository::new(db.clone())),
+                app.clone(),
+                app,
+                commands.clone(),
+                clock.clone(),
+                format!(
+                    "{}-{}-commands",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "ephemera".to_owned()),
+                    std::process::id()
+                ),
+                Duration::from_secs(60),
+            ))
+        });
         let sync = app.clone().map(|app| {
             GitHubSync::new(
                 app,
@@ -218,6 +237,12 @@ impl Workers {
                 let stopped = stopped.clone();
                 async move { retention.run(every, stopped).await }
             }));
+            if let Some(runner) = pr_commands.clone().filter(|_| settings.workers.count > 0) {
+                let (wake, stopped, poll) = (wake.clone(), stopped.clone(), settings.workers.poll);
+                tasks.push(Task::new("pr-commands", async move {
+                    runner.run(wake, poll, stopped).await;
+                }));
+            }
             // Always on: repositories may set their own TTL.
             {
                 let (commands, stopped) = (commands.clone(), stopped.clone());
@@ -244,6 +269,7 @@ impl Workers {
             reports,
             sync,
             rules,
+            pr_commands,
         }
     }
 
@@ -476,6 +502,11 @@ impl Application {
     /// Drift repair, for tests that run it by hand.
     pub fn sync(&self) -> Option<GitHubSync> {
         self.workers.sync.clone()
+    }
+
+    /// The `/preview` command worker, when GitHub is configured.
+    pub fn pr_commands(&self) -> Option<Arc<CommandRunner>> {
+        self.workers.pr_commands.clone()
     }
 
     /// Which background workers stopped on their own (readiness reads it).

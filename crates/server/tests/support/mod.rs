@@ -44,6 +44,8 @@ pub struct TestApp {
     pub reports: Option<ephemera_application::reporting::ReportDeliverer>,
     /// Drift repair, when the test configured GitHub.
     pub sync: Option<ephemera_application::sync::GitHubSync>,
+    /// The `/preview` command worker, when the test configured GitHub.
+    pub pr_commands: Option<Arc<ephemera_application::pr_commands::CommandRunner>>,
     /// The record of workers that stopped on their own, which readiness
     /// reads.
     pub worker_health: ephemera_application::worker::WorkerHealth,
@@ -118,6 +120,7 @@ impl TestApp {
         let commands = app.commands();
         let reports = app.reports();
         let sync = app.sync();
+        let pr_commands = app.pr_commands();
         let worker_health = app.worker_health();
         tokio::spawn(app.run_until_stopped());
         Self {
@@ -130,6 +133,7 @@ impl TestApp {
             commands,
             reports,
             sync,
+            pr_commands,
             worker_health,
             clock,
         }
