@@ -5,6 +5,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use crate::m20261121_000003_create_environments::Environments;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -26,6 +28,11 @@ pub enum PreviewCommands {
     UpdatedAt,
     LeaseOwner,
     LeaseExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum Added {
+    DeployRequestedSha,
 }
 
 #[derive(DeriveIden)]
@@ -70,10 +77,28 @@ impl MigrationTrait for Migration {
                     .col(PreviewCommands::Id)
                     .to_owned(),
             )
+            .await?;
+        // The commit a writer asked a preview of (`/preview deploy`), which
+        // `previews.mode: manual` waits for.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Environments::Table)
+                    .add_column(string_null(Added::DeployRequestedSha))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Environments::Table)
+                    .drop_column(Added::DeployRequestedSha)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(PreviewCommands::Table).to_owned())
             .await

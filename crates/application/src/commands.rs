@@ -185,6 +185,74 @@ impl EnvironmentCommands {
         Ok(deployment)
     }
 
+    /// `/preview deploy`: a preview of the PR's head is asked for by
+    /// someone with write permission (what `previews.mode: manual` waits
+    /// for); it still passes the deploy policy and the repository's other
+    /// rules.
+    #[tracing::instrument(skip(self))]
+    pub async fn deploy_on_request(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+    ) -> Result<Deployment, CommandError> {
+        self.queue_head(id, reason, |env| {
+            env.deploy_requested_sha = Some(env.commit_sha.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// `/preview approve`: someone with write permission vouches for a fork
+    /// PR's current head commit, which is then deployed.
+    #[tracing::instrument(skip(self))]
+    pub async fn approve(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+    ) -> Result<Deployment, CommandError> {
+        self.queue_head(id, reason, |env| {
+            if !env.is_fork {
+                return Err(CommandError::Conflict(format!(
+                    "#{} is not from a fork: there is nothing to approve",
+                    env.pr_number
+                )));
+            }
+            env.trusted_sha = Some(env.commit_sha.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Notes something on a live environment (`note`), then queues a
+    /// deployment of its head through the deploy policy.
+    async fn queue_head(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+        note: impl FnOnce(&mut Environment) -> Result<(), CommandError>,
+    ) -> Result<Deployment, CommandError> {
+        let (now, mut tx, mut env) = self.open(id).await?;
+        if !env.is_live() {
+            return Err(CommandError::Conflict(format!(
+                "the preview is {}; reopen or push to the PR to bring it back",
+                env.status()
+            )));
+        }
+        note(&mut env)?;
+        if let PolicyDecision::Skip(why) =
+            decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
+        {
+            return Err(CommandError::Conflict(format!(
+                "{} cannot be deployed: {why}",
+                env.commit_sha.short()
+            )));
+        }
+        let deployment = queue_current_commit(tx.as_mut(), &mut env, reason, now).await?;
+        tx.commit().await?;
+        self.wake.notify_waiters();
+        Ok(deployment)
+    }
+
     /// Puts a ready preview to sleep (`reason` says who asked); idempotent
     /// while it is going to sleep or asleep.
     #[tracing::instrument(skip(self))]

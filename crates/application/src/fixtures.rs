@@ -64,6 +64,7 @@ pub(crate) fn environment_record(id: i64, repository: &str, pr: i64) -> Environm
         idle_ttl: None,
         config_notes: Vec::new(),
         sleep_after: None,
+        deploy_requested_sha: None,
     }
 }
 

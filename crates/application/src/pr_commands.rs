@@ -4,9 +4,8 @@
 //! 😕 refused or failed), and the environment is moved through the same
 //! commands as the REST API.
 //!
-//! Work in progress (#15): `deploy` (manual mode) and `approve` (fork
-//! vouching) are refused as not supported yet, and the sticky comment does
-//! not carry the command's line yet.
+//! Work in progress (#15): the sticky comment does not carry the
+//! command's line yet, and there is no check run with buttons yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,24 +200,34 @@ impl CommandRunner {
                 .commands
                 .sleep(env.id, &why)
                 .await
-                .map(|_| "asleep soon"),
-            PreviewCommand::Wake => self.commands.wake(env.id, &why).await.map(|_| "waking"),
+                .map(|_| "asleep soon".to_owned()),
+            PreviewCommand::Wake => self
+                .commands
+                .wake(env.id, &why)
+                .await
+                .map(|_| "waking".to_owned()),
             PreviewCommand::Redeploy => self
                 .commands
                 .redeploy(env.id)
                 .await
-                .map(|_| "a redeploy is queued"),
+                .map(|_| "a redeploy is queued".to_owned()),
             PreviewCommand::Destroy => self
                 .commands
                 .destroy_because(env.id, &why)
                 .await
-                .map(|_| "being removed"),
-            PreviewCommand::Deploy | PreviewCommand::Approve | PreviewCommand::Help => {
-                return (
-                    CommandEnd::Refused,
-                    format!("`/preview {command}` is not supported yet"),
-                );
-            }
+                .map(|_| "being removed".to_owned()),
+            PreviewCommand::Deploy => self
+                .commands
+                .deploy_on_request(env.id, &why)
+                .await
+                .map(|d| format!("a deployment of {} is queued", d.commit_sha.short())),
+            PreviewCommand::Approve => self.commands.approve(env.id, &why).await.map(|d| {
+                format!(
+                    "{} approved; its deployment is queued",
+                    d.commit_sha.short()
+                )
+            }),
+            PreviewCommand::Help => return (CommandEnd::Done, format!("commands: {HELP}")),
         };
         match done {
             Ok(what) => (CommandEnd::Done, format!("{why}: {what}")),

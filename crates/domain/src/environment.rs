@@ -145,6 +145,9 @@ pub struct Environment {
     /// What the last rules read refused of the repository's file (one line
     /// each), for the PR comment.
     pub config_notes: Vec<String>,
+    /// The commit someone with write permission asked a preview of
+    /// (`/preview deploy`), which `previews.mode: manual` waits for.
+    pub deploy_requested_sha: Option<CommitSha>,
     /// The repository's `previews.sleep_after` from the last rules read
     /// (else the operator's `EPHEMERA_SLEEP_AFTER`): put it to sleep after
     /// this long without activity.
@@ -186,6 +189,7 @@ pub struct EnvironmentRecord {
     pub idle_ttl: Option<std::time::Duration>,
     pub config_notes: Vec<String>,
     pub sleep_after: Option<std::time::Duration>,
+    pub deploy_requested_sha: Option<CommitSha>,
 }
 
 impl Environment {
@@ -222,6 +226,7 @@ impl Environment {
             idle_ttl,
             config_notes,
             sleep_after,
+            deploy_requested_sha,
         } = record;
         Self {
             id,
@@ -254,6 +259,7 @@ impl Environment {
             idle_ttl,
             config_notes,
             sleep_after,
+            deploy_requested_sha,
         }
     }
 
@@ -712,6 +718,7 @@ mod tests {
             idle_ttl: None,
             config_notes: Vec::new(),
             sleep_after: None,
+            deploy_requested_sha: None,
         }
     }
 

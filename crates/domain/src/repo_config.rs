@@ -306,6 +306,9 @@ pub struct PrSubject<'a> {
     /// The files the PR changes; `None` when they could not all be listed
     /// (path rules then let the PR through).
     pub changed_files: Option<&'a [String]>,
+    /// Someone with write permission asked for this commit's preview
+    /// (`/preview deploy`): what `mode: manual` waits for.
+    pub requested: bool,
 }
 
 /// Why the repository's rules give a PR no preview.
@@ -377,7 +380,8 @@ impl RepoRules {
     pub fn evaluate(&self, pr: &PrSubject<'_>) -> Result<(), RuleSkip> {
         match self.mode {
             PreviewMode::Off => return Err(RuleSkip::Off),
-            PreviewMode::Manual => return Err(RuleSkip::Manual),
+            PreviewMode::Manual if !pr.requested => return Err(RuleSkip::Manual),
+            PreviewMode::Manual => {}
             PreviewMode::Auto => {}
         }
         // An unknown base branch (a row from before it was kept) is let through.
@@ -512,6 +516,7 @@ mod tests {
             author: "octocat",
             title: "Add a page",
             changed_files: files,
+            requested: false,
         }
     }
 
@@ -654,6 +659,11 @@ mod tests {
             ..RepoRules::default()
         };
         assert_eq!(manual.evaluate(&pr(None)), Err(RuleSkip::Manual));
+        let asked = PrSubject {
+            requested: true,
+            ..pr(None)
+        };
+        assert_eq!(manual.evaluate(&asked), Ok(()), "/preview deploy");
     }
 
     #[test]

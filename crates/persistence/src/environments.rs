@@ -84,6 +84,12 @@ impl TryFrom<Model> for Environment {
             idle_ttl: seconds(row.idle_ttl_seconds).map_err(|e| corrupt("environments", id, e))?,
             config_notes: serde_json::from_str(&row.config_notes)
                 .map_err(|e| corrupt("environments", id, e))?,
+            deploy_requested_sha: row
+                .deploy_requested_sha
+                .as_deref()
+                .map(CommitSha::parse)
+                .transpose()
+                .map_err(bad)?,
             sleep_after: seconds(row.sleep_after_seconds)
                 .map_err(|e| corrupt("environments", id, e))?,
         }))
@@ -276,6 +282,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         idle_ttl_seconds: Set(None),
         config_notes: Set("[]".to_owned()),
         sleep_after_seconds: Set(None),
+        deploy_requested_sha: Set(None),
     }
     .insert(db)
     .await
@@ -323,6 +330,10 @@ pub(crate) async fn update<C: ConnectionTrait>(
         waiting_since: Set(env.waiting_since()),
         idle_ttl_seconds: Set(env.idle_ttl.map(stored_seconds)),
         sleep_after_seconds: Set(env.sleep_after.map(stored_seconds)),
+        deploy_requested_sha: Set(env
+            .deploy_requested_sha
+            .as_ref()
+            .map(|s| s.as_str().to_owned())),
         config_notes: Set(labels_json(&env.config_notes)),
     }
     .update(db)

@@ -38,7 +38,11 @@ async fn round_trip(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(up.lines().count(), migration_count(), "{up}");
-    assert_eq!(table_count(&t).await, 8, "7 tables and the leases");
+    assert_eq!(
+        table_count(&t).await,
+        9,
+        "7 tables, the leases and the /preview commands"
+    );
 
     let status = migration::run(&t.db, &MigrateCommand::Status)
         .await
@@ -74,7 +78,11 @@ async fn round_trip(backend: Backend) {
     migration::run(&t.db, &MigrateCommand::Up { num: None })
         .await
         .unwrap();
-    assert_eq!(table_count(&t).await, 8, "7 tables and the leases");
+    assert_eq!(
+        table_count(&t).await,
+        9,
+        "7 tables, the leases and the /preview commands"
+    );
     let again = migration::run(&t.db, &MigrateCommand::Up { num: None })
         .await
         .unwrap();
@@ -112,5 +120,9 @@ async fn postgres_replicas_migrating_together_migrate_once() {
         migration_count(),
         "each migration applied by exactly one replica"
     );
-    assert_eq!(table_count(&t).await, 8, "7 tables and the leases");
+    assert_eq!(
+        table_count(&t).await,
+        9,
+        "7 tables, the leases and the /preview commands"
+    );
 }

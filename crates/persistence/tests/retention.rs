@@ -83,6 +83,7 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         idle_ttl_seconds: Set(None),
         config_notes: Set("[]".into()),
         sleep_after_seconds: Set(None),
+        deploy_requested_sha: Set(None),
     }
     .insert(&t.db)
     .await

@@ -103,7 +103,65 @@ async fn a_writers_command_is_carried_out_with_reactions(t: TestDatabase) {
     assert_eq!(runner.run_once().await.unwrap(), CommandOutcome::Idle);
 }
 
+/// GitHub answering `permission` for Codertocat and taking reactions.
+async fn github_with(permission: &str) -> wiremock::MockServer {
+    let github = fake_github().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/collaborators/Codertocat/permission")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "permission": permission, "role_name": permission,
+            "user": {"login": "Codertocat", "id": 21031067}
+        })))
+        .mount(&github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"/issues/comments/\d+/reactions$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&github)
+        .await;
+    github
+}
+
+/// `previews.mode: manual` waits for `/preview deploy` from a writer; a
+/// reader's is refused and changes nothing.
+async fn manual_mode_waits_for_a_writers_deploy(t: TestDatabase) {
+    use base64::Engine as _;
+    let github = github_with("write").await;
+    let file = "version: 1\npreviews:\n  mode: manual\n";
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/contents/.github/ephemera.yml")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file", "encoding": "base64", "size": file.len(),
+            "name": "ephemera.yml", "path": ".github/ephemera.yml",
+            "content": base64::engine::general_purpose::STANDARD.encode(file),
+            "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
+        })))
+        .mount(&github)
+        .await;
+    let app = app_reporting_to(t, &github).await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    app.drain().await;
+    assert_eq!(app.only_environment().await["status"], "skipped");
+
+    app.deliver_ok(
+        "issue_comment",
+        &support::delivery_id(),
+        &comment("/preview deploy"),
+    )
+    .await;
+    let runner = app.pr_commands.clone().unwrap();
+    let outcome = runner.run_once().await.unwrap();
+    let CommandOutcome::Finished { end, outcome } = outcome else {
+        panic!("no command ran");
+    };
+    assert_eq!(end, CommandEnd::Done, "{outcome}");
+    assert!(outcome.ends_with("is queued"), "{outcome}");
+    assert!(matches!(app.drain().await[..], [RunOutcome::Ready(_)]));
+    assert_eq!(app.only_environment().await["status"], "ready");
+}
+
 backend_tests!(
     a_command_is_recorded_once_and_a_plain_comment_is_not,
     a_writers_command_is_carried_out_with_reactions,
+    manual_mode_waits_for_a_writers_deploy,
 );

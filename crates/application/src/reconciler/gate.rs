@@ -72,6 +72,7 @@ impl Reconciler {
                     author: env.owner.as_ref().map_or("", |o| o.login.as_str()),
                     title: &env.pr_title,
                     changed_files: files.as_deref(),
+                    requested: env.deploy_requested_sha.as_ref() == Some(&commit),
                 };
                 match resolved.rules.evaluate(&subject) {
                     Ok(()) => Verdict::Open { resolved, origin },

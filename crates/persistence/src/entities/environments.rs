@@ -51,6 +51,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub config_notes: String,
     pub sleep_after_seconds: Option<i64>,
+    /// The commit a writer asked a preview of (`/preview deploy`).
+    pub deploy_requested_sha: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
