@@ -34,6 +34,11 @@ pub enum CommandOutcome {
 pub const HELP: &str = "`/preview deploy`, `/preview redeploy`, `/preview destroy`, \
                         `/preview approve`, `/preview sleep`, `/preview wake`, `/preview help`";
 
+/// The answer to `/preview help`.
+fn help() -> (CommandEnd, String) {
+    (CommandEnd::Done, format!("commands: {HELP}"))
+}
+
 pub struct CommandRunner {
     queue: Arc<dyn CommandQueue>,
     environments: Arc<dyn EnvironmentRepository>,
@@ -136,9 +141,7 @@ impl CommandRunner {
     ) -> (CommandEnd, String) {
         let who = &pending.author_login;
         let command = match &pending.command {
-            CommentCommand::Known(PreviewCommand::Help) => {
-                return (CommandEnd::Done, format!("commands: {HELP}"));
-            }
+            CommentCommand::Known(PreviewCommand::Help) => return help(),
             CommentCommand::Unknown(word) => {
                 return (
                     CommandEnd::Refused,
@@ -227,7 +230,8 @@ impl CommandRunner {
                     d.commit_sha.short()
                 )
             }),
-            PreviewCommand::Help => return (CommandEnd::Done, format!("commands: {HELP}")),
+            // Answered above, before any permission is asked for.
+            PreviewCommand::Help => return help(),
         };
         match done {
             Ok(what) => (CommandEnd::Done, format!("{why}: {what}")),

@@ -238,7 +238,7 @@ impl Deployment {
     /// rule): cancelled, with `why` kept as its error for GitHub's report.
     pub fn skip(&mut self, why: &str, now: DateTime<Utc>) -> Result<(), InvalidTransition> {
         self.cancel(why, now)?;
-        self.error_message = Some(format!("no preview: {why}"));
+        self.error_message = Some(format!("{NO_PREVIEW}{why}"));
         Ok(())
     }
 
@@ -252,6 +252,15 @@ impl Deployment {
         self.error_message = Some(error);
         Ok(())
     }
+}
+
+/// How [`Deployment::skip`] starts the error it keeps.
+const NO_PREVIEW: &str = "no preview: ";
+
+/// The rule that skipped a deployment, from the error [`Deployment::skip`]
+/// kept; `None` for any other error.
+pub fn skipped_because(error: &str) -> Option<&str> {
+    error.strip_prefix(NO_PREVIEW)
 }
 
 /// A deployment as it is queued.

@@ -24,7 +24,7 @@ mod user;
 pub use command::{CommentCommand, PreviewCommand};
 pub use delivery::{DeliveryId, DeliveryOutcome, DeliveryRecord};
 pub use deployment::{
-    Deployment, DeploymentRecord, DeploymentStatus, MAX_LOG_BYTES, NewDeployment,
+    Deployment, DeploymentRecord, DeploymentStatus, MAX_LOG_BYTES, NewDeployment, skipped_because,
 };
 pub use environment::{
     DueWork, Environment, EnvironmentRecord, EnvironmentStatus, NewEnvironment, Owner,

@@ -128,20 +128,12 @@ pub trait WorkTx: EnvironmentTx {
     ) -> Result<(), RepositoryError>;
 }
 
-/// Where a cap counts previews.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CapScope {
-    /// The PR's repository (`previews.max_active`).
-    Repository,
-    /// The App installation (`EPHEMERA_MAX_ACTIVE`).
-    Installation,
-}
-
-impl CapScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Repository => "repository",
-            Self::Installation => "installation",
-        }
+ephemera_domain::string_enum! {
+    /// Where a cap counts previews.
+    pub enum CapScope ("cap scope") {
+        /// The PR's repository (`previews.max_active`).
+        Repository = "repository",
+        /// The App installation (`EPHEMERA_MAX_ACTIVE`).
+        Installation = "installation",
     }
 }

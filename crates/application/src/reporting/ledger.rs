@@ -1,7 +1,7 @@
 //! Each deployment's own truth on GitHub: the commit status its commit
 //! ends with, the Deployment states still to send, and who retires it.
 
-use ephemera_domain::{DeploymentStatus, EnvironmentStatus, PreviewReport};
+use ephemera_domain::{DeploymentStatus, EnvironmentStatus, PreviewReport, skipped_because};
 
 use crate::ports::{CommitState, DeploymentLedger, DeploymentState};
 
@@ -46,20 +46,9 @@ pub fn commit_status(
         // Skipped by the repository's rules: on purpose, so a required
         // check does not block the PR.
         DeploymentStatus::Cancelled
-            if entry
-                .error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("no preview: ")) =>
+            if let Some(rule) = entry.error.as_deref().and_then(skipped_because) =>
         {
-            (
-                CommitState::Success,
-                entry
-                    .error
-                    .clone()
-                    .unwrap_or_default()
-                    .replacen("no preview", "No preview", 1),
-                None,
-            )
+            (CommitState::Success, format!("No preview: {rule}"), None)
         }
         DeploymentStatus::Cancelled if !report.status.is_active() || is_going(report) => (
             CommitState::Error,
