@@ -24,6 +24,7 @@ mod m20261122_000013_github_ledger;
 mod m20261122_000014_leases;
 mod m20261204_000015_repository_rules;
 mod m20261205_000016_preview_commands;
+mod m20261205_000017_check_runs;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000014_leases::Migration),
             Box::new(m20261204_000015_repository_rules::Migration),
             Box::new(m20261205_000016_preview_commands::Migration),
+            Box::new(m20261205_000017_check_runs::Migration),
         ]
     }
 }

@@ -43,6 +43,14 @@ pub struct EnvironmentCommands {
     policy: DeployPolicy,
 }
 
+/// The deployment of a PR's head a command asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadDeployment {
+    pub deployment: Deployment,
+    /// False when it was under way already: nothing new was queued.
+    pub fresh: bool,
+}
+
 /// What drift repair did with a head GitHub has and ephemera missed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MissedHead {
@@ -194,12 +202,23 @@ impl EnvironmentCommands {
         &self,
         id: EnvironmentId,
         reason: &str,
-    ) -> Result<Deployment, CommandError> {
+    ) -> Result<HeadDeployment, CommandError> {
         self.queue_head(id, reason, |env| {
             env.deploy_requested_sha = Some(env.commit_sha.clone());
             Ok(())
         })
         .await
+    }
+
+    /// `/preview redeploy`: [`Self::redeploy`], but a deployment of the
+    /// head already under way is not started twice.
+    #[tracing::instrument(skip(self))]
+    pub async fn redeploy_head(
+        &self,
+        id: EnvironmentId,
+        reason: &str,
+    ) -> Result<HeadDeployment, CommandError> {
+        self.queue_head(id, reason, |_| Ok(())).await
     }
 
     /// `/preview approve`: someone with write permission vouches for a fork
@@ -209,7 +228,7 @@ impl EnvironmentCommands {
         &self,
         id: EnvironmentId,
         reason: &str,
-    ) -> Result<Deployment, CommandError> {
+    ) -> Result<HeadDeployment, CommandError> {
         self.queue_head(id, reason, |env| {
             if !env.is_fork {
                 return Err(CommandError::Conflict(format!(
@@ -224,13 +243,14 @@ impl EnvironmentCommands {
     }
 
     /// Notes something on a live environment (`note`), then queues a
-    /// deployment of its head through the deploy policy.
+    /// deployment of its head through the deploy policy, unless one is
+    /// under way already (the same command twice does the work once).
     async fn queue_head(
         &self,
         id: EnvironmentId,
         reason: &str,
         note: impl FnOnce(&mut Environment) -> Result<(), CommandError>,
-    ) -> Result<Deployment, CommandError> {
+    ) -> Result<HeadDeployment, CommandError> {
         let (now, mut tx, mut env) = self.open(id).await?;
         if !env.is_live() {
             return Err(CommandError::Conflict(format!(
@@ -247,10 +267,23 @@ impl EnvironmentCommands {
                 env.commit_sha.short()
             )));
         }
+        if let Some(active) = tx.active_deployment(env.id).await?
+            && active.commit_sha == env.commit_sha
+        {
+            tx.update_environment(&env).await?;
+            tx.commit().await?;
+            return Ok(HeadDeployment {
+                deployment: active,
+                fresh: false,
+            });
+        }
         let deployment = queue_current_commit(tx.as_mut(), &mut env, reason, now).await?;
         tx.commit().await?;
         self.wake.notify_waiters();
-        Ok(deployment)
+        Ok(HeadDeployment {
+            deployment,
+            fresh: true,
+        })
     }
 
     /// Puts a ready preview to sleep (`reason` says who asked); idempotent

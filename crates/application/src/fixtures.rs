@@ -90,3 +90,24 @@ pub(crate) fn deployment_record(
         updated_at: at(0),
     }
 }
+
+/// The report of PR octo/web#7's preview in `status`, at commit `ab12cd3…`.
+pub(crate) fn preview_report(status: EnvironmentStatus) -> ephemera_domain::PreviewReport {
+    use ephemera_domain::InstallationId;
+    ephemera_domain::PreviewReport {
+        environment_id: EnvironmentId::new(1).unwrap(),
+        installation_id: InstallationId::new(1).unwrap(),
+        repository: RepositoryFullName::parse("octo/web").unwrap(),
+        pr_number: PrNumber::new(7).unwrap(),
+        namespace: Namespace::parse("pr-7-web").unwrap(),
+        status,
+        url: Some("https://pr-7.preview.example".into()),
+        commit_sha: CommitSha::parse(&format!("ab12cd3{}", "0".repeat(33))).unwrap(),
+        reason: None,
+        error: None,
+        deployment: None,
+        vouched_sha: None,
+        config_notes: Vec::new(),
+        is_fork: false,
+    }
+}

@@ -22,12 +22,12 @@ mod work;
 use thiserror::Error;
 
 pub use clock::{Clock, SystemClock};
-pub use commands::{CommandEnd, CommandQueue, PendingCommand};
+pub use commands::{CommandEnd, CommandNote, CommandOrigin, CommandQueue, PendingCommand};
 pub use deliveries::{DeliveryFilter, DeliveryLog};
 pub use deployments::DeploymentRepository;
 pub use environments::{EnvironmentFilter, EnvironmentRepository};
 pub use github::{
-    ChangedFiles, CheckAction, CheckConclusion, CheckRun, CheckStatus, CommitState,
+    ChangedFiles, CheckAction, CheckConclusion, CheckRun, CheckState, CheckStatus, CommitState,
     DeploymentState, FileLookup, GitHubReader, GitHubReporter, HookDelivery, OpenPullRequests,
     Permission, PullRequestRef, PullRequestState, Reaction, ReportError, RepositoryFile,
 };

@@ -1,23 +1,29 @@
-//! Carrying out `/preview` commands recorded from PR comments: the writer's
-//! permission is checked with GitHub (the comment's `author_association`
-//! alone is not trusted), the comment gets a reaction (👀 taken, 👍 done,
-//! 😕 refused or failed), and the environment is moved through the same
-//! commands as the REST API.
-//!
-//! Work in progress (#15): the sticky comment does not carry the
-//! command's line yet, and there is no check run with buttons yet.
+//! Carrying out `/preview` commands recorded from PR comments and check
+//! run buttons: the writer's permission is checked with GitHub (the
+//! comment's `author_association` alone is not trusted), a comment gets a
+//! reaction (👀 taken, 👍 done, 😕 refused or failed), the environment is
+//! moved through the same commands as the REST API, and the sticky comment
+//! lists the command and how it ended.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ephemera_domain::{CommentCommand, PreviewCommand};
 
+use ephemera_domain::{Environment, EnvironmentStatus, PreviewMode};
+
 use crate::PageRequest;
-use crate::commands::{CommandError, EnvironmentCommands};
+use crate::commands::{CommandError, EnvironmentCommands, HeadDeployment};
 use crate::ports::{
-    Clock, CommandEnd, CommandQueue, EnvironmentFilter, EnvironmentRepository, GitHubReader,
-    GitHubReporter, PendingCommand, PullRequestRef, Reaction, RepositoryError,
+    Clock, CommandEnd, CommandOrigin, CommandQueue, EnvironmentFilter, EnvironmentRepository,
+    GitHubReader, GitHubReporter, PendingCommand, PullRequestRef, Reaction, ReportError,
+    RepositoryError,
 };
+use crate::repo_config::{RepoConfigs, RulesRead};
+use crate::reporting::FeaturesOff;
+
+/// The optional feature reactions are.
+const REACTIONS: &str = "reactions";
 
 /// What one `run_once` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,12 @@ pub enum CommandOutcome {
 pub const HELP: &str = "`/preview deploy`, `/preview redeploy`, `/preview destroy`, \
                         `/preview approve`, `/preview sleep`, `/preview wake`, `/preview help`";
 
+/// What carrying out a command came to, short of an error.
+enum Acted {
+    Done(String),
+    Refused(String),
+}
+
 /// The answer to `/preview help`.
 fn help() -> (CommandEnd, String) {
     (CommandEnd::Done, format!("commands: {HELP}"))
@@ -45,9 +57,11 @@ pub struct CommandRunner {
     reader: Arc<dyn GitHubReader>,
     reporter: Arc<dyn GitHubReporter>,
     commands: EnvironmentCommands,
+    rules: Arc<RepoConfigs>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     lease: Duration,
+    features_off: FeaturesOff,
 }
 
 impl std::fmt::Debug for CommandRunner {
@@ -66,6 +80,7 @@ impl CommandRunner {
         reader: Arc<dyn GitHubReader>,
         reporter: Arc<dyn GitHubReporter>,
         commands: EnvironmentCommands,
+        rules: Arc<RepoConfigs>,
         clock: Arc<dyn Clock>,
         worker_id: String,
         lease: Duration,
@@ -76,9 +91,11 @@ impl CommandRunner {
             reader,
             reporter,
             commands,
+            rules,
             clock,
             worker_id,
             lease,
+            features_off: FeaturesOff::default(),
         }
     }
 
@@ -117,16 +134,17 @@ impl CommandRunner {
             repository: pending.repository.clone(),
             number: pending.pr_number,
         });
-        if let Some(pr) = &pr {
-            self.react(pr, pending.comment_id, Reaction::Eyes).await;
+        let comment = pending.origin.comment_id();
+        if let (Some(pr), Some(comment)) = (&pr, comment) {
+            self.react(pr, comment, Reaction::Eyes).await;
         }
         let (end, outcome) = self.carry_out(&pending, pr.as_ref()).await;
-        if let Some(pr) = &pr {
+        if let (Some(pr), Some(comment)) = (&pr, comment) {
             let reaction = match end {
                 CommandEnd::Done => Reaction::PlusOne,
                 CommandEnd::Refused | CommandEnd::Failed => Reaction::Confused,
             };
-            self.react(pr, pending.comment_id, reaction).await;
+            self.react(pr, comment, reaction).await;
         }
         self.queue
             .finish_command(pending.id, end, &outcome, self.clock.now())
@@ -198,59 +216,131 @@ impl CommandRunner {
             );
         };
         let why = format!("@{who}: /preview {command}");
-        let done = match command {
-            PreviewCommand::Sleep => self
-                .commands
-                .sleep(env.id, &why)
-                .await
-                .map(|_| "asleep soon".to_owned()),
-            PreviewCommand::Wake => self
-                .commands
-                .wake(env.id, &why)
-                .await
-                .map(|_| "waking".to_owned()),
-            PreviewCommand::Redeploy => self
-                .commands
-                .redeploy(env.id)
-                .await
-                .map(|_| "a redeploy is queued".to_owned()),
-            PreviewCommand::Destroy => self
-                .commands
-                .destroy_because(env.id, &why)
-                .await
-                .map(|_| "being removed".to_owned()),
-            PreviewCommand::Deploy => self
-                .commands
-                .deploy_on_request(env.id, &why)
-                .await
-                .map(|d| format!("a deployment of {} is queued", d.commit_sha.short())),
-            PreviewCommand::Approve => self.commands.approve(env.id, &why).await.map(|d| {
-                format!(
-                    "{} approved; its deployment is queued",
-                    d.commit_sha.short()
-                )
-            }),
-            // Answered above, before any permission is asked for.
-            PreviewCommand::Help => return help(),
+        let done = match self.act(pending, command, &env, &why).await {
+            Ok(Acted::Done(what)) => return (CommandEnd::Done, format!("{why}: {what}")),
+            Ok(Acted::Refused(reason)) => return (CommandEnd::Refused, format!("{why}: {reason}")),
+            Err(err) => err,
         };
         match done {
-            Ok(what) => (CommandEnd::Done, format!("{why}: {what}")),
-            Err(CommandError::Conflict(reason)) => {
-                (CommandEnd::Refused, format!("{why}: {reason}"))
+            CommandError::Conflict(reason) => (CommandEnd::Refused, format!("{why}: {reason}")),
+            err @ CommandError::NotFound(_) => (CommandEnd::Refused, format!("{why}: {err}")),
+            err => (CommandEnd::Failed, format!("{why}: {err}")),
+        }
+    }
+
+    /// Carries out `command` (permission checked) on the PR's preview
+    /// `env`; a command whose work is done already does nothing again.
+    async fn act(
+        &self,
+        pending: &PendingCommand,
+        command: PreviewCommand,
+        env: &Environment,
+        why: &str,
+    ) -> Result<Acted, CommandError> {
+        use EnvironmentStatus::{
+            Destroyed, Destroying, Ready, Sleeping, Stopping, Updating, Waking,
+        };
+        let status = env.status();
+        let deploys = matches!(
+            command,
+            PreviewCommand::Deploy | PreviewCommand::Redeploy | PreviewCommand::Approve
+        );
+        if deploys && let Some(off) = self.previews_off(env).await {
+            return Ok(Acted::Refused(off));
+        }
+        let queued = |head: HeadDeployment, what: &str| {
+            let sha = head.deployment.commit_sha.short();
+            Acted::Done(if head.fresh {
+                format!("{what}{sha} is queued")
+            } else {
+                format!("a deployment of {sha} is under way already")
+            })
+        };
+        Ok(match command {
+            PreviewCommand::Sleep if matches!(status, Stopping | Sleeping) => {
+                Acted::Done("asleep already".to_owned())
             }
-            Err(err @ CommandError::NotFound(_)) => (CommandEnd::Refused, format!("{why}: {err}")),
-            Err(err) => (CommandEnd::Failed, format!("{why}: {err}")),
+            PreviewCommand::Sleep => {
+                self.commands.sleep(env.id, why).await?;
+                Acted::Done("asleep soon".to_owned())
+            }
+            PreviewCommand::Wake if matches!(status, Waking | Ready | Updating) => {
+                Acted::Done("awake already".to_owned())
+            }
+            PreviewCommand::Wake => {
+                self.commands.wake(env.id, why).await?;
+                Acted::Done("waking".to_owned())
+            }
+            PreviewCommand::Destroy if matches!(status, Destroying | Destroyed) => {
+                Acted::Done(format!("removed already ({status})"))
+            }
+            PreviewCommand::Destroy => {
+                self.commands.destroy_because(env.id, why).await?;
+                Acted::Done("being removed".to_owned())
+            }
+            PreviewCommand::Redeploy => queued(
+                self.commands.redeploy_head(env.id, why).await?,
+                "a redeploy of ",
+            ),
+            PreviewCommand::Deploy => queued(
+                self.commands.deploy_on_request(env.id, why).await?,
+                "a deployment of ",
+            ),
+            PreviewCommand::Approve => {
+                // A button approves the commit its check run is on, and
+                // only while that commit is the PR's head.
+                if let CommandOrigin::Button { head_sha, .. } = &pending.origin
+                    && *head_sha != env.commit_sha
+                {
+                    return Ok(Acted::Refused(format!(
+                        "the button is on {}, but the PR's head is now {}; approve the head's check run or comment `/preview approve`",
+                        head_sha.short(),
+                        env.commit_sha.short()
+                    )));
+                }
+                let head = self.commands.approve(env.id, why).await?;
+                let sha = head.deployment.commit_sha.short();
+                Acted::Done(if head.fresh {
+                    format!("{sha} approved; its deployment is queued")
+                } else {
+                    format!("{sha} approved; its deployment is under way already")
+                })
+            }
+            // Answered before any permission is asked for.
+            PreviewCommand::Help => Acted::Done(help().1),
+        })
+    }
+
+    /// Why a deployment cannot be asked for, when the repository's
+    /// `.github/ephemera.yml` turns previews off.
+    async fn previews_off(&self, env: &Environment) -> Option<String> {
+        match self.rules.for_commit(env, &env.commit_sha).await {
+            RulesRead::Rules { resolved, .. } if resolved.rules.mode == PreviewMode::Off => Some(
+                "previews are off for this repository (`previews.mode: off` in .github/ephemera.yml)"
+                    .to_owned(),
+            ),
+            _ => None,
         }
     }
 
     /// A reaction is a courtesy: failing to add one changes nothing else.
+    /// An App without the Issues permission gets none, said once.
     async fn react(&self, pr: &PullRequestRef, comment_id: i64, reaction: Reaction) {
-        if let Err(err) = self
+        if self.features_off.is_off(pr.installation, REACTIONS) {
+            return;
+        }
+        match self
             .reporter
             .react_to_comment(pr, comment_id, reaction)
             .await
         {
-            tracing::warn!(comment = comment_id, error = %err, "could not react to a /preview comment");
+            Ok(()) => {}
+            Err(ReportError::NotPermitted(why)) => {
+                self.features_off.turn_off(pr.installation, REACTIONS, &why);
+            }
+            Err(err) => {
+                tracing::warn!(comment = comment_id, error = %err, "could not react to a /preview comment");
+            }
         }
     }
 }
@@ -270,7 +360,7 @@ mod tests {
     fn pending(command: CommentCommand) -> PendingCommand {
         PendingCommand {
             id: 1,
-            comment_id: 77,
+            origin: CommandOrigin::Comment(77),
             installation_id: Some(InstallationId::new(5).unwrap()),
             repository: RepositoryFullName::parse("octo/web").unwrap(),
             pr_number: PrNumber::new(3).unwrap(),
@@ -330,6 +420,7 @@ mod tests {
             Arc::new(reader),
             Arc::new(reporter),
             commands,
+            Arc::new(RepoConfigs::new(None, Default::default())),
             clock,
             "w".into(),
             Duration::from_secs(60),

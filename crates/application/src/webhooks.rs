@@ -64,23 +64,24 @@ pub enum DeliveryChange {
         account_login: String,
         repositories: Vec<InstalledRepository>,
     },
-    /// A `/preview` command written on a PR.
+    /// A `/preview` command written on a PR, or a check run's button.
     Command(Box<PreviewCommandChange>),
     /// Understood and not acted on; the reason goes to the delivery log.
     Ignored(String),
 }
 
-/// A `/preview` command from a new comment on a PR, as the webhook says it;
-/// the writer's permission is checked later, by a worker, with GitHub.
+/// A `/preview` command from a new comment on a PR or a click on a check
+/// run's button, as the webhook says it; the writer's permission is
+/// checked later, by a worker, with GitHub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewCommandChange {
     pub repository: RepositoryFullName,
     /// GitHub's id of the repository.
     pub repository_id: i64,
     pub number: PrNumber,
-    /// The comment's id (reactions go on it).
-    pub comment_id: i64,
-    /// Who wrote it.
+    /// The comment (reactions go on it) or the check run's button.
+    pub origin: crate::ports::CommandOrigin,
+    /// Who wrote it (or clicked).
     pub author: GithubUser,
     pub command: ephemera_domain::CommentCommand,
 }
@@ -364,7 +365,7 @@ impl IngestDelivery {
                 let recorded = tx
                     .record_command(
                         &crate::ports::NewPreviewCommand {
-                            comment_id: c.comment_id,
+                            origin: c.origin.clone(),
                             delivery_id: delivery.delivery_id.clone(),
                             installation_id: installation,
                             repository: c.repository.clone(),
@@ -376,10 +377,12 @@ impl IngestDelivery {
                         now,
                     )
                     .await?;
-                let what = format!("{} by @{} on #{}", c.command, c.author.login, c.number);
+                let by = match &c.origin {
+                    crate::ports::CommandOrigin::Comment(_) => "by",
+                    crate::ports::CommandOrigin::Button { .. } => "(check run button) by",
+                };
+                let what = format!("{} {by} @{} on #{}", c.command, c.author.login, c.number);
                 Ok(if recorded {
-                    // WIP (#15): the worker that checks the writer's
-                    // permission and carries commands out comes next.
                     IngestOutcome::applied(format!("{what}: recorded for a worker"))
                 } else {
                     IngestOutcome::ignored(format!("{what}: recorded before"))

@@ -43,9 +43,12 @@ pub struct PullRequestFacts<'a> {
     /// themselves.
     pub self_applied_label: Option<&'a str>,
     /// A maintainer vouched for this very head commit (added the trusted
-    /// label on it, now or earlier). A fork's later commits need vouching
-    /// again.
+    /// label on it, or commented `/preview approve`, now or earlier). A
+    /// fork's later commits need vouching again.
     pub head_vouched: bool,
+    /// A maintainer vouched for an earlier commit of the PR: its preview
+    /// may run, and keeps running while a newer commit waits.
+    pub vouched_before: bool,
     /// The App installation's status, when ephemera knows it.
     pub installation: Option<InstallationStatus>,
 }
@@ -84,7 +87,7 @@ impl fmt::Display for SkipReason {
         match self {
             Self::Fork { trusted_label } => write!(
                 f,
-                "PR from a fork: not deployed unless EPHEMERA_ALLOW_FORKS=true or a maintainer adds the `{trusted_label}` label"
+                "PR from a fork: not deployed until a maintainer comments `/preview approve` or adds the `{trusted_label}` label (or EPHEMERA_ALLOW_FORKS=true)"
             ),
             Self::ForkSelfLabeled { trusted_label } => write!(
                 f,
@@ -92,7 +95,7 @@ impl fmt::Display for SkipReason {
             ),
             Self::ForkCommitNotVouched { trusted_label } => write!(
                 f,
-                "PR from a fork: this commit was pushed after the `{trusted_label}` label was added; a maintainer must add it again to deploy it"
+                "PR from a fork: this commit was pushed after a maintainer's approval; a maintainer must comment `/preview approve` or add the `{trusted_label}` label again to deploy it"
             ),
             Self::Draft => write!(
                 f,
@@ -114,6 +117,15 @@ impl fmt::Display for SkipReason {
 }
 
 impl SkipReason {
+    /// Whether a maintainer's approval (`/preview approve`, the trusted
+    /// label) is all the commit lacks.
+    pub fn awaits_approval(&self) -> bool {
+        matches!(
+            self,
+            Self::Fork { .. } | Self::ForkSelfLabeled { .. } | Self::ForkCommitNotVouched { .. }
+        )
+    }
+
     /// Whether a running preview stays (only new commits are held back)
     /// rather than being destroyed.
     pub fn keeps_running(&self) -> bool {
@@ -152,7 +164,9 @@ impl DeployPolicy {
         if pr.draft && !self.deploy_drafts {
             return PolicyDecision::Skip(SkipReason::Draft);
         }
-        if pr.is_fork && !self.allow_forks {
+        // A maintainer vouches for a fork's head with the trusted label or
+        // `/preview approve`; the fork's author cannot vouch for themselves.
+        if pr.is_fork && !self.allow_forks && !pr.head_vouched {
             let self_labeled = pr
                 .self_applied_label
                 .is_some_and(|l| l.eq_ignore_ascii_case(&self.trusted_label));
@@ -160,12 +174,10 @@ impl DeployPolicy {
             if self_labeled {
                 return PolicyDecision::Skip(SkipReason::ForkSelfLabeled { trusted_label });
             }
-            if !has_label(pr.labels, &self.trusted_label) {
-                return PolicyDecision::Skip(SkipReason::Fork { trusted_label });
-            }
-            if !pr.head_vouched {
+            if has_label(pr.labels, &self.trusted_label) || pr.vouched_before {
                 return PolicyDecision::Skip(SkipReason::ForkCommitNotVouched { trusted_label });
             }
+            return PolicyDecision::Skip(SkipReason::Fork { trusted_label });
         }
         PolicyDecision::Deploy
     }
@@ -185,6 +197,7 @@ impl DeployPolicy {
             labels: &env.labels,
             self_applied_label: None,
             head_vouched: env.trusted_sha.as_ref() == Some(sha),
+            vouched_before: env.trusted_sha.is_some(),
             installation,
         })
     }
@@ -204,7 +217,11 @@ mod tests {
             draft,
             labels,
             self_applied_label: None,
-            head_vouched: true,
+            // A fork is vouched for when a maintainer labeled it.
+            head_vouched: labels
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case("safe-to-preview")),
+            vouched_before: false,
             installation: None,
         }
     }
@@ -275,6 +292,7 @@ mod tests {
         let trusted = labels(&["safe-to-preview"]);
         let pr = PullRequestFacts {
             self_applied_label: Some("safe-to-preview"),
+            head_vouched: false,
             ..facts(true, false, &trusted)
         };
         let decision = DeployPolicy::default().evaluate(&pr);
@@ -296,6 +314,36 @@ mod tests {
         };
         assert!(reason.keeps_running());
         assert!(!SkipReason::Draft.keeps_running());
+    }
+
+    #[test]
+    fn a_fork_approved_by_command_needs_no_label_and_its_next_commit_waits() {
+        let none = labels(&[]);
+        let approved = PullRequestFacts {
+            head_vouched: true,
+            ..facts(true, false, &none)
+        };
+        assert_eq!(
+            DeployPolicy::default().evaluate(&approved),
+            PolicyDecision::Deploy
+        );
+        let next = PullRequestFacts {
+            head_vouched: false,
+            vouched_before: true,
+            ..facts(true, false, &none)
+        };
+        let PolicyDecision::Skip(reason) = DeployPolicy::default().evaluate(&next) else {
+            panic!("a later commit is not deployed unvouched");
+        };
+        assert!(reason.keeps_running(), "{reason}");
+        assert!(reason.awaits_approval());
+        let PolicyDecision::Skip(never) =
+            DeployPolicy::default().evaluate(&facts(true, false, &none))
+        else {
+            panic!("an unvouched fork is not deployed");
+        };
+        assert!(never.to_string().contains("`/preview approve`"), "{never}");
+        assert!(never.awaits_approval() && !SkipReason::Draft.awaits_approval());
     }
 
     #[test]

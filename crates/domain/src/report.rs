@@ -35,6 +35,8 @@ pub struct PreviewReport {
     /// What this server's bounds refused of the repository's
     /// `.github/ephemera.yml`.
     pub config_notes: Vec<String>,
+    /// The PR comes from a fork (its commits need a maintainer's approval).
+    pub is_fork: bool,
 }
 
 impl PreviewReport {
@@ -78,6 +80,7 @@ impl PreviewReport {
             }),
             vouched_sha: env.trusted_sha.clone().filter(|_| env.is_fork),
             config_notes: env.config_notes.clone(),
+            is_fork: env.is_fork,
         })
     }
 }

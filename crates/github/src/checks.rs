@@ -5,8 +5,7 @@
 use ephemera_application::ports::{CheckRun, CheckStatus, ReportError};
 use serde::Serialize;
 
-/// The check run's name, the same on every commit.
-pub const CHECK_NAME: &str = "ephemera preview";
+pub use ephemera_application::reporting::CHECK_NAME;
 
 /// GitHub's cap on `output.summary` and `output.text`. Its description
 /// says 65,535 characters, but its validation counts UTF-8 bytes
@@ -29,6 +28,10 @@ pub(crate) struct CheckRunBody<'a> {
     name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     head_sha: Option<&'a str>,
+    /// The PR's number: a fork PR's check run lists no PR, and a click on
+    /// its button must still find it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a str>,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<String>,
@@ -60,7 +63,8 @@ struct Action {
 }
 
 impl<'a> CheckRunBody<'a> {
-    /// The body of `run`; `head_sha` only when creating it. `now` stamps
+    /// The body of `run`; `created` (the head SHA and the external id)
+    /// only when creating it. `now` stamps
     /// `started_at` (in progress) or `completed_at` (completed).
     ///
     /// A conclusion is sent only with `completed` (GitHub would complete
@@ -70,7 +74,7 @@ impl<'a> CheckRunBody<'a> {
     /// one would name no button.
     pub(crate) fn of(
         run: &'a CheckRun,
-        head_sha: Option<&'a str>,
+        created: Option<(&'a str, &'a str)>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Self, ReportError> {
         let stamp = || Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -109,8 +113,9 @@ impl<'a> CheckRunBody<'a> {
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            name: head_sha.map(|_| CHECK_NAME),
-            head_sha,
+            name: created.map(|_| CHECK_NAME),
+            head_sha: created.map(|(sha, _)| sha),
+            external_id: created.map(|(_, id)| id),
             status: run.status.as_str(),
             started_at,
             conclusion,

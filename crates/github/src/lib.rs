@@ -242,7 +242,7 @@ fn classify_call(operation: &str, what: &str, err: octocrab::Error) -> ReportErr
     );
     match (classify(what, err), permission_needed(operation)) {
         (ReportError::Refused(message), Some(permission)) if forbidden => {
-            ReportError::Refused(format!(
+            ReportError::NotPermitted(format!(
                 "{message}: the GitHub App lacks the {permission} permission on this \
                  installation (grant it in the App's settings; the installation's owner \
                  then accepts it)"
@@ -584,7 +584,9 @@ impl GitHubReporter for GitHubApp {
         sha: &CommitSha,
         run: &CheckRun,
     ) -> Result<i64, ReportError> {
-        let body = checks::CheckRunBody::of(run, Some(sha.as_str()), chrono::Utc::now())?;
+        let external_id = pr.number.to_string();
+        let body =
+            checks::CheckRunBody::of(run, Some((sha.as_str(), &external_id)), chrono::Utc::now())?;
         let created: Created = self
             .post(
                 pr,

@@ -193,6 +193,8 @@ async fn a_check_run_is_created_on_the_commit_then_completed() {
         json!({
             "name": "ephemera preview",
             "head_sha": sha().as_str(),
+            // A fork PR's check run lists no PR: the number finds it.
+            "external_id": pr().number.to_string(),
             "status": "in_progress",
             "details_url": "http://pr-2.preview.localhost",
             "output": {
@@ -315,8 +317,8 @@ async fn a_403_says_the_app_lacks_the_checks_permission() {
         .create_check_run(&pr(), &sha(), &run(CheckStatus::Queued, None))
         .await
         .unwrap_err();
-    let ReportError::Refused(message) = &refused else {
-        panic!("a missing permission is refused for good: {refused:?}");
+    let ReportError::NotPermitted(message) = &refused else {
+        panic!("a missing permission is told apart: {refused:?}");
     };
     assert!(
         message.contains("403 Resource not accessible by integration")

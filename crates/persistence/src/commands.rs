@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{CommandEnd, CommandQueue, PendingCommand, RepositoryError};
-use ephemera_domain::{CommentCommand, InstallationId, PrNumber, RepositoryFullName};
+use ephemera_application::ports::{
+    CommandEnd, CommandNote, CommandOrigin, CommandQueue, PendingCommand, RepositoryError,
+};
+use ephemera_domain::{
+    CommentCommand, CommitSha, InstallationId, PrNumber, PreviewReport, RepositoryFullName,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter,
-    Statement,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 
 use crate::entities::preview_commands::{Column, Entity, Model};
@@ -51,9 +55,23 @@ impl TryFrom<Model> for PendingCommand {
         let bad = |e: ephemera_domain::ValidationError| corrupt("preview_commands", id, e);
         let command = CommentCommand::parse(&row.command)
             .ok_or_else(|| corrupt("preview_commands", id, "not a /preview command"))?;
+        let origin = match (row.comment_id, row.check_run_id, row.head_sha.as_deref()) {
+            (Some(comment), _, _) => CommandOrigin::Comment(comment),
+            (None, Some(check_run_id), Some(sha)) => CommandOrigin::Button {
+                check_run_id,
+                head_sha: CommitSha::parse(sha).map_err(bad)?,
+            },
+            _ => {
+                return Err(corrupt(
+                    "preview_commands",
+                    id,
+                    "neither a comment nor a button",
+                ));
+            }
+        };
         Ok(PendingCommand {
             id,
-            comment_id: row.comment_id,
+            origin,
             installation_id: row
                 .installation_id
                 .map(InstallationId::new)
@@ -112,6 +130,15 @@ impl CommandQueue for SqlCommandQueue {
         outcome: &str,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
+        let txn = self
+            .db
+            .begin()
+            .await
+            .map_err(|e| db_err(e, "opening a transaction"))?;
+        let row = Entity::find_by_id(id)
+            .one(&txn)
+            .await
+            .map_err(|e| db_err(e, format!("reading command {id}")))?;
         Entity::update_many()
             .col_expr(Column::Status, Expr::value(end.as_str()))
             .col_expr(Column::Outcome, Expr::value(outcome))
@@ -122,9 +149,63 @@ impl CommandQueue for SqlCommandQueue {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(Column::Id.eq(id))
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .map_err(|e| db_err(e, format!("finishing command {id}")))?;
-        Ok(())
+        // The sticky comment lists the command and how it ended.
+        if let Some(row) = row {
+            let repository = RepositoryFullName::parse(&row.repository_full_name)
+                .map_err(|e| RepositoryError::Unexpected(corrupt("preview_commands", id, e)))?;
+            let pr = PrNumber::new(row.pr_number)
+                .map_err(|e| RepositoryError::Unexpected(corrupt("preview_commands", id, e)))?;
+            let env =
+                crate::environments::for_pr_locked(&txn, Some(row.repository_id), &repository, pr)
+                    .await?;
+            if let Some(report) = env.as_ref().and_then(|env| PreviewReport::of(env, None)) {
+                crate::outbox::enqueue(&txn, &report, now, now).await?;
+            }
+        }
+        txn.commit()
+            .await
+            .map_err(|e| db_err(e, format!("finishing command {id}")))
     }
+}
+
+/// How many commands a sticky comment lists (the newest).
+const NOTES: u64 = 5;
+
+/// The newest commands given on a PR, oldest first, for its sticky
+/// comment.
+pub(crate) async fn notes<C: ConnectionTrait>(
+    db: &C,
+    repository_id: Option<i64>,
+    repository: &str,
+    pr_number: i64,
+) -> Result<Vec<CommandNote>, RepositoryError> {
+    let of_repository = match repository_id {
+        Some(id) => Column::RepositoryId.eq(id),
+        None => Column::RepositoryFullName.eq(repository),
+    };
+    let mut rows = Entity::find()
+        .filter(of_repository)
+        .filter(Column::PrNumber.eq(pr_number))
+        .order_by_desc(Column::Id)
+        .limit(NOTES)
+        .all(db)
+        .await
+        .map_err(|e| db_err(e, "loading the PR's commands"))?;
+    rows.reverse();
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(CommandNote {
+                command: CommentCommand::parse(&row.command)?,
+                author_login: row.author_login,
+                button: row.comment_id.is_none(),
+                at: row.created_at,
+                end: CommandEnd::parse(&row.status),
+                outcome: row.outcome,
+            })
+        })
+        .collect())
 }

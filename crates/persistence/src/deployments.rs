@@ -80,6 +80,8 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         github_deployment_id: Set(None),
         github_state: Set(None),
         github_commit_state: Set(None),
+        github_check_run_id: Set(None),
+        github_check_state: Set(None),
         delivery_id: Set(new.delivery_id.map(|d| d.to_string())),
     }
     .insert(db)
@@ -170,6 +172,8 @@ pub(crate) async fn update<C: ConnectionTrait>(
         github_deployment_id: NotSet,
         github_state: NotSet,
         github_commit_state: NotSet,
+        github_check_run_id: NotSet,
+        github_check_state: NotSet,
         delivery_id: NotSet,
     }
     .update(db)

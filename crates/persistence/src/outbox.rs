@@ -7,8 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{
-    CommitState, DeploymentLedger, DeploymentState, PendingReport, ReportOutbox, RepositoryError,
+    CheckState, CommitState, DeploymentLedger, DeploymentState, PendingReport, ReportOutbox,
+    RepositoryError,
 };
+use ephemera_application::reporting::LOG_TAIL_BYTES;
 use ephemera_domain::{
     CommitSha, DeploymentId, DeploymentSnapshot, DeploymentStatus, EnvironmentId,
     EnvironmentStatus, InstallationId, Namespace, PrNumber, PreviewReport, RepositoryFullName,
@@ -45,6 +47,8 @@ struct Snapshot {
     vouched_sha: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     config_notes: Vec<String>,
+    #[serde(default)]
+    is_fork: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +82,7 @@ impl From<&PreviewReport> for Snapshot {
             }),
             vouched_sha: r.vouched_sha.as_ref().map(ToString::to_string),
             config_notes: r.config_notes.clone(),
+            is_fork: r.is_fork,
         }
     }
 }
@@ -98,6 +103,7 @@ fn parse(row: &Model) -> Result<PreviewReport, RepositoryError> {
         reason: s.reason,
         error: s.error,
         config_notes: s.config_notes,
+        is_fork: s.is_fork,
         vouched_sha: s
             .vouched_sha
             .as_deref()
@@ -160,8 +166,8 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
 const LEDGER_LEN: u64 = 20;
 
 /// The environment's deployments GitHub may still need to hear about
-/// (not yet inactive there, or with a commit status not yet final), oldest
-/// first.
+/// (not yet inactive there, or with a commit status or check run not yet
+/// final), oldest first.
 async fn ledger<C: ConnectionTrait>(
     db: &C,
     environment_id: i64,
@@ -175,7 +181,28 @@ async fn ledger<C: ConnectionTrait>(
                 .add(deployments::Column::GithubState.is_null())
                 .add(deployments::Column::GithubState.ne(inactive))
                 .add(deployments::Column::GithubCommitState.is_null())
-                .add(deployments::Column::GithubCommitState.eq(pending)),
+                .add(deployments::Column::GithubCommitState.eq(pending))
+                .add(deployments::Column::GithubCheckState.is_null())
+                .add(
+                    deployments::Column::GithubCheckState
+                        .like(format!("{}:%", CheckState::Queued.as_str())),
+                )
+                .add(
+                    deployments::Column::GithubCheckState
+                        .like(format!("{}:%", CheckState::InProgress.as_str())),
+                )
+                // The newest: its check run's buttons follow the preview.
+                .add(
+                    deployments::Column::Id.in_subquery(
+                        sea_orm::sea_query::Query::select()
+                            .expr(sea_orm::sea_query::Func::max(Expr::col(
+                                deployments::Column::Id,
+                            )))
+                            .from(deployments::Entity)
+                            .and_where(deployments::Column::EnvironmentId.eq(environment_id))
+                            .to_owned(),
+                    ),
+                ),
         )
         .order_by_desc(deployments::Column::Id)
         .limit(LEDGER_LEN)
@@ -200,9 +227,26 @@ async fn ledger<C: ConnectionTrait>(
                     .github_commit_state
                     .as_deref()
                     .and_then(|s| s.parse().ok()),
+                check_run_id: row.github_check_run_id,
+                reported_check: row.github_check_state,
+                log_tail: tail(&row.logs, LOG_TAIL_BYTES).to_owned(),
             })
         })
         .collect()
+}
+
+/// The end of `text` in at most `max` bytes, from a line start when one is
+/// near.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = &text[start..];
+    cut.find('\n').map_or(cut, |at| &cut[at + 1..])
 }
 
 /// [`ReportOutbox`] on SQLite or PostgreSQL.
@@ -327,14 +371,24 @@ impl ReportOutbox for SqlReportOutbox {
                 .await
                 .map_err(|e| db_err(e, "superseding older reports"))?;
             let report = parse(&newest)?;
-            let comment_id: Option<Option<i64>> = environments::Entity::find_by_id(environment_id)
-                .select_only()
-                .column(environments::Column::GithubCommentId)
-                .into_tuple()
-                .one(&txn)
-                .await
-                .map_err(|e| db_err(e, "loading the comment id"))?;
+            let found: Option<(Option<i64>, Option<i64>)> =
+                environments::Entity::find_by_id(environment_id)
+                    .select_only()
+                    .column(environments::Column::GithubCommentId)
+                    .column(environments::Column::RepositoryId)
+                    .into_tuple()
+                    .one(&txn)
+                    .await
+                    .map_err(|e| db_err(e, "loading the comment id"))?;
+            let (comment_id, repository_id) = found.unwrap_or_default();
             let ledger = ledger(&txn, environment_id).await?;
+            let commands = crate::commands::notes(
+                &txn,
+                repository_id,
+                report.repository.as_str(),
+                i64::from(report.pr_number.get()),
+            )
+            .await?;
             txn.commit()
                 .await
                 .map_err(|e| db_err(e, "committing the claim"))?;
@@ -342,8 +396,9 @@ impl ReportOutbox for SqlReportOutbox {
                 id: newest.id,
                 report,
                 attempts: u32::try_from(newest.attempts).unwrap_or(0),
-                comment_id: comment_id.flatten(),
+                comment_id,
                 ledger,
+                commands,
             }));
         }
         Ok(None)
@@ -397,6 +452,25 @@ impl ReportOutbox for SqlReportOutbox {
             .exec(&self.db)
             .await
             .map_err(|e| db_err(e, format!("storing the GitHub deployment of {deployment}")))?;
+        Ok(())
+    }
+
+    async fn record_check(
+        &self,
+        deployment: DeploymentId,
+        id: Option<i64>,
+        told: &str,
+    ) -> Result<(), RepositoryError> {
+        let mut update = deployments::Entity::update_many()
+            .filter(deployments::Column::Id.eq(deployment.get()))
+            .col_expr(deployments::Column::GithubCheckState, Expr::value(told));
+        if let Some(id) = id {
+            update = update.col_expr(deployments::Column::GithubCheckRunId, Expr::value(id));
+        }
+        update
+            .exec(&self.db)
+            .await
+            .map_err(|e| db_err(e, format!("recording the check run of {deployment}")))?;
         Ok(())
     }
 

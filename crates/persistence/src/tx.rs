@@ -71,6 +71,10 @@ impl EnvironmentTx for SqlTx {
         deployments::cancel_queued(&self.txn, environment_id, now).await
     }
 
+    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError> {
+        deployments::update(&self.txn, deployment).await
+    }
+
     async fn installation_status(
         &mut self,
         id: InstallationId,

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_application::ports::{
-    Claim, DeliveryHeader, NewPreviewCommand, RepositoryError, WebhookStore, WebhookTx,
+    Claim, CommandOrigin, DeliveryHeader, NewPreviewCommand, RepositoryError, WebhookStore,
+    WebhookTx,
 };
 use ephemera_domain::{
     DeliveryId, DeliveryOutcome, Environment, GithubUser, InstallationId, InstallationStatus,
@@ -155,7 +156,7 @@ impl WebhookTx for SqlTx {
         use crate::error::db_err;
         let row = ActiveModel {
             id: NotSet,
-            comment_id: Set(command.comment_id),
+            comment_id: Set(command.origin.comment_id()),
             delivery_id: Set(command.delivery_id.to_string()),
             installation_id: Set(command.installation_id.map(InstallationId::get)),
             repository_full_name: Set(command.repository.as_str().to_owned()),
@@ -169,6 +170,14 @@ impl WebhookTx for SqlTx {
             updated_at: Set(now),
             lease_owner: Set(None),
             lease_expires_at: Set(None),
+            check_run_id: Set(match &command.origin {
+                CommandOrigin::Button { check_run_id, .. } => Some(*check_run_id),
+                CommandOrigin::Comment(_) => None,
+            }),
+            head_sha: Set(match &command.origin {
+                CommandOrigin::Button { head_sha, .. } => Some(head_sha.to_string()),
+                CommandOrigin::Comment(_) => None,
+            }),
         };
         // A redelivered comment is recorded once.
         let inserted = Entity::insert(row)
@@ -179,12 +188,7 @@ impl WebhookTx for SqlTx {
             )
             .exec_without_returning(&self.txn)
             .await
-            .map_err(|e| {
-                db_err(
-                    e,
-                    format!("recording the command of comment {}", command.comment_id),
-                )
-            })?;
+            .map_err(|e| db_err(e, format!("recording the command {}", command.command)))?;
         Ok(inserted > 0)
     }
 

@@ -348,8 +348,4 @@ impl WorkTx for SqlTx {
     ) -> Result<bool, RepositoryError> {
         deployments::newer_queued(&self.txn, environment_id, than).await
     }
-
-    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError> {
-        deployments::update(&self.txn, deployment).await
-    }
 }

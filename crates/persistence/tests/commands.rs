@@ -6,9 +6,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{CommandEnd, CommandQueue, NewPreviewCommand, WebhookStore};
+use ephemera_application::ports::{
+    CommandEnd, CommandOrigin, CommandQueue, NewPreviewCommand, WebhookStore,
+};
 use ephemera_domain::{
-    CommentCommand, DeliveryId, InstallationId, PrNumber, PreviewCommand, RepositoryFullName,
+    CommentCommand, CommitSha, DeliveryId, InstallationId, PrNumber, PreviewCommand,
+    RepositoryFullName,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{SqlCommandQueue, SqlWebhookStore, backend_tests};
@@ -18,9 +21,28 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn command(comment_id: i64, word: PreviewCommand) -> NewPreviewCommand {
+    given(CommandOrigin::Comment(comment_id), word)
+}
+
+/// A click on check run `run`'s button.
+fn click(run: i64, word: PreviewCommand) -> NewPreviewCommand {
+    given(
+        CommandOrigin::Button {
+            check_run_id: run,
+            head_sha: CommitSha::parse(&"b".repeat(40)).unwrap(),
+        },
+        word,
+    )
+}
+
+fn given(origin: CommandOrigin, word: PreviewCommand) -> NewPreviewCommand {
     NewPreviewCommand {
-        comment_id,
-        delivery_id: DeliveryId::parse(&format!("d-{comment_id}")).unwrap(),
+        delivery_id: DeliveryId::parse(&match &origin {
+            CommandOrigin::Comment(id) => format!("c-{id}"),
+            CommandOrigin::Button { check_run_id, .. } => format!("b-{check_run_id}-{word}"),
+        })
+        .unwrap(),
+        origin,
         installation_id: Some(InstallationId::new(7).unwrap()),
         repository: RepositoryFullName::parse("octo/web").unwrap(),
         repository_id: 11,
@@ -54,8 +76,11 @@ async fn commands_are_recorded_once_claimed_in_order_and_finished(t: TestDatabas
         .unwrap()
         .unwrap();
     assert_eq!(
-        (first.comment_id, &first.command),
-        (100, &CommentCommand::Known(PreviewCommand::Sleep))
+        (&first.origin, &first.command),
+        (
+            &CommandOrigin::Comment(100),
+            &CommentCommand::Known(PreviewCommand::Sleep)
+        )
     );
     assert_eq!(first.author_login, "alice");
     assert_eq!(first.pr_number.get(), 3);
@@ -65,7 +90,7 @@ async fn commands_are_recorded_once_claimed_in_order_and_finished(t: TestDatabas
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(second.comment_id, 101);
+    assert_eq!(second.origin, CommandOrigin::Comment(101));
     assert_eq!(queue.claim_command("w3", at(3), lease).await.unwrap(), None);
 
     queue
@@ -79,7 +104,7 @@ async fn commands_are_recorded_once_claimed_in_order_and_finished(t: TestDatabas
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(retaken.comment_id, 101);
+    assert_eq!(retaken.origin, CommandOrigin::Comment(101));
     queue
         .finish_command(retaken.id, CommandEnd::Refused, "no permission", at(71))
         .await
@@ -90,4 +115,36 @@ async fn commands_are_recorded_once_claimed_in_order_and_finished(t: TestDatabas
     );
 }
 
-backend_tests!(commands_are_recorded_once_claimed_in_order_and_finished);
+/// Buttons have no comment: every click is recorded (a redelivered click
+/// is caught by its delivery id before this), with its check run and
+/// commit.
+async fn button_clicks_are_recorded_with_their_check_run_and_commit(t: TestDatabase) {
+    assert!(record(&t, &click(9, PreviewCommand::Redeploy)).await);
+    assert!(record(&t, &click(9, PreviewCommand::Destroy)).await);
+    let queue = SqlCommandQueue::new(t.db.clone());
+    let lease = Duration::from_secs(60);
+    let first = queue
+        .claim_command("w1", at(1), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.origin, click(9, PreviewCommand::Redeploy).origin);
+    assert_eq!(
+        first.command,
+        CommentCommand::Known(PreviewCommand::Redeploy)
+    );
+    let second = queue
+        .claim_command("w1", at(1), lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.command,
+        CommentCommand::Known(PreviewCommand::Destroy)
+    );
+}
+
+backend_tests!(
+    commands_are_recorded_once_claimed_in_order_and_finished,
+    button_clicks_are_recorded_with_their_check_run_and_commit,
+);

@@ -103,6 +103,8 @@ async fn environment(t: &TestDatabase, pr: i64, destroyed: Option<DateTime<Utc>>
         github_deployment_id: Set(None),
         github_state: Set(None),
         github_commit_state: Set(None),
+        github_check_run_id: Set(None),
+        github_check_state: Set(None),
         delivery_id: Set(None),
     }
     .insert(&t.db)

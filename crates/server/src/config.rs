@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ephemera_application::repo_config::RepoConfigSettings;
+use ephemera_application::reporting::ReportingChannels;
 use ephemera_application::retention::RetentionConfig;
 use ephemera_domain::{
     AllowedOwners, ConfigBounds, ConfigKey, DeployPolicy, PreviewUrlTemplate, RepoRules,
@@ -101,6 +102,9 @@ pub struct WorkerSettings {
     /// under way waits, so quick deployments are reported by their outcome
     /// alone (an outcome is reported at once).
     pub report_delay: Duration,
+    /// `EPHEMERA_GITHUB_REPORT_VIA`: a commit's preview is shown with the
+    /// commit status, the check run, or both (the default).
+    pub report_via: ReportingChannels,
     /// `EPHEMERA_RETENTION_*`: how long old records are kept.
     pub retention: RetentionConfig,
     /// `EPHEMERA_RETENTION_INTERVAL`: how often they are pruned.
@@ -631,6 +635,12 @@ pub fn workers(env: &Env<'_>) -> Result<WorkerSettings, ConfigError> {
             |n| *n >= 1,
         )?,
         report_delay: env.duration("EPHEMERA_GITHUB_REPORT_DELAY", Duration::from_secs(10))?,
+        report_via: env
+            .parsed(
+                "EPHEMERA_GITHUB_REPORT_VIA",
+                str::parse::<ReportingChannels>,
+            )?
+            .unwrap_or_default(),
         environment_ttl: env.optional_duration("EPHEMERA_ENVIRONMENT_TTL")?,
         retention: retention(env)?,
         retention_every: env

@@ -129,6 +129,7 @@ impl Workers {
                     retry_base: settings.workers.retry_base,
                     retry_max: Duration::from_secs(600),
                     poll: settings.workers.poll,
+                    channels: settings.workers.report_via,
                 },
             )
         });
@@ -138,6 +139,10 @@ impl Workers {
             wake.clone(),
             settings.policy.clone(),
         );
+        let rules = Arc::new(RepoConfigs::new(
+            app.clone().map(|a| a as Arc<dyn GitHubReader>),
+            settings.repo_config.clone(),
+        ));
         let pr_commands = app.clone().map(|app| {
             Arc::new(CommandRunner::new(
                 Arc::new(SqlCommandQueue::new(db.clone())),
@@ -145,6 +150,7 @@ impl Workers {
                 app.clone(),
                 app,
                 commands.clone(),
+                rules.clone(),
                 clock.clone(),
                 format!(
                     "{}-{}-commands",
@@ -189,10 +195,6 @@ impl Workers {
             poll: settings.workers.poll,
             preview_url: settings.preview_url.clone(),
         };
-        let rules = Arc::new(RepoConfigs::new(
-            app.clone().map(|a| a as Arc<dyn GitHubReader>),
-            settings.repo_config.clone(),
-        ));
         let reconciler =
             Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
                 .observed_by(observer.clone())

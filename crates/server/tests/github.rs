@@ -99,7 +99,11 @@ async fn a_pr_lifecycle_shows_one_comment_statuses_and_deployments(t: TestDataba
         assert_eq!(states, ["success", "inactive"], "deployment {github_id}");
     }
 
-    let last_comment = calls.iter().rfind(|(m, _, _)| m == "PATCH").unwrap().2["body"]
+    let last_comment = calls
+        .iter()
+        .rfind(|(m, p, _)| m == "PATCH" && p.contains("/issues/comments/"))
+        .unwrap()
+        .2["body"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -592,7 +596,8 @@ async fn drift_repair_never_deploys_a_fork_commit_nobody_vouched_for(t: TestData
     let last = comments.last().unwrap();
     assert!(last.contains("| Vouched for | `0000000`"), "{last}");
     assert!(
-        last.contains("commit 0000000 is not deployed") && last.contains("must add it again"),
+        last.contains("commit 0000000 is not deployed")
+            && last.contains("add the `safe-to-preview` label again"),
         "{last}"
     );
 }

@@ -337,14 +337,24 @@ async fn fork_prs_wait_for_a_maintainers_label(t: TestDatabase) {
     let answer = app
         .deliver_ok("pull_request", &delivery, &from_fork(pr("opened", 1, 0)))
         .await;
-    assert_eq!(answer["outcome"], "ignored");
+    // Recorded, nothing runs: its head waits for a maintainer.
+    assert_eq!(answer["outcome"], "applied");
+    let reason = answer["reason"].as_str().unwrap();
     assert!(
-        answer["reason"].as_str().unwrap().contains("fork"),
+        reason.contains("PR from a fork") && reason.contains("`/preview approve`"),
         "{answer}"
     );
-    assert!(environments(&app).await.is_empty());
+    let waiting = the_only_environment(&app).await;
+    assert_eq!(waiting["status"], "skipped");
+    assert!(
+        waiting["status_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no preview: PR from a fork"),
+        "{waiting}"
+    );
     let logged = app.json(&format!("/api/v1/deliveries/{delivery}")).await;
-    assert_eq!(logged["outcome"], "ignored");
+    assert_eq!(logged["outcome"], "applied");
     assert_eq!(logged["reason"], answer["reason"]);
 
     // The fork's author labels their own PR: does not count.
@@ -364,7 +374,8 @@ async fn fork_prs_wait_for_a_maintainers_label(t: TestDatabase) {
     maintainer["sender"] = json!({"login": "Codertocat", "id": 21031067});
     let answer = app.deliver_ok("pull_request", &id(), &maintainer).await;
     assert_eq!(answer["outcome"], "applied", "{answer}");
-    assert_eq!(the_only_environment(&app).await["status"], "pending");
+    app.drain().await;
+    assert_eq!(the_only_environment(&app).await["status"], "ready");
 
     // The fork author pushes again: the label vouched for the old commit
     // only. Nothing new is deployed; what runs keeps running.
@@ -375,12 +386,12 @@ async fn fork_prs_wait_for_a_maintainers_label(t: TestDatabase) {
         answer["reason"]
             .as_str()
             .unwrap()
-            .contains("must add it again"),
+            .contains("add the `safe-to-preview` label again"),
         "{answer}"
     );
     let env = the_only_environment(&app).await;
     assert_eq!(env["commit_sha"], sha(1));
-    assert_eq!(env["status"], "pending");
+    assert_eq!(env["status"], "ready");
 
     // A maintainer adds the label again: the new commit is deployed.
     let mut again = with_labels(from_fork(pr("labeled", 2, 40)), &["safe-to-preview"]);

@@ -89,6 +89,44 @@ ephemera_domain::string_enum! {
     }
 }
 
+ephemera_domain::string_enum! {
+    /// What a deployment's check run was last told: where it was, or how it
+    /// ended.
+    pub enum CheckState ("check run state") {
+        Queued = "queued",
+        InProgress = "in_progress",
+        Success = "success",
+        Failure = "failure",
+        Neutral = "neutral",
+        Cancelled = "cancelled",
+        /// Not reported with a check run: checks are off for it (the
+        /// setting, or an App without the Checks permission).
+        Off = "off",
+    }
+}
+
+impl CheckState {
+    /// What ephemera records a check run was told: its state and the
+    /// buttons it shows (a change of either is sent), e.g.
+    /// `success:redeploy,destroy`.
+    pub fn told(run: &CheckRun) -> String {
+        let buttons: Vec<&str> = run.actions.iter().map(|a| a.identifier.as_str()).collect();
+        format!("{}:{}", Self::of(run), buttons.join(","))
+    }
+
+    /// The state `run` puts its check run in.
+    pub fn of(run: &CheckRun) -> Self {
+        match (run.status, run.conclusion) {
+            (CheckStatus::Queued, _) => Self::Queued,
+            (CheckStatus::InProgress, _) => Self::InProgress,
+            (CheckStatus::Completed, Some(CheckConclusion::Success)) => Self::Success,
+            (CheckStatus::Completed, Some(CheckConclusion::Failure) | None) => Self::Failure,
+            (CheckStatus::Completed, Some(CheckConclusion::Neutral)) => Self::Neutral,
+            (CheckStatus::Completed, Some(CheckConclusion::Cancelled)) => Self::Cancelled,
+        }
+    }
+}
+
 /// A button on a check run (`requested_action`); GitHub allows three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckAction {
@@ -130,6 +168,10 @@ pub enum ReportError {
     /// The repository, PR or installation is gone (404/410): give up.
     #[error("gone on GitHub: {0}")]
     Gone(String),
+    /// The App lacks a permission the request needs (a 403 that is not a
+    /// rate limit); the message names it.
+    #[error("not permitted by GitHub: {0}")]
+    NotPermitted(String),
     /// GitHub refused the request for good (e.g. 422).
     #[error("refused by GitHub: {0}")]
     Refused(String),
@@ -321,8 +363,9 @@ pub trait GitHubReporter: Send + Sync {
         reaction: Reaction,
     ) -> Result<(), ReportError>;
 
-    /// Creates the "ephemera preview" check run on `sha`; returns its id.
-    /// [`ReportError::Refused`] (403) when the App lacks the Checks
+    /// Creates the "ephemera preview" check run on `sha` (its external id
+    /// is the PR's number, which a fork PR's button click needs); returns
+    /// its id. [`ReportError::NotPermitted`] when the App lacks the Checks
     /// permission.
     async fn create_check_run(
         &self,

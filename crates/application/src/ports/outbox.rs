@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{CommitSha, DeploymentId, DeploymentStatus, EnvironmentId, PreviewReport};
 
-use super::{CommitState, DeploymentState, RepositoryError};
+use super::{CommandNote, CommitState, DeploymentState, RepositoryError};
 
 /// One deployment of the environment and what GitHub was last told of it:
 /// the deliverer brings each to its final state on GitHub.
@@ -20,6 +20,13 @@ pub struct DeploymentLedger {
     pub reported: Option<DeploymentState>,
     /// The commit status last reported for its commit.
     pub reported_commit: Option<CommitState>,
+    /// The "ephemera preview" check run of its commit, once created.
+    pub check_run_id: Option<i64>,
+    /// What that check run was last told ([`super::CheckState::told`]), or
+    /// `off`.
+    pub reported_check: Option<String>,
+    /// The end of its log, for the check run's output.
+    pub log_tail: String,
 }
 
 /// A report claimed for delivery, with the GitHub ids known so far.
@@ -31,8 +38,11 @@ pub struct PendingReport {
     /// ephemera's comment on the PR, once created.
     pub comment_id: Option<i64>,
     /// The environment's deployments GitHub may still need to hear about,
-    /// oldest first (those already final and inactive are left out).
+    /// oldest first (those already final and inactive are left out, but
+    /// the newest: its check run's buttons follow the preview).
     pub ledger: Vec<DeploymentLedger>,
+    /// The newest `/preview` commands given on the PR, oldest first.
+    pub commands: Vec<CommandNote>,
 }
 
 /// The outbox of reports to GitHub.
@@ -69,6 +79,15 @@ pub trait ReportOutbox: Send + Sync {
         &self,
         deployment: DeploymentId,
         github_id: i64,
+    ) -> Result<(), RepositoryError>;
+
+    /// Records the check run of a deployment's commit and what it was told
+    /// ([`super::CheckState::told`], or `off`; `id` once created).
+    async fn record_check(
+        &self,
+        deployment: DeploymentId,
+        id: Option<i64>,
+        told: &str,
     ) -> Result<(), RepositoryError>;
 
     /// Records what GitHub was told about a deployment, as soon as it was

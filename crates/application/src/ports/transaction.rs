@@ -38,6 +38,9 @@ pub trait EnvironmentTx: Send {
         now: DateTime<Utc>,
     ) -> Result<u64, RepositoryError>;
 
+    /// Stores every mutable field of `deployment`.
+    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
+
     /// The installation's status, if ephemera has recorded it: the deploy
     /// policy holds new deployments of a suspended installation.
     async fn installation_status(
@@ -80,6 +83,10 @@ mockall::mock! {
             environment_id: EnvironmentId,
             now: DateTime<Utc>,
         ) -> Result<u64, RepositoryError>;
+        async fn update_deployment(
+            &mut self,
+            deployment: &Deployment,
+        ) -> Result<(), RepositoryError>;
         async fn installation_status(
             &mut self,
             id: InstallationId,
@@ -193,10 +200,6 @@ mockall::mock! {
             environment_id: EnvironmentId,
             than: DeploymentId,
         ) -> Result<bool, RepositoryError>;
-        async fn update_deployment(
-            &mut self,
-            deployment: &Deployment,
-        ) -> Result<(), RepositoryError>;
         async fn slot_use(
             &mut self,
             env: &Environment,

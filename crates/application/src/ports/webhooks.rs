@@ -139,7 +139,8 @@ pub trait WebhookTx: EnvironmentTx {
     ) -> Result<(), RepositoryError>;
 
     /// Records a `/preview` command for a worker to carry out; `false`
-    /// when its comment was recorded before (a redelivery).
+    /// when its comment was recorded before (a redelivery; a redelivered
+    /// button click is caught earlier, by its delivery id).
     async fn record_command(
         &mut self,
         command: &NewPreviewCommand,
@@ -150,8 +151,8 @@ pub trait WebhookTx: EnvironmentTx {
 /// A `/preview` command as the webhook records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPreviewCommand {
-    /// GitHub's id of the comment: one command per comment.
-    pub comment_id: i64,
+    /// The comment (one command per comment) or the check run's button.
+    pub origin: super::CommandOrigin,
     pub delivery_id: DeliveryId,
     pub installation_id: Option<InstallationId>,
     pub repository: RepositoryFullName,

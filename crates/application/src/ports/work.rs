@@ -95,8 +95,6 @@ pub trait WorkTx: EnvironmentTx {
         than: DeploymentId,
     ) -> Result<bool, RepositoryError>;
 
-    async fn update_deployment(&mut self, deployment: &Deployment) -> Result<(), RepositoryError>;
-
     /// What counts against a cap around `env` in `scope`: the previews
     /// holding a slot, and those waiting since before `env` (every waiting
     /// one when `env` does not wait yet). The first call in a transaction

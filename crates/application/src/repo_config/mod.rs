@@ -180,7 +180,7 @@ impl RepoConfigs {
                     error: format!("the file is {size} bytes; at most {MAX_CONFIG_BYTES} are read"),
                 };
             }
-            Err(ReportError::Refused(why)) => {
+            Err(ReportError::Refused(why) | ReportError::NotPermitted(why)) => {
                 return RulesRead::Invalid {
                     git_ref: git_ref.to_owned(),
                     error: why,

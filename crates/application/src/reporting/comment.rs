@@ -2,6 +2,8 @@
 
 use ephemera_domain::{EnvironmentStatus, PreviewReport};
 
+use crate::ports::{CommandEnd, CommandNote};
+
 fn title(status: EnvironmentStatus) -> &'static str {
     match status {
         EnvironmentStatus::Pending => "⏳ Queued",
@@ -19,8 +21,40 @@ fn title(status: EnvironmentStatus) -> &'static str {
     }
 }
 
-/// The sticky comment's body (the adapter adds the hidden marker).
-pub fn render_comment(report: &PreviewReport) -> String {
+/// One line of the comment's command list, e.g. "@alice asked for
+/// `/preview redeploy` at 14:02 UTC: done (a redeploy is queued)".
+fn command_line(note: &CommandNote) -> String {
+    let via = if note.button {
+        " with the check run's button"
+    } else {
+        ""
+    };
+    let end = match note.end {
+        None => "pending",
+        Some(CommandEnd::Done) => "done",
+        Some(CommandEnd::Refused) => "refused",
+        Some(CommandEnd::Failed) => "failed",
+    };
+    // The outcome repeats who asked for what; the line says it once.
+    let prefix = format!("@{}: {}: ", note.author_login, note.command);
+    let detail = note
+        .outcome
+        .as_deref()
+        .map(|o| o.strip_prefix(prefix.as_str()).unwrap_or(o))
+        .filter(|o| !o.is_empty())
+        .map(|o| format!(" ({})", o.replace('\n', " ")))
+        .unwrap_or_default();
+    format!(
+        "- @{} asked for `{}`{via} at {} UTC: {end}{detail}\n",
+        note.author_login,
+        note.command,
+        note.at.format("%Y-%m-%d %H:%M")
+    )
+}
+
+/// The sticky comment's body (the adapter adds the hidden marker), with
+/// the newest `/preview` commands given on the PR.
+pub fn render_comment(report: &PreviewReport, commands: &[CommandNote]) -> String {
     let mut out = String::from("### Preview environment\n\n| | |\n|---|---|\n");
     out.push_str(&format!("| Status | **{}** |\n", title(report.status)));
     if let (Some(url), EnvironmentStatus::Ready | EnvironmentStatus::Updating) =
@@ -82,36 +116,24 @@ pub fn render_comment(report: &PreviewReport) -> String {
         ),
         _ => {}
     }
-    out.push_str("\n<sub>Kept up to date by ephemera.</sub>\n");
+    if !commands.is_empty() {
+        out.push_str("\n**Commands**\n");
+        for note in commands {
+            out.push_str(&command_line(note));
+        }
+    }
+    out.push_str(
+        "\n<sub>Kept up to date by ephemera. Comment `/preview help` for the commands.</sub>\n",
+    );
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use ephemera_domain::{
-        CommitSha, DeploymentId, DeploymentSnapshot, DeploymentStatus, EnvironmentId,
-        InstallationId, Namespace, PrNumber, RepositoryFullName,
-    };
+    use ephemera_domain::{CommitSha, DeploymentId, DeploymentSnapshot, DeploymentStatus};
 
     use super::*;
-
-    fn report(status: EnvironmentStatus) -> PreviewReport {
-        PreviewReport {
-            environment_id: EnvironmentId::new(1).unwrap(),
-            installation_id: InstallationId::new(1).unwrap(),
-            repository: RepositoryFullName::parse("octo/web").unwrap(),
-            pr_number: PrNumber::new(7).unwrap(),
-            namespace: Namespace::parse("pr-7-web").unwrap(),
-            status,
-            url: Some("https://pr-7.preview.example".into()),
-            commit_sha: CommitSha::parse(&format!("ab12cd3{}", "0".repeat(33))).unwrap(),
-            reason: None,
-            error: None,
-            deployment: None,
-            vouched_sha: None,
-            config_notes: Vec::new(),
-        }
-    }
+    use crate::fixtures::preview_report as report;
 
     #[test]
     fn a_ready_preview_shows_its_url_commit_and_last_deployment() {
@@ -123,7 +145,7 @@ mod tests {
             duration_seconds: Some(12.34),
             error: None,
         });
-        let body = render_comment(&r);
+        let body = render_comment(&r, &[]);
         assert!(body.contains("| Status | **✅ Ready** |"), "{body}");
         assert!(
             body.contains("| Preview | https://pr-7.preview.example |"),
@@ -145,7 +167,7 @@ mod tests {
             (EnvironmentStatus::Destroying, false),
             (EnvironmentStatus::Destroyed, false),
         ] {
-            let body = render_comment(&report(status));
+            let body = render_comment(&report(status), &[]);
             assert_eq!(body.contains("| Preview |"), shown, "{status}: {body}");
         }
     }
@@ -154,21 +176,21 @@ mod tests {
     fn a_failure_shows_the_first_line_of_its_error_only() {
         let mut r = report(EnvironmentStatus::Failed);
         r.error = Some("image pull failed\nstack trace line".into());
-        let body = render_comment(&r);
+        let body = render_comment(&r, &[]);
         assert!(body.contains("| Status | **❌ Failed** |"), "{body}");
         assert!(body.contains("> image pull failed\n"), "{body}");
         assert!(!body.contains("stack trace"), "{body}");
         // An error left from before is not shown once it is healthy again.
         let mut ok = report(EnvironmentStatus::Ready);
         ok.error = r.error.clone();
-        assert!(!render_comment(&ok).contains("image pull failed"));
+        assert!(!render_comment(&ok, &[]).contains("image pull failed"));
     }
 
     #[test]
     fn a_removed_preview_says_why_and_how_it_comes_back() {
         let mut r = report(EnvironmentStatus::Destroyed);
         r.reason = Some("PR closed".into());
-        let body = render_comment(&r);
+        let body = render_comment(&r, &[]);
         assert!(
             body.contains("The preview is gone (PR closed). It comes back when the PR is reopened"),
             "{body}"
@@ -180,10 +202,57 @@ mod tests {
     }
 
     #[test]
+    fn each_command_gets_a_line_with_who_when_and_how_it_ended() {
+        use ephemera_domain::{CommentCommand, PreviewCommand};
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-05T14:02:00Z")
+            .unwrap()
+            .to_utc();
+        let notes = [
+            CommandNote {
+                author_login: "alice".into(),
+                command: CommentCommand::Known(PreviewCommand::Redeploy),
+                button: false,
+                at,
+                end: Some(CommandEnd::Done),
+                outcome: Some("@alice: /preview redeploy: a redeploy is queued".into()),
+            },
+            CommandNote {
+                author_login: "mallory".into(),
+                command: CommentCommand::Known(PreviewCommand::Destroy),
+                button: true,
+                at,
+                end: Some(CommandEnd::Refused),
+                outcome: Some(
+                    "@mallory has read permission on octo/web; commands need write".into(),
+                ),
+            },
+            CommandNote {
+                author_login: "bob".into(),
+                command: CommentCommand::Known(PreviewCommand::Sleep),
+                button: false,
+                at,
+                end: None,
+                outcome: None,
+            },
+        ];
+        let body = render_comment(&report(EnvironmentStatus::Ready), &notes);
+        assert!(
+            body.contains(
+                "**Commands**\n\
+                 - @alice asked for `/preview redeploy` at 2026-12-05 14:02 UTC: done (a redeploy is queued)\n\
+                 - @mallory asked for `/preview destroy` with the check run's button at 2026-12-05 14:02 UTC: refused (@mallory has read permission on octo/web; commands need write)\n\
+                 - @bob asked for `/preview sleep` at 2026-12-05 14:02 UTC: pending\n"
+            ),
+            "{body}"
+        );
+        assert!(!render_comment(&report(EnvironmentStatus::Ready), &[]).contains("**Commands**"));
+    }
+
+    #[test]
     fn a_fork_preview_names_the_vouched_commit() {
         let mut r = report(EnvironmentStatus::Ready);
         r.vouched_sha = Some(CommitSha::parse(&"f".repeat(40)).unwrap());
-        let body = render_comment(&r);
+        let body = render_comment(&r, &[]);
         assert!(
             body.contains(
                 "| Vouched for | `fffffff` (a maintainer's label covers this commit only) |"

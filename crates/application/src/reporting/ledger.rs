@@ -162,6 +162,9 @@ mod tests {
             github_deployment_id: None,
             reported,
             reported_commit: None,
+            check_run_id: None,
+            reported_check: None,
+            log_tail: String::new(),
         }
     }
 

@@ -1,24 +1,52 @@
 //! Delivering the outbox to GitHub: one sticky comment per PR, the
-//! `ephemera/preview` commit status and GitHub Deployments, in order per PR,
-//! retried with backoff while GitHub is slow, down or rate-limiting.
+//! `ephemera/preview` commit status, the "ephemera preview" check run and
+//! GitHub Deployments, in order per PR, retried with backoff while GitHub
+//! is slow, down or rate-limiting.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ephemera_domain::PreviewReport;
+use ephemera_domain::{InstallationId, PreviewReport};
 use tokio::sync::{Notify, watch};
 
+mod check;
 mod comment;
 mod ledger;
 
+pub use check::{APPROVE, CHECK_NAME, DESTROY, LOG_TAIL_BYTES, REDEPLOY, WAKE, check_run};
 pub use comment::render_comment;
 use ledger::is_going;
 pub use ledger::{Retirement, commit_status, deployment_states, retirements};
 
 use crate::ports::{
-    Clock, DeploymentLedger, DeploymentState, GitHubReporter, PendingReport, PullRequestRef,
-    ReportError, ReportOutbox, RepositoryError,
+    CheckState, Clock, DeploymentLedger, DeploymentState, GitHubReporter, PendingReport,
+    PullRequestRef, ReportError, ReportOutbox, RepositoryError,
 };
+
+/// How a commit's preview is shown on it: the `ephemera/preview` commit
+/// status, the "ephemera preview" check run, or both (the default: branch
+/// protection may require either).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportingChannels {
+    #[default]
+    Both,
+    Checks,
+    Status,
+}
+
+impl std::str::FromStr for ReportingChannels {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "both" => Ok(Self::Both),
+            "checks" => Ok(Self::Checks),
+            "status" => Ok(Self::Status),
+            other => Err(format!("`{other}` is not one of both, checks, status")),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ReportingConfig {
@@ -27,7 +55,42 @@ pub struct ReportingConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub poll: Duration,
+    pub channels: ReportingChannels,
 }
+
+/// Installations whose App lacks a permission for an optional feature
+/// (check runs, reactions): the feature is off for them, said once in the
+/// log, until the process restarts (after the permission is granted).
+#[derive(Debug, Default)]
+pub struct FeaturesOff(Mutex<HashSet<(InstallationId, &'static str)>>);
+
+impl FeaturesOff {
+    pub fn is_off(&self, installation: InstallationId, feature: &'static str) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|off| off.contains(&(installation, feature)))
+    }
+
+    /// Turns `feature` off for `installation`; says so once.
+    pub fn turn_off(&self, installation: InstallationId, feature: &'static str, why: &str) {
+        let newly = self
+            .0
+            .lock()
+            .is_ok_and(|mut off| off.insert((installation, feature)));
+        if newly {
+            tracing::warn!(
+                installation = installation.get(),
+                feature,
+                error = why,
+                "the GitHub App lacks a permission on this installation: {feature} are off for it \
+                 until ephemera restarts with the permission granted (docs/github-app.md)"
+            );
+        }
+    }
+}
+
+/// The optional feature check runs are.
+pub const CHECK_RUNS: &str = "check runs";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportOutcome {
@@ -43,6 +106,7 @@ pub struct ReportDeliverer {
     github: Arc<dyn GitHubReporter>,
     clock: Arc<dyn Clock>,
     config: ReportingConfig,
+    features_off: Arc<FeaturesOff>,
 }
 
 impl std::fmt::Debug for ReportDeliverer {
@@ -70,6 +134,7 @@ impl ReportDeliverer {
             github,
             clock,
             config,
+            features_off: Arc::default(),
         }
     }
 
@@ -113,7 +178,11 @@ impl ReportDeliverer {
                 self.outbox.retry(id, message, at).await?;
                 Ok(ReportOutcome::Retrying { id, after })
             }
-            Err(err @ (ReportError::Gone(_) | ReportError::Refused(_))) => {
+            Err(
+                err @ (ReportError::Gone(_)
+                | ReportError::Refused(_)
+                | ReportError::NotPermitted(_)),
+            ) => {
                 tracing::warn!(report = id, error = %err, "GitHub report given up");
                 self.outbox.failed(id, err.to_string()).await?;
                 Ok(ReportOutcome::Failed(id))
@@ -139,7 +208,11 @@ impl ReportDeliverer {
         };
         let comment_id = self
             .github
-            .upsert_comment(&pr, pending.comment_id, &render_comment(report))
+            .upsert_comment(
+                &pr,
+                pending.comment_id,
+                &render_comment(report, &pending.commands),
+            )
             .await?;
         if pending.comment_id != Some(comment_id) {
             self.store(
@@ -152,8 +225,11 @@ impl ReportDeliverer {
         // Each deployment's own truth, oldest first: its commit's status and
         // its GitHub Deployment, each brought to where it now belongs.
         let plan = retirements(&pending.ledger, is_going(report));
+        let newest = pending.ledger.last().map(|e| e.deployment_id);
         for (entry, retirement) in pending.ledger.iter().zip(&plan) {
             self.settle(&pr, report, entry, *retirement == Retirement::Ephemera)
+                .await?;
+            self.check(&pr, report, entry, newest == Some(entry.deployment_id))
                 .await?;
         }
         // The newest deployment's `success` has landed (settled last).
@@ -180,9 +256,13 @@ impl ReportDeliverer {
     ) -> Result<(), ReportError> {
         let (state, description, target) = commit_status(entry, report);
         if entry.reported_commit != Some(state) {
-            self.github
-                .set_commit_status(pr, &entry.commit_sha, state, target, &description)
-                .await?;
+            // With checks only, the status is recorded as if told: the
+            // ledger then moves on the same way.
+            if self.config.channels.statuses() {
+                self.github
+                    .set_commit_status(pr, &entry.commit_sha, state, target, &description)
+                    .await?;
+            }
             self.store(
                 self.outbox
                     .record_reported(entry.deployment_id, None, Some(state))
@@ -241,6 +321,75 @@ impl ReportDeliverer {
             )?;
         }
         Ok(())
+    }
+
+    /// Brings the check run of `entry`'s commit to what it should show;
+    /// `newest`: the PR's latest deployment, whose run carries the buttons.
+    /// An App without the Checks permission gets none, said once.
+    async fn check(
+        &self,
+        pr: &PullRequestRef,
+        report: &PreviewReport,
+        entry: &DeploymentLedger,
+        newest: bool,
+    ) -> Result<(), ReportError> {
+        let off_told = CheckState::Off.as_str();
+        if entry.reported_check.as_deref() == Some(off_told) {
+            return Ok(());
+        }
+        let off =
+            !self.config.channels.checks() || self.features_off.is_off(pr.installation, CHECK_RUNS);
+        // Those already on GitHub are still brought to their end.
+        if off && entry.check_run_id.is_none() {
+            return self.store(
+                self.outbox
+                    .record_check(entry.deployment_id, None, off_told)
+                    .await,
+            );
+        }
+        let run = check_run(entry, report, newest);
+        let told = CheckState::told(&run);
+        if entry.reported_check.as_deref() == Some(told.as_str()) {
+            return Ok(());
+        }
+        let sent = match entry.check_run_id {
+            Some(id) => self
+                .github
+                .update_check_run(pr, id, &run)
+                .await
+                .map(|()| id),
+            None => {
+                self.github
+                    .create_check_run(pr, &entry.commit_sha, &run)
+                    .await
+            }
+        };
+        match sent {
+            Ok(id) => self.store(
+                self.outbox
+                    .record_check(entry.deployment_id, Some(id), &told)
+                    .await,
+            ),
+            Err(ReportError::NotPermitted(why)) => {
+                self.features_off
+                    .turn_off(pr.installation, CHECK_RUNS, &why);
+                self.store(
+                    self.outbox
+                        .record_check(entry.deployment_id, None, off_told)
+                        .await,
+                )
+            }
+            // A check run deleted on GitHub is not made again.
+            Err(ReportError::Gone(why)) if entry.check_run_id.is_some() => {
+                tracing::warn!(error = %why, "the check run is gone on GitHub");
+                self.store(
+                    self.outbox
+                        .record_check(entry.deployment_id, None, off_told)
+                        .await,
+                )
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Storing GitHub's ids failed: retry the report (it is idempotent).

@@ -4,7 +4,10 @@
 //! here.
 
 use chrono::{DateTime, Utc};
-use ephemera_domain::{DeliveryId, Environment, GithubUser, InstallationId, NewEnvironment, Owner};
+use ephemera_domain::{
+    DeliveryId, Environment, GithubUser, InstallationId, NewDeployment, NewEnvironment, Owner,
+    SkipReason,
+};
 
 use super::ApplyError;
 use super::effects::{destroy_all, queue, report};
@@ -42,6 +45,10 @@ impl IngestDelivery {
                 Ok(IngestOutcome::ignored("PR closed; it had no environment"))
             }
             Decision::NotDeployed(reason) => Ok(IngestOutcome::ignored(reason.to_string())),
+            Decision::AwaitApproval(reason) => {
+                let env = insert(tx, pr, installation, now).await?;
+                await_approval(tx, env, &reason, origin, now).await
+            }
             Decision::Create { vouch } => create(tx, pr, installation, vouch, origin, now).await,
             Decision::Stored(env, change) => {
                 change_stored(tx, env, change, pr, installation, origin, now).await
@@ -59,7 +66,64 @@ async fn create(
     origin: &DeliveryId,
     now: DateTime<Utc>,
 ) -> Result<IngestOutcome, ApplyError> {
-    let mut env = tx
+    let mut env = insert(tx, pr, installation, now).await?;
+    if vouch {
+        env.trusted_sha = Some(pr.head_sha.clone());
+        tx.update_environment(&env).await?;
+    }
+    queue(tx, &env, Some(origin), now).await?;
+    Ok(IngestOutcome::applied(format!(
+        "environment {} created in namespace {}; deployment of {} queued",
+        env.id,
+        env.namespace,
+        env.commit_sha.short()
+    )))
+}
+
+/// The head of `env`'s fork PR waits for a maintainer's approval: its
+/// deployment is recorded skipped for `reason` (so the PR's comment, commit
+/// status and check run say so and offer the approval), nothing runs.
+async fn await_approval(
+    tx: &mut dyn WebhookTx,
+    mut env: Environment,
+    reason: &SkipReason,
+    origin: &DeliveryId,
+    now: DateTime<Utc>,
+) -> Result<IngestOutcome, ApplyError> {
+    tx.cancel_queued_deployments(env.id, now).await?;
+    let mut deployment = tx
+        .queue_deployment(
+            NewDeployment {
+                environment_id: env.id,
+                commit_sha: env.commit_sha.clone(),
+                commit_message: None,
+                delivery_id: Some(origin.clone()),
+            },
+            now,
+        )
+        .await?;
+    let why = reason.to_string();
+    deployment.skip(&why, now)?;
+    tx.update_deployment(&deployment).await?;
+    let head = env.commit_sha.clone();
+    env.skip(&head, &why, now)?;
+    tx.update_environment(&env).await?;
+    report(tx, &env, Some(&deployment), now).await?;
+    Ok(IngestOutcome::applied(format!(
+        "{why}; environment {} waits for a maintainer's approval of {}",
+        env.id,
+        head.short()
+    )))
+}
+
+/// Records the PR's first environment.
+async fn insert(
+    tx: &mut dyn WebhookTx,
+    pr: &PullRequestChange,
+    installation: Option<InstallationId>,
+    now: DateTime<Utc>,
+) -> Result<Environment, ApplyError> {
+    Ok(tx
         .insert_environment(
             NewEnvironment {
                 repository: pr.repository.clone(),
@@ -78,18 +142,7 @@ async fn create(
             },
             now,
         )
-        .await?;
-    if vouch {
-        env.trusted_sha = Some(pr.head_sha.clone());
-        tx.update_environment(&env).await?;
-    }
-    queue(tx, &env, Some(origin), now).await?;
-    Ok(IngestOutcome::applied(format!(
-        "environment {} created in namespace {}; deployment of {} queued",
-        env.id,
-        env.namespace,
-        env.commit_sha.short()
-    )))
+        .await?)
 }
 
 /// Carries out `change` on the PR's stored environment.
@@ -105,8 +158,14 @@ async fn change_stored(
     let id = env.id;
     match change {
         Change::Destroy(why) => {
-            match why {
-                Why::Policy(_) => note_pr(&mut env, pr),
+            match &why {
+                Why::Policy(reason) => {
+                    note_pr(&mut env, pr);
+                    // The trusted label removed: every approval goes.
+                    if reason.awaits_approval() {
+                        env.trusted_sha = None;
+                    }
+                }
                 Why::Closed { .. } => env.pr_updated_at = Some(pr.updated_at),
             }
             destroy_all(tx, vec![env], &why.to_string(), now).await?;
@@ -173,6 +232,20 @@ async fn change_stored(
                 reason.push_str(&format!("; {cancelled} older queued deployments cancelled"));
             }
             Ok(IngestOutcome::applied(reason))
+        }
+        Change::AwaitApproval(reason) => {
+            if env.status() == ephemera_domain::EnvironmentStatus::Destroyed {
+                env.revive(now)?;
+            } else if env.commit_sha == pr.head_sha {
+                // This head waits already: only the reason may change.
+                refresh(&mut env, pr, installation, now);
+                let head = env.commit_sha.clone();
+                env.skip(&head, &reason, now)?;
+                tx.update_environment(&env).await?;
+                return Ok(IngestOutcome::ignored(reason.to_string()));
+            }
+            refresh(&mut env, pr, installation, now);
+            await_approval(tx, env, &reason, origin, now).await
         }
         Change::Refresh { vouch } => {
             refresh(&mut env, pr, installation, now);

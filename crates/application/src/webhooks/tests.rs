@@ -114,6 +114,15 @@ fn recording_tx(
             Ok(1)
         });
     let c = calls.clone();
+    tx.expect_update_deployment().returning(move |d| {
+        c.lock().unwrap().push(format!(
+            "deployment {} {}",
+            d.status(),
+            d.commit_sha.short()
+        ));
+        Ok(())
+    });
+    let c = calls.clone();
     tx.expect_finish_delivery()
         .returning(move |_, outcome, _, _| {
             c.lock().unwrap().push(format!("finish {outcome}"));
@@ -257,14 +266,32 @@ async fn closing_destroys_and_cancels_queued_deployments() {
 }
 
 #[tokio::test]
-async fn fork_pr_is_ignored_with_the_reason() {
+async fn a_fork_pr_waits_for_approval_with_the_reason() {
     let mut pr = pr_change(PullRequestAction::Opened, 'a', 10);
     pr.is_fork = true;
     let (outcome, log) = ingest_pr(Claim::Fresh, None, None, pr).await;
 
-    assert_eq!(outcome.outcome, DeliveryOutcome::Ignored);
-    assert!(outcome.reason.unwrap().contains("safe-to-preview"));
-    assert_eq!(log, ["claim", "finish ignored", "commit"]);
+    assert_eq!(outcome.outcome, DeliveryOutcome::Applied);
+    let reason = outcome.reason.unwrap();
+    assert!(
+        reason.contains("`/preview approve`")
+            && reason.contains("waits for a maintainer's approval of aaaaaaa"),
+        "{reason}"
+    );
+    // Recorded, its head skipped: nothing runs, and GitHub is told why.
+    assert_eq!(
+        log,
+        [
+            "claim",
+            "insert aaaaaaa",
+            "cancel queued",
+            "queue aaaaaaa",
+            "deployment cancelled aaaaaaa",
+            "update skipped aaaaaaa",
+            "finish applied",
+            "commit"
+        ]
+    );
 }
 
 #[tokio::test]

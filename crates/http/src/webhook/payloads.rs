@@ -34,12 +34,13 @@ struct Envelope<'a> {
 }
 
 /// The events ephemera acts on; every other one is logged and ignored.
-const HANDLED: [&str; 5] = [
+const HANDLED: [&str; 6] = [
     "ping",
     "pull_request",
     "installation",
     "installation_repositories",
     "issue_comment",
+    "check_run",
 ];
 
 /// Reads one envelope field and converts it: strictly for a handled event
@@ -298,6 +299,7 @@ pub(crate) fn parse(
         "installation" => installation(body)?,
         "installation_repositories" => installation_repositories(body)?,
         "issue_comment" => issue_comment(body)?,
+        "check_run" => check_run(body)?,
         other => DeliveryChange::Ignored(format!("`{other}` events do not affect previews")),
     };
     Ok(IncomingDelivery {
@@ -374,6 +376,40 @@ struct IssueCommentEvent {
 }
 
 #[derive(Debug, Deserialize)]
+struct CheckRunEvent {
+    action: String,
+    check_run: CheckRunPayload,
+    #[serde(default)]
+    requested_action: Option<RequestedAction>,
+    repository: Repository,
+    sender: User,
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckRunPayload {
+    #[serde(deserialize_with = "integer")]
+    id: i64,
+    name: String,
+    head_sha: String,
+    /// The PR's number, as ephemera set it when creating the run.
+    #[serde(default)]
+    external_id: Option<String>,
+    /// Empty for a fork PR.
+    #[serde(default)]
+    pull_requests: Vec<CheckRunPull>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckRunPull {
+    number: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RequestedAction {
+    identifier: String,
+}
+
+#[derive(Debug, Deserialize)]
 struct CommentedIssue {
     number: i64,
     /// Present only when the issue is a PR.
@@ -429,8 +465,71 @@ fn issue_comment(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
             repository: RepositoryFullName::parse(&event.repository.full_name)?,
             repository_id: event.repository.id,
             number: PrNumber::new(event.issue.number)?,
-            comment_id: event.comment.id,
+            origin: ephemera_application::ports::CommandOrigin::Comment(event.comment.id),
             author: event.comment.user.user.into_domain()?,
+            command,
+        },
+    )))
+}
+
+/// A click on a button of the "ephemera preview" check run
+/// (`check_run.requested_action`): the `/preview` command of the same
+/// name, on the PR the run's external id names.
+fn check_run(body: &[u8]) -> Result<DeliveryChange, PayloadError> {
+    let event: CheckRunEvent =
+        serde_json::from_slice(body).map_err(|e| json_error("check_run", e))?;
+    if event.action != "requested_action" {
+        return Ok(DeliveryChange::Ignored(format!(
+            "check_run.{}: only a button click carries a command",
+            event.action
+        )));
+    }
+    let run = event.check_run;
+    if run.name != ephemera_application::reporting::CHECK_NAME {
+        return Ok(DeliveryChange::Ignored(format!(
+            "a button of the `{}` check run, not ephemera's",
+            run.name
+        )));
+    }
+    let Some(action) = event.requested_action else {
+        return Err(PayloadError(
+            "check_run.requested_action without `requested_action`".into(),
+        ));
+    };
+    let number = run
+        .external_id
+        .as_deref()
+        .and_then(|id| id.parse::<i64>().ok())
+        .or_else(|| run.pull_requests.first().map(|p| p.number));
+    let Some(number) = number else {
+        return Ok(DeliveryChange::Ignored(
+            "the check run names no pull request".into(),
+        ));
+    };
+    let command = match action.identifier.parse::<ephemera_domain::PreviewCommand>() {
+        Ok(
+            command @ (ephemera_domain::PreviewCommand::Redeploy
+            | ephemera_domain::PreviewCommand::Destroy
+            | ephemera_domain::PreviewCommand::Approve
+            | ephemera_domain::PreviewCommand::Wake),
+        ) => ephemera_domain::CommentCommand::Known(command),
+        _ => {
+            return Ok(DeliveryChange::Ignored(format!(
+                "`{}` is not a button of ephemera's",
+                action.identifier.chars().take(40).collect::<String>()
+            )));
+        }
+    };
+    Ok(DeliveryChange::Command(Box::new(
+        ephemera_application::webhooks::PreviewCommandChange {
+            repository: RepositoryFullName::parse(&event.repository.full_name)?,
+            repository_id: event.repository.id,
+            number: PrNumber::new(number)?,
+            origin: ephemera_application::ports::CommandOrigin::Button {
+                check_run_id: run.id,
+                head_sha: ephemera_domain::CommitSha::parse(&run.head_sha)?,
+            },
+            author: event.sender.into_domain()?,
             command,
         },
     )))
@@ -530,7 +629,10 @@ mod tests {
             ephemera_domain::CommentCommand::Known(ephemera_domain::PreviewCommand::Sleep)
         );
         assert_eq!(c.number.get(), 1);
-        assert_eq!(c.comment_id, 492_700_400);
+        assert_eq!(
+            c.origin,
+            ephemera_application::ports::CommandOrigin::Comment(492_700_400)
+        );
         assert_eq!(c.repository.as_str(), "Codertocat/Hello-World");
     }
 
@@ -556,6 +658,76 @@ mod tests {
             (plain, "no /preview command"),
         ] {
             match outcome(&body) {
+                DeliveryChange::Ignored(reason) => assert_eq!(reason, why),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    /// GitHub's example click, made one on ephemera's check run of PR 7
+    /// (its external id) with button `identifier`.
+    fn click(identifier: &str) -> Value {
+        let mut event = example("check_run.requested_action");
+        event["check_run"]["name"] = json!("ephemera preview");
+        event["check_run"]["external_id"] = json!("7");
+        event["requested_action"]["identifier"] = json!(identifier);
+        event
+    }
+
+    #[test]
+    fn a_click_on_ephemeras_check_run_button_is_a_command_on_its_pr() {
+        let DeliveryChange::Command(c) = read("check_run", &click("redeploy")).unwrap().change
+        else {
+            panic!("not a command");
+        };
+        assert_eq!(
+            c.command,
+            ephemera_domain::CommentCommand::Known(ephemera_domain::PreviewCommand::Redeploy)
+        );
+        // The external id names the PR (a fork's run lists none).
+        assert_eq!(c.number.get(), 7);
+        assert_eq!(c.author.login, "codebytere");
+        assert_eq!(
+            c.origin,
+            ephemera_application::ports::CommandOrigin::Button {
+                check_run_id: 1_494_503_112,
+                head_sha: ephemera_domain::CommitSha::parse(
+                    "5bd5f196a46b8222fb7484f05faba41a73cf34bd"
+                )
+                .unwrap(),
+            }
+        );
+        // Without an external id, the run's PR list does.
+        let mut listed = click("destroy");
+        listed["check_run"]["external_id"] = json!("");
+        let DeliveryChange::Command(c) = read("check_run", &listed).unwrap().change else {
+            panic!("not a command");
+        };
+        assert_eq!(c.number.get(), 26764);
+    }
+
+    #[test]
+    fn other_check_runs_and_unknown_buttons_command_nothing() {
+        let mut theirs = click("redeploy");
+        theirs["check_run"]["name"] = json!("API Review");
+        let mut rerun = click("redeploy");
+        rerun["action"] = json!("rerequested");
+        let mut no_pr = click("redeploy");
+        no_pr["check_run"]["external_id"] = json!("");
+        no_pr["check_run"]["pull_requests"] = json!([]);
+        for (body, why) in [
+            (
+                theirs,
+                "a button of the `API Review` check run, not ephemera's",
+            ),
+            (
+                rerun,
+                "check_run.rerequested: only a button click carries a command",
+            ),
+            (click("sleep"), "`sleep` is not a button of ephemera's"),
+            (no_pr, "the check run names no pull request"),
+        ] {
+            match read("check_run", &body).unwrap().change {
                 DeliveryChange::Ignored(reason) => assert_eq!(reason, why),
                 other => panic!("{why}: {other:?}"),
             }

@@ -26,6 +26,11 @@ pub struct Model {
     pub github_commit_state: Option<String>,
     /// The webhook delivery that queued it.
     pub delivery_id: Option<String>,
+    /// The "ephemera preview" check run of its commit, once created.
+    pub github_check_run_id: Option<i64>,
+    /// What the check run was last told (queued, in_progress, a
+    /// conclusion), or `off` when checks are not reported for it.
+    pub github_check_state: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

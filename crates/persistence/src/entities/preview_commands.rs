@@ -5,9 +5,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// GitHub's id of the comment: one row per comment.
+    /// GitHub's id of the comment: one row per comment. `None` for a
+    /// check run's button.
     #[sea_orm(unique)]
-    pub comment_id: i64,
+    pub comment_id: Option<i64>,
     pub delivery_id: String,
     pub installation_id: Option<i64>,
     pub repository_full_name: String,
@@ -24,6 +25,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTimeUtc>,
+    /// A button's check run, and the commit it was clicked on.
+    pub check_run_id: Option<i64>,
+    pub head_sha: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -105,6 +105,23 @@ pub async fn accept_reports(server: &MockServer, priority: u8) {
     .with_priority(priority + 5)
     .mount(server)
     .await;
+    let next = Arc::new(AtomicI64::new(900));
+    authed(Mock::given(method("POST")).and(path(format!("{REPO}/check-runs"))))
+        .respond_with(move |_: &Request| {
+            ResponseTemplate::new(201).set_body_json(
+                json!({"id": next.fetch_add(1, Ordering::SeqCst), "name": "ephemera preview"}),
+            )
+        })
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
+    authed(Mock::given(method("PATCH")).and(path_regex(format!("^{REPO}/check-runs/[0-9]+$"))))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 1, "name": "ephemera preview"})),
+        )
+        .with_priority(priority + 5)
+        .mount(server)
+        .await;
 }
 
 pub async fn app_reporting_to(t: TestDatabase, github: &MockServer) -> TestApp {

@@ -24,6 +24,9 @@ pub(super) enum Decision<E> {
     ClosedWithoutEnvironment,
     /// The policy gives the PR no preview, and it has none.
     NotDeployed(SkipReason),
+    /// A fork PR nobody vouched for: a first environment, whose head waits
+    /// for a maintainer's approval (skipped, nothing runs).
+    AwaitApproval(SkipReason),
     /// A first environment, with a deployment of the head; `vouch`: the
     /// head is recorded as vouched for.
     Create { vouch: bool },
@@ -52,6 +55,9 @@ pub(super) enum Change {
     Deploy { vouch: bool },
     /// Same head: the PR's details are refreshed.
     Refresh { vouch: bool },
+    /// Nothing runs and the head of this fork PR waits for a maintainer's
+    /// approval (revived first when destroyed).
+    AwaitApproval(SkipReason),
 }
 
 /// Why an environment is destroyed.
@@ -103,22 +109,45 @@ pub(super) fn decide<E: Borrow<Environment>>(
         _ => None,
     };
     // A maintainer adding the trusted label vouches for this head commit;
-    // the PR's author cannot vouch for their own PR.
+    // the PR's author cannot vouch for their own PR. Removing the label
+    // takes every approval back.
     let vouching = by_author == Some(false)
         && labeled.is_some_and(|l| l.eq_ignore_ascii_case(&policy.trusted_label));
+    let distrusted = matches!(
+        &pr.action,
+        PullRequestAction::Unlabeled { label } if label.eq_ignore_ascii_case(&policy.trusted_label)
+    );
+    let trusted = env
+        .and_then(|env| env.trusted_sha.as_ref())
+        .filter(|_| !distrusted);
     let facts = PullRequestFacts {
         is_fork: pr.is_fork,
         draft: pr.draft,
         labels: &pr.labels,
         self_applied_label: labeled.filter(|_| by_author == Some(true)),
-        head_vouched: vouching
-            || env.is_some_and(|env| env.trusted_sha.as_ref() == Some(&pr.head_sha)),
+        head_vouched: vouching || trusted == Some(&pr.head_sha),
+        vouched_before: trusted.is_some(),
         installation,
     };
     if let PolicyDecision::Skip(reason) = policy.evaluate(&facts) {
         let live = env.is_some_and(Environment::is_live);
+        // Nothing of the PR runs: its head waits for a maintainer.
+        let idle = env.is_none_or(|env| {
+            env.status() == EnvironmentStatus::Skipped
+                || (env.status() == EnvironmentStatus::Destroyed
+                    && matches!(
+                        pr.action,
+                        PullRequestAction::Opened
+                            | PullRequestAction::Reopened
+                            | PullRequestAction::Synchronize
+                    ))
+        });
         return match stored {
+            None if reason.awaits_approval() => Decision::AwaitApproval(reason),
             None => Decision::NotDeployed(reason),
+            Some(env) if idle && reason.awaits_approval() => {
+                Decision::Stored(env, Change::AwaitApproval(reason))
+            }
             Some(env) if live && !reason.keeps_running() => {
                 Decision::Stored(env, Change::Destroy(Why::Policy(reason)))
             }
@@ -151,6 +180,8 @@ pub(super) fn decide<E: Borrow<Environment>>(
         EnvironmentStatus::Destroyed => Change::Revive { vouch },
         EnvironmentStatus::Destroying => Change::RecreateAfterDestroy,
         _ if new_commit => Change::Deploy { vouch },
+        // Approved while its head waited: deployed now.
+        EnvironmentStatus::Skipped if vouch => Change::Deploy { vouch },
         _ => Change::Refresh { vouch },
     };
     Decision::Stored(stored, change)

@@ -7,7 +7,7 @@ use super::{Change, Decision, Why, decide};
 use crate::fixtures::at;
 use crate::webhooks::{PullRequestAction, PullRequestChange};
 
-use EnvironmentStatus::{Destroyed, Destroying, Failed, Ready};
+use EnvironmentStatus::{Destroyed, Destroying, Failed, Ready, Skipped};
 use PullRequestAction::{
     Closed, ConvertedToDraft, Edited, Opened, ReadyForReview, Reopened, Synchronize, Unlabeled,
 };
@@ -162,7 +162,32 @@ fn each_delivery_gets_its_decision() {
         (
             "a fork opened",
             when(fork(pr(Opened))),
-            Decision::NotDeployed(fork_reason()),
+            Decision::AwaitApproval(fork_reason()),
+        ),
+        (
+            "a push to a fork that waits for approval",
+            when(fork(pr(Synchronize))).stored(stored(Skipped, 'b', None)),
+            stored_change(AwaitApproval(fork_reason())),
+        ),
+        (
+            "a fork reopened after its preview was removed",
+            when(fork(pr(Reopened))).stored(stored(Destroyed, 'b', None)),
+            stored_change(AwaitApproval(fork_reason())),
+        ),
+        (
+            "a maintainer labels a fork whose head waits for approval",
+            when(fork(pr(labeled(TRUSTED))))
+                .by(maintainer())
+                .stored(stored(Skipped, 'a', None)),
+            stored_change(Deploy { vouch: true }),
+        ),
+        (
+            "a push to a fork approved by command (no label)",
+            when(fork(pr(Synchronize))).stored(stored(Ready, 'a', Some('a'))),
+            stored_change(Hold {
+                reason: not_vouched(),
+                tell: true,
+            }),
         ),
         (
             "a fork opened, forks allowed",
@@ -180,7 +205,7 @@ fn each_delivery_gets_its_decision() {
         (
             "the author adds the trusted label to their own fork",
             when(fork(pr(labeled(TRUSTED)))),
-            Decision::NotDeployed(SkipReason::ForkSelfLabeled {
+            Decision::AwaitApproval(SkipReason::ForkSelfLabeled {
                 trusted_label: TRUSTED.into(),
             }),
         ),
@@ -329,6 +354,7 @@ fn each_delivery_gets_its_decision() {
             Decision::Stale { applied } => Decision::Stale { applied },
             Decision::ClosedWithoutEnvironment => Decision::ClosedWithoutEnvironment,
             Decision::NotDeployed(reason) => Decision::NotDeployed(reason),
+            Decision::AwaitApproval(reason) => Decision::AwaitApproval(reason),
             Decision::Create { vouch } => Decision::Create { vouch },
         };
         assert_eq!(decision, expected, "{name}");
