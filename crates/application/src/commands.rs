@@ -221,12 +221,15 @@ impl EnvironmentCommands {
         self.queue_head(id, reason, |_| Ok(())).await
     }
 
-    /// `/preview approve`: someone with write permission vouches for a fork
-    /// PR's current head commit, which is then deployed.
+    /// `/preview approve`: someone with write permission vouches for
+    /// commit `head`, a fork PR's head as GitHub has it now (a push the
+    /// deploy policy held back is not the environment's commit yet), which
+    /// is then deployed.
     #[tracing::instrument(skip(self))]
     pub async fn approve(
         &self,
         id: EnvironmentId,
+        head: &CommitSha,
         reason: &str,
     ) -> Result<HeadDeployment, CommandError> {
         self.queue_head(id, reason, |env| {
@@ -236,7 +239,8 @@ impl EnvironmentCommands {
                     env.pr_number
                 )));
             }
-            env.trusted_sha = Some(env.commit_sha.clone());
+            env.commit_sha = head.clone();
+            env.trusted_sha = Some(head.clone());
             Ok(())
         })
         .await

@@ -216,7 +216,7 @@ impl CommandRunner {
             );
         };
         let why = format!("@{who}: /preview {command}");
-        let done = match self.act(pending, command, &env, &why).await {
+        let done = match self.act(pending, pr, command, &env, &why).await {
             Ok(Acted::Done(what)) => return (CommandEnd::Done, format!("{why}: {what}")),
             Ok(Acted::Refused(reason)) => return (CommandEnd::Refused, format!("{why}: {reason}")),
             Err(err) => err,
@@ -233,6 +233,7 @@ impl CommandRunner {
     async fn act(
         &self,
         pending: &PendingCommand,
+        pr: &PullRequestRef,
         command: PreviewCommand,
         env: &Environment,
         why: &str,
@@ -286,19 +287,35 @@ impl CommandRunner {
                 self.commands.deploy_on_request(env.id, why).await?,
                 "a deployment of ",
             ),
+            PreviewCommand::Approve if !env.is_live() => {
+                // Refused by the lifecycle, without asking GitHub.
+                let head = self.commands.approve(env.id, &env.commit_sha, why).await?;
+                Acted::Done(format!("{} approved", head.deployment.commit_sha.short()))
+            }
             PreviewCommand::Approve => {
+                // The head as GitHub has it now: a push the policy held
+                // back is not the environment's commit yet.
+                let now = self.reader.pull_request(pr).await.map_err(|err| {
+                    CommandError::Unexpected(anyhow::anyhow!(
+                        "reading #{} from GitHub: {err}",
+                        pr.number
+                    ))
+                })?;
+                if !now.open {
+                    return Ok(Acted::Refused(format!("#{} is closed", pr.number)));
+                }
                 // A button approves the commit its check run is on, and
                 // only while that commit is the PR's head.
                 if let CommandOrigin::Button { head_sha, .. } = &pending.origin
-                    && *head_sha != env.commit_sha
+                    && *head_sha != now.head_sha
                 {
                     return Ok(Acted::Refused(format!(
                         "the button is on {}, but the PR's head is now {}; approve the head's check run or comment `/preview approve`",
                         head_sha.short(),
-                        env.commit_sha.short()
+                        now.head_sha.short()
                     )));
                 }
-                let head = self.commands.approve(env.id, why).await?;
+                let head = self.commands.approve(env.id, &now.head_sha, why).await?;
                 let sha = head.deployment.commit_sha.short();
                 Acted::Done(if head.fresh {
                     format!("{sha} approved; its deployment is queued")

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod controls;
 pub mod fake_github;
 pub mod pg_proxy;
 pub mod process;
