@@ -315,6 +315,16 @@ impl CommandRunner {
                         now.head_sha.short()
                     )));
                 }
+                // Approved and deployed already: nothing to do again.
+                if env.trusted_sha.as_ref() == Some(&now.head_sha)
+                    && env.commit_sha == now.head_sha
+                    && matches!(status, Ready | Updating | Sleeping | Stopping | Waking)
+                {
+                    return Ok(Acted::Done(format!(
+                        "{} is approved already",
+                        now.head_sha.short()
+                    )));
+                }
                 let head = self.commands.approve(env.id, &now.head_sha, why).await?;
                 let sha = head.deployment.commit_sha.short();
                 Acted::Done(if head.fresh {

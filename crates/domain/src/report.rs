@@ -40,12 +40,17 @@ pub struct PreviewReport {
 }
 
 impl PreviewReport {
-    /// Whether it shows where the preview came to rest (ready, failed or
-    /// removed, its deployment finished) rather than a change under way.
+    /// Whether it shows where the preview came to rest (ready, failed,
+    /// skipped, asleep or removed, its deployment finished) rather than a
+    /// change under way.
     pub fn is_settled(&self) -> bool {
         matches!(
             self.status,
-            EnvironmentStatus::Ready | EnvironmentStatus::Failed | EnvironmentStatus::Destroyed
+            EnvironmentStatus::Ready
+                | EnvironmentStatus::Failed
+                | EnvironmentStatus::Skipped
+                | EnvironmentStatus::Sleeping
+                | EnvironmentStatus::Destroyed
         ) && self
             .deployment
             .as_ref()

@@ -285,7 +285,7 @@ async fn a_readers_commands_are_refused_and_change_nothing(t: TestDatabase) {
     app.drain_reports().await;
     let comment = controls::sticky_comment(&github).await;
     assert!(
-        comment.contains(&format!("asked for `/preview wake` at "))
+        comment.contains("asked for `/preview wake` at ")
             && comment.contains(&format!("refused ({refusal})")),
         "{comment}"
     );
