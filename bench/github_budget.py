@@ -62,6 +62,8 @@ OPERATIONS = [
     ("GET", r"^/repos/[^/]+/[^/]+/pulls$", "pulls/list"),
     ("GET", r"^/repos/[^/]+/[^/]+/pulls/\d+$", "pulls/get"),
     ("GET", r"^/repos/[^/]+/[^/]+/contents/.+$", "repos/get-content"),
+    ("POST", r"^/repos/[^/]+/[^/]+/check-runs$", "checks/create"),
+    ("PATCH", r"^/repos/[^/]+/[^/]+/check-runs/\d+$", "checks/update"),
 ]
 
 
@@ -136,7 +138,7 @@ def handler(fake):
                 return self.answer(op, 200, [])
             if op in ("issues/create-comment", "repos/create-deployment"):
                 return self.answer(op, 201, {"id": fake.new_id()})
-            if op == "issues/update-comment":
+            if op in ("issues/update-comment", "checks/update"):
                 return self.answer(op, 200, {"id": int(url.path.rsplit("/", 1)[1])})
             if op == "pulls/list":
                 repo = "/".join(url.path.split("/")[2:4])

@@ -13,9 +13,9 @@ use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
 use serde_json::{Value, json};
 use support::controls::{self, READER, WRITER};
-use support::fake_github::{REPO, app_reporting_to, calls, fake_github};
+use support::fake_github::{REPO, app_reporting_to, calls};
 use support::{TestApp, payload, pr};
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 /// GitHub's example comment, made `body` on PR 2 (GitHub's example PR).
@@ -59,20 +59,7 @@ async fn a_command_is_recorded_once_and_a_plain_comment_is_not(t: TestDatabase) 
 /// A writer's `/preview sleep`: permission checked with GitHub, 👀 then 👍
 /// on the comment, and the preview asleep.
 async fn a_writers_command_is_carried_out_with_reactions(t: TestDatabase) {
-    let github = fake_github().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO}/collaborators/Codertocat/permission")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "permission": "write", "role_name": "write",
-            "user": {"login": "Codertocat", "id": 21031067}
-        })))
-        .mount(&github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"/issues/comments/\d+/reactions$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(&github)
-        .await;
+    let github = controls::github().await;
     let app = app_reporting_to(t, &github).await;
     app.deliver_pr(&pr("opened", 1, 0)).await;
     app.drain().await;
@@ -104,30 +91,11 @@ async fn a_writers_command_is_carried_out_with_reactions(t: TestDatabase) {
     assert_eq!(runner.run_once().await.unwrap(), CommandOutcome::Idle);
 }
 
-/// GitHub answering `permission` for Codertocat and taking reactions.
-async fn github_with(permission: &str) -> wiremock::MockServer {
-    let github = fake_github().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO}/collaborators/Codertocat/permission")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "permission": permission, "role_name": permission,
-            "user": {"login": "Codertocat", "id": 21031067}
-        })))
-        .mount(&github)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"/issues/comments/\d+/reactions$"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .mount(&github)
-        .await;
-    github
-}
-
 /// `previews.mode: manual` waits for `/preview deploy` from a writer; a
 /// reader's is refused and changes nothing.
 async fn manual_mode_waits_for_a_writers_deploy(t: TestDatabase) {
     use base64::Engine as _;
-    let github = github_with("write").await;
+    let github = controls::github().await;
     let file = "version: 1\npreviews:\n  mode: manual\n";
     Mock::given(method("GET"))
         .and(path(format!("{REPO}/contents/.github/ephemera.yml")))

@@ -12,45 +12,19 @@ use std::time::Duration;
 use ephemera_application::reconciler::RunOutcome;
 use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
-use ephemera_provisioner::{CommandConfig, SleepCommands};
-use ephemera_server::config::ProvisionerSettings;
 use reqwest::Method;
-use support::{TestApp, pr};
+use support::{TestApp, controls, pr};
 
-/// A command provisioner whose four actions append `<action> <sha>` to
-/// `record`, and the operator's `EPHEMERA_SLEEP_AFTER` of one hour.
+/// An app with a [`controls::recording_provisioner`] and the operator's
+/// `EPHEMERA_SLEEP_AFTER` of one hour.
 async fn app(t: TestDatabase, record: &std::path::Path) -> TestApp {
-    // `${EPHEMERA_COMMIT_SHA#<38 ?>}`: the commit's last two hex digits.
-    let tail = format!("${{EPHEMERA_COMMIT_SHA#{}}}", "?".repeat(38));
-    let line = |action: &str| format!("echo \"{action} {tail}\" >> {}", record.display());
-    let (provision, destroy, stop, start) = (
-        line("provision"),
-        line("destroy"),
-        line("stop"),
-        line("start"),
-    );
+    let provisioner = controls::recording_provisioner(record);
     TestApp::spawn_with(t, move |s| {
-        s.provisioner = ProvisionerSettings::Command(CommandConfig {
-            provision,
-            destroy,
-            sleep: Some(SleepCommands { stop, start }),
-            timeout: Duration::from_secs(30),
-            max_log_bytes: 64 * 1024,
-            pass_env: Default::default(),
-            url_pattern: None,
-        });
+        s.provisioner = provisioner;
         s.repo_config.defaults.sleep_after = Some(Duration::from_secs(3600));
         s.api_token = Some(support::token());
     })
     .await
-}
-
-fn recorded(record: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(record)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 async fn status(app: &TestApp) -> (String, String) {
@@ -116,7 +90,7 @@ async fn an_idle_preview_sleeps_and_wakes_through_the_provisioner(t: TestDatabas
     assert_eq!(status(&app).await.0, "ready");
 
     assert_eq!(
-        recorded(&record),
+        controls::actions(&record),
         [
             "provision 01",
             "stop 01",

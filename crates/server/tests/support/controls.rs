@@ -44,33 +44,37 @@ pub async fn github() -> MockServer {
     github
 }
 
-/// An app reporting to `github` whose command provisioner appends
-/// `<action> <last two hex digits of the commit>` to `record` for each of
-/// its four actions (provision, destroy, stop, start).
+/// A command provisioner that appends `<action> <last two hex digits of
+/// the commit>` to `record` for each of its four actions (provision,
+/// destroy, stop, start).
+pub fn recording_provisioner(record: &Path) -> ProvisionerSettings {
+    // `${EPHEMERA_COMMIT_SHA#<38 ?>}`: the commit's last two hex digits.
+    let tail = format!("${{EPHEMERA_COMMIT_SHA#{}}}", "?".repeat(38));
+    let line = |action: &str| format!("echo \"{action} {tail}\" >> {}", record.display());
+    ProvisionerSettings::Command(CommandConfig {
+        provision: line("provision"),
+        destroy: line("destroy"),
+        sleep: Some(SleepCommands {
+            stop: line("stop"),
+            start: line("start"),
+        }),
+        timeout: Duration::from_secs(30),
+        max_log_bytes: 64 * 1024,
+        pass_env: Default::default(),
+        url_pattern: None,
+    })
+}
+
+/// An app reporting to `github` with a [`recording_provisioner`].
 pub async fn app(
     t: TestDatabase,
     github: &MockServer,
     record: &Path,
     configure: impl FnOnce(&mut ephemera_server::Settings),
 ) -> TestApp {
-    let tail = format!("${{EPHEMERA_COMMIT_SHA#{}}}", "?".repeat(38));
-    let line = |action: &str| format!("echo \"{action} {tail}\" >> {}", record.display());
-    let (provision, destroy, stop, start) = (
-        line("provision"),
-        line("destroy"),
-        line("stop"),
-        line("start"),
-    );
+    let provisioner = recording_provisioner(record);
     app_reporting_with(t, github, move |s| {
-        s.provisioner = ProvisionerSettings::Command(CommandConfig {
-            provision,
-            destroy,
-            sleep: Some(SleepCommands { stop, start }),
-            timeout: Duration::from_secs(30),
-            max_log_bytes: 64 * 1024,
-            pass_env: Default::default(),
-            url_pattern: None,
-        });
+        s.provisioner = provisioner;
         configure(s);
     })
     .await
