@@ -405,7 +405,7 @@ def main():
         pushes = [total(c) for label, c in steps if label.startswith("push")]
         whole = sum(total(c) for _, c in steps)
         out.append(f"\nWhole lifecycle: **{whole} requests**; per push: "
-                   f"**{sum(pushes) / len(pushes):.1f}** on average (target ≤ 4).\n")
+                   f"**{sum(pushes) / len(pushes):.1f}** on average.\n")
 
     lifecycle_table(
         "One PR's lifecycle (opened, 5 pushes, closed): deployments quicker than the report delay",

@@ -191,6 +191,9 @@ async fn ledger<C: ConnectionTrait>(
                     deployments::Column::GithubCheckState
                         .like(format!("{}:%", CheckState::InProgress.as_str())),
                 )
+                // A check run still showing buttons: they go once a newer
+                // deployment takes them.
+                .add(deployments::Column::GithubCheckState.like("%:_%"))
                 // The newest: its check run's buttons follow the preview.
                 .add(
                     deployments::Column::Id.in_subquery(
