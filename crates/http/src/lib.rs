@@ -307,14 +307,20 @@ impl std::fmt::Debug for Servers {
     }
 }
 
-/// Starts serving the API on `listener` and, when `metrics_listener` is
-/// given, `/metrics` on it alone (without a token, for in-cluster
-/// scraping; `/metrics` then leaves the API listener). Each stops
-/// gracefully on SIGTERM or ctrl-c (actix's own signal handling).
+/// Routes another inbound adapter adds to the API listener (the
+/// dashboard), configured by the server that composes them.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// Starts serving the API on `listener` (with `extra` routes beside it)
+/// and, when `metrics_listener` is given, `/metrics` on it alone (without
+/// a token, for in-cluster scraping; `/metrics` then leaves the API
+/// listener). Each stops gracefully on SIGTERM or ctrl-c (actix's own
+/// signal handling).
 pub fn serve(
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    extra: Option<ExtraRoutes>,
 ) -> std::io::Result<Servers> {
     let bodies = web::Data::from(webhook::BodyBudget::new(
         state.webhook.max_buffered_bytes,
@@ -346,6 +352,7 @@ pub fn serve(
     };
     let server = HttpServer::new(move || {
         let metrics = state.metrics.clone();
+        let extra = extra.clone();
         App::new()
             .app_data(state.clone())
             .app_data(bodies.clone())
@@ -375,6 +382,11 @@ pub fn serve(
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(TracingLogger::default())
             .configure(|cfg| routes(cfg, metrics_route))
+            .configure(move |cfg| {
+                if let Some(extra) = &extra {
+                    extra(cfg);
+                }
+            })
             .default_service(web::to(problem::not_found_route))
     })
     .listen(listener)?

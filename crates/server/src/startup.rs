@@ -456,7 +456,15 @@ impl Application {
                 "EPHEMERA_API_TOKEN is not set: reads are open on this loopback address and REST writes answer 401"
             );
         }
-        let servers = ephemera_http::serve(listener, metrics_listener, state)
+        let dashboard = ephemera_web::WebState {
+            queries: state.queries.clone(),
+            deliveries: state.deliveries.clone(),
+            stats: state.stats.clone(),
+            open: settings.reads_are_anonymous(),
+        };
+        let pages: ephemera_http::ExtraRoutes =
+            Arc::new(move |cfg| ephemera_web::routes(cfg, dashboard.clone()));
+        let servers = ephemera_http::serve(listener, metrics_listener, state, Some(pages))
             .context("starting the HTTP server")?;
         tracing::info!(
             address = %format!("http://{}:{port}", settings.listen.ip()),

@@ -163,7 +163,10 @@ async fn a_skip_is_neutral_and_the_approve_button_deploys_that_commit(t: TestDat
         .filter(|r| r.head_sha == sha(1))
         .collect();
     assert_eq!(runs.len(), 2, "{runs:?}");
-    assert!(runs[0].buttons.is_empty(), "the approved run's button goes: {runs:?}");
+    assert!(
+        runs[0].buttons.is_empty(),
+        "the approved run's button goes: {runs:?}"
+    );
     assert_eq!(runs[1].conclusion.as_deref(), Some("success"));
     assert!(
         runs[1].summary.contains("A maintainer approved `0000000`"),

@@ -1,0 +1,130 @@
+//! The dashboard's pages, black-box on SQLite and PostgreSQL: what a person
+//! reads at `/` on the real server (the browser tests of #16 come on top).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use ephemera_persistence::backend_tests;
+use ephemera_persistence::testing::TestDatabase;
+use serde_json::json;
+use support::{TestApp, pr};
+
+/// The page at `path` as a browser without credentials gets it: status
+/// and HTML.
+async fn page(app: &TestApp, path: &str) -> (u16, String) {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kind, "text/html; charset=utf-8", "{path}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    (status, response.text().await.unwrap())
+}
+
+async fn an_empty_dashboard_says_how_to_get_a_first_preview(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let (status, html) = page(&app, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>Overview</h1>"), "{html}");
+    assert!(
+        html.contains("ephemera webhook send --example pull_request.opened"),
+        "{html}"
+    );
+    let (_, html) = page(&app, "/deliveries").await;
+    assert!(html.contains("No delivery yet."), "{html}");
+}
+
+async fn a_preview_is_listed_and_its_page_shows_deployments_log_and_links(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let mut opened = pr("opened", 1, 0);
+    opened["pull_request"]["title"] = json!("Fix <script>alert(1)</script> & more");
+    app.deliver_pr(&opened).await;
+    app.drain().await;
+    let env = app.only_environment().await;
+
+    let (_, overview) = page(&app, "/").await;
+    assert!(
+        overview.contains("<a class=\"card\" href=\"/environments?status=ready\"><b>1</b><span class=\"status ok\">ready</span></a>"),
+        "{overview}"
+    );
+    assert!(overview.contains("Nobody is waiting"), "{overview}");
+
+    let (status, list) = page(&app, "/environments").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&format!("href=\"/environments/{}\"", env["id"])),
+        "{list}"
+    );
+    // What a PR says is text, never markup.
+    assert!(
+        list.contains("Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; more"),
+        "{list}"
+    );
+    assert!(!list.contains("<script>"), "{list}");
+    let (_, filtered) = page(&app, "/environments?status=failed").await;
+    assert!(filtered.contains("No preview matches."), "{filtered}");
+
+    let (status, one) = page(&app, &format!("/environments/{}", env["id"])).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "href=\"https://github.com/Codertocat/Hello-World/pull/2\"",
+        &format!(
+            "href=\"https://github.com/Codertocat/Hello-World/commit/{:040x}\"",
+            1
+        ),
+        &format!("href=\"{}\"", env["environment_url"].as_str().unwrap()),
+        "<h2>Deployments</h2>",
+        "success",
+        "ready at",
+    ] {
+        assert!(one.contains(expected), "{expected}: {one}");
+    }
+
+    let (_, deliveries) = page(&app, "/deliveries?outcome=applied").await;
+    assert!(deliveries.contains("pull_request.opened"), "{deliveries}");
+}
+
+async fn bad_filters_and_unknown_previews_get_a_page_that_says_so(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let (status, html) = page(&app, "/environments?status=bogus").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("Not a status"), "{html}");
+    let (status, html) = page(&app, "/environments?repository=no-slash").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("write it as owner/name"), "{html}");
+    let (status, html) = page(&app, "/environments/999").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("There is no preview 999"), "{html}");
+    let (status, _) = page(&app, "/deliveries?cursor=forged").await;
+    assert_eq!(status, 400);
+}
+
+/// Where the REST API needs a token to read, the dashboard is closed and
+/// says what to configure.
+async fn where_reads_need_a_token_the_dashboard_says_what_to_configure(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| s.api_token = Some(support::token())).await;
+    for path in ["/", "/environments", "/environments/1", "/deliveries"] {
+        let (status, html) = page(&app, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(html.contains("EPHEMERA_ANONYMOUS_READS=true"), "{html}");
+    }
+}
+
+backend_tests!(
+    an_empty_dashboard_says_how_to_get_a_first_preview,
+    a_preview_is_listed_and_its_page_shows_deployments_log_and_links,
+    bad_filters_and_unknown_previews_get_a_page_that_says_so,
+    where_reads_need_a_token_the_dashboard_says_what_to_configure,
+);

@@ -1,0 +1,398 @@
+//! The pages: overview, previews, one preview, deliveries. Each reads
+//! through the application's queries; an error shows a page that says
+//! what failed, never a stack trace.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use ephemera_application::PageRequest;
+use ephemera_application::ports::{DeliveryFilter, EnvironmentFilter};
+use ephemera_domain::{
+    DeliveryOutcome, Environment, EnvironmentId, EnvironmentStatus, RepositoryFullName,
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::layout::{answer, status};
+use crate::time::{took, when};
+use crate::{WebState, closed};
+
+type State = web::Data<WebState>;
+
+/// A page that could not be made: what failed, and what to do.
+fn trouble(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
+    answer(
+        status,
+        title,
+        html! {
+            h1 { (title) }
+            p { (detail) }
+            p { a href="/" { "Back to the overview" } }
+        },
+    )
+}
+
+fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
+    tracing::warn!(error = %err, "a dashboard page could not be read");
+    trouble(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Not available right now",
+        "The database did not answer. Reload in a moment; /health/ready says whether the service is ready.",
+    )
+}
+
+fn first(limit: u32) -> PageRequest {
+    PageRequest::parse(Some(limit), None).unwrap_or_else(|_| PageRequest::default())
+}
+
+/// A preview's row: its PR, status, commit and when it last changed.
+fn row(env: &Environment, now: DateTime<Utc>) -> Markup {
+    html! {
+        tr {
+            td { a href={ "/environments/" (env.id) } { (env.repository) "#" (env.pr_number) } br; span class="muted" { (env.pr_title) } }
+            td { (status(env.status())) }
+            td { code { (env.commit_sha.short()) } }
+            td { (env.owner.as_ref().map(|o| o.login.as_str()).unwrap_or("")) }
+            td { (when(env.updated_at, now)) }
+        }
+    }
+}
+
+fn table(envs: &[Environment], now: DateTime<Utc>, empty: &str) -> Markup {
+    html! {
+        @if envs.is_empty() {
+            p class="empty" { (empty) }
+        } @else {
+            table {
+                thead { tr { th { "Pull request" } th { "Status" } th { "Commit" } th { "Author" } th { "Changed" } } }
+                tbody { @for env in envs { (row(env, now)) } }
+            }
+        }
+    }
+}
+
+pub async fn overview(state: State) -> HttpResponse {
+    if !state.open {
+        return closed();
+    }
+    let now = Utc::now();
+    let counts = match state.stats.environments_by_status().await {
+        Ok(counts) => counts,
+        Err(err) => return unavailable(err),
+    };
+    let list = |status| EnvironmentFilter {
+        status: Some(status),
+        ..EnvironmentFilter::default()
+    };
+    let (waiting, failed) = match (
+        state
+            .queries
+            .list_environments(&list(EnvironmentStatus::Waiting), first(10))
+            .await,
+        state
+            .queries
+            .list_environments(&list(EnvironmentStatus::Failed), first(5))
+            .await,
+    ) {
+        (Ok(w), Ok(f)) => (w.items, f.items),
+        (Err(err), _) | (_, Err(err)) => return unavailable(err),
+    };
+    // Webhook health: the last day's deliveries by outcome (the newest
+    // 500 at most).
+    let deliveries = match state
+        .deliveries
+        .list(&DeliveryFilter::default(), first(500))
+        .await
+    {
+        Ok(page) => page.items,
+        Err(err) => return unavailable(err),
+    };
+    let day_ago = now - chrono::Duration::hours(24);
+    let mut by_outcome: BTreeMap<&str, usize> = DeliveryOutcome::ALL
+        .iter()
+        .map(|o| (o.as_str(), 0))
+        .collect();
+    for d in deliveries.iter().filter(|d| d.received_at >= day_ago) {
+        *by_outcome.entry(d.outcome.as_str()).or_default() += 1;
+    }
+    let live: i64 = counts
+        .iter()
+        .filter(|(s, _)| s != "destroyed")
+        .map(|(_, n)| n)
+        .sum();
+    answer(
+        StatusCode::OK,
+        "Overview",
+        html! {
+            h1 { "Overview" }
+            h2 { "Previews by status" }
+            @if live == 0 {
+                p class="empty" {
+                    "No preview yet. Open a pull request in a repository where the GitHub App is installed, "
+                    "or send an example webhook: " code { "ephemera webhook send --example pull_request.opened" }
+                }
+            }
+            div class="cards" {
+                @for (name, n) in &counts {
+                    @if let Ok(s) = name.parse::<EnvironmentStatus>() {
+                        a class="card" href={ "/environments?status=" (name) } { b { (n) } (status(s)) }
+                    }
+                }
+            }
+            h2 { "Waiting for a slot" }
+            (table(&waiting, now, "Nobody is waiting: every preview that wants a slot has one."))
+            h2 { "Recent failures" }
+            (table(&failed, now, "No failed preview."))
+            h2 { "Webhooks in the last 24 hours" }
+            div class="cards" {
+                @for (outcome, n) in &by_outcome {
+                    a class="card" href={ "/deliveries?outcome=" (outcome) } { b { (n) } (outcome) }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    repository: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn environments(state: State, query: web::Query<ListQuery>) -> HttpResponse {
+    if !state.open {
+        return closed();
+    }
+    let query = query.into_inner();
+    let blank = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let repository = blank(&query.repository);
+    let status_name = blank(&query.status);
+    let mut filter = EnvironmentFilter::default();
+    if let Some(repo) = &repository {
+        match RepositoryFullName::parse(repo) {
+            Ok(repo) => filter.repository = Some(repo),
+            Err(err) => {
+                return trouble(
+                    StatusCode::BAD_REQUEST,
+                    "Not a repository",
+                    &format!("`{repo}`: {err} (write it as owner/name)"),
+                );
+            }
+        }
+    }
+    if let Some(name) = &status_name {
+        match name.parse::<EnvironmentStatus>() {
+            Ok(s) => filter.status = Some(s),
+            Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a status", &err.to_string()),
+        }
+    }
+    let page = match PageRequest::parse(Some(50), query.cursor.as_deref()) {
+        Ok(page) => page,
+        Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a page", &err.to_string()),
+    };
+    let found = match state.queries.list_environments(&filter, page).await {
+        Ok(found) => found,
+        Err(err) => return unavailable(err),
+    };
+    let now = Utc::now();
+    let next = found.next.map(|cursor| {
+        let mut link = format!("/environments?cursor={}", cursor.encode());
+        if let Some(repo) = &repository {
+            link.push_str(&format!("&repository={repo}"));
+        }
+        if let Some(s) = &status_name {
+            link.push_str(&format!("&status={s}"));
+        }
+        link
+    });
+    answer(
+        StatusCode::OK,
+        "Previews",
+        html! {
+            h1 { "Previews" }
+            form class="filters" method="get" action="/environments" {
+                label { "Repository" input name="repository" placeholder="owner/name" value=[repository.as_deref()]; }
+                label { "Status"
+                    select name="status" {
+                        option value="" { "any" }
+                        @for s in EnvironmentStatus::ALL {
+                            option value=(s.as_str()) selected[status_name.as_deref() == Some(s.as_str())] { (s.as_str()) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            (table(&found.items, now, "No preview matches. Clear the filters to see every preview."))
+            @if let Some(next) = next { p { a href=(next) rel="next" { "Older previews →" } } }
+        },
+    )
+}
+
+pub async fn environment(state: State, id: web::Path<i64>) -> HttpResponse {
+    if !state.open {
+        return closed();
+    }
+    let Ok(id) = EnvironmentId::new(id.into_inner()) else {
+        return trouble(
+            StatusCode::NOT_FOUND,
+            "No such preview",
+            "Preview ids are positive numbers.",
+        );
+    };
+    let env = match state.queries.get_environment(id).await {
+        Ok(env) => env,
+        Err(ephemera_application::queries::GetEnvironmentError::NotFound(_)) => {
+            return trouble(
+                StatusCode::NOT_FOUND,
+                "No such preview",
+                &format!("There is no preview {id}. It may have been removed by retention."),
+            );
+        }
+        Err(err) => return unavailable(err),
+    };
+    let deployments = match state.queries.list_deployments(id, first(20)).await {
+        Ok(page) => page.items,
+        Err(err) => return unavailable(err),
+    };
+    let now = Utc::now();
+    let pr_url = format!(
+        "https://github.com/{}/pull/{}",
+        env.repository, env.pr_number
+    );
+    let commit_url = format!(
+        "https://github.com/{}/commit/{}",
+        env.repository, env.commit_sha
+    );
+    answer(
+        StatusCode::OK,
+        &format!("{}#{}", env.repository, env.pr_number),
+        html! {
+            h1 { (env.repository) "#" (env.pr_number) " " (status(env.status())) }
+            p { (env.pr_title) }
+            @if let Some(reason) = env.status_reason() { p class="muted" { (reason) } }
+            @if let Some(error) = env.error_message() { p class="bad" { (error) } }
+            table {
+                tbody {
+                    tr { th { "Pull request" } td { a href=(pr_url) { (pr_url) } } }
+                    tr { th { "Commit" } td { a href=(commit_url) { code { (env.commit_sha.short()) } } " on " code { (env.branch_name) } } }
+                    tr { th { "Preview" } td {
+                        @if let Some(url) = env.environment_url() { a href=(url) { (url) } } @else { span class="muted" { "no URL yet" } }
+                    } }
+                    tr { th { "Namespace" } td { code { (env.namespace) } } }
+                    tr { th { "Created" } td { (when(env.created_at, now)) } }
+                    tr { th { "Changed" } td { (when(env.updated_at, now)) } }
+                }
+            }
+            h2 { "Deployments" }
+            @if deployments.is_empty() {
+                p class="empty" { "No deployment yet." }
+            } @else {
+                table {
+                    thead { tr { th { "#" } th { "Commit" } th { "Outcome" } th { "Took" } th { "Queued" } } }
+                    tbody {
+                        @for d in &deployments {
+                            tr {
+                                td { (d.id) }
+                                td { code { (d.commit_sha.short()) } }
+                                td { (d.status().as_str()) @if let Some(e) = d.error_message() { br; span class="muted" { (e.lines().next().unwrap_or_default()) } } }
+                                td { @if let (Some(s), Some(e)) = (d.started_at(), d.completed_at()) { (took((e - s).num_milliseconds() as f64 / 1000.0)) } }
+                                td { (when(d.created_at, now)) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Log of deployment " (deployments[0].id) }
+                @if deployments[0].logs().trim().is_empty() {
+                    p class="empty" { "Nothing logged yet." }
+                } @else {
+                    pre { (deployments[0].logs()) }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveryQuery {
+    outcome: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn deliveries(state: State, query: web::Query<DeliveryQuery>) -> HttpResponse {
+    if !state.open {
+        return closed();
+    }
+    let query = query.into_inner();
+    let outcome = query
+        .outcome
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let mut filter = DeliveryFilter::default();
+    if let Some(name) = outcome {
+        match name.parse::<DeliveryOutcome>() {
+            Ok(o) => filter.outcome = Some(o),
+            Err(err) => {
+                return trouble(StatusCode::BAD_REQUEST, "Not an outcome", &err.to_string());
+            }
+        }
+    }
+    let page = match PageRequest::parse(Some(50), query.cursor.as_deref()) {
+        Ok(page) => page,
+        Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a page", &err.to_string()),
+    };
+    let found = match state.deliveries.list(&filter, page).await {
+        Ok(found) => found,
+        Err(err) => return unavailable(err),
+    };
+    let now = Utc::now();
+    let next = found.next.map(|cursor| match outcome {
+        Some(o) => format!("/deliveries?cursor={}&outcome={o}", cursor.encode()),
+        None => format!("/deliveries?cursor={}", cursor.encode()),
+    });
+    answer(
+        StatusCode::OK,
+        "Deliveries",
+        html! {
+            h1 { "Webhook deliveries" }
+            form class="filters" method="get" action="/deliveries" {
+                label { "Outcome"
+                    select name="outcome" {
+                        option value="" { "any" }
+                        @for o in DeliveryOutcome::ALL {
+                            option value=(o.as_str()) selected[outcome == Some(o.as_str())] { (o.as_str()) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            @if found.items.is_empty() {
+                p class="empty" { "No delivery yet. GitHub sends one when a pull request changes; check the App's webhook URL and secret if none arrives." }
+            } @else {
+                table {
+                    thead { tr { th { "Event" } th { "Outcome" } th { "Reason" } th { "Repository" } th { "Received" } } }
+                    tbody {
+                        @for d in &found.items {
+                            tr {
+                                td { (d.event) @if let Some(a) = &d.action { "." (a) } br; code class="muted" { (d.delivery_id) } }
+                                td { (d.outcome.as_str()) }
+                                td { (d.reason.as_deref().unwrap_or("")) }
+                                td { (d.repository.as_deref().unwrap_or("")) }
+                                td { (when(d.received_at, now)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next { p { a href=(next) rel="next" { "Older deliveries →" } } }
+        },
+    )
+}
