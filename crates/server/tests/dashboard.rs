@@ -122,7 +122,77 @@ async fn where_reads_need_a_token_the_dashboard_says_what_to_configure(t: TestDa
     }
 }
 
+/// The next server-sent event of `stream` (its whole text), waiting at
+/// most ten seconds.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if !event.starts_with(':') {
+                    return event;
+                }
+                continue;
+            }
+            let chunk = stream.chunk().await.unwrap().expect("the stream went on");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    })
+    .await
+    .expect("an event within ten seconds")
+}
+
+/// A preview's page stays current: its live part comes again over
+/// server-sent events when the preview changes.
+async fn a_preview_page_follows_its_status_live(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    app.drain().await;
+    let id = app.only_environment().await["id"].clone();
+    let (_, html) = page(&app, &format!("/environments/{id}")).await;
+    assert!(
+        html.contains(&format!("data-live=\"/live/environments/{id}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("<script src=\"/assets/dashboard.js\" defer>"),
+        "{html}"
+    );
+    let script = app
+        .client
+        .get(format!("{}/assets/dashboard.js", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.unwrap().contains("new EventSource"));
+
+    let mut stream = app
+        .client
+        .get(format!("{}/live/environments/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let first = next_event(&mut stream, &mut buffer).await;
+    assert!(first.starts_with("event: live\ndata: "), "{first}");
+    assert!(
+        first.contains("<span class=\"status ok\">ready</span>"),
+        "{first}"
+    );
+
+    app.deliver_pr(&pr("closed", 1, 10)).await;
+    app.drain().await;
+    let next = next_event(&mut stream, &mut buffer).await;
+    assert!(
+        next.contains("<span class=\"status idle\">destroyed</span>"),
+        "{next}"
+    );
+}
+
 backend_tests!(
+    a_preview_page_follows_its_status_live,
     an_empty_dashboard_says_how_to_get_a_first_preview,
     a_preview_is_listed_and_its_page_shows_deployments_log_and_links,
     bad_filters_and_unknown_previews_get_a_page_that_says_so,

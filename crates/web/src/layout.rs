@@ -34,6 +34,7 @@ pub fn page(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · ephemera" }
                 style { (maud::PreEscaped(STYLE)) }
+                script src="/assets/dashboard.js" defer {}
             }
             body {
                 header {
@@ -59,7 +60,7 @@ pub fn answer(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
         .insert_header((CACHE_CONTROL, "no-store"))
         .insert_header((
             CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ))
         .body(page(title, body).into_string())
 }

@@ -13,6 +13,7 @@
 //! configure.
 
 mod layout;
+mod live;
 mod pages;
 mod time;
 
@@ -48,7 +49,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: WebState) {
         .route("/", web::get().to(pages::overview))
         .route("/environments", web::get().to(pages::environments))
         .route("/environments/{id}", web::get().to(pages::environment))
-        .route("/deliveries", web::get().to(pages::deliveries));
+        .route("/deliveries", web::get().to(pages::deliveries))
+        // Each page's live part, as server-sent events.
+        .route("/live/", web::get().to(pages::overview_live))
+        .route(
+            "/live/environments",
+            web::get().to(pages::environments_live),
+        )
+        .route(
+            "/live/environments/{id}",
+            web::get().to(pages::environment_live),
+        )
+        .route("/live/deliveries", web::get().to(pages::deliveries_live))
+        .route("/assets/dashboard.js", web::get().to(live::script));
 }
 
 /// The page a person gets where the dashboard may not be read.

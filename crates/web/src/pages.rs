@@ -1,11 +1,12 @@
-//! The pages: overview, previews, one preview, deliveries. Each reads
-//! through the application's queries; an error shows a page that says
-//! what failed, never a stack trace.
+//! The pages: overview, previews, one preview, deliveries. Each is a
+//! [`View`]: a head (title, filters) and a live part the browser gets again
+//! whenever it changes (`/live/…`, crate::live). An error shows a page that
+//! says what failed, never a stack trace.
 
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use ephemera_application::PageRequest;
 use ephemera_application::ports::{DeliveryFilter, EnvironmentFilter};
@@ -15,11 +16,13 @@ use ephemera_domain::{
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::WebState;
 use crate::layout::{answer, status};
+use crate::live::{View, live, show};
 use crate::time::{took, when};
-use crate::{WebState, closed};
 
 type State = web::Data<WebState>;
+type Made = Result<View, HttpResponse>;
 
 /// A page that could not be made: what failed, and what to do.
 fn trouble(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
@@ -34,6 +37,10 @@ fn trouble(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
     )
 }
 
+fn bad(title: &str, detail: impl std::fmt::Display) -> HttpResponse {
+    trouble(StatusCode::BAD_REQUEST, title, &detail.to_string())
+}
+
 fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
     tracing::warn!(error = %err, "a dashboard page could not be read");
     trouble(
@@ -44,14 +51,18 @@ fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
 }
 
 fn first(limit: u32) -> PageRequest {
-    PageRequest::parse(Some(limit), None).unwrap_or_else(|_| PageRequest::default())
+    PageRequest::parse(Some(limit), None).unwrap_or_default()
 }
 
-/// A preview's row: its PR, status, commit and when it last changed.
+/// A preview's row: its PR, status, commit, author and when it changed.
 fn row(env: &Environment, now: DateTime<Utc>) -> Markup {
     html! {
         tr {
-            td { a href={ "/environments/" (env.id) } { (env.repository) "#" (env.pr_number) } br; span class="muted" { (env.pr_title) } }
+            td {
+                a href={ "/environments/" (env.id) } { (env.repository) "#" (env.pr_number) }
+                br;
+                span class="muted" { (env.pr_title) }
+            }
             td { (status(env.status())) }
             td { code { (env.commit_sha.short()) } }
             td { (env.owner.as_ref().map(|o| o.login.as_str()).unwrap_or("")) }
@@ -73,42 +84,46 @@ fn table(envs: &[Environment], now: DateTime<Utc>, empty: &str) -> Markup {
     }
 }
 
-pub async fn overview(state: State) -> HttpResponse {
-    if !state.open {
-        return closed();
-    }
+pub async fn overview(state: State, req: HttpRequest) -> HttpResponse {
+    show(&state, &req, overview_view(state.clone()).await)
+}
+
+pub async fn overview_live(state: State) -> HttpResponse {
+    let looked = state.clone();
+    live(&looked, move || overview_view(state.clone()))
+}
+
+async fn overview_view(state: State) -> Made {
     let now = Utc::now();
-    let counts = match state.stats.environments_by_status().await {
-        Ok(counts) => counts,
-        Err(err) => return unavailable(err),
-    };
+    let counts = state
+        .stats
+        .environments_by_status()
+        .await
+        .map_err(unavailable)?;
     let list = |status| EnvironmentFilter {
         status: Some(status),
         ..EnvironmentFilter::default()
     };
-    let (waiting, failed) = match (
-        state
-            .queries
-            .list_environments(&list(EnvironmentStatus::Waiting), first(10))
-            .await,
-        state
-            .queries
-            .list_environments(&list(EnvironmentStatus::Failed), first(5))
-            .await,
-    ) {
-        (Ok(w), Ok(f)) => (w.items, f.items),
-        (Err(err), _) | (_, Err(err)) => return unavailable(err),
-    };
-    // Webhook health: the last day's deliveries by outcome (the newest
-    // 500 at most).
-    let deliveries = match state
+    let waiting = state
+        .queries
+        .list_environments(&list(EnvironmentStatus::Waiting), first(10))
+        .await
+        .map_err(unavailable)?
+        .items;
+    let failed = state
+        .queries
+        .list_environments(&list(EnvironmentStatus::Failed), first(5))
+        .await
+        .map_err(unavailable)?
+        .items;
+    // Webhook health: the last day's deliveries by outcome (of the newest
+    // 500).
+    let deliveries = state
         .deliveries
         .list(&DeliveryFilter::default(), first(500))
         .await
-    {
-        Ok(page) => page.items,
-        Err(err) => return unavailable(err),
-    };
+        .map_err(unavailable)?
+        .items;
     let day_ago = now - chrono::Duration::hours(24);
     let mut by_outcome: BTreeMap<&str, usize> = DeliveryOutcome::ALL
         .iter()
@@ -122,11 +137,10 @@ pub async fn overview(state: State) -> HttpResponse {
         .filter(|(s, _)| s != "destroyed")
         .map(|(_, n)| n)
         .sum();
-    answer(
-        StatusCode::OK,
-        "Overview",
-        html! {
-            h1 { "Overview" }
+    Ok(View {
+        title: "Overview".to_owned(),
+        head: html! { h1 { "Overview" } },
+        live: html! {
             h2 { "Previews by status" }
             @if live == 0 {
                 p class="empty" {
@@ -152,56 +166,70 @@ pub async fn overview(state: State) -> HttpResponse {
                 }
             }
         },
-    )
+    })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ListQuery {
     repository: Option<String>,
     status: Option<String>,
     cursor: Option<String>,
 }
 
-pub async fn environments(state: State, query: web::Query<ListQuery>) -> HttpResponse {
-    if !state.open {
-        return closed();
-    }
-    let query = query.into_inner();
-    let blank = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let repository = blank(&query.repository);
-    let status_name = blank(&query.status);
+/// A filter's value, unless blank.
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+pub async fn environments(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    show(
+        &state,
+        &req,
+        environments_view(state.clone(), query.into_inner()).await,
+    )
+}
+
+pub async fn environments_live(state: State, query: web::Query<ListQuery>) -> HttpResponse {
+    let (looked, query) = (state.clone(), query.into_inner());
+    live(&looked, move || {
+        environments_view(state.clone(), query.clone())
+    })
+}
+
+async fn environments_view(state: State, query: ListQuery) -> Made {
+    let repository = given(&query.repository);
+    let status_name = given(&query.status);
     let mut filter = EnvironmentFilter::default();
     if let Some(repo) = &repository {
-        match RepositoryFullName::parse(repo) {
-            Ok(repo) => filter.repository = Some(repo),
-            Err(err) => {
-                return trouble(
-                    StatusCode::BAD_REQUEST,
-                    "Not a repository",
-                    &format!("`{repo}`: {err} (write it as owner/name)"),
-                );
-            }
-        }
+        let parsed = RepositoryFullName::parse(repo).map_err(|err| {
+            bad(
+                "Not a repository",
+                format!("`{repo}`: {err} (write it as owner/name)"),
+            )
+        })?;
+        filter.repository = Some(parsed);
     }
     if let Some(name) = &status_name {
-        match name.parse::<EnvironmentStatus>() {
-            Ok(s) => filter.status = Some(s),
-            Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a status", &err.to_string()),
-        }
+        filter.status = Some(
+            name.parse::<EnvironmentStatus>()
+                .map_err(|err| bad("Not a status", err))?,
+        );
     }
-    let page = match PageRequest::parse(Some(50), query.cursor.as_deref()) {
-        Ok(page) => page,
-        Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a page", &err.to_string()),
-    };
-    let found = match state.queries.list_environments(&filter, page).await {
-        Ok(found) => found,
-        Err(err) => return unavailable(err),
-    };
+    let page = PageRequest::parse(Some(50), query.cursor.as_deref())
+        .map_err(|err| bad("Not a page", err))?;
+    let found = state
+        .queries
+        .list_environments(&filter, page)
+        .await
+        .map_err(unavailable)?;
     let now = Utc::now();
     let next = found.next.map(|cursor| {
         let mut link = format!("/environments?cursor={}", cursor.encode());
@@ -213,10 +241,9 @@ pub async fn environments(state: State, query: web::Query<ListQuery>) -> HttpRes
         }
         link
     });
-    answer(
-        StatusCode::OK,
-        "Previews",
-        html! {
+    Ok(View {
+        title: "Previews".to_owned(),
+        head: html! {
             h1 { "Previews" }
             form class="filters" method="get" action="/environments" {
                 label { "Repository" input name="repository" placeholder="owner/name" value=[repository.as_deref()]; }
@@ -230,38 +257,49 @@ pub async fn environments(state: State, query: web::Query<ListQuery>) -> HttpRes
                 }
                 button type="submit" { "Filter" }
             }
+        },
+        live: html! {
             (table(&found.items, now, "No preview matches. Clear the filters to see every preview."))
             @if let Some(next) = next { p { a href=(next) rel="next" { "Older previews →" } } }
         },
+    })
+}
+
+pub async fn environment(state: State, req: HttpRequest, id: web::Path<i64>) -> HttpResponse {
+    show(
+        &state,
+        &req,
+        environment_view(state.clone(), id.into_inner()).await,
     )
 }
 
-pub async fn environment(state: State, id: web::Path<i64>) -> HttpResponse {
-    if !state.open {
-        return closed();
-    }
-    let Ok(id) = EnvironmentId::new(id.into_inner()) else {
-        return trouble(
+pub async fn environment_live(state: State, id: web::Path<i64>) -> HttpResponse {
+    let (looked, id) = (state.clone(), id.into_inner());
+    live(&looked, move || environment_view(state.clone(), id))
+}
+
+async fn environment_view(state: State, id: i64) -> Made {
+    let missing = |id| {
+        trouble(
             StatusCode::NOT_FOUND,
             "No such preview",
-            "Preview ids are positive numbers.",
-        );
+            &format!("There is no preview {id}. It may have been removed by retention."),
+        )
     };
+    let id = EnvironmentId::new(id).map_err(|_| missing(id))?;
     let env = match state.queries.get_environment(id).await {
         Ok(env) => env,
         Err(ephemera_application::queries::GetEnvironmentError::NotFound(_)) => {
-            return trouble(
-                StatusCode::NOT_FOUND,
-                "No such preview",
-                &format!("There is no preview {id}. It may have been removed by retention."),
-            );
+            return Err(missing(id.get()));
         }
-        Err(err) => return unavailable(err),
+        Err(err) => return Err(unavailable(err)),
     };
-    let deployments = match state.queries.list_deployments(id, first(20)).await {
-        Ok(page) => page.items,
-        Err(err) => return unavailable(err),
-    };
+    let deployments = state
+        .queries
+        .list_deployments(id, first(20))
+        .await
+        .map_err(unavailable)?
+        .items;
     let now = Utc::now();
     let pr_url = format!(
         "https://github.com/{}/pull/{}",
@@ -271,12 +309,14 @@ pub async fn environment(state: State, id: web::Path<i64>) -> HttpResponse {
         "https://github.com/{}/commit/{}",
         env.repository, env.commit_sha
     );
-    answer(
-        StatusCode::OK,
-        &format!("{}#{}", env.repository, env.pr_number),
-        html! {
-            h1 { (env.repository) "#" (env.pr_number) " " (status(env.status())) }
+    Ok(View {
+        title: format!("{}#{}", env.repository, env.pr_number),
+        head: html! {
+            h1 { (env.repository) "#" (env.pr_number) }
             p { (env.pr_title) }
+        },
+        live: html! {
+            p { "Status: " (status(env.status())) }
             @if let Some(reason) = env.status_reason() { p class="muted" { (reason) } }
             @if let Some(error) = env.error_message() { p class="bad" { (error) } }
             table {
@@ -313,67 +353,76 @@ pub async fn environment(state: State, id: web::Path<i64>) -> HttpResponse {
                 @if deployments[0].logs().trim().is_empty() {
                     p class="empty" { "Nothing logged yet." }
                 } @else {
-                    pre { (deployments[0].logs()) }
+                    pre id="log" { (deployments[0].logs()) }
                 }
             }
         },
-    )
+    })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct DeliveryQuery {
     outcome: Option<String>,
     cursor: Option<String>,
 }
 
-pub async fn deliveries(state: State, query: web::Query<DeliveryQuery>) -> HttpResponse {
-    if !state.open {
-        return closed();
-    }
-    let query = query.into_inner();
-    let outcome = query
-        .outcome
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+pub async fn deliveries(
+    state: State,
+    req: HttpRequest,
+    query: web::Query<DeliveryQuery>,
+) -> HttpResponse {
+    show(
+        &state,
+        &req,
+        deliveries_view(state.clone(), query.into_inner()).await,
+    )
+}
+
+pub async fn deliveries_live(state: State, query: web::Query<DeliveryQuery>) -> HttpResponse {
+    let (looked, query) = (state.clone(), query.into_inner());
+    live(&looked, move || {
+        deliveries_view(state.clone(), query.clone())
+    })
+}
+
+async fn deliveries_view(state: State, query: DeliveryQuery) -> Made {
+    let outcome = given(&query.outcome);
     let mut filter = DeliveryFilter::default();
-    if let Some(name) = outcome {
-        match name.parse::<DeliveryOutcome>() {
-            Ok(o) => filter.outcome = Some(o),
-            Err(err) => {
-                return trouble(StatusCode::BAD_REQUEST, "Not an outcome", &err.to_string());
-            }
-        }
+    if let Some(name) = &outcome {
+        filter.outcome = Some(
+            name.parse::<DeliveryOutcome>()
+                .map_err(|err| bad("Not an outcome", err))?,
+        );
     }
-    let page = match PageRequest::parse(Some(50), query.cursor.as_deref()) {
-        Ok(page) => page,
-        Err(err) => return trouble(StatusCode::BAD_REQUEST, "Not a page", &err.to_string()),
-    };
-    let found = match state.deliveries.list(&filter, page).await {
-        Ok(found) => found,
-        Err(err) => return unavailable(err),
-    };
+    let page = PageRequest::parse(Some(50), query.cursor.as_deref())
+        .map_err(|err| bad("Not a page", err))?;
+    let found = state
+        .deliveries
+        .list(&filter, page)
+        .await
+        .map_err(unavailable)?;
     let now = Utc::now();
-    let next = found.next.map(|cursor| match outcome {
+    let next = found.next.map(|cursor| match &outcome {
         Some(o) => format!("/deliveries?cursor={}&outcome={o}", cursor.encode()),
         None => format!("/deliveries?cursor={}", cursor.encode()),
     });
-    answer(
-        StatusCode::OK,
-        "Deliveries",
-        html! {
+    Ok(View {
+        title: "Deliveries".to_owned(),
+        head: html! {
             h1 { "Webhook deliveries" }
             form class="filters" method="get" action="/deliveries" {
                 label { "Outcome"
                     select name="outcome" {
                         option value="" { "any" }
                         @for o in DeliveryOutcome::ALL {
-                            option value=(o.as_str()) selected[outcome == Some(o.as_str())] { (o.as_str()) }
+                            option value=(o.as_str()) selected[outcome.as_deref() == Some(o.as_str())] { (o.as_str()) }
                         }
                     }
                 }
                 button type="submit" { "Filter" }
             }
+        },
+        live: html! {
             @if found.items.is_empty() {
                 p class="empty" { "No delivery yet. GitHub sends one when a pull request changes; check the App's webhook URL and secret if none arrives." }
             } @else {
@@ -394,5 +443,5 @@ pub async fn deliveries(state: State, query: web::Query<DeliveryQuery>) -> HttpR
             }
             @if let Some(next) = next { p { a href=(next) rel="next" { "Older deliveries →" } } }
         },
-    )
+    })
 }
