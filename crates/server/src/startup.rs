@@ -459,6 +459,7 @@ impl Application {
         let dashboard = ephemera_web::WebState {
             queries: state.queries.clone(),
             deliveries: state.deliveries.clone(),
+            repo_configs: state.repo_configs.clone(),
             stats: state.stats.clone(),
             open: settings.reads_are_anonymous(),
         };

@@ -191,7 +191,56 @@ async fn a_preview_page_follows_its_status_live(t: TestDatabase) {
     );
 }
 
+/// The repositories page lists those with previews; each one's page
+/// shows its effective configuration and where each value came from.
+async fn a_repositorys_page_shows_its_effective_configuration(t: TestDatabase) {
+    let app = TestApp::spawn_with(t, |s| {
+        s.repo_config.defaults.ttl = Some(std::time::Duration::from_secs(2 * 86_400));
+    })
+    .await;
+    let (_, empty) = page(&app, "/repositories").await;
+    assert!(
+        empty.contains("No repository has had a preview yet."),
+        "{empty}"
+    );
+    let (status, unknown) = page(&app, "/repositories/Codertocat/Hello-World").await;
+    assert_eq!(status, 404);
+    assert!(
+        unknown.contains("No active installation of the GitHub App lists Codertocat/Hello-World"),
+        "{unknown}"
+    );
+
+    let mut installed = support::payload("installation.created");
+    installed["installation"]["id"] = json!(1);
+    app.deliver_ok("installation", &support::delivery_id(), &installed)
+        .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    let (_, list) = page(&app, "/repositories").await;
+    assert!(
+        list.contains(
+            "<a href=\"/repositories/Codertocat/Hello-World\">Codertocat/Hello-World</a>"
+        ),
+        "{list}"
+    );
+    let (status, config) = page(&app, "/repositories/Codertocat/Hello-World").await;
+    assert_eq!(status, 200, "{config}");
+    // No GitHub App configured: no file is read, the defaults apply.
+    assert!(
+        config.contains("this server&#39;s defaults") || config.contains("this server's defaults"),
+        "{config}"
+    );
+    assert!(
+        config.contains("<td><code>previews.ttl</code></td><td>2d</td><td>default</td>"),
+        "{config}"
+    );
+    assert!(
+        config.contains("<td><code>previews.mode</code></td><td>auto</td><td>default</td>"),
+        "{config}"
+    );
+}
+
 backend_tests!(
+    a_repositorys_page_shows_its_effective_configuration,
     a_preview_page_follows_its_status_live,
     an_empty_dashboard_says_how_to_get_a_first_preview,
     a_preview_is_listed_and_its_page_shows_deployments_log_and_links,

@@ -43,6 +43,7 @@ pub fn page(title: &str, body: Markup) -> Markup {
                         a href="/" { "Overview" } " "
                         a href="/environments" { "Previews" } " "
                         a href="/deliveries" { "Deliveries" } " "
+                        a href="/repositories" { "Repositories" } " "
                         a href="/docs" { "API" }
                     }
                 }

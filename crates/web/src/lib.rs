@@ -15,6 +15,7 @@
 mod layout;
 mod live;
 mod pages;
+mod repositories;
 mod time;
 
 use std::sync::Arc;
@@ -23,12 +24,14 @@ use actix_web::{HttpResponse, web};
 use ephemera_application::delivery_log::DeliveryQueries;
 use ephemera_application::ports::StatsProbe;
 use ephemera_application::queries::EnvironmentQueries;
+use ephemera_application::repo_config::RepoConfigQueries;
 
 /// What the pages read, behind the application's ports.
 #[derive(Clone)]
 pub struct WebState {
     pub queries: EnvironmentQueries,
     pub deliveries: DeliveryQueries,
+    pub repo_configs: RepoConfigQueries,
     pub stats: Arc<dyn StatsProbe>,
     /// Whether anyone who reaches the listener may read (the REST API's
     /// read rule).
@@ -50,6 +53,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: WebState) {
         .route("/environments", web::get().to(pages::environments))
         .route("/environments/{id}", web::get().to(pages::environment))
         .route("/deliveries", web::get().to(pages::deliveries))
+        .route("/repositories", web::get().to(repositories::list))
+        .route("/repositories/lookup", web::get().to(repositories::lookup))
+        .route(
+            "/repositories/{owner}/{repo}",
+            web::get().to(repositories::config),
+        )
         // Each page's live part, as server-sent events.
         .route("/live/", web::get().to(pages::overview_live))
         .route(
