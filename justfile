@@ -56,6 +56,10 @@ fuzz seconds="60":
 send-webhook example="pull_request.opened":
     cargo run -- webhook send --example {{ quote(example) }}
 
+# Screenshots of the dashboard's pages from its browser tests into docs/dashboard/ (needs Debian's chromium and chromium-driver).
+screenshots:
+    EPHEMERA_SCREENSHOTS=docs/dashboard cargo test -p ephemera-server --test browser sqlite::
+
 # Build the container image ephemera:dev.
 docker-build:
     docker build -f docker/Dockerfile -t ephemera:dev .

@@ -17,7 +17,7 @@ header strong{margin-right:1rem}main{max-width:72rem;margin:0 auto;padding:1rem}
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}\
 .status{display:inline-block;padding:0 .5rem;border-radius:1rem;border:1px solid currentColor;font-size:.85em;white-space:nowrap}\
 .ok{color:var(--ok)}.bad{color:var(--bad)}.busy{color:var(--busy)}.idle{color:var(--idle)}\
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.75rem;margin:1rem 0}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:.75rem;margin:1rem 0}a.card{color:inherit;text-decoration:none}a.card:focus,a.card:hover{border-color:var(--fg)}\
 .card{border:1px solid var(--line);border-radius:6px;padding:.6rem .8rem}.card b{display:block;font-size:1.6em}\
 pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:.75rem;overflow:auto;max-height:30rem;font-size:.85em}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:1rem 0}label{display:flex;flex-direction:column;font-size:.85em;color:var(--muted)}\

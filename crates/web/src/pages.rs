@@ -142,11 +142,13 @@ async fn overview_view(state: State) -> Made {
         head: html! { h1 { "Overview" } },
         live: html! {
             h2 { "Previews by status" }
-            @if live == 0 {
+            @if counts.is_empty() {
                 p class="empty" {
                     "No preview yet. Open a pull request in a repository where the GitHub App is installed, "
                     "or send an example webhook: " code { "ephemera webhook send --example pull_request.opened" }
                 }
+            } @else if live == 0 {
+                p class="empty" { "No live preview right now: every preview so far has been removed." }
             }
             div class="cards" {
                 @for (name, n) in &counts {

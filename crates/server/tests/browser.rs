@@ -1,0 +1,266 @@
+//! The dashboard in a real browser: headless Chromium driven through
+//! WebDriver (Debian's `chromium` and `chromium-driver`) against the real
+//! `ephemera` binary, on SQLite and PostgreSQL. A person opens the
+//! previews, an example webhook is sent with `ephemera webhook send`, and
+//! the preview reaches ready on the open page without a reload.
+//!
+//! Without Chromium the tests say so and pass, unless `CI=true`, where
+//! they fail (`.ci/run` installs both packages). With
+//! `EPHEMERA_SCREENSHOTS=<folder>` (relative: to the repository) they also
+//! save a screenshot of each page there (`just screenshots` refreshes
+//! docs/dashboard/).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ephemera_persistence::backend_tests;
+use ephemera_persistence::testing::TestDatabase;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::process::{free_port, run, serve_ready};
+
+const SECRET: &str = "browser-test-webhook-secret";
+
+/// The first of `names` found on PATH or in /usr/bin.
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .chain([
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/usr/lib/chromium"),
+            ])
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Chromium and its driver, or `None` (said on stderr) where they are not
+/// installed and this is not CI.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let chromium = find(&["chromium", "chromium-browser", "google-chrome"]);
+    let driver = find(&["chromedriver"]);
+    match (chromium, driver) {
+        (Some(chromium), Some(driver)) => Some((chromium, driver)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "CI=true: the browser tests need Debian's chromium and chromium-driver (.ci/run installs them)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "browser tests skipped: install Debian's chromium and chromium-driver to run them (they fail under CI=true)"
+            );
+            None
+        }
+    }
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver(driver: &Path) -> Driver {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver listens on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver { child, port }
+}
+
+async fn browser(chromium: &Path, driver: &Driver) -> Client {
+    // Already installed by another test of this binary is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"]
+        }
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::rustls()
+        .expect("a TLS setup for the WebDriver client")
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits (20 s at most) until the text of the first `css` match on the
+/// open page satisfies `done`, without reloading; returns that text.
+async fn until(client: &Client, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+            && done(&text)
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what} within 20 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Saves a screenshot of the open page as `<name>.png` where
+/// `EPHEMERA_SCREENSHOTS` says.
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(folder) = std::env::var_os("EPHEMERA_SCREENSHOTS") {
+        // A relative folder is the repository's (tests run in the crate's).
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(folder);
+        let png = client.screenshot().await.unwrap();
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(Path::new(&folder).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// `ephemera webhook send --example <example>` to the server on `port`.
+fn send(dir: &Path, port: u16, example: &str) {
+    let listen = format!("127.0.0.1:{port}");
+    let out = run(
+        dir,
+        &["webhook", "send", "--example", example],
+        &[
+            ("EPHEMERA_LISTEN", &listen),
+            ("GITHUB_WEBHOOK_SECRET", SECRET),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn a_preview_reaches_ready_on_the_open_page_without_a_reload(t: TestDatabase) {
+    let Some((chromium, driver)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = serve_ready(
+        dir.path(),
+        port,
+        &[
+            ("DATABASE_URL", &t.url),
+            ("EPHEMERA_LISTEN", &listen),
+            ("GITHUB_WEBHOOK_SECRET", SECRET),
+            ("EPHEMERA_WORKER_POLL", "200ms"),
+        ],
+    );
+    let driver = start_driver(&driver);
+    let client = browser(&chromium, &driver).await;
+    let base = format!("http://{listen}");
+
+    client.goto(&format!("{base}/")).await.unwrap();
+    until(&client, "#live .empty", "the empty overview", |t| {
+        t.contains("No preview yet")
+    })
+    .await;
+    screenshot(&client, "overview-empty").await;
+
+    client.goto(&format!("{base}/environments")).await.unwrap();
+    let opened_at = client.current_url().await.unwrap();
+    send(dir.path(), port, "pull_request.opened");
+    // The row appears and turns ready on the page as it is.
+    until(
+        &client,
+        "#live .status",
+        "the preview ready on the list",
+        |t| t == "ready",
+    )
+    .await;
+    assert_eq!(client.current_url().await.unwrap(), opened_at);
+    let updates = client
+        .find(Locator::Css("html"))
+        .await
+        .unwrap()
+        .attr("data-live-updates")
+        .await
+        .unwrap();
+    assert!(
+        updates.is_some_and(|n| n.parse::<u32>().unwrap() >= 1),
+        "the live part was replaced, not the page reloaded"
+    );
+    screenshot(&client, "previews").await;
+
+    // Its page: status, links and the deployment's log.
+    client
+        .find(Locator::Css("#live a[href^='/environments/']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&client, "#live .status", "the preview's page", |t| {
+        t == "ready"
+    })
+    .await;
+    let log = until(&client, "#log", "the deployment log", |t| {
+        t.contains("ready at")
+    })
+    .await;
+    assert!(log.contains("dry-run"), "{log}");
+    let pr = client
+        .find(Locator::Css("#live a[href*='/pull/']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        pr.as_deref(),
+        Some("https://github.com/Codertocat/Hello-World/pull/2")
+    );
+    screenshot(&client, "preview").await;
+
+    // The PR closes: the open page follows it to destroyed.
+    send(dir.path(), port, "pull_request.closed");
+    until(&client, "#live .status", "the preview destroyed", |t| {
+        t == "destroyed"
+    })
+    .await;
+
+    client.goto(&format!("{base}/deliveries")).await.unwrap();
+    let table = until(&client, "#live table", "the delivery log", |t| {
+        t.contains("pull_request.closed")
+    })
+    .await;
+    assert!(table.contains("pull_request.opened"), "{table}");
+    screenshot(&client, "deliveries").await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    screenshot(&client, "overview").await;
+    client.goto(&format!("{base}/repositories")).await.unwrap();
+    screenshot(&client, "repositories").await;
+    client.close().await.unwrap();
+}
+
+backend_tests!(a_preview_reaches_ready_on_the_open_page_without_a_reload);
