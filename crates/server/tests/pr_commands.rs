@@ -129,6 +129,42 @@ async fn manual_mode_waits_for_a_writers_deploy(t: TestDatabase) {
     assert_eq!(app.only_environment().await["status"], "ready");
 }
 
+/// `previews.mode: off`: a writer's deploy, redeploy or approve is refused
+/// with the reason, and nothing runs.
+async fn where_previews_are_off_a_deploy_is_refused_saying_so(t: TestDatabase) {
+    use base64::Engine as _;
+    let github = controls::github().await;
+    let file = "version: 1\npreviews:\n  mode: off\n";
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO}/contents/.github/ephemera.yml")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "file", "encoding": "base64", "size": file.len(),
+            "name": "ephemera.yml", "path": ".github/ephemera.yml",
+            "content": base64::engine::general_purpose::STANDARD.encode(file),
+            "sha": "5d21ec53a331a6f037a91c368710b99387d012c1",
+        })))
+        .mount(&github)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("actions");
+    let app = controls::app(t, &github, &record, |_| {}).await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    app.drain().await;
+    assert_eq!(app.only_environment().await["status"], "skipped");
+    for (id, word) in (91..).zip(["deploy", "redeploy", "approve"]) {
+        let (end, said) = app.command(WRITER, id, &format!("/preview {word}")).await;
+        assert_eq!(
+            (end, said.as_str()),
+            (
+                CommandEnd::Refused,
+                format!("@Codertocat: /preview {word}: previews are off for this repository (`previews.mode: off` in .github/ephemera.yml)").as_str()
+            )
+        );
+    }
+    assert!(app.drain().await.is_empty());
+    assert!(controls::actions(&record).is_empty(), "nothing ran");
+}
+
 /// A fresh app with PR #2 ready at commit 1 (a command provisioner
 /// recording its actions in `dir`).
 async fn ready(
@@ -414,4 +450,5 @@ backend_tests!(
     the_same_command_twice_in_a_row_does_the_work_once,
     commands_on_a_closed_pr_say_the_preview_is_gone,
     on_a_fork_approve_deploys_the_head_a_maintainer_vouched_for,
+    where_previews_are_off_a_deploy_is_refused_saying_so,
 );
