@@ -14,6 +14,7 @@ mod leases;
 mod outbox;
 mod provisioner;
 mod retention;
+mod sign_in;
 mod stats;
 mod transaction;
 mod webhooks;
@@ -39,6 +40,7 @@ pub use provisioner::{
     ProvisionFailure, ProvisionRequest, Provisioned, Provisioner, Stopped, Teardown,
 };
 pub use retention::Pruner;
+pub use sign_in::{GitHubSignIn, Reachable, SignedIn};
 pub use stats::{GitHubObserver, NoObserver, StatsProbe, WorkObserver};
 pub use transaction::EnvironmentTx;
 pub use webhooks::{Claim, DeliveryHeader, NewPreviewCommand, WebhookStore, WebhookTx};

@@ -19,6 +19,7 @@
 mod checks;
 mod collaborators;
 mod contents;
+mod sign_in;
 mod transport;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use transport::{Watch, send};
 
 pub use checks::CHECK_NAME;
+pub use sign_in::GitHubOAuth;
 pub use transport::{ACCEPT_VALUE, API_VERSION, USER_AGENT_VALUE};
 
 /// The hidden line that marks ephemera's comment on a PR.

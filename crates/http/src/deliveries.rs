@@ -100,6 +100,7 @@ pub(crate) async fn list(
             .map(str::parse::<DeliveryOutcome>)
             .transpose()
             .map_err(|e| Problem::bad_request(e.to_string()))?,
+        within: None,
     };
     let page = PageRequest::parse(query.limit, query.cursor.as_deref()).map_err(page_problem)?;
     let result = state

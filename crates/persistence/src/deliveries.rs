@@ -213,6 +213,10 @@ impl DeliveryLog for SqlDeliveryLog {
         if let Some(outcome) = filter.outcome {
             query = query.filter(Column::Outcome.eq(outcome.as_str()));
         }
+        if let Some(within) = &filter.within {
+            query =
+                query.filter(Column::RepositoryFullName.is_in(within.iter().map(String::as_str)));
+        }
         if let Some(cursor) = page.after {
             query = query.filter(Column::Id.lt(cursor.before_id));
         }

@@ -366,6 +366,11 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         if let Some(repository) = &filter.repository {
             query = query.filter(Column::RepositoryFullName.eq(repository.as_str()));
         }
+        if let Some(within) = &filter.within {
+            query = query.filter(
+                Column::RepositoryFullName.is_in(within.iter().map(RepositoryFullName::as_str)),
+            );
+        }
         if let Some(status) = filter.status {
             query = query.filter(Column::Status.eq(status.as_str()));
         }

@@ -138,6 +138,93 @@ pub struct Settings {
     pub repo_config: RepoConfigSettings,
     /// `None`: GitHub reporting is off.
     pub github: Option<GitHubSettings>,
+    /// The dashboard's "Sign in with GitHub" and sessions.
+    pub dashboard: DashboardSettings,
+}
+
+/// `EPHEMERA_GITHUB_OAUTH_*`, `EPHEMERA_PUBLIC_URL`, `EPHEMERA_SESSION_KEY`:
+/// who may use the dashboard (docs/dashboard.md).
+#[derive(Clone)]
+pub struct DashboardSettings {
+    /// The GitHub App's OAuth client id and secret; `None`: no sign-in
+    /// (the dashboard follows the REST API's read rule).
+    pub oauth: Option<(String, SecretString)>,
+    /// Where people sign in (`EPHEMERA_GITHUB_WEB_URL`, `https://github.com`).
+    pub web_url: String,
+    /// The REST API the sign-in asks (`GITHUB_API_URL`).
+    pub api_url: String,
+    /// How browsers reach this server; `None`: `http://<EPHEMERA_LISTEN>`.
+    pub public_url: Option<String>,
+    /// Signs and encrypts session cookies; `None`: a random key per
+    /// process (sessions end on restart and are not shared by replicas).
+    pub session_key: Option<SecretString>,
+}
+
+impl fmt::Debug for DashboardSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DashboardSettings")
+            .field("oauth_client_id", &self.oauth.as_ref().map(|(id, _)| id))
+            .field("web_url", &self.web_url)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes a session key needs at least (cookie signing and encryption).
+pub const MIN_SESSION_KEY_BYTES: usize = 64;
+
+/// The dashboard's sign-in and session settings.
+pub fn dashboard(env: &Env<'_>) -> Result<DashboardSettings, ConfigError> {
+    let url = |name: &'static str, default: Option<&str>| -> Result<Option<String>, ConfigError> {
+        match env.get(name).or_else(|| default.map(str::to_owned)) {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                Ok(Some(u.trim_end_matches('/').to_owned()))
+            }
+            Some(u) => Err(ConfigError::new(
+                name,
+                format!("`{u}` is not an http(s) URL"),
+            )),
+            None => Ok(None),
+        }
+    };
+    let oauth = match (
+        env.get("EPHEMERA_GITHUB_OAUTH_CLIENT_ID"),
+        env.get("EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET"),
+    ) {
+        (None, None) => None,
+        (Some(id), Some(secret)) => Some((id, SecretString::from(secret))),
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET",
+                "EPHEMERA_GITHUB_OAUTH_CLIENT_ID is set: set the App's client secret too",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "EPHEMERA_GITHUB_OAUTH_CLIENT_ID",
+                "a client secret is set: set the App's client id too",
+            ));
+        }
+    };
+    let session_key = match env.get("EPHEMERA_SESSION_KEY") {
+        Some(key) if key.len() < MIN_SESSION_KEY_BYTES => {
+            return Err(ConfigError::new(
+                "EPHEMERA_SESSION_KEY",
+                format!(
+                    "{} characters: at least {MIN_SESSION_KEY_BYTES} are needed (e.g. `openssl rand -hex 32`)",
+                    key.len()
+                ),
+            ));
+        }
+        key => key.map(SecretString::from),
+    };
+    Ok(DashboardSettings {
+        oauth,
+        web_url: url("EPHEMERA_GITHUB_WEB_URL", Some("https://github.com"))?.unwrap_or_default(),
+        api_url: url("GITHUB_API_URL", Some("https://api.github.com"))?.unwrap_or_default(),
+        public_url: url("EPHEMERA_PUBLIC_URL", None)?,
+        session_key,
+    })
 }
 
 impl fmt::Debug for Settings {
@@ -195,6 +282,7 @@ impl Settings {
             workers: workers(env)?,
             repo_config: repo_config(env)?,
             github: github_app(env)?,
+            dashboard: dashboard(env)?,
         })
     }
 

@@ -456,13 +456,7 @@ impl Application {
                 "EPHEMERA_API_TOKEN is not set: reads are open on this loopback address and REST writes answer 401"
             );
         }
-        let dashboard = ephemera_web::WebState {
-            queries: state.queries.clone(),
-            deliveries: state.deliveries.clone(),
-            repo_configs: state.repo_configs.clone(),
-            stats: state.stats.clone(),
-            open: settings.reads_are_anonymous(),
-        };
+        let dashboard = dashboard_state(settings, &state);
         let pages: ephemera_http::ExtraRoutes =
             Arc::new(move |cfg| ephemera_web::routes(cfg, dashboard.clone()));
         let servers = ephemera_http::serve(listener, metrics_listener, state, Some(pages))
@@ -621,4 +615,50 @@ pub async fn open_database(url: &str) -> anyhow::Result<DatabaseConnection> {
     ephemera_persistence::connect(url)
         .await
         .with_context(|| format!("DATABASE_URL: cannot use {}", redact_url(url)))
+}
+
+/// The dashboard's state: its queries, commands and sign-in.
+fn dashboard_state(settings: &Settings, state: &AppState) -> ephemera_web::WebState {
+    let d = &settings.dashboard;
+    let public_url = d
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let sign_in = d
+        .oauth
+        .as_ref()
+        .map(|(id, secret)| ephemera_web::SignInSettings {
+            github: Arc::new(ephemera_github::GitHubOAuth::new(
+                id.clone(),
+                secret.clone(),
+                &d.web_url,
+                &d.api_url,
+            )),
+            public_url: public_url.clone(),
+        });
+    let session_key = match &d.session_key {
+        Some(key) => key.expose_secret().as_bytes().to_vec(),
+        None => {
+            if sign_in.is_some() {
+                tracing::warn!(
+                    "EPHEMERA_SESSION_KEY is not set: a random key signs the dashboard's sessions, so they end when ephemera restarts and are not shared by replicas"
+                );
+            }
+            (0..4)
+                .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+                .collect()
+        }
+    };
+    ephemera_web::WebState {
+        queries: state.queries.clone(),
+        deliveries: state.deliveries.clone(),
+        repo_configs: state.repo_configs.clone(),
+        commands: state.commands.clone(),
+        stats: state.stats.clone(),
+        open: settings.reads_are_anonymous(),
+        sign_in,
+        session_key: Arc::new(session_key),
+        secure_cookies: public_url.starts_with("https://"),
+        reach: Arc::default(),
+    }
 }

@@ -91,8 +91,6 @@ fn start_driver(driver: &Path) -> Driver {
 }
 
 async fn browser(chromium: &Path, driver: &Driver) -> Client {
-    // Already installed by another test of this binary is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let capabilities = json!({
         "goog:chromeOptions": {
             "binary": chromium,
@@ -103,8 +101,8 @@ async fn browser(chromium: &Path, driver: &Driver) -> Client {
     let serde_json::Value::Object(capabilities) = capabilities else {
         unreachable!()
     };
-    ClientBuilder::rustls()
-        .expect("a TLS setup for the WebDriver client")
+    // Plain HTTP: chromedriver listens on loopback.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&format!("http://127.0.0.1:{}", driver.port))
         .await

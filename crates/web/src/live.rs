@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use maud::{Markup, html};
 
 use crate::layout::answer;
-use crate::{WebState, closed};
+use crate::people::Viewer;
 
 /// A page: its title, what stays put (heading, filters), and what the
 /// live stream refreshes.
@@ -31,12 +31,22 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// A stream ends after this; the browser reconnects on its own.
 const LIFETIME: Duration = Duration::from_secs(300);
 
-/// The page `made`, with its live part marked for the stream at
-/// `/live<path>?<query>` (the request's own address).
-pub fn show(state: &WebState, req: &HttpRequest, made: Result<View, HttpResponse>) -> HttpResponse {
-    if !state.open {
-        return closed();
+/// Who is signed in, and the way out.
+fn bar(who: &Viewer) -> Markup {
+    html! {
+        @if let Viewer::Person { login, csrf, .. } = who {
+            form class="who" method="post" action="/logout" {
+                "Signed in as " strong { "@" (login) } " "
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign out" }
+            }
+        }
     }
+}
+
+/// The page `made` for `who`, with its live part marked for the stream at
+/// `/live<path>?<query>` (the request's own address).
+pub fn show(req: &HttpRequest, who: &Viewer, made: Result<View, HttpResponse>) -> HttpResponse {
     let view = match made {
         Ok(view) => view,
         Err(page) => return page,
@@ -50,6 +60,7 @@ pub fn show(state: &WebState, req: &HttpRequest, made: Result<View, HttpResponse
         StatusCode::OK,
         &view.title,
         html! {
+            (bar(who))
             (view.head)
             div id="live" data-live=(stream) aria-live="polite" { (view.live) }
         },
@@ -71,14 +82,11 @@ fn event(name: &str, text: &str) -> Bytes {
 
 /// The stream of a page's live part: sent at once, then again each time
 /// it changes; a keep-alive comment in between; ended after a while.
-pub fn live<F, Fut>(state: &WebState, make: F) -> HttpResponse
+pub fn live<F, Fut>(make: F) -> HttpResponse
 where
     F: Fn() -> Fut + 'static,
     Fut: Future<Output = Result<View, HttpResponse>> + 'static,
 {
-    if !state.open {
-        return closed();
-    }
     struct Watch<F> {
         make: F,
         last: Option<String>,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -19,13 +20,14 @@ use serde::Deserialize;
 use crate::WebState;
 use crate::layout::{answer, status};
 use crate::live::{View, live, show};
+use crate::people::Viewer;
 use crate::time::{took, when};
 
 type State = web::Data<WebState>;
 type Made = Result<View, HttpResponse>;
 
 /// A page that could not be made: what failed, and what to do.
-fn trouble(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
+pub(crate) fn trouble(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
     answer(
         status,
         title,
@@ -84,24 +86,63 @@ fn table(envs: &[Environment], now: DateTime<Utc>, empty: &str) -> Markup {
     }
 }
 
-pub async fn overview(state: State, req: HttpRequest) -> HttpResponse {
-    show(&state, &req, overview_view(state.clone()).await)
+/// The viewer of `req`, or the page they get instead.
+macro_rules! looking {
+    ($state:expr, $session:expr, $req:expr) => {
+        match $crate::people::viewer(&$state, &$session, &$req).await {
+            Ok(viewer) => viewer,
+            Err(page) => return page,
+        }
+    };
+}
+pub(crate) use looking;
+
+pub async fn overview(state: State, session: Session, req: HttpRequest) -> HttpResponse {
+    let who = looking!(state, session, req);
+    show(&req, &who, overview_view(state.clone(), who.clone()).await)
 }
 
-pub async fn overview_live(state: State) -> HttpResponse {
-    let looked = state.clone();
-    live(&looked, move || overview_view(state.clone()))
+pub async fn overview_live(state: State, session: Session, req: HttpRequest) -> HttpResponse {
+    let who = looking!(state, session, req);
+    live(move || overview_view(state.clone(), who.clone()))
 }
 
-async fn overview_view(state: State) -> Made {
-    let now = Utc::now();
-    let counts = state
-        .stats
-        .environments_by_status()
+/// How many previews are in each status, of those `who` may see.
+async fn counts(state: &State, who: &Viewer) -> Result<Vec<(String, i64)>, HttpResponse> {
+    let Some(within) = who.within() else {
+        return state
+            .stats
+            .environments_by_status()
+            .await
+            .map_err(unavailable);
+    };
+    let visible = state
+        .queries
+        .list_environments(
+            &EnvironmentFilter {
+                within: Some(within),
+                ..EnvironmentFilter::default()
+            },
+            first(200),
+        )
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)?
+        .items;
+    let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
+    for env in &visible {
+        *by_status
+            .entry(env.status().as_str().to_owned())
+            .or_default() += 1;
+    }
+    Ok(by_status.into_iter().collect())
+}
+
+async fn overview_view(state: State, who: Viewer) -> Made {
+    let now = Utc::now();
+    let counts = counts(&state, &who).await?;
     let list = |status| EnvironmentFilter {
         status: Some(status),
+        within: who.within(),
         ..EnvironmentFilter::default()
     };
     let waiting = state
@@ -120,7 +161,15 @@ async fn overview_view(state: State) -> Made {
     // 500).
     let deliveries = state
         .deliveries
-        .list(&DeliveryFilter::default(), first(500))
+        .list(
+            &DeliveryFilter {
+                within: who
+                    .within()
+                    .map(|repos| repos.iter().map(ToString::to_string).collect()),
+                ..DeliveryFilter::default()
+            },
+            first(500),
+        )
         .await
         .map_err(unavailable)?
         .items;
@@ -189,27 +238,36 @@ fn given(value: &Option<String>) -> Option<String> {
 
 pub async fn environments(
     state: State,
+    session: Session,
     req: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
+    let who = looking!(state, session, req);
     show(
-        &state,
         &req,
-        environments_view(state.clone(), query.into_inner()).await,
+        &who,
+        environments_view(state.clone(), who.clone(), query.into_inner()).await,
     )
 }
 
-pub async fn environments_live(state: State, query: web::Query<ListQuery>) -> HttpResponse {
-    let (looked, query) = (state.clone(), query.into_inner());
-    live(&looked, move || {
-        environments_view(state.clone(), query.clone())
-    })
+pub async fn environments_live(
+    state: State,
+    session: Session,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
+    let query = query.into_inner();
+    live(move || environments_view(state.clone(), who.clone(), query.clone()))
 }
 
-async fn environments_view(state: State, query: ListQuery) -> Made {
+async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made {
     let repository = given(&query.repository);
     let status_name = given(&query.status);
-    let mut filter = EnvironmentFilter::default();
+    let mut filter = EnvironmentFilter {
+        within: who.within(),
+        ..EnvironmentFilter::default()
+    };
     if let Some(repo) = &repository {
         let parsed = RepositoryFullName::parse(repo).map_err(|err| {
             bad(
@@ -267,20 +325,37 @@ async fn environments_view(state: State, query: ListQuery) -> Made {
     })
 }
 
-pub async fn environment(state: State, req: HttpRequest, id: web::Path<i64>) -> HttpResponse {
+pub async fn environment(
+    state: State,
+    session: Session,
+    req: HttpRequest,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
     show(
-        &state,
         &req,
-        environment_view(state.clone(), id.into_inner()).await,
+        &who,
+        environment_view(state.clone(), who.clone(), id.into_inner()).await,
     )
 }
 
-pub async fn environment_live(state: State, id: web::Path<i64>) -> HttpResponse {
-    let (looked, id) = (state.clone(), id.into_inner());
-    live(&looked, move || environment_view(state.clone(), id))
+pub async fn environment_live(
+    state: State,
+    session: Session,
+    req: HttpRequest,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
+    let id = id.into_inner();
+    live(move || environment_view(state.clone(), who.clone(), id))
 }
 
-async fn environment_view(state: State, id: i64) -> Made {
+/// The preview `id`, if `who` may see it.
+pub(crate) async fn visible(
+    state: &State,
+    who: &Viewer,
+    id: i64,
+) -> Result<Environment, HttpResponse> {
     let missing = |id| {
         trouble(
             StatusCode::NOT_FOUND,
@@ -289,16 +364,20 @@ async fn environment_view(state: State, id: i64) -> Made {
         )
     };
     let id = EnvironmentId::new(id).map_err(|_| missing(id))?;
-    let env = match state.queries.get_environment(id).await {
-        Ok(env) => env,
-        Err(ephemera_application::queries::GetEnvironmentError::NotFound(_)) => {
-            return Err(missing(id.get()));
+    match state.queries.get_environment(id).await {
+        Ok(env) if who.sees(&env.repository) => Ok(env),
+        Ok(_) | Err(ephemera_application::queries::GetEnvironmentError::NotFound(_)) => {
+            Err(missing(id.get()))
         }
-        Err(err) => return Err(unavailable(err)),
-    };
+        Err(err) => Err(unavailable(err)),
+    }
+}
+
+async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
+    let env = visible(&state, &who, id).await?;
     let deployments = state
         .queries
-        .list_deployments(id, first(20))
+        .list_deployments(env.id, first(20))
         .await
         .map_err(unavailable)?
         .items;
@@ -319,6 +398,7 @@ async fn environment_view(state: State, id: i64) -> Made {
         },
         live: html! {
             p { "Status: " (status(env.status())) }
+            (crate::actions::links(&env, &who))
             @if let Some(reason) = env.status_reason() { p class="muted" { (reason) } }
             @if let Some(error) = env.error_message() { p class="bad" { (error) } }
             table {
@@ -370,26 +450,37 @@ pub struct DeliveryQuery {
 
 pub async fn deliveries(
     state: State,
+    session: Session,
     req: HttpRequest,
     query: web::Query<DeliveryQuery>,
 ) -> HttpResponse {
+    let who = looking!(state, session, req);
     show(
-        &state,
         &req,
-        deliveries_view(state.clone(), query.into_inner()).await,
+        &who,
+        deliveries_view(state.clone(), who.clone(), query.into_inner()).await,
     )
 }
 
-pub async fn deliveries_live(state: State, query: web::Query<DeliveryQuery>) -> HttpResponse {
-    let (looked, query) = (state.clone(), query.into_inner());
-    live(&looked, move || {
-        deliveries_view(state.clone(), query.clone())
-    })
+pub async fn deliveries_live(
+    state: State,
+    session: Session,
+    req: HttpRequest,
+    query: web::Query<DeliveryQuery>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
+    let query = query.into_inner();
+    live(move || deliveries_view(state.clone(), who.clone(), query.clone()))
 }
 
-async fn deliveries_view(state: State, query: DeliveryQuery) -> Made {
+async fn deliveries_view(state: State, who: Viewer, query: DeliveryQuery) -> Made {
     let outcome = given(&query.outcome);
-    let mut filter = DeliveryFilter::default();
+    let mut filter = DeliveryFilter {
+        within: who
+            .within()
+            .map(|repos| repos.iter().map(ToString::to_string).collect()),
+        ..DeliveryFilter::default()
+    };
     if let Some(name) = &outcome {
         filter.outcome = Some(
             name.parse::<DeliveryOutcome>()

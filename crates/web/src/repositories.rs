@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use ephemera_application::PageRequest;
 use ephemera_application::ports::EnvironmentFilter;
 use ephemera_application::repo_config::{EffectiveConfigError, FileOrigin};
@@ -13,15 +14,20 @@ use ephemera_domain::{ConfigKey, RepoRules, RepositoryFullName, format_duration}
 use maud::html;
 use serde::Deserialize;
 
+use crate::WebState;
 use crate::layout::answer;
-use crate::{WebState, closed};
+use crate::pages::looking;
+use crate::people::Viewer;
 
 /// How many previews the list of repositories is gathered from.
 const SCANNED: u32 = 500;
 
-pub async fn list(state: web::Data<WebState>) -> HttpResponse {
-    if !state.open {
-        return closed();
+pub async fn list(state: web::Data<WebState>, session: Session, req: HttpRequest) -> HttpResponse {
+    let who = looking!(state, session, req);
+    if let Viewer::Person { reach, .. } = &who {
+        let repositories: BTreeSet<String> =
+            reach.iter().map(|r| r.repository.to_string()).collect();
+        return repositories_page(&repositories);
     }
     let page = PageRequest::parse(Some(SCANNED), None).unwrap_or_default();
     let envs = match state
@@ -40,6 +46,10 @@ pub async fn list(state: web::Data<WebState>) -> HttpResponse {
         }
     };
     let repositories: BTreeSet<String> = envs.iter().map(|e| e.repository.to_string()).collect();
+    repositories_page(&repositories)
+}
+
+fn repositories_page(repositories: &BTreeSet<String>) -> HttpResponse {
     answer(
         StatusCode::OK,
         "Repositories",
@@ -53,7 +63,7 @@ pub async fn list(state: web::Data<WebState>) -> HttpResponse {
                 p class="empty" { "No repository has had a preview yet. Look one up by name above to see the configuration its previews would get." }
             } @else {
                 ul {
-                    @for repo in &repositories {
+                    @for repo in repositories {
                         li { a href={ "/repositories/" (repo) } { (repo) } }
                     }
                 }
@@ -127,12 +137,12 @@ fn value_of(rules: &RepoRules, key: ConfigKey) -> String {
 
 pub async fn config(
     state: web::Data<WebState>,
+    session: Session,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     query: web::Query<RefQuery>,
 ) -> HttpResponse {
-    if !state.open {
-        return closed();
-    }
+    let who = looking!(state, session, req);
     let (owner, name) = path.into_inner();
     let problem = |status, title: &str, detail: String| {
         answer(
@@ -145,6 +155,15 @@ pub async fn config(
         Ok(repo) => repo,
         Err(err) => return problem(StatusCode::BAD_REQUEST, "Not a repository", err.to_string()),
     };
+    if !who.sees(&repository) {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "Not installed",
+            format!(
+                "No active installation of the GitHub App lists {repository}. Install the App on it, or check the name."
+            ),
+        );
+    }
     let git_ref = query
         .git_ref
         .as_deref()

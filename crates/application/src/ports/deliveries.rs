@@ -9,6 +9,9 @@ use crate::PageRequest;
 pub struct DeliveryFilter {
     pub event: Option<String>,
     pub outcome: Option<DeliveryOutcome>,
+    /// Only deliveries about these repositories (what a signed-in person
+    /// may see); `None`: any.
+    pub within: Option<Vec<String>>,
 }
 
 /// The delivery log, read side.

@@ -16,6 +16,9 @@ pub struct EnvironmentFilter {
     /// Leave out destroyed environments.
     pub active_only: bool,
     pub pr_number: Option<PrNumber>,
+    /// Only these repositories (what a signed-in person may see); `None`:
+    /// any.
+    pub within: Option<Vec<RepositoryFullName>>,
 }
 
 #[cfg_attr(test, mockall::automock)]
