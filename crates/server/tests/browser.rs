@@ -125,6 +125,23 @@ async fn until(client: &Client, css: &str, what: &str, done: impl Fn(&str) -> bo
     }
 }
 
+/// Clicks the first match of `locator`, finding it again when the live
+/// stream replaced it between finding and clicking.
+async fn click(client: &Client, locator: Locator<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let clicked = match client.find(locator).await {
+            Ok(element) => element.click().await.is_ok(),
+            Err(_) => false,
+        };
+        if clicked {
+            return;
+        }
+        assert!(Instant::now() < deadline, "clicked {locator:?} within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Saves a screenshot of the open page as `<name>.png` where
 /// `EPHEMERA_SCREENSHOTS` says.
 async fn screenshot(client: &Client, name: &str) {
@@ -211,13 +228,7 @@ async fn a_preview_reaches_ready_on_the_open_page_without_a_reload(t: TestDataba
     screenshot(&client, "previews").await;
 
     // Its page: status, links and the deployment's log.
-    client
-        .find(Locator::Css("#live a[href^='/environments/']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#live a[href^='/environments/']")).await;
     until(&client, "#live .status", "the preview's page", |t| {
         t == "ready"
     })
@@ -261,4 +272,126 @@ async fn a_preview_reaches_ready_on_the_open_page_without_a_reload(t: TestDataba
     client.close().await.unwrap();
 }
 
-backend_tests!(a_preview_reaches_ready_on_the_open_page_without_a_reload);
+/// Delivers `body` as a signed `event` to the server on `port`.
+async fn deliver(port: u16, event: &str, body: &serde_json::Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/github/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", support::delivery_id())
+        .header(
+            "x-hub-signature-256",
+            ephemera_http::sign(SECRET.as_bytes(), &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+}
+
+/// Signed in with GitHub, alice reaches two repositories: she redeploys
+/// and destroys a preview of the one she may change, and is refused on
+/// the one she may only read.
+async fn a_person_signs_in_and_acts_only_where_they_may(t: TestDatabase) {
+    let Some((chromium, driver)) = tools() else {
+        return;
+    };
+    let (web, api) =
+        support::people::github(&[("Codertocat/Hello-World", true), ("acme/readonly", false)])
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    let (web_url, api_url) = (web.uri(), api.uri());
+    let key = "k".repeat(64);
+    let _server = serve_ready(
+        dir.path(),
+        port,
+        &[
+            ("DATABASE_URL", &t.url),
+            ("EPHEMERA_LISTEN", &listen),
+            ("GITHUB_WEBHOOK_SECRET", SECRET),
+            ("EPHEMERA_WORKER_POLL", "200ms"),
+            ("EPHEMERA_GITHUB_OAUTH_CLIENT_ID", "Iv1.test"),
+            ("EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET", "test-client-secret"),
+            ("EPHEMERA_GITHUB_WEB_URL", &web_url),
+            ("GITHUB_API_URL", &api_url),
+            ("EPHEMERA_PUBLIC_URL", &base),
+            ("EPHEMERA_SESSION_KEY", &key),
+        ],
+    );
+    send(dir.path(), port, "pull_request.opened");
+    let mut readonly = support::pr("opened", 3, 0);
+    for at in [
+        "/repository",
+        "/pull_request/base/repo",
+        "/pull_request/head/repo",
+    ] {
+        let repo = readonly.pointer_mut(at).unwrap();
+        repo["full_name"] = json!("acme/readonly");
+        repo["id"] = json!(777);
+    }
+    deliver(port, "pull_request", &readonly).await;
+
+    let driver = start_driver(&driver);
+    let client = browser(&chromium, &driver).await;
+    // Through GitHub's sign-in and back to the page asked for.
+    client.goto(&format!("{base}/environments")).await.unwrap();
+    until(&client, "form.who", "signed in", |t| t.contains("@alice")).await;
+    assert_eq!(
+        client.current_url().await.unwrap().as_str(),
+        format!("{base}/environments")
+    );
+    until(&client, "#live table", "both previews ready", |t| {
+        t.matches("ready").count() == 2
+    })
+    .await;
+
+    click(&client, Locator::LinkText("Codertocat/Hello-World#2")).await;
+    until(&client, "#live .status", "her preview", |t| t == "ready").await;
+    click(&client, Locator::LinkText("Redeploy")).await;
+    until(&client, "h1", "the confirmation", |t| {
+        t.starts_with("Redeploy the preview of Codertocat/Hello-World#2")
+    })
+    .await;
+    screenshot(&client, "confirm").await;
+    click(&client, Locator::Css("main form button")).await;
+    until(&client, "#live", "a second deployment, successful", |t| {
+        t.matches(" success ").count() == 2
+    })
+    .await;
+    screenshot(&client, "preview-signed-in").await;
+    click(&client, Locator::LinkText("Destroy")).await;
+    click(&client, Locator::Css("main form button")).await;
+    until(&client, "#live .status", "destroyed, live", |t| {
+        t == "destroyed"
+    })
+    .await;
+
+    // The repository she may only read: no actions, and refused.
+    client.goto(&format!("{base}/environments")).await.unwrap();
+    click(&client, Locator::LinkText("acme/readonly#2")).await;
+    let page = until(&client, "#live", "the read-only preview", |t| {
+        t.contains("needs write permission on acme/readonly")
+    })
+    .await;
+    assert!(!page.contains("Redeploy"), "{page}");
+    let here = client.current_url().await.unwrap();
+    client
+        .goto(&format!("{}/destroy", here.as_str()))
+        .await
+        .unwrap();
+    until(&client, "main", "the refusal", |t| {
+        t.contains("@alice has no write permission on acme/readonly")
+    })
+    .await;
+    client.close().await.unwrap();
+}
+
+backend_tests!(
+    a_preview_reaches_ready_on_the_open_page_without_a_reload,
+    a_person_signs_in_and_acts_only_where_they_may,
+);

@@ -8,73 +8,12 @@
 
 mod support;
 
-use ephemera_github_contract as contract;
 use ephemera_persistence::backend_tests;
 use ephemera_persistence::testing::TestDatabase;
 use serde_json::{Value, json};
+use support::people::github;
 use support::{TestApp, pr};
-use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// GitHub's sign-in pages (`web`) and REST API (`api`), knowing alice
-/// (write on Codertocat/Hello-World) and bob (read on it).
-async fn github() -> (MockServer, MockServer) {
-    let web = MockServer::start().await;
-    let api = MockServer::start().await;
-    contract::enforce(&api).await;
-    for (code, token) in [("alice-code", "gho_alice"), ("bob-code", "gho_bob")] {
-        Mock::given(method("POST"))
-            .and(path("/login/oauth/access_token"))
-            .and(body_string_contains(format!("code={code}")))
-            .and(body_string_contains("client_id=Iv1.test"))
-            .and(body_string_contains("client_secret=test-client-secret"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "access_token": token, "token_type": "bearer", "scope": ""
-            })))
-            .mount(&web)
-            .await;
-    }
-    Mock::given(method("POST"))
-        .and(path("/login/oauth/access_token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "error": "bad_verification_code",
-            "error_description": "The code passed is incorrect or expired."
-        })))
-        .with_priority(10)
-        .mount(&web)
-        .await;
-    for (token, login, id, push) in [
-        ("gho_alice", "alice", 7, true),
-        ("gho_bob", "bob", 8, false),
-    ] {
-        let as_user = |m: wiremock::MockBuilder| {
-            m.and(header("authorization", format!("Bearer {token}").as_str()))
-        };
-        as_user(Mock::given(method("GET")).and(path("/user")))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"login": login, "id": id})),
-            )
-            .mount(&api)
-            .await;
-        as_user(Mock::given(method("GET")).and(path("/user/installations")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "total_count": 1, "installations": [{"id": 1}]
-            })))
-            .mount(&api)
-            .await;
-        as_user(Mock::given(method("GET")).and(path("/user/installations/1/repositories")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "total_count": 1,
-                "repositories": [{
-                    "full_name": "Codertocat/Hello-World",
-                    "permissions": {"admin": false, "maintain": false, "push": push, "pull": true}
-                }]
-            })))
-            .mount(&api)
-            .await;
-    }
-    (web, api)
-}
+use wiremock::MockServer;
 
 async fn app(t: TestDatabase, web: &MockServer, api: &MockServer) -> TestApp {
     let (web_url, api_url) = (web.uri(), api.uri());
@@ -197,7 +136,7 @@ async fn deployments(app: &TestApp, id: &Value) -> usize {
 }
 
 async fn a_person_signs_in_sees_their_repositories_and_acts_with_write(t: TestDatabase) {
-    let (web, api) = github().await;
+    let (web, api) = github(&[("Codertocat/Hello-World", true)]).await;
     let app = app(t, &web, &api).await;
     app.deliver_pr(&pr("opened", 1, 0)).await;
     app.deliver_pr(&elsewhere()).await;

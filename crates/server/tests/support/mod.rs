@@ -5,6 +5,7 @@
 
 pub mod controls;
 pub mod fake_github;
+pub mod people;
 pub mod pg_proxy;
 pub mod process;
 
