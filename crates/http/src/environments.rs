@@ -156,6 +156,8 @@ impl ListQuery {
             active_only: params::parse_bool("active_only", self.active_only.as_deref())?,
             pr_number: self.pr_number.map(PrNumber::new).transpose().map_err(bad)?,
             within: None,
+            author: None,
+            search: None,
         };
         let page = PageRequest::parse(self.limit, self.cursor.as_deref()).map_err(page_problem)?;
         Ok((filter, page))

@@ -7,7 +7,7 @@ use ephemera_domain::{
     InstallationId, InstalledRepository, Namespace, NewEnvironment, Owner, PrNumber,
     RepositoryFullName,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait,
     DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
@@ -365,6 +365,30 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         let mut query = Entity::find();
         if let Some(repository) = &filter.repository {
             query = query.filter(Column::RepositoryFullName.eq(repository.as_str()));
+        }
+        if let Some(author) = &filter.author {
+            query = query.filter(
+                Expr::expr(Func::lower(Expr::col(Column::OwnerLogin))).eq(author.to_lowercase()),
+            );
+        }
+        if let Some(text) = &filter.search {
+            // `%`, `_` and `\` are text here, not patterns.
+            let escaped = text
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            let contains = |column: Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            query = query.filter(
+                Condition::any()
+                    .add(contains(Column::PrTitle))
+                    .add(contains(Column::BranchName))
+                    .add(contains(Column::RepositoryFullName)),
+            );
         }
         if let Some(within) = &filter.within {
             query = query.filter(

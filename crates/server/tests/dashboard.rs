@@ -75,6 +75,25 @@ async fn a_preview_is_listed_and_its_page_shows_deployments_log_and_links(t: Tes
     assert!(!list.contains("<script>"), "{list}");
     let (_, filtered) = page(&app, "/environments?status=failed").await;
     assert!(filtered.contains("No preview matches."), "{filtered}");
+    // By author (any case, with or without @) and by text in the title,
+    // branch or repository (any case; `%` and `_` are plain text).
+    for (query, found) in [
+        ("author=codertocat", true),
+        ("author=%40Codertocat", true),
+        ("author=someone", false),
+        ("q=SCRIPT", true),
+        ("q=hello-world", true),
+        ("q=changes", true),
+        ("q=%25", false),
+        ("q=r_pt", false),
+    ] {
+        let (_, html) = page(&app, &format!("/environments?{query}")).await;
+        assert_eq!(
+            html.contains(&format!("href=\"/environments/{}\"", env["id"])),
+            found,
+            "{query}: {html}"
+        );
+    }
 
     let (status, one) = page(&app, &format!("/environments/{}", env["id"])).await;
     assert_eq!(status, 200);

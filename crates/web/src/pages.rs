@@ -224,6 +224,8 @@ async fn overview_view(state: State, who: Viewer) -> Made {
 pub struct ListQuery {
     repository: Option<String>,
     status: Option<String>,
+    author: Option<String>,
+    q: Option<String>,
     cursor: Option<String>,
 }
 
@@ -264,8 +266,12 @@ pub async fn environments_live(
 async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made {
     let repository = given(&query.repository);
     let status_name = given(&query.status);
+    let author = given(&query.author).map(|a| a.trim_start_matches('@').to_owned());
+    let search = given(&query.q);
     let mut filter = EnvironmentFilter {
         within: who.within(),
+        author: author.clone(),
+        search: search.clone(),
         ..EnvironmentFilter::default()
     };
     if let Some(repo) = &repository {
@@ -299,6 +305,11 @@ async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made 
         if let Some(s) = &status_name {
             link.push_str(&format!("&status={s}"));
         }
+        for (name, value) in [("author", &author), ("q", &search)] {
+            if let Some(value) = value {
+                link.push_str(&format!("&{name}={}", crate::people::escape(value)));
+            }
+        }
         link
     });
     Ok(View {
@@ -315,6 +326,8 @@ async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made 
                         }
                     }
                 }
+                label { "Author" input name="author" placeholder="login" value=[author.as_deref()]; }
+                label { "Search" input type="search" name="q" placeholder="title, branch or repository" value=[search.as_deref()]; }
                 button type="submit" { "Filter" }
             }
         },

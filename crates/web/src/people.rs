@@ -188,8 +188,9 @@ async fn reach(
     Ok(reach)
 }
 
-/// Query-string escaping of one value.
-fn escape(value: &str) -> String {
+/// Query-string escaping of one value (`/` kept: the values are paths or
+/// plain text).
+pub(crate) fn escape(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -19,6 +19,11 @@ pub struct EnvironmentFilter {
     /// Only these repositories (what a signed-in person may see); `None`:
     /// any.
     pub within: Option<Vec<RepositoryFullName>>,
+    /// Only PRs opened by this GitHub login (any case).
+    pub author: Option<String>,
+    /// Only those whose PR title, branch or repository contains this text
+    /// (any case).
+    pub search: Option<String>,
 }
 
 #[cfg_attr(test, mockall::automock)]
