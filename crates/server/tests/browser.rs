@@ -238,6 +238,22 @@ async fn a_preview_reaches_ready_on_the_open_page_without_a_reload(t: TestDataba
     })
     .await;
     assert!(log.contains("dry-run"), "{log}");
+    // The log's search keeps only the lines that match (any case).
+    client
+        .find(Locator::Css("#log-search"))
+        .await
+        .unwrap()
+        .send_keys("WOULD DEPLOY")
+        .await
+        .unwrap();
+    let only = until(&client, "#log", "the log filtered", |t| {
+        !t.contains("ready at")
+    })
+    .await;
+    assert!(
+        only.lines().count() == 1 && only.contains("would deploy"),
+        "{only}"
+    );
     let pr = client
         .find(Locator::Css("#live a[href*='/pull/']"))
         .await

@@ -408,6 +408,8 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
         head: html! {
             h1 { (env.repository) "#" (env.pr_number) }
             p { (env.pr_title) }
+            // Shown by the script, which does the filtering.
+            input #log-search type="search" aria-label="Search the log" placeholder="Search the log" hidden;
         },
         live: html! {
             p { "Status: " (status(env.status())) }
