@@ -56,6 +56,10 @@ fuzz seconds="60":
 send-webhook example="pull_request.opened":
     cargo run -- webhook send --example {{ quote(example) }}
 
+# The dashboard's pages under load (p50/p99, bytes) with 500 previews on SQLite; writes docs/benchmarks-dashboard.md (folded into docs/benchmarks.md by `just bench`).
+bench-dashboard:
+    bash bench/dashboard.sh
+
 # Screenshots of the dashboard's pages from its browser tests into docs/dashboard/ (needs Debian's chromium and chromium-driver).
 screenshots:
     EPHEMERA_SCREENSHOTS=docs/dashboard cargo test -p ephemera-server --test browser sqlite::

@@ -231,6 +231,11 @@ TEXT
         echo "## GitHub request budget (the latest \`just bench-github\`, from docs/benchmarks-github.md)"
         tail -n +2 docs/benchmarks-github.md
     fi
+    if [ -f docs/benchmarks-dashboard.md ]; then
+        echo
+        echo "## The dashboard (the latest \`just bench-dashboard\`, from docs/benchmarks-dashboard.md)"
+        tail -n +2 docs/benchmarks-dashboard.md
+    fi
     if [ -f docs/drills.md ]; then
         echo
         echo "## Drills (the latest \`just drill\`, from docs/drills.md)"

@@ -456,7 +456,8 @@ impl Application {
                 "EPHEMERA_API_TOKEN is not set: reads are open on this loopback address and REST writes answer 401"
             );
         }
-        let dashboard = dashboard_state(settings, &state);
+        let mut dashboard = dashboard_state(settings, &state);
+        dashboard.sync = workers.sync.clone();
         let pages: ephemera_http::ExtraRoutes =
             Arc::new(move |cfg| ephemera_web::routes(cfg, dashboard.clone()));
         let servers = ephemera_http::serve(listener, metrics_listener, state, Some(pages))
@@ -660,5 +661,6 @@ fn dashboard_state(settings: &Settings, state: &AppState) -> ephemera_web::WebSt
         session_key: Arc::new(session_key),
         secure_cookies: public_url.starts_with("https://"),
         reach: Arc::default(),
+        sync: None,
     }
 }

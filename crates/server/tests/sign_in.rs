@@ -13,7 +13,8 @@ use ephemera_persistence::testing::TestDatabase;
 use serde_json::{Value, json};
 use support::people::github;
 use support::{TestApp, pr};
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn app(t: TestDatabase, web: &MockServer, api: &MockServer) -> TestApp {
     let (web_url, api_url) = (web.uri(), api.uri());
@@ -274,4 +275,94 @@ async fn a_person_signs_in_sees_their_repositories_and_acts_with_write(t: TestDa
     assert_eq!((status, to.as_deref()), (302, Some("/login?next=/")));
 }
 
-backend_tests!(a_person_signs_in_sees_their_repositories_and_acts_with_write);
+/// A failed delivery about her repository: alice asks GitHub to send it
+/// again from the delivery log; bob, who may only read, is refused.
+async fn a_failed_delivery_can_be_asked_for_again_by_a_writer(t: TestDatabase) {
+    use ephemera_application::ports::{DeliveryHeader, WebhookStore};
+    let (web, api) = github(&[("Codertocat/Hello-World", true)]).await;
+    support::fake_github::hand_out_tokens(&api, None).await;
+    let guid = "6a1b2c3d-0000-4000-8000-000000000001";
+    Mock::given(method("GET"))
+        .and(path("/app/hook/deliveries"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+            "id": 12345, "guid": guid, "delivered_at": "2030-01-01T00:00:00Z",
+            "redelivery": false, "duration": 0.2, "status": "Internal Server Error",
+            "status_code": 500, "event": "pull_request", "action": "opened",
+            "installation_id": 1, "repository_id": 186853002
+        }])))
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/app/hook/deliveries/12345/attempts"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .expect(1)
+        .mount(&api)
+        .await;
+    let (web_url, api_url) = (web.uri(), api.uri());
+    let app = TestApp::spawn_with(t, move |s| {
+        s.github = Some(ephemera_server::config::GitHubSettings {
+            app_id: 42,
+            private_key: support::fake_github::KEY.to_owned().into(),
+            api_url: api_url.clone(),
+        });
+        s.dashboard.oauth = Some(("Iv1.test".into(), "test-client-secret".to_owned().into()));
+        s.dashboard.web_url = web_url;
+        s.dashboard.api_url = api_url;
+        s.dashboard.public_url = Some("http://127.0.0.1:8080".into());
+    })
+    .await;
+    // The log has it failed (as when the database was away).
+    let store = ephemera_persistence::SqlWebhookStore::new(app.database.db.clone());
+    let header = DeliveryHeader {
+        delivery_id: ephemera_domain::DeliveryId::parse(guid).unwrap(),
+        event: "pull_request".into(),
+        action: Some("opened".into()),
+        repository: Some("Codertocat/Hello-World".into()),
+        installation_id: None,
+        body_sha256: None,
+    };
+    store
+        .record_failure(&header, "database unavailable".into(), chrono::Utc::now())
+        .await
+        .unwrap();
+
+    let mut bob = Browser::new(&app);
+    bob.sign_in("bob-code", "/deliveries").await;
+    let (_, _, log) = bob.get("/deliveries").await;
+    assert!(log.contains(guid) && !log.contains("/redeliver"), "{log}");
+    let (status, _, _) = bob.get(&format!("/deliveries/{guid}/redeliver")).await;
+    assert_eq!(status, 403);
+
+    let mut alice = Browser::new(&app);
+    alice.sign_in("alice-code", "/deliveries").await;
+    let (_, _, log) = alice.get("/deliveries").await;
+    assert!(
+        log.contains(&format!("href=\"/deliveries/{guid}/redeliver\"")),
+        "{log}"
+    );
+    let (_, _, confirm) = alice.get(&format!("/deliveries/{guid}/redeliver")).await;
+    assert!(
+        confirm.contains("It failed: database unavailable"),
+        "{confirm}"
+    );
+    let (status, to, _) = alice
+        .post(
+            &format!("/deliveries/{guid}/redeliver"),
+            &[("csrf", &csrf(&confirm))],
+        )
+        .await;
+    assert_eq!((status, to.as_deref()), (303, Some("/deliveries")));
+    let logged = app.json(&format!("/api/v1/deliveries/{guid}")).await;
+    assert!(
+        logged["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("missed; redelivery requested by @alice via the dashboard"),
+        "{logged}"
+    );
+}
+
+backend_tests!(
+    a_person_signs_in_sees_their_repositories_and_acts_with_write,
+    a_failed_delivery_can_be_asked_for_again_by_a_writer,
+);

@@ -184,3 +184,132 @@ pub async fn act(
         }
     }
 }
+
+/// Whether `who` may ask for delivery `d` again: it failed, it is about a
+/// repository they may change, and the App is set up to ask GitHub.
+pub fn may_redeliver(state: &WebState, who: &Viewer, d: &ephemera_domain::DeliveryRecord) -> bool {
+    state.sync.is_some()
+        && d.outcome == ephemera_domain::DeliveryOutcome::Failed
+        && d.repository
+            .as_deref()
+            .and_then(|r| ephemera_domain::RepositoryFullName::parse(r).ok())
+            .is_some_and(|r| who.may_change(&r))
+}
+
+/// The delivery `guid`, if `who` may ask for it again.
+async fn redeliverable(
+    state: &web::Data<WebState>,
+    who: &Viewer,
+    guid: &str,
+) -> Result<ephemera_domain::DeliveryRecord, HttpResponse> {
+    let missing = || {
+        trouble(
+            StatusCode::NOT_FOUND,
+            "No such delivery",
+            &format!("No delivery `{guid}` in the log."),
+        )
+    };
+    let id = ephemera_domain::DeliveryId::parse(guid).map_err(|_| missing())?;
+    let record = state.deliveries.get(&id).await.map_err(|_| missing())?;
+    let visible = record
+        .repository
+        .as_deref()
+        .and_then(|r| ephemera_domain::RepositoryFullName::parse(r).ok())
+        .is_some_and(|r| who.sees(&r));
+    if !visible {
+        return Err(missing());
+    }
+    if !may_redeliver(state, who, &record) {
+        return Err(trouble(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only a failed delivery can be asked for again, by someone signed in with write permission on its repository, with the GitHub App set up.",
+        ));
+    }
+    Ok(record)
+}
+
+/// The confirmation page of asking GitHub for a delivery again.
+pub async fn confirm_redelivery(
+    state: web::Data<WebState>,
+    session: Session,
+    req: HttpRequest,
+    guid: web::Path<String>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
+    let record = match redeliverable(&state, &who, &guid).await {
+        Ok(record) => record,
+        Err(page) => return page,
+    };
+    let Viewer::Person { csrf, .. } = &who else {
+        return trouble(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Sign in with GitHub to act.",
+        );
+    };
+    answer(
+        StatusCode::OK,
+        "Redeliver",
+        html! {
+            h1 { "Ask GitHub to send " (record.event) " " code { (record.delivery_id) } " again?" }
+            p { "It failed: " (record.reason.as_deref().unwrap_or("no reason recorded")) ". GitHub keeps failed deliveries for three days." }
+            form method="post" action={ "/deliveries/" (record.delivery_id) "/redeliver" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" autofocus { "Redeliver" }
+                " "
+                a href="/deliveries" { "Cancel" }
+            }
+        },
+    )
+}
+
+/// Asks GitHub to send the delivery again; back to the delivery log.
+pub async fn redeliver(
+    state: web::Data<WebState>,
+    session: Session,
+    req: HttpRequest,
+    guid: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let who = looking!(state, session, req);
+    if !csrf_ok(&session, &form.csrf) {
+        return trouble(
+            StatusCode::FORBIDDEN,
+            "Not done",
+            "The form was stale or came from elsewhere; go back, reload and try again.",
+        );
+    }
+    let record = match redeliverable(&state, &who, &guid).await {
+        Ok(record) => record,
+        Err(page) => return page,
+    };
+    let (Some(sync), Viewer::Person { login, .. }) = (&state.sync, &who) else {
+        return trouble(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Sign in with GitHub to act.",
+        );
+    };
+    match sync
+        .redeliver_one(&record.delivery_id, &format!("@{login} via the dashboard"))
+        .await
+    {
+        Ok(ephemera_application::sync::Redelivered::Asked) => HttpResponse::SeeOther()
+            .insert_header(("location", "/deliveries"))
+            .finish(),
+        Ok(ephemera_application::sync::Redelivered::NotListed) => trouble(
+            StatusCode::CONFLICT,
+            "GitHub does not list it",
+            "GitHub lists no failed delivery with this id in the last three days: it was answered since, or it is older.",
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "a redelivery from the dashboard failed");
+            trouble(
+                StatusCode::BAD_GATEWAY,
+                "GitHub did not answer",
+                "GitHub could not be asked now; try again in a moment.",
+            )
+        }
+    }
+}

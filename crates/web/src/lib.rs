@@ -54,6 +54,8 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// Each signed-in person's repositories, kept briefly.
     pub reach: Arc<ReachCache>,
+    /// Asking GitHub to send a delivery again (with the App set up).
+    pub sync: Option<ephemera_application::sync::GitHubSync>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -92,6 +94,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: WebState) {
             .route(web::post().to(actions::act)),
     );
     page(cfg, "/deliveries", web::get().to(pages::deliveries));
+    cfg.service(
+        web::resource("/deliveries/{guid}/redeliver")
+            .wrap(sessions(&state))
+            .route(web::get().to(actions::confirm_redelivery))
+            .route(web::post().to(actions::redeliver)),
+    );
     page(cfg, "/repositories", web::get().to(repositories::list));
     page(
         cfg,

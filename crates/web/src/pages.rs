@@ -535,7 +535,7 @@ async fn deliveries_view(state: State, who: Viewer, query: DeliveryQuery) -> Mad
                 p class="empty" { "No delivery yet. GitHub sends one when a pull request changes; check the App's webhook URL and secret if none arrives." }
             } @else {
                 table {
-                    thead { tr { th { "Event" } th { "Outcome" } th { "Reason" } th { "Repository" } th { "Received" } } }
+                    thead { tr { th { "Event" } th { "Outcome" } th { "Reason" } th { "Repository" } th { "Received" } th { span class="muted" { "Action" } } } }
                     tbody {
                         @for d in &found.items {
                             tr {
@@ -544,6 +544,7 @@ async fn deliveries_view(state: State, who: Viewer, query: DeliveryQuery) -> Mad
                                 td { (d.reason.as_deref().unwrap_or("")) }
                                 td { (d.repository.as_deref().unwrap_or("")) }
                                 td { (when(d.received_at, now)) }
+                                td { @if crate::actions::may_redeliver(&state, &who, d) { a href={ "/deliveries/" (d.delivery_id) "/redeliver" } { "Redeliver" } } }
                             }
                         }
                     }

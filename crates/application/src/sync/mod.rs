@@ -18,7 +18,7 @@ use crate::worker::{self, Next};
 mod drift;
 mod redelivery;
 
-pub use redelivery::MAX_REQUESTS;
+pub use redelivery::{MAX_REQUESTS, Redelivered};
 
 /// Below this many requests left in GitHub's rate-limit window, drift
 /// repair waits for the next pass: reports to GitHub matter more.

@@ -29,7 +29,60 @@ fn requests_noted(reason: &str) -> Option<u32> {
     rest.split_once(" of ")?.0.trim().parse().ok()
 }
 
+/// What asking for one delivery again came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redelivered {
+    /// GitHub was asked to send it again.
+    Asked,
+    /// GitHub does not list it among the App's failed deliveries of the
+    /// last three days (it was answered, or it is older).
+    NotListed,
+}
+
 impl GitHubSync {
+    /// Asks GitHub to send delivery `guid` again, for a person who asked
+    /// (`who`, noted in the delivery log): found among the App's failed
+    /// deliveries of GitHub's three-day window.
+    #[tracing::instrument(skip(self))]
+    pub async fn redeliver_one(
+        &self,
+        guid: &DeliveryId,
+        who: &str,
+    ) -> Result<Redelivered, SyncError> {
+        let now = self.clock.now();
+        let listed = self
+            .github
+            .failed_deliveries(now - chrono::Duration::days(3), MAX_PAGES)
+            .await
+            .map_err(unexpected)?;
+        let Some(delivery) = listed.into_iter().find(|d| d.guid == guid.as_str()) else {
+            return Ok(Redelivered::NotListed);
+        };
+        let header = DeliveryHeader {
+            delivery_id: guid.clone(),
+            event: delivery.event.clone(),
+            action: delivery.action.clone(),
+            repository: None,
+            installation_id: None,
+            body_sha256: None,
+        };
+        let note = format!(
+            "{REQUESTED} by {who} at {} (GitHub got {})",
+            now.to_rfc3339(),
+            delivery.status_code
+        );
+        self.store
+            .record_failure(&header, note, now)
+            .await
+            .map_err(unexpected)?;
+        self.github
+            .redeliver(delivery.id)
+            .await
+            .map_err(unexpected)?;
+        tracing::info!(delivery = %guid, who, "asked GitHub to redeliver");
+        Ok(Redelivered::Asked)
+    }
+
     /// Asks GitHub to redeliver failed deliveries ephemera did not apply,
     /// and records that it asked (as a `failed` delivery-log entry, which a
     /// redelivery then applies afresh). Reads GitHub's failed deliveries
