@@ -105,6 +105,9 @@ async fn a_preview_is_listed_and_its_page_shows_deployments_log_and_links(t: Tes
         ),
         &format!("href=\"{}\"", env["environment_url"].as_str().unwrap()),
         "<h2>Deployments</h2>",
+        "<h2>Timeline</h2>",
+        "preview created</li>",
+        "deployment 1 ended success</li>",
         "success",
         "ready at",
     ] {

@@ -22,7 +22,7 @@ table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .5
 pre{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:.75rem;overflow:auto;max-height:30rem;font-size:.85em}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:1rem 0}label{display:flex;flex-direction:column;font-size:.85em;color:var(--muted)}\
 input,select,button{font:inherit;padding:.3rem .5rem}.muted{color:var(--muted)}.empty{padding:1.5rem;border:1px dashed var(--line);border-radius:6px;color:var(--muted)}\
-.who{display:flex;gap:.5rem;align-items:center;justify-content:flex-end;font-size:.9em}.actions{display:flex;gap:.75rem;flex-wrap:wrap}\
+.timeline{padding-left:1.2rem;color:var(--muted)}.timeline time{color:var(--fg)}.who{display:flex;gap:.5rem;align-items:center;justify-content:flex-end;font-size:.9em}.actions{display:flex;gap:.75rem;flex-wrap:wrap}\
 @media (max-width:40rem){td:nth-child(n+4),th:nth-child(n+4){display:none}}";
 
 /// A whole page titled `title` around `body`.

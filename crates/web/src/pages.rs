@@ -428,6 +428,8 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
                     tr { th { "Changed" } td { (when(env.updated_at, now)) } }
                 }
             }
+            h2 { "Timeline" }
+            (timeline(&env, &deployments, now))
             h2 { "Deployments" }
             @if deployments.is_empty() {
                 p class="empty" { "No deployment yet." }
@@ -455,6 +457,48 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
             }
         },
     })
+}
+
+/// What happened to a preview, newest first: created, each deployment
+/// queued, started and ended, removed.
+fn timeline(
+    env: &Environment,
+    deployments: &[ephemera_domain::Deployment],
+    now: DateTime<Utc>,
+) -> Markup {
+    let mut events: Vec<(DateTime<Utc>, String)> =
+        vec![(env.created_at, "preview created".to_owned())];
+    for d in deployments {
+        let sha = d.commit_sha.short();
+        events.push((d.created_at, format!("deployment {} of {sha} queued", d.id)));
+        if let Some(at) = d.started_at() {
+            events.push((at, format!("deployment {} started", d.id)));
+        }
+        if let Some(at) = d.completed_at() {
+            let how = match d.error_message() {
+                Some(e) => format!(
+                    "{}: {}",
+                    d.status().as_str(),
+                    e.lines().next().unwrap_or_default()
+                ),
+                None => d.status().as_str().to_owned(),
+            };
+            events.push((at, format!("deployment {} ended {how}", d.id)));
+        }
+    }
+    if let Some(at) = env.destroyed_at() {
+        events.push((at, "preview removed".to_owned()));
+    }
+    // Newest first; at the same instant, the later step first.
+    events.reverse();
+    events.sort_by(|a, b| b.0.cmp(&a.0));
+    html! {
+        ol class="timeline" {
+            @for (at, what) in &events {
+                li { (when(*at, now)) " — " (what) }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
