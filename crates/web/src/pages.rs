@@ -491,7 +491,7 @@ fn timeline(
     }
     // Newest first; at the same instant, the later step first.
     events.reverse();
-    events.sort_by(|a, b| b.0.cmp(&a.0));
+    events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     html! {
         ol class="timeline" {
             @for (at, what) in &events {
