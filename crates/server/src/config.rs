@@ -1029,6 +1029,38 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_sign_in_needs_both_credentials_and_a_long_session_key() {
+        let d = settings(&[]).unwrap().dashboard;
+        assert!(d.oauth.is_none() && d.session_key.is_none() && d.public_url.is_none());
+        assert_eq!(d.web_url, "https://github.com");
+        let err = settings(&[("EPHEMERA_GITHUB_OAUTH_CLIENT_ID", "Iv1.x")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET");
+        let err = settings(&[("EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET", "s")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_GITHUB_OAUTH_CLIENT_ID");
+        let err = settings(&[("EPHEMERA_SESSION_KEY", "short")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_SESSION_KEY");
+        let err = settings(&[("EPHEMERA_PUBLIC_URL", "ephemera.example.com")]).unwrap_err();
+        assert_eq!(err.variable, "EPHEMERA_PUBLIC_URL");
+        let key = "k".repeat(64);
+        let s = settings(&[
+            ("EPHEMERA_GITHUB_OAUTH_CLIENT_ID", "Iv1.x"),
+            ("EPHEMERA_GITHUB_OAUTH_CLIENT_SECRET", "client-secret-value"),
+            ("EPHEMERA_SESSION_KEY", &key),
+            ("EPHEMERA_PUBLIC_URL", "https://ephemera.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.dashboard.public_url.as_deref(),
+            Some("https://ephemera.example.com")
+        );
+        let shown = format!("{:?}", s.dashboard);
+        assert!(
+            !shown.contains("client-secret-value") && !shown.contains(&key),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn github_reporting_needs_both_id_and_key() {
         assert!(settings(&[]).unwrap().github.is_none());
         let err = settings(&[("GITHUB_APP_ID", "42")]).unwrap_err();
