@@ -14,7 +14,7 @@ const STYLE: &str = "\
 header{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;padding:.6rem 1rem;border-bottom:1px solid var(--line)}\
 header a{color:var(--fg);text-decoration:none;padding:.2rem .4rem;border-radius:4px}header a:focus,header a:hover{background:#eef1f4}\
 header strong{margin-right:1rem}main{max-width:72rem;margin:0 auto;padding:1rem}\
-table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}\
+table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}\
 .status{display:inline-block;padding:0 .5rem;border-radius:1rem;border:1px solid currentColor;font-size:.85em;white-space:nowrap}\
 .ok{color:var(--ok)}.bad{color:var(--bad)}.busy{color:var(--busy)}.idle{color:var(--idle)}\
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:.75rem;margin:1rem 0}a.card{color:inherit;text-decoration:none}a.card:focus,a.card:hover{border-color:var(--fg)}\
