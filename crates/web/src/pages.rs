@@ -97,15 +97,60 @@ macro_rules! looking {
 }
 pub(crate) use looking;
 
-pub async fn overview(state: State, session: Session, req: HttpRequest) -> HttpResponse {
-    let who = looking!(state, session, req);
-    show(&req, &who, overview_view(state.clone(), who.clone()).await)
+/// A page and its live stream (`/live/<page>`), both made by
+/// `$view(state, viewer, what the request says)`.
+macro_rules! page_and_stream {
+    ($page:ident, $stream:ident, $view:ident, $from:ty) => {
+        pub async fn $page(
+            state: State,
+            session: Session,
+            req: HttpRequest,
+            from: $from,
+        ) -> HttpResponse {
+            let who = looking!(state, session, req);
+            show(
+                &req,
+                &who,
+                $view(state.clone(), who.clone(), from.into_inner()).await,
+            )
+        }
+
+        pub async fn $stream(
+            state: State,
+            session: Session,
+            req: HttpRequest,
+            from: $from,
+        ) -> HttpResponse {
+            let who = looking!(state, session, req);
+            let from = from.into_inner();
+            live(move || $view(state.clone(), who.clone(), from.clone()))
+        }
+    };
 }
 
-pub async fn overview_live(state: State, session: Session, req: HttpRequest) -> HttpResponse {
-    let who = looking!(state, session, req);
-    live(move || overview_view(state.clone(), who.clone()))
-}
+/// The overview reads nothing from its address.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Empty {}
+
+page_and_stream!(overview, overview_live, overview_view, web::Query<Empty>);
+page_and_stream!(
+    environments,
+    environments_live,
+    environments_view,
+    web::Query<ListQuery>
+);
+page_and_stream!(
+    environment,
+    environment_live,
+    environment_view,
+    web::Path<i64>
+);
+page_and_stream!(
+    deliveries,
+    deliveries_live,
+    deliveries_view,
+    web::Query<DeliveryQuery>
+);
 
 /// How many previews are in each status, of those `who` may see.
 async fn counts(state: &State, who: &Viewer) -> Result<Vec<(String, i64)>, HttpResponse> {
@@ -137,7 +182,7 @@ async fn counts(state: &State, who: &Viewer) -> Result<Vec<(String, i64)>, HttpR
     Ok(by_status.into_iter().collect())
 }
 
-async fn overview_view(state: State, who: Viewer) -> Made {
+async fn overview_view(state: State, who: Viewer, _: Empty) -> Made {
     let now = Utc::now();
     let counts = counts(&state, &who).await?;
     let list = |status| EnvironmentFilter {
@@ -238,31 +283,6 @@ fn given(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub async fn environments(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    show(
-        &req,
-        &who,
-        environments_view(state.clone(), who.clone(), query.into_inner()).await,
-    )
-}
-
-pub async fn environments_live(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    let query = query.into_inner();
-    live(move || environments_view(state.clone(), who.clone(), query.clone()))
-}
-
 async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made {
     let repository = given(&query.repository);
     let status_name = given(&query.status);
@@ -336,31 +356,6 @@ async fn environments_view(state: State, who: Viewer, query: ListQuery) -> Made 
             @if let Some(next) = next { p { a href=(next) rel="next" { "Older previews →" } } }
         },
     })
-}
-
-pub async fn environment(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    show(
-        &req,
-        &who,
-        environment_view(state.clone(), who.clone(), id.into_inner()).await,
-    )
-}
-
-pub async fn environment_live(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    id: web::Path<i64>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    let id = id.into_inner();
-    live(move || environment_view(state.clone(), who.clone(), id))
 }
 
 /// The preview `id`, if `who` may see it.
@@ -505,31 +500,6 @@ fn timeline(
 pub struct DeliveryQuery {
     outcome: Option<String>,
     cursor: Option<String>,
-}
-
-pub async fn deliveries(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    query: web::Query<DeliveryQuery>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    show(
-        &req,
-        &who,
-        deliveries_view(state.clone(), who.clone(), query.into_inner()).await,
-    )
-}
-
-pub async fn deliveries_live(
-    state: State,
-    session: Session,
-    req: HttpRequest,
-    query: web::Query<DeliveryQuery>,
-) -> HttpResponse {
-    let who = looking!(state, session, req);
-    let query = query.into_inner();
-    live(move || deliveries_view(state.clone(), who.clone(), query.clone()))
 }
 
 async fn deliveries_view(state: State, who: Viewer, query: DeliveryQuery) -> Made {
