@@ -9,6 +9,7 @@ use ephemera_domain::RepositoryFullName;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::contents::encoded;
 use crate::transport::{ACCEPT_VALUE, API_VERSION, USER_AGENT_VALUE};
 
 /// Pages of 100 read at most per listing (10,000 installations or
@@ -176,28 +177,15 @@ struct Permissions {
     push: bool,
 }
 
-/// Query-string escaping of one value.
-fn escape(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 #[async_trait]
 impl GitHubSignIn for GitHubOAuth {
     fn authorize_url(&self, state: &str, redirect_uri: &str) -> String {
         format!(
             "{}/login/oauth/authorize?client_id={}&redirect_uri={}&state={}&allow_signup=false",
             self.web_url,
-            escape(&self.client_id),
-            escape(redirect_uri),
-            escape(state)
+            encoded(&self.client_id),
+            encoded(redirect_uri),
+            encoded(state)
         )
     }
 

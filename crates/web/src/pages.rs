@@ -152,6 +152,16 @@ page_and_stream!(
     web::Query<DeliveryQuery>
 );
 
+/// The deliveries `who` may see: those about repositories they reach.
+fn deliveries_of(who: &Viewer) -> DeliveryFilter {
+    DeliveryFilter {
+        within: who
+            .within()
+            .map(|repos| repos.iter().map(ToString::to_string).collect()),
+        ..DeliveryFilter::default()
+    }
+}
+
 /// How many previews are in each status, of those `who` may see.
 async fn counts(state: &State, who: &Viewer) -> Result<Vec<(String, i64)>, HttpResponse> {
     let Some(within) = who.within() else {
@@ -206,15 +216,7 @@ async fn overview_view(state: State, who: Viewer, _: Empty) -> Made {
     // 500).
     let deliveries = state
         .deliveries
-        .list(
-            &DeliveryFilter {
-                within: who
-                    .within()
-                    .map(|repos| repos.iter().map(ToString::to_string).collect()),
-                ..DeliveryFilter::default()
-            },
-            first(500),
-        )
+        .list(&deliveries_of(&who), first(500))
         .await
         .map_err(unavailable)?
         .items;
@@ -504,12 +506,7 @@ pub struct DeliveryQuery {
 
 async fn deliveries_view(state: State, who: Viewer, query: DeliveryQuery) -> Made {
     let outcome = given(&query.outcome);
-    let mut filter = DeliveryFilter {
-        within: who
-            .within()
-            .map(|repos| repos.iter().map(ToString::to_string).collect()),
-        ..DeliveryFilter::default()
-    };
+    let mut filter = deliveries_of(&who);
     if let Some(name) = &outcome {
         filter.outcome = Some(
             name.parse::<DeliveryOutcome>()
