@@ -25,6 +25,7 @@ mod m20261122_000014_leases;
 mod m20261204_000015_repository_rules;
 mod m20261205_000016_preview_commands;
 mod m20261205_000017_check_runs;
+mod m20261205_000018_status_history;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_repository_rules::Migration),
             Box::new(m20261205_000016_preview_commands::Migration),
             Box::new(m20261205_000017_check_runs::Migration),
+            Box::new(m20261205_000018_status_history::Migration),
         ]
     }
 }

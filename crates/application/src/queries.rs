@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use ephemera_domain::{Deployment, DeploymentId, Environment, EnvironmentId, Namespace};
+use ephemera_domain::{
+    Deployment, DeploymentId, Environment, EnvironmentId, Namespace, StatusChange,
+};
 use thiserror::Error;
 
 use crate::ports::{
@@ -179,6 +181,19 @@ impl EnvironmentQueries {
             .await
             .map_err(|e| failed(e, format!("loading deployment {id}")))?
             .ok_or(GetDeploymentError::NotFound(id))
+    }
+
+    /// The `limit` newest changes of an environment's status, newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn status_history(
+        &self,
+        id: EnvironmentId,
+        limit: u64,
+    ) -> Result<Vec<StatusChange>, ReadFailure> {
+        self.environments
+            .status_history(id, limit)
+            .await
+            .map_err(|e| failed(e, format!("loading the status history of environment {id}")))
     }
 }
 

@@ -87,6 +87,33 @@ pub struct Owner {
     pub login: String,
 }
 
+/// One step of an environment's status history: the status it entered,
+/// why (its reason, and the error when it failed) and when. Each change of
+/// [`Environment::status`] as stored adds one, so the dashboard can show a
+/// preview going to sleep and waking again long after it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub status: EnvironmentStatus,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl StatusChange {
+    /// The change that brought `env` to its current status.
+    pub fn current(env: &Environment) -> Self {
+        Self {
+            status: env.status,
+            reason: match (env.status, &env.status_reason, &env.error_message) {
+                (EnvironmentStatus::Failed, Some(why), Some(error)) => {
+                    Some(format!("{why}: {error}"))
+                }
+                (_, why, _) => why.clone(),
+            },
+            at: env.updated_at,
+        }
+    }
+}
+
 /// One PR's preview environment.
 ///
 /// What the PR says (title, branch, commit, labels…) is open to change;

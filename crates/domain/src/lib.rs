@@ -27,7 +27,7 @@ pub use deployment::{
     Deployment, DeploymentRecord, DeploymentStatus, MAX_LOG_BYTES, NewDeployment, skipped_because,
 };
 pub use environment::{
-    DueWork, Environment, EnvironmentRecord, EnvironmentStatus, NewEnvironment, Owner,
+    DueWork, Environment, EnvironmentRecord, EnvironmentStatus, NewEnvironment, Owner, StatusChange,
 };
 pub use error::{InvalidTransition, ValidationError};
 pub use ids::{CommitSha, DeploymentId, EnvironmentId, GithubUserId, InstallationId, PrNumber};

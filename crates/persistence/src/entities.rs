@@ -3,6 +3,7 @@
 //! corrupt row is an error, not a panic.
 
 pub mod deployments;
+pub mod environment_status_changes;
 pub mod environments;
 pub mod github_reports;
 pub mod installation_repositories;

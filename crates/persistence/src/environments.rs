@@ -5,15 +5,16 @@ use ephemera_application::ports::{EnvironmentFilter, EnvironmentRepository, Repo
 use ephemera_domain::{
     CommitSha, Environment, EnvironmentId, EnvironmentRecord, EnvironmentStatus, GithubUserId,
     InstallationId, InstalledRepository, Namespace, NewEnvironment, Owner, PrNumber,
-    RepositoryFullName,
+    RepositoryFullName, StatusChange,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait,
-    DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-    Set,
+    DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, TransactionTrait,
 };
 
+use crate::entities::environment_status_changes as history;
 use crate::entities::environments::{ActiveModel, Column, Entity, Model};
 use crate::error::{corrupt, db_err};
 
@@ -287,13 +288,74 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| db_err(e, context))?;
-    to_domain(row)
+    let env = to_domain(row)?;
+    record_change(db, &StatusChange::current(&env), env.id).await?;
+    Ok(env)
+}
+
+/// Adds `change` to the environment's status history.
+async fn record_change<C: ConnectionTrait>(
+    db: &C,
+    change: &StatusChange,
+    id: EnvironmentId,
+) -> Result<(), RepositoryError> {
+    history::ActiveModel {
+        id: NotSet,
+        environment_id: Set(id.get()),
+        status: Set(change.status.as_str().to_owned()),
+        reason: Set(change.reason.clone()),
+        changed_at: Set(change.at),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| db_err(e, format!("recording the status of environment {id}")))?;
+    Ok(())
+}
+
+/// Adds `env`'s status to its history when the stored row has another
+/// one; one statement, run before the row is written.
+async fn record_if_changed<C: ConnectionTrait>(
+    db: &C,
+    env: &Environment,
+) -> Result<(), RepositoryError> {
+    let change = StatusChange::current(env);
+    let status = change.status.as_str();
+    let stored_otherwise = Query::select()
+        .column(Column::Id)
+        .expr(Expr::val(status))
+        .expr(Expr::val(change.reason.clone()))
+        .expr(Expr::val(change.at))
+        .from(Entity)
+        .and_where(Expr::col(Column::Id).eq(env.id.get()))
+        .and_where(Expr::col(Column::Status).ne(status))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(history::Entity)
+        .columns([
+            history::Column::EnvironmentId,
+            history::Column::Status,
+            history::Column::Reason,
+            history::Column::ChangedAt,
+        ])
+        .select_from(stored_otherwise)
+        .map_err(|e| {
+            RepositoryError::Unexpected(anyhow::anyhow!(
+                "recording the status of environment {}: {e}",
+                env.id
+            ))
+        })?
+        .to_owned();
+    db.execute(&insert)
+        .await
+        .map_err(|e| db_err(e, format!("recording the status of environment {}", env.id)))?;
+    Ok(())
 }
 
 pub(crate) async fn update<C: ConnectionTrait>(
     db: &C,
     env: &Environment,
 ) -> Result<(), RepositoryError> {
+    record_if_changed(db, env).await?;
     ActiveModel {
         id: Set(env.id.get()),
         repository_full_name: Set(env.repository.as_str().to_owned()),
@@ -418,10 +480,58 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         new: NewEnvironment,
         now: DateTime<Utc>,
     ) -> Result<Environment, RepositoryError> {
-        insert(&self.db, new, now).await
+        let txn = self.begin().await?;
+        let env = insert(&txn, new, now).await?;
+        finish(txn, env.id).await?;
+        Ok(env)
     }
 
     async fn update(&self, env: &Environment) -> Result<(), RepositoryError> {
-        update(&self.db, env).await
+        let txn = self.begin().await?;
+        update(&txn, env).await?;
+        finish(txn, env.id).await
     }
+
+    async fn status_history(
+        &self,
+        id: EnvironmentId,
+        limit: u64,
+    ) -> Result<Vec<StatusChange>, RepositoryError> {
+        let context = format!("loading the status history of environment {id}");
+        let rows = history::Entity::find()
+            .filter(history::Column::EnvironmentId.eq(id.get()))
+            .order_by_desc(history::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(|e| db_err(e, context.clone()))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StatusChange {
+                    status: row
+                        .status
+                        .parse::<EnvironmentStatus>()
+                        .map_err(|e| corrupt("environment_status_changes", row.id, e))?,
+                    reason: row.reason,
+                    at: row.changed_at,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqlEnvironmentRepository {
+    /// The row and its history change together.
+    async fn begin(&self) -> Result<DatabaseTransaction, RepositoryError> {
+        self.db
+            .begin()
+            .await
+            .map_err(|e| db_err(e, "opening a transaction"))
+    }
+}
+
+async fn finish(txn: DatabaseTransaction, id: EnvironmentId) -> Result<(), RepositoryError> {
+    txn.commit()
+        .await
+        .map_err(|e| db_err(e, format!("storing environment {id}")))
 }

@@ -3,6 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use ephemera_application::ports::EnvironmentRepository;
+use ephemera_domain::{
+    CommitSha, EnvironmentStatus, NewEnvironment, PrNumber, RepositoryFullName, StatusChange,
+};
+use ephemera_persistence::SqlEnvironmentRepository;
 use ephemera_persistence::testing::{Backend, TestDatabase};
 use migration::{MigrateCommand, MigratorTrait};
 use sea_orm::{ConnectionTrait, Statement};
@@ -40,8 +45,8 @@ async fn round_trip(backend: Backend) {
     assert_eq!(up.lines().count(), migration_count(), "{up}");
     assert_eq!(
         table_count(&t).await,
-        9,
-        "7 tables, the leases and the /preview commands"
+        10,
+        "7 tables, the leases, the /preview commands and the status history"
     );
 
     let status = migration::run(&t.db, &MigrateCommand::Status)
@@ -80,13 +85,77 @@ async fn round_trip(backend: Backend) {
         .unwrap();
     assert_eq!(
         table_count(&t).await,
-        9,
-        "7 tables, the leases and the /preview commands"
+        10,
+        "7 tables, the leases, the /preview commands and the status history"
     );
     let again = migration::run(&t.db, &MigrateCommand::Up { num: None })
         .await
         .unwrap();
     assert_eq!(again, "nothing to do: no migration applied\n");
+}
+
+/// Environments that existed before the status history start it with their
+/// current status, reason and time.
+async fn the_status_history_starts_from_what_environments_were(backend: Backend) {
+    let Some(t) = TestDatabase::empty(backend).await else {
+        return;
+    };
+    migration::run(&t.db, &MigrateCommand::Up { num: None })
+        .await
+        .unwrap();
+    let repo = SqlEnvironmentRepository::new(t.db.clone());
+    let at = chrono::DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+    let mut env = repo
+        .insert(
+            NewEnvironment {
+                repository: RepositoryFullName::parse("octo/web").unwrap(),
+                repository_id: None,
+                pr_number: PrNumber::new(4).unwrap(),
+                pr_title: "Change".into(),
+                branch_name: "change".into(),
+                base_ref: "main".into(),
+                commit_sha: CommitSha::parse(&"a".repeat(40)).unwrap(),
+                installation_id: None,
+                owner: None,
+                pr_updated_at: None,
+                is_fork: false,
+                draft: false,
+                labels: vec![],
+            },
+            at,
+        )
+        .await
+        .unwrap();
+    let later = at + chrono::Duration::minutes(3);
+    env.begin_destroy("PR closed", later).unwrap();
+    repo.update(&env).await.unwrap();
+    // Back to before the history, and up again.
+    migration::run(&t.db, &MigrateCommand::Down { num: 1 })
+        .await
+        .unwrap();
+    migration::run(&t.db, &MigrateCommand::Up { num: None })
+        .await
+        .unwrap();
+
+    let history = repo.status_history(env.id, 10).await.unwrap();
+    assert_eq!(
+        history,
+        [StatusChange {
+            status: EnvironmentStatus::Destroying,
+            reason: Some("PR closed".into()),
+            at: later,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_status_history_backfill() {
+    the_status_history_starts_from_what_environments_were(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_status_history_backfill() {
+    the_status_history_starts_from_what_environments_were(Backend::Postgres).await;
 }
 
 #[tokio::test]
@@ -122,7 +191,7 @@ async fn postgres_replicas_migrating_together_migrate_once() {
     );
     assert_eq!(
         table_count(&t).await,
-        9,
-        "7 tables, the leases and the /preview commands"
+        10,
+        "7 tables, the leases, the /preview commands and the status history"
     );
 }

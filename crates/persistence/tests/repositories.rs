@@ -12,7 +12,7 @@ use ephemera_application::{Cursor, PageRequest};
 use ephemera_domain::{
     CommitSha, DeploymentStatus, EnvironmentStatus, GithubUser, GithubUserId, InstallationId,
     InstallationStatus, InstalledRepository as Repo, NewDeployment, NewEnvironment, Owner,
-    PrNumber, RepositoryFullName,
+    PrNumber, RepositoryFullName, StatusChange,
 };
 use ephemera_persistence::testing::TestDatabase;
 use ephemera_persistence::{
@@ -83,6 +83,51 @@ async fn update_stores_lifecycle_changes(t: TestDatabase) {
     repo.update(&env).await.unwrap();
 
     assert_eq!(repo.get(env.id).await.unwrap(), Some(env));
+}
+
+/// Each stored change of status is kept, newest first, with its reason;
+/// an update that keeps the status adds nothing.
+async fn status_changes_are_kept_as_history(t: TestDatabase) {
+    let repo = SqlEnvironmentRepository::new(t.db.clone());
+    let mut env = repo.insert(new_env("octo/web", 1), t0()).await.unwrap();
+    let at = |minutes| t0() + Duration::minutes(minutes);
+    env.begin_deploy(at(1)).unwrap();
+    repo.update(&env).await.unwrap();
+    env.fail(
+        "image not found\nmore".into(),
+        "deployment failed after 3 attempts".into(),
+        at(2),
+    )
+    .unwrap();
+    repo.update(&env).await.unwrap();
+    // Another field changes, the status does not.
+    env.pr_title = "Renamed".into();
+    repo.update(&env).await.unwrap();
+    env.begin_destroy("PR closed", at(3)).unwrap();
+    repo.update(&env).await.unwrap();
+
+    let change = |status, reason: Option<&str>, minutes| StatusChange {
+        status,
+        reason: reason.map(str::to_owned),
+        at: at(minutes),
+    };
+    assert_eq!(
+        repo.status_history(env.id, 10).await.unwrap(),
+        [
+            change(EnvironmentStatus::Destroying, Some("PR closed"), 3),
+            change(
+                EnvironmentStatus::Failed,
+                Some("deployment failed after 3 attempts: image not found\nmore"),
+                2,
+            ),
+            change(EnvironmentStatus::Provisioning, None, 1),
+            change(EnvironmentStatus::Pending, None, 0),
+        ]
+    );
+    assert_eq!(repo.status_history(env.id, 2).await.unwrap().len(), 2);
+    // Another environment's history is its own.
+    let other = repo.insert(new_env("octo/web", 2), t0()).await.unwrap();
+    assert_eq!(repo.status_history(other.id, 10).await.unwrap().len(), 1);
 }
 
 async fn list_filters_and_pages_newest_first(t: TestDatabase) {
@@ -341,6 +386,7 @@ async fn installations_keep_their_repositories(t: TestDatabase) {
 }
 
 backend_tests!(
+    status_changes_are_kept_as_history,
     inserted_environment_reads_back_identically,
     a_second_environment_for_one_pr_is_a_conflict,
     update_stores_lifecycle_changes,

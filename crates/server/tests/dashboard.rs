@@ -106,7 +106,8 @@ async fn a_preview_is_listed_and_its_page_shows_deployments_log_and_links(t: Tes
         &format!("href=\"{}\"", env["environment_url"].as_str().unwrap()),
         "<h2>Deployments</h2>",
         "<h2>Timeline</h2>",
-        "preview created</li>",
+        "became <span class=\"status busy\">pending</span></li>",
+        "became <span class=\"status ok\">ready</span></li>",
         "deployment 1 ended success</li>",
         "success",
         "ready at",
@@ -261,7 +262,67 @@ async fn a_repositorys_page_shows_its_effective_configuration(t: TestDatabase) {
     );
 }
 
+/// The statuses a preview page's timeline names, newest first.
+fn statuses_in_timeline(html: &str) -> Vec<&str> {
+    let timeline = &html[html.find("<ol class=\"timeline\">").unwrap()..];
+    let timeline = &timeline[..timeline.find("</ol>").unwrap()];
+    timeline
+        .split("became <span class=\"status ")
+        .skip(1)
+        .map(|rest| {
+            let text = &rest[rest.find('>').unwrap() + 1..];
+            &text[..text.find('<').unwrap()]
+        })
+        .collect()
+}
+
+/// A preview's timeline keeps every status it went through, with the
+/// reason: going to sleep and being woken by a push stay visible after it
+/// is ready again.
+async fn a_preview_page_shows_every_status_it_went_through(t: TestDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = support::controls::recording_provisioner(&dir.path().join("actions"));
+    let app = TestApp::spawn_with(t, move |s| {
+        s.provisioner = provisioner;
+        s.repo_config.defaults.sleep_after = Some(std::time::Duration::from_secs(3600));
+    })
+    .await;
+    app.deliver_pr(&pr("opened", 1, 0)).await;
+    app.drain().await;
+    let id = app.only_environment().await["id"].clone();
+    let (_, fresh) = page(&app, &format!("/environments/{id}")).await;
+    assert_eq!(
+        statuses_in_timeline(&fresh),
+        ["ready", "provisioning", "pending"]
+    );
+
+    app.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(app.commands.sleep_idle().await.unwrap(), 1);
+    app.drain().await;
+    app.deliver_pr(&pr("synchronize", 2, 10)).await;
+    app.drain().await;
+    let (_, html) = page(&app, &format!("/environments/{id}")).await;
+    assert_eq!(
+        statuses_in_timeline(&html),
+        [
+            "ready",
+            "updating",
+            "sleeping",
+            "stopping",
+            "ready",
+            "provisioning",
+            "pending"
+        ],
+        "{html}"
+    );
+    assert!(
+        html.contains("</span>: asleep: no activity for more than 1h (previews.sleep_after)</li>"),
+        "{html}"
+    );
+}
+
 backend_tests!(
+    a_preview_page_shows_every_status_it_went_through,
     a_repositorys_page_shows_its_effective_configuration,
     a_preview_page_follows_its_status_live,
     an_empty_dashboard_says_how_to_get_a_first_preview,

@@ -13,6 +13,7 @@ use ephemera_application::PageRequest;
 use ephemera_application::ports::{DeliveryFilter, EnvironmentFilter};
 use ephemera_domain::{
     DeliveryOutcome, Environment, EnvironmentId, EnvironmentStatus, RepositoryFullName,
+    StatusChange,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -391,6 +392,11 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
         .await
         .map_err(unavailable)?
         .items;
+    let history = state
+        .queries
+        .status_history(env.id, 50)
+        .await
+        .map_err(unavailable)?;
     let now = Utc::now();
     let pr_url = format!(
         "https://github.com/{}/pull/{}",
@@ -426,7 +432,7 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
                 }
             }
             h2 { "Timeline" }
-            (timeline(&env, &deployments, now))
+            (timeline(&history, &deployments, now))
             h2 { "Deployments" }
             @if deployments.is_empty() {
                 p class="empty" { "No deployment yet." }
@@ -456,21 +462,26 @@ async fn environment_view(state: State, who: Viewer, id: i64) -> Made {
     })
 }
 
-/// What happened to a preview, newest first: created, each deployment
-/// queued, started and ended, removed.
+/// What happened to a preview, newest first: each status it entered and
+/// why (created, waiting, ready, asleep, awake, failed, removed), and each
+/// deployment queued and ended.
 fn timeline(
-    env: &Environment,
+    history: &[StatusChange],
     deployments: &[ephemera_domain::Deployment],
     now: DateTime<Utc>,
 ) -> Markup {
-    let mut events: Vec<(DateTime<Utc>, String)> =
-        vec![(env.created_at, "preview created".to_owned())];
+    enum Event<'a> {
+        Status(&'a StatusChange),
+        Deployment(String),
+    }
+    let mut events: Vec<(DateTime<Utc>, Event)> = history
+        .iter()
+        .map(|change| (change.at, Event::Status(change)))
+        .collect();
     for d in deployments {
         let sha = d.commit_sha.short();
-        events.push((d.created_at, format!("deployment {} of {sha} queued", d.id)));
-        if let Some(at) = d.started_at() {
-            events.push((at, format!("deployment {} started", d.id)));
-        }
+        let queued = format!("deployment {} of {sha} queued", d.id);
+        events.push((d.created_at, Event::Deployment(queued)));
         if let Some(at) = d.completed_at() {
             let how = match d.error_message() {
                 Some(e) => format!(
@@ -480,19 +491,28 @@ fn timeline(
                 ),
                 None => d.status().as_str().to_owned(),
             };
-            events.push((at, format!("deployment {} ended {how}", d.id)));
+            let ended = format!("deployment {} ended {how}", d.id);
+            events.push((at, Event::Deployment(ended)));
         }
-    }
-    if let Some(at) = env.destroyed_at() {
-        events.push((at, "preview removed".to_owned()));
     }
     // Newest first; at the same instant, the later step first.
     events.reverse();
     events.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     html! {
         ol class="timeline" {
-            @for (at, what) in &events {
-                li { (when(*at, now)) " — " (what) }
+            @for (at, event) in &events {
+                li {
+                    (when(*at, now)) " — "
+                    @match event {
+                        Event::Status(change) => {
+                            "became " (status(change.status))
+                            @if let Some(reason) = &change.reason {
+                                ": " (reason.lines().next().unwrap_or_default())
+                            }
+                        }
+                        Event::Deployment(what) => { (what) }
+                    }
+                }
             }
         }
     }

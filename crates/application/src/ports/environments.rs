@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ephemera_domain::{
     Environment, EnvironmentId, EnvironmentStatus, Namespace, NewEnvironment, PrNumber,
-    RepositoryFullName,
+    RepositoryFullName, StatusChange,
 };
 
 use super::RepositoryError;
@@ -51,6 +51,15 @@ pub trait EnvironmentRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Environment, RepositoryError>;
 
-    /// Stores every mutable field of `environment`.
+    /// Stores every mutable field of `environment`; a changed status also
+    /// goes into its history.
     async fn update(&self, environment: &Environment) -> Result<(), RepositoryError>;
+
+    /// The `limit` newest steps of the environment's status history, newest
+    /// first (its first is `pending`, when it was created).
+    async fn status_history(
+        &self,
+        id: EnvironmentId,
+        limit: u64,
+    ) -> Result<Vec<StatusChange>, RepositoryError>;
 }
