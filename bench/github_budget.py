@@ -79,6 +79,10 @@ class FakeGitHub:
         # Every listing differs from the last (a busy installation): no 304.
         self.churn = False
         self.listings = 0
+        # When set, every request is also kept as (arrival time, operation,
+        # path, JSON body or None): bench/latency.py reads when reports land.
+        self.record = False
+        self.events = []
 
     def snapshot(self):
         with self.lock:
@@ -100,6 +104,8 @@ def handler(fake):
         def answer(self, op, status, body=None, headers=()):
             with fake.lock:
                 fake.counts[(op, status)] += 1
+                if fake.record:
+                    fake.events.append((self.arrived, op, self.path, self.sent))
                 used = sum(n for (_, s), n in fake.counts.items() if s != 304)
             data = b"" if body is None else json.dumps(body).encode()
             self.send_response(status)
@@ -113,10 +119,17 @@ def handler(fake):
             self.wfile.write(data)
 
         def handle_any(self):
+            self.arrived = time.time()
             url = urlparse(self.path)
             length = int(self.headers.get("content-length") or 0)
+            self.sent = None
             if length:
-                self.rfile.read(length)
+                raw = self.rfile.read(length)
+                if fake.record:
+                    try:
+                        self.sent = json.loads(raw)
+                    except ValueError:
+                        pass
             op = next(
                 (o for m, p, o in OPERATIONS if m == self.command and re.match(p, url.path)),
                 None,

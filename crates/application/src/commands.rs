@@ -8,10 +8,10 @@ use ephemera_domain::{
     NewDeployment, PolicyDecision, PreviewReport, SkipReason,
 };
 use thiserror::Error;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::ports::{Clock, PullRequestState, RepositoryError, WorkQueue, WorkTx};
-use crate::worker::{self, Next};
+use crate::worker::{self, Doorbell, Next};
 
 #[derive(Debug, Error)]
 pub enum CommandError {
@@ -39,7 +39,7 @@ impl From<RepositoryError> for CommandError {
 pub struct EnvironmentCommands {
     queue: Arc<dyn WorkQueue>,
     clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
+    wake: Doorbell,
     policy: DeployPolicy,
 }
 
@@ -134,7 +134,7 @@ impl EnvironmentCommands {
     pub fn new(
         queue: Arc<dyn WorkQueue>,
         clock: Arc<dyn Clock>,
-        wake: Arc<Notify>,
+        wake: Doorbell,
         policy: DeployPolicy,
     ) -> Self {
         Self {
@@ -189,7 +189,7 @@ impl EnvironmentCommands {
         )
         .await?;
         tx.commit().await?;
-        self.wake.notify_waiters();
+        self.wake.ring();
         Ok(deployment)
     }
 
@@ -283,7 +283,7 @@ impl EnvironmentCommands {
         }
         let deployment = queue_current_commit(tx.as_mut(), &mut env, reason, now).await?;
         tx.commit().await?;
-        self.wake.notify_waiters();
+        self.wake.ring();
         Ok(HeadDeployment {
             deployment,
             fresh: true,
@@ -349,7 +349,7 @@ impl EnvironmentCommands {
             tx.report(report, now).await?;
         }
         tx.commit().await?;
-        self.wake.notify_waiters();
+        self.wake.ring();
         Ok(env)
     }
 
@@ -385,7 +385,7 @@ impl EnvironmentCommands {
         }
         if count > 0 {
             tracing::info!(count, "idle previews put to sleep");
-            self.wake.notify_waiters();
+            self.wake.ring();
         }
         Ok(count)
     }
@@ -436,7 +436,7 @@ impl EnvironmentCommands {
             }
             begin_destroy(tx.as_mut(), &mut env, &reason.to_string(), now).await?;
             tx.commit().await?;
-            self.wake.notify_waiters();
+            self.wake.ring();
             return Ok(MissedHead::Destroyed(reason));
         }
         env.commit_sha = pr.head_sha.clone();
@@ -444,7 +444,7 @@ impl EnvironmentCommands {
         let message = "head found on GitHub (missed webhook)";
         queue_current_commit(tx.as_mut(), &mut env, message, now).await?;
         tx.commit().await?;
-        self.wake.notify_waiters();
+        self.wake.ring();
         Ok(MissedHead::Deployed)
     }
 
@@ -466,7 +466,7 @@ impl EnvironmentCommands {
         }
         begin_destroy(tx.as_mut(), &mut env, reason, now).await?;
         tx.commit().await?;
-        self.wake.notify_waiters();
+        self.wake.ring();
         Ok(env)
     }
 
@@ -532,7 +532,7 @@ impl EnvironmentCommands {
         }
         if count > 0 {
             tracing::info!(count, "idle environments sent to destroy");
-            self.wake.notify_waiters();
+            self.wake.ring();
         }
         Ok(count)
     }

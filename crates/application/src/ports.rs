@@ -8,6 +8,7 @@ mod deliveries;
 mod deployments;
 mod environments;
 mod github;
+mod handover;
 mod health;
 mod installations;
 mod leases;
@@ -32,6 +33,7 @@ pub use github::{
     DeploymentState, FileLookup, GitHubReader, GitHubReporter, HookDelivery, OpenPullRequests,
     Permission, PullRequestRef, PullRequestState, Reaction, ReportError, RepositoryFile,
 };
+pub use handover::WorkAnnouncer;
 pub use health::HealthProbe;
 pub use installations::InstalledRepositories;
 pub use leases::Leases;

@@ -103,11 +103,11 @@ impl CommandRunner {
     /// `wake` or `poll` when none is pending.
     pub async fn run(
         &self,
-        wake: Arc<tokio::sync::Notify>,
+        wake: crate::worker::Doorbell,
         poll: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        crate::worker::run_until_stopped(Some(&wake), stop, || async {
+        crate::worker::run_until_stopped(Some(wake.listen()), stop, || async {
             match self.run_once().await {
                 Ok(CommandOutcome::Idle) => crate::worker::Next::After(poll),
                 Ok(CommandOutcome::Finished { .. }) => crate::worker::Next::Now,
@@ -374,8 +374,8 @@ impl CommandRunner {
 
 #[cfg(test)]
 mod tests {
+    use crate::worker::Doorbell;
     use ephemera_domain::{DeployPolicy, InstallationId, PrNumber, RepositoryFullName};
-    use tokio::sync::Notify;
 
     use super::*;
     use crate::fixtures::at;
@@ -438,7 +438,7 @@ mod tests {
         let commands = EnvironmentCommands::new(
             Arc::new(work),
             clock.clone(),
-            Arc::new(Notify::new()),
+            Doorbell::new(),
             DeployPolicy::default(),
         );
         let runner = CommandRunner::new(

@@ -19,7 +19,7 @@ use ephemera_domain::{
     Deployment, Environment, EnvironmentId, InvalidTransition, PreviewUrlTemplate,
 };
 use thiserror::Error;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::ports::{
     Clock, NoObserver, Provisioner, RepositoryError, WorkObserver, WorkQueue, WorkTx,
@@ -177,13 +177,18 @@ impl Reconciler {
     }
 
     /// Works until `stop` turns true: one environment at a time, waiting
-    /// for `wake` or the poll interval when nothing is due.
-    pub async fn run(&self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
+    /// for `wake` or the poll interval when nothing is due. Each step that
+    /// did something rings `wake` in this process: it may have queued a
+    /// report for GitHub or freed a slot.
+    pub async fn run(&self, wake: worker::Doorbell, stop: watch::Receiver<bool>) {
         tracing::info!(worker = %self.config.worker_id, provisioner = self.provisioner.name(), "worker started");
-        worker::run_until_stopped(Some(&wake), stop, || async {
+        worker::run_until_stopped(Some(wake.listen()), stop, || async {
             match self.run_once().await {
                 Ok(RunOutcome::Idle) => Next::After(self.config.poll),
-                Ok(_) => Next::Now,
+                Ok(_) => {
+                    wake.ring_here();
+                    Next::Now
+                }
                 Err(err) => {
                     tracing::warn!(error = format!("{err:#}"), "worker step failed");
                     Next::After(self.config.poll.max(Duration::from_secs(1)))

@@ -155,7 +155,7 @@ pub struct IngestDelivery {
     clock: Arc<dyn Clock>,
     policy: DeployPolicy,
     owners: AllowedOwners,
-    wake: Arc<tokio::sync::Notify>,
+    wake: crate::worker::Doorbell,
 }
 
 impl std::fmt::Debug for IngestDelivery {
@@ -173,7 +173,7 @@ impl IngestDelivery {
             clock,
             policy,
             owners: AllowedOwners::any(),
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake: crate::worker::Doorbell::new(),
         }
     }
 
@@ -186,7 +186,7 @@ impl IngestDelivery {
 
     /// Wakes idle in-process workers after each applied delivery, so work
     /// starts at once instead of at the next poll.
-    pub fn waking(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+    pub fn waking(mut self, wake: crate::worker::Doorbell) -> Self {
         self.wake = wake;
         self
     }
@@ -203,7 +203,7 @@ impl IngestDelivery {
                 Ok(outcome) => {
                     tracing::info!(outcome = %outcome.outcome, reason = ?outcome.reason, "delivery handled");
                     if outcome.outcome == DeliveryOutcome::Applied {
-                        self.wake.notify_waiters();
+                        self.wake.ring();
                     }
                     return Ok(outcome);
                 }

@@ -1,12 +1,95 @@
 //! What every background worker shares: the loop that runs its step until
-//! the process stops, and the record of workers that stopped on their own,
-//! which readiness reads.
+//! the process stops, the doorbell that cuts its pause short when work is
+//! committed, and the record of workers that stopped on their own, which
+//! readiness reads.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+
+use crate::ports::WorkAnnouncer;
+
+/// Rung when work is committed; workers waiting for work listen to it.
+/// Clones ring the same bell. A ring is never lost: a worker busy with a
+/// step when it rang looks again as soon as the step ends, instead of
+/// pausing until its next poll.
+#[derive(Clone)]
+pub struct Doorbell {
+    rung: Arc<watch::Sender<u64>>,
+    others: Option<Arc<dyn WorkAnnouncer>>,
+}
+
+impl std::fmt::Debug for Doorbell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doorbell")
+            .field("rung", &*self.rung.borrow())
+            .field("announces", &self.others.is_some())
+            .finish()
+    }
+}
+
+impl Default for Doorbell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Doorbell {
+    /// A bell heard in this process only.
+    pub fn new() -> Self {
+        Self {
+            rung: Arc::new(watch::channel(0).0),
+            others: None,
+        }
+    }
+
+    /// Rings also tell the other processes on the database, through
+    /// `announcer`.
+    pub fn announcing(mut self, announcer: Arc<dyn WorkAnnouncer>) -> Self {
+        self.others = Some(announcer);
+        self
+    }
+
+    /// Work was committed that any process's workers may take.
+    pub fn ring(&self) {
+        self.ring_here();
+        if let Some(others) = &self.others {
+            others.announce();
+        }
+    }
+
+    /// Work was committed for this process's workers (or another process
+    /// announced some).
+    pub fn ring_here(&self) {
+        self.rung.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A listener that has heard every ring so far.
+    pub fn listen(&self) -> Listener {
+        Listener(self.rung.subscribe())
+    }
+}
+
+/// One worker's ear on a [`Doorbell`].
+#[derive(Debug)]
+pub struct Listener(watch::Receiver<u64>);
+
+impl Listener {
+    /// Counts every ring so far as heard.
+    fn hear_all(&mut self) {
+        self.0.borrow_and_update();
+    }
+
+    /// Waits for a ring not heard yet (at once if one came meanwhile).
+    /// Never returns if the bell is gone.
+    async fn rung(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// What a worker's step asks of its loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +102,11 @@ pub enum Next {
 
 /// Runs `step` until `stop` turns true or its sender is gone: again at once
 /// when it answers [`Next::Now`], otherwise after its pause, cut short by
-/// `wake` (when given) or by `stop`. A step under way is never interrupted;
-/// keep each step's `run_once` public so tests drive it instead.
+/// a ring of `wake` (when given; one that came during the step counts) or
+/// by `stop`. A step under way is never interrupted; keep each step's
+/// `run_once` public so tests drive it instead.
 pub async fn run_until_stopped<F, Fut>(
-    wake: Option<&Notify>,
+    mut wake: Option<Listener>,
     mut stop: watch::Receiver<bool>,
     mut step: F,
 ) where
@@ -31,6 +115,10 @@ pub async fn run_until_stopped<F, Fut>(
 {
     // A dropped sender can never say stop; waiting on it would spin.
     while !*stop.borrow_and_update() && stop.has_changed().is_ok() {
+        // What rang before this step, the step sees for itself.
+        if let Some(wake) = wake.as_mut() {
+            wake.hear_all();
+        }
         let Next::After(pause) = step().await else {
             // A step that finished without waiting on anything would
             // otherwise never let another task (or the stop) in.
@@ -38,8 +126,8 @@ pub async fn run_until_stopped<F, Fut>(
             continue;
         };
         let woken = async {
-            match wake {
-                Some(wake) => wake.notified().await,
+            match wake.as_mut() {
+                Some(wake) => wake.rung().await,
                 None => std::future::pending().await,
             }
         };
@@ -115,18 +203,37 @@ mod tests {
     /// A loop whose step reports each run on a channel and answers what
     /// `answer` says for the nth step.
     fn spawn_loop(
-        wake: Option<Arc<Notify>>,
+        wake: Option<&Doorbell>,
         stop: watch::Receiver<bool>,
         answer: impl Fn(usize) -> Next + Send + Sync + 'static,
     ) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<usize>) {
+        spawn_slow_loop(wake, stop, answer, None)
+    }
+
+    /// [`spawn_loop`] whose steps each wait for a message on `gate`, when
+    /// given, before they answer.
+    fn spawn_slow_loop(
+        wake: Option<&Doorbell>,
+        stop: watch::Receiver<bool>,
+        answer: impl Fn(usize) -> Next + Send + Sync + 'static,
+        gate: Option<mpsc::UnboundedReceiver<()>>,
+    ) -> (tokio::task::JoinHandle<()>, mpsc::UnboundedReceiver<usize>) {
         let (steps, ran) = mpsc::unbounded_channel();
         let count = AtomicUsize::new(0);
+        let gate = Arc::new(tokio::sync::Mutex::new(gate));
+        let listener = wake.map(Doorbell::listen);
         let handle = tokio::spawn(async move {
-            run_until_stopped(wake.as_deref(), stop, || {
+            run_until_stopped(listener, stop, || {
                 let n = count.fetch_add(1, Ordering::SeqCst);
                 let _ = steps.send(n);
                 let next = answer(n);
-                async move { next }
+                let gate = gate.clone();
+                async move {
+                    if let Some(gate) = gate.lock().await.as_mut() {
+                        gate.recv().await;
+                    }
+                    next
+                }
             })
             .await;
         });
@@ -154,14 +261,55 @@ mod tests {
 
     #[tokio::test]
     async fn a_pause_ends_early_when_woken() {
-        let wake = Arc::new(Notify::new());
+        let bell = Doorbell::new();
         let (_stop_tx, stop) = watch::channel(false);
-        let (_handle, mut ran) = spawn_loop(Some(wake.clone()), stop, |_| Next::After(FOREVER));
+        let (_handle, mut ran) = spawn_loop(Some(&bell), stop, |_| Next::After(FOREVER));
         assert_eq!(next_step(&mut ran).await, Some(0));
-        // notify_one keeps a permit, so the wake-up counts even if the loop
-        // has not reached its pause yet.
-        wake.notify_one();
+        bell.ring();
         assert_eq!(next_step(&mut ran).await, Some(1), "woken out of its pause");
+        bell.ring_here();
+        assert_eq!(next_step(&mut ran).await, Some(2), "and again");
+    }
+
+    /// Work committed while a worker is busy with a step that found none
+    /// must not wait for the next poll.
+    #[tokio::test]
+    async fn a_ring_during_a_step_ends_the_pause_after_it() {
+        let bell = Doorbell::new();
+        let (_stop_tx, stop) = watch::channel(false);
+        let (open, gate) = mpsc::unbounded_channel();
+        let (_handle, mut ran) =
+            spawn_slow_loop(Some(&bell), stop, |_| Next::After(FOREVER), Some(gate));
+        assert_eq!(next_step(&mut ran).await, Some(0));
+        // The step is under way (held at its gate) when the bell rings.
+        bell.ring();
+        open.send(()).unwrap();
+        assert_eq!(next_step(&mut ran).await, Some(1), "not lost");
+        // A ring before a step is for that step: it pauses after it.
+        open.send(()).unwrap();
+        assert_eq!(
+            timeout(Duration::from_millis(200), ran.recv()).await.ok(),
+            None,
+            "no ring since step 1 began: it pauses"
+        );
+    }
+
+    /// Rings reach the other processes through the announcer.
+    #[test]
+    fn a_ring_is_announced_and_a_ring_here_is_not() {
+        #[derive(Default)]
+        struct Count(AtomicUsize);
+        impl WorkAnnouncer for Count {
+            fn announce(&self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count::default());
+        let bell = Doorbell::new().announcing(count.clone());
+        bell.ring();
+        bell.ring_here();
+        bell.clone().ring();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

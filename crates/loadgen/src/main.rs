@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", about = "Load generator for ephemera")]
 struct Cli {
-    /// Base URL of the service.
+    /// Base URL of the service; several, comma-separated, take requests
+    /// in turn (replicas behind no load balancer).
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
     url: String,
     /// Requests in flight at once.
@@ -53,6 +54,19 @@ enum Mode {
         #[arg(long, default_value_t = 0)]
         start: u64,
     },
+    /// A rebase storm: request i is PR `i % prs + 1` of one repository at
+    /// round `i / prs` (with --round added): round 0 opens the PR, each
+    /// later round pushes a new commit (`synchronize`). The head of PR p at
+    /// round r is `{p:020x}{r:020x}`.
+    Storm {
+        #[arg(long, env = "GITHUB_WEBHOOK_SECRET")]
+        secret: String,
+        #[arg(long, default_value_t = 200)]
+        prs: u64,
+        /// The round of request 0.
+        #[arg(long, default_value_t = 0)]
+        round: u64,
+    },
     /// GET /api/v1/environments pages: the first page, or (with --deep) the
     /// page after a cursor deep in the chain.
     Read {
@@ -82,7 +96,12 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(cli.concurrency)
         .build()?;
-    let base = cli.url.trim_end_matches('/').to_owned();
+    let bases: Vec<String> = cli
+        .url
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .collect();
+    let base = bases[0].clone();
 
     let request: Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync> = match &cli.mode {
         Mode::Ingest {
@@ -111,6 +130,30 @@ async fn main() -> anyhow::Result<()> {
                 let signature = ephemera_http::sign(secret.as_bytes(), &body);
                 client
                     .post(&url)
+                    .header("Content-Type", "application/json")
+                    .header("X-GitHub-Event", "pull_request")
+                    .header("X-GitHub-Delivery", uuid::Uuid::new_v4().to_string())
+                    .header("X-Hub-Signature-256", signature)
+                    .body(body)
+            })
+        }
+        Mode::Storm { secret, prs, round } => {
+            let template: Value = serde_json::from_str(
+                ephemera_webhook_examples::find("pull_request.opened")
+                    .context("the compiled-in example pull_request.opened is missing")?
+                    .body,
+            )?;
+            let (client, secret, prs, first) = (client.clone(), secret.clone(), *prs, *round);
+            let urls: Vec<String> = bases
+                .iter()
+                .map(|b| format!("{b}/api/v1/github/webhook"))
+                .collect();
+            Arc::new(move |i| {
+                let (pr, round) = (i % prs + 1, first + i / prs);
+                let body = serde_json::to_vec(&storm(&template, pr, round)).unwrap_or_default();
+                let signature = ephemera_http::sign(secret.as_bytes(), &body);
+                client
+                    .post(&urls[(i % urls.len() as u64) as usize])
                     .header("Content-Type", "application/json")
                     .header("X-GitHub-Event", "pull_request")
                     .header("X-GitHub-Delivery", uuid::Uuid::new_v4().to_string())
@@ -196,6 +239,40 @@ fn vary(template: &Value, n: u64) -> Value {
     p
 }
 
+/// PR `pr` of the storm's repository at `round`: opened at round 0, a new
+/// head (and a later `updated_at`) each round after.
+fn storm(template: &Value, pr: u64, round: u64) -> Value {
+    let mut p = template.clone();
+    let repo = "storm-org/app";
+    p["action"] = json!(if round == 0 { "opened" } else { "synchronize" });
+    p["number"] = json!(pr);
+    // A second later each round (rounds stay under a day).
+    let updated = format!(
+        "2026-01-01T{:02}:{:02}:{:02}Z",
+        round / 3600 % 24,
+        round / 60 % 60,
+        round % 60
+    );
+    let head = format!("{pr:020x}{round:020x}");
+    let pull = &mut p["pull_request"];
+    pull["number"] = json!(pr);
+    pull["updated_at"] = json!(updated);
+    pull["head"]["sha"] = json!(head);
+    pull["labels"] = json!([]);
+    for path in [
+        "/repository",
+        "/pull_request/head/repo",
+        "/pull_request/base/repo",
+    ] {
+        if let Some(r) = p.pointer_mut(path) {
+            r["full_name"] = json!(repo);
+            r["name"] = json!("app");
+            r["id"] = json!(424_242);
+        }
+    }
+    p
+}
+
 /// Follows `deep` next-page links and returns the URL of that page.
 async fn deep_page(
     client: &reqwest::Client,
@@ -232,6 +309,9 @@ fn report(cli: &Cli, tally: &Tally, elapsed: Duration) {
     let n = sorted.len();
     let mode = match &cli.mode {
         Mode::Ingest { .. } => "ingest (signed pull_request.opened deliveries)".to_owned(),
+        Mode::Storm { prs, round, .. } => {
+            format!("storm ({prs} PRs of one repository, from round {round})")
+        }
         Mode::Read { query, deep } => {
             format!("read /api/v1/environments?{query} ({deep} pages deep)")
         }

@@ -49,6 +49,40 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
         .map_err(|err| ConnectError::Unreachable(err.to_string()))
 }
 
+/// How many read-only connections SQLite readers share.
+const SQLITE_READERS: u32 = 4;
+
+/// Connections for reads only (the REST API's and the dashboard's lists).
+///
+/// On a SQLite file, a pool of its own of read-only connections: WAL lets
+/// them read while the one writer writes, so a flood of reads never queues
+/// a webhook behind it (nor past its acquire timeout). On PostgreSQL, or an
+/// in-memory SQLite database (which another pool could not see), `writer`
+/// itself.
+pub async fn connect_reader(
+    url: &str,
+    writer: &DatabaseConnection,
+) -> Result<DatabaseConnection, ConnectError> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !url.starts_with("sqlite:") || in_memory {
+        return Ok(writer.clone());
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(SQLITE_READERS)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.read_only(true)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    Database::connect(options)
+        .await
+        .map_err(|err| ConnectError::Unreachable(err.to_string()))
+}
+
 /// The URL without its password, fit for an error message or a log line.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -20,17 +20,17 @@ use ephemera_application::reporting::{ReportDeliverer, ReportingConfig};
 use ephemera_application::retention::Retention;
 use ephemera_application::sync::GitHubSync;
 use ephemera_application::webhooks::IngestDelivery;
-use ephemera_application::worker::WorkerHealth;
+use ephemera_application::worker::{Doorbell, WorkerHealth};
 use ephemera_github::GitHubApp;
 use ephemera_http::{Access, AppState};
 use ephemera_persistence::{
-    DatabaseConnection, Reporting, SqlCommandQueue, SqlDeliveryLog, SqlDeploymentRepository,
-    SqlEnvironmentRepository, SqlHealthProbe, SqlInstallationRepository, SqlLeases, SqlPruner,
-    SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
+    DatabaseConnection, Handover, Reporting, SqlCommandQueue, SqlDeliveryLog,
+    SqlDeploymentRepository, SqlEnvironmentRepository, SqlHealthProbe, SqlInstallationRepository,
+    SqlLeases, SqlPruner, SqlReportOutbox, SqlWebhookStore, SqlWorkQueue, redact_url,
 };
 use ephemera_provisioner::{CommandProvisioner, DryRunProvisioner, KubernetesProvisioner};
 use secrecy::ExposeSecret;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Settings;
@@ -55,6 +55,9 @@ pub struct Workers {
     pub reports: Option<ReportDeliverer>,
     /// Drift repair and missed-delivery recovery; `None` when reporting is off.
     pub sync: Option<GitHubSync>,
+    /// Rung when work is committed: this process's workers wake, and on
+    /// PostgreSQL so do the other replicas'.
+    pub bell: Doorbell,
     /// Repositories' rules, read by the workers and the REST API alike
     /// (one cache of parsed files).
     pub rules: Arc<RepoConfigs>,
@@ -86,7 +89,7 @@ fn reporting(on: bool, settings: &Settings) -> Reporting {
 /// clock the use cases read.
 #[derive(Clone)]
 pub struct Pulse {
-    pub wake: Arc<Notify>,
+    pub wake: Doorbell,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -109,6 +112,12 @@ impl Workers {
         Pulse { wake, clock }: Pulse,
         start: bool,
     ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let handover = Handover::over(db);
+        let wake = match &handover {
+            Some(handover) => wake.announcing(Arc::new(handover.clone())),
+            None => wake,
+        };
         let github: Option<Arc<dyn GitHubReporter>> =
             app.clone().map(|a| a as Arc<dyn GitHubReporter>);
         let queue: Arc<dyn WorkQueue> = Arc::new(
@@ -199,8 +208,15 @@ impl Workers {
             Reconciler::new(queue.clone(), provisioner.clone(), clock.clone(), config(0))
                 .observed_by(observer.clone())
                 .with_rules(rules.clone());
-        let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<Task> = Vec::new();
+        if let Some(handover) = handover {
+            // Announcing is needed even without workers (`serve
+            // --no-workers` applies deliveries); hearing only with them.
+            let (bell, stopped, listen) = (wake.clone(), stopped.clone(), start);
+            tasks.push(Task::new("handover", async move {
+                handover.run(bell, listen, stopped).await;
+            }));
+        }
         if start {
             for index in 0..settings.workers.count {
                 let worker = Reconciler::new(
@@ -266,6 +282,7 @@ impl Workers {
             stop,
             handles,
             health,
+            bell: wake,
             reconciler,
             commands,
             reports,
@@ -375,6 +392,17 @@ impl Application {
         settings.check_serve()?;
         let db = open_database(&settings.database_url).await?;
         migrate(&db).await?;
+        // Reads (REST lists, the dashboard, metrics) on their own
+        // connections where that helps (SQLite), never queued behind a
+        // write.
+        let reads = ephemera_persistence::connect_reader(&settings.database_url, &db)
+            .await
+            .with_context(|| {
+                format!(
+                    "DATABASE_URL: cannot open readers on {}",
+                    redact_url(&settings.database_url)
+                )
+            })?;
 
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("EPHEMERA_LISTEN: cannot listen on {}", settings.listen))?;
@@ -397,7 +425,6 @@ impl Application {
 
         let metrics = Arc::new(ephemera_http::Metrics::new().context("registering metrics")?);
         let app = github_app(settings, metrics.clone())?;
-        let wake = Arc::new(Notify::new());
         let provisioner = provisioner(settings).await?;
         let workers = Workers::build(
             settings,
@@ -406,17 +433,17 @@ impl Application {
             app,
             metrics.clone(),
             Pulse {
-                wake: wake.clone(),
+                wake: Doorbell::new(),
                 clock: clock.clone(),
             },
             with_workers,
         );
         let state = AppState {
             queries: EnvironmentQueries::new(
-                Arc::new(SqlEnvironmentRepository::new(db.clone())),
-                Arc::new(SqlDeploymentRepository::new(db.clone())),
+                Arc::new(SqlEnvironmentRepository::new(reads.clone())),
+                Arc::new(SqlDeploymentRepository::new(reads.clone())),
             ),
-            deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(db.clone()))),
+            deliveries: DeliveryQueries::new(Arc::new(SqlDeliveryLog::new(reads.clone()))),
             ingest: IngestDelivery::new(
                 Arc::new(
                     SqlWebhookStore::new(db.clone())
@@ -426,7 +453,7 @@ impl Application {
                 settings.policy.clone(),
             )
             .serving(settings.allowed_owners.clone())
-            .waking(wake),
+            .waking(workers.bell.clone()),
             commands: workers.commands.clone(),
             repo_configs: RepoConfigQueries::new(
                 Arc::new(SqlInstallationRepository::new(db.clone())),
@@ -440,7 +467,7 @@ impl Application {
                 anonymous_reads: settings.reads_are_anonymous(),
             },
             metrics,
-            stats: Arc::new(SqlHealthProbe::new(db.clone())),
+            stats: Arc::new(SqlHealthProbe::new(reads.clone())),
         };
         if settings.webhook.secret.is_none() {
             tracing::warn!(
@@ -559,7 +586,7 @@ pub async fn run_workers(settings: &Settings) -> anyhow::Result<()> {
         app,
         Arc::new(NoObserver),
         Pulse {
-            wake: Arc::new(Notify::new()),
+            wake: Doorbell::new(),
             clock: Arc::new(SystemClock),
         },
         true,

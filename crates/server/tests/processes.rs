@@ -208,6 +208,45 @@ fn assert_each_ran_once(log: &std::path::Path, action: &str, prs: u64) {
     assert!(ran.values().all(|&n| n == 1), "each exactly once: {ran:?}");
 }
 
+/// Work is handed over as it is committed: a delivery answered by a
+/// replica without workers wakes the worker of another replica at once,
+/// though that worker would otherwise look only once an hour.
+#[tokio::test]
+async fn a_delivery_to_one_replica_wakes_the_workers_of_another() {
+    let Some(t) = TestDatabase::migrated(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = |port: u16, workers: &str| {
+        let listen = format!("127.0.0.1:{port}");
+        serve_ready(
+            dir.path(),
+            port,
+            &[
+                ("DATABASE_URL", t.url.as_str()),
+                ("EPHEMERA_LISTEN", &listen),
+                ("GITHUB_WEBHOOK_SECRET", SECRET),
+                ("EPHEMERA_WORKERS", workers),
+                ("EPHEMERA_WORKER_POLL", "1h"),
+                ("RUST_LOG", "warn"),
+            ],
+        )
+    };
+    let (front, back) = (free_port(), free_port());
+    let _front = replica(front, "0");
+    let _back = replica(back, "1");
+    let client = reqwest::Client::new();
+
+    for n in 1..=3 {
+        deliver(&client, front, "pull_request", &numbered_pr("opened", n)).await;
+    }
+    eventually(
+        "the other replica's worker made all three ready",
+        || async { environments_with_status(&client, front, "ready").await == 3 },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn three_replicas_provision_and_destroy_each_pr_exactly_once() {
     let Some(t) = TestDatabase::migrated(Backend::Postgres).await else {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ephemera_domain::{InstallationId, PreviewReport};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 mod check;
 mod comment;
@@ -140,8 +140,8 @@ impl ReportDeliverer {
 
     /// Delivers until `stop` turns true, waiting for `wake` or the poll
     /// interval when nothing is due.
-    pub async fn run(&self, wake: Arc<Notify>, stop: watch::Receiver<bool>) {
-        crate::worker::run_until_stopped(Some(&wake), stop, || async {
+    pub async fn run(&self, wake: crate::worker::Doorbell, stop: watch::Receiver<bool>) {
+        crate::worker::run_until_stopped(Some(wake.listen()), stop, || async {
             match self.run_once().await {
                 Ok(ReportOutcome::Idle) => crate::worker::Next::After(self.config.poll),
                 Ok(_) => crate::worker::Next::Now,
