@@ -44,6 +44,16 @@ bench-github:
     cargo build --release --locked -p ephemera-server
     python3 bench/github_budget.py --bin target/release/ephemera
 
+# Push-to-preview latency hop by hop (answer -> provisioner started -> ready -> report landed at a local fake GitHub), 1 and 100 PRs at once, SQLite and PostgreSQL; writes docs/benchmarks-latency.md (`just bench` runs it too).
+bench-latency:
+    cargo build --release --locked -p ephemera-server
+    python3 bench/latency.py --bin target/release/ephemera
+
+# Rebase storm: 200 ready PRs, then 10 pushes each within 2 s, on PostgreSQL with 3 replicas and on SQLite; writes docs/benchmarks-storm.md (`just bench` runs it too).
+bench-storm:
+    cargo build --release --locked -p ephemera-server -p ephemera-loadgen
+    python3 bench/storm.py --bin target/release/ephemera --loadgen target/release/loadgen
+
 # Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!), hostile traffic (DRILLS=hostile runs only that).
 drill:
     bash bench/drill.sh

@@ -192,6 +192,8 @@ def main():
         return f"{percentile(values, 50):.1f} / {percentile(values, 99):.1f}"
 
     out = [
+        "# Push-to-preview latency",
+        "",
         f"Produced by `python3 bench/latency.py --bin {os.path.relpath(args.bin, ROOT)} "
         f"--single {args.single} --burst {args.burst}` on {time.strftime('%Y-%m-%d')}: "
         "4 workers, the default 1 s poll, a local fake GitHub; service, database, fake and "

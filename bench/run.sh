@@ -175,6 +175,10 @@ if psql "$PG_ADMIN" -qAtc 'select 1' >/dev/null 2>&1; then
     pg_note=""
 fi
 
+# The hops from a push to its preview, and a rebase storm (issue 17).
+python3 bench/latency.py --bin "$BIN" --out "$work/latency.md" >&2
+python3 bench/storm.py --bin "$BIN" --loadgen "$LOADGEN" --out "$work/storm.md" >&2
+
 {
     echo "# Benchmarks"
     echo
@@ -226,6 +230,14 @@ TEXT
     cat "$work/scale-sqlite.md"
     [ -f "$work/scale-postgres.md" ] && cat "$work/scale-postgres.md"
     [ -n "$pg_note" ] && echo "$pg_note"
+    echo
+    echo "## Push-to-preview latency (this run, bench/latency.py)"
+    echo
+    tail -n +2 "$work/latency.md"
+    echo
+    echo "## Rebase storm (this run, bench/storm.py)"
+    echo
+    tail -n +2 "$work/storm.md"
     if [ -f docs/benchmarks-github.md ]; then
         echo
         echo "## GitHub request budget (the latest \`just bench-github\`, from docs/benchmarks-github.md)"

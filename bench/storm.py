@@ -92,8 +92,11 @@ def storm(args, work, name, url, replicas):
         out = loadgen(args, urls, ["--concurrency", "64", "--count", str(pushes), "--rate", f"{rate:.1f}",
                                    "storm", "--prs", str(prs), "--round", "1"])
         newest = f"{args.pushes:020x}"
+        # Ready on it: the newest commit's deployment succeeded and the
+        # environment is ready (the row's commit changes at the webhook).
         done_at = wait("every PR is ready on its newest commit", lambda: int(query(
-            url, f"SELECT count(*) FROM environments WHERE status = 'ready' AND commit_sha LIKE '%{newest}'")[0][0]) == prs)
+            url, "SELECT count(*) FROM environments e JOIN deployments d ON d.environment_id = e.id "
+                 f"WHERE e.status = 'ready' AND d.status = 'success' AND d.commit_sha LIKE '%{newest}'")[0][0]) == prs)
         runs = log.read_text().splitlines()[opened_runs:]
         by_status = dict((s, int(n)) for s, n in query(url, "SELECT status, count(*) FROM deployments GROUP BY status"))
         latency = re.search(r"latency ms:\s+(.*)", out).group(1)
@@ -138,6 +141,8 @@ def main():
         results.append(("SQLite", storm(args, work, "sqlite", f"sqlite://{work}/storm.db?mode=rwc", 1)))
 
     out = [
+        "# Rebase storm",
+        "",
         f"Produced by `python3 bench/storm.py --prs {args.prs} --pushes {args.pushes} --within {args.within:g}` "
         f"on {time.strftime('%Y-%m-%d')}: {args.prs} ready PRs of one repository, then "
         f"{args.pushes} pushes each ({args.prs * args.pushes} `synchronize` deliveries) sent open loop "

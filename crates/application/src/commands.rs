@@ -145,6 +145,27 @@ impl EnvironmentCommands {
         }
     }
 
+    /// How every command on one environment ends: what it did is committed,
+    /// or on failure rolled back, before it answers, so the environment's
+    /// row is unlocked for the worker it may have woken.
+    async fn finish<T>(
+        tx: Box<dyn WorkTx>,
+        outcome: Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        match outcome {
+            Ok(done) => {
+                tx.commit().await?;
+                Ok(done)
+            }
+            Err(err) => {
+                if let Err(undo) = tx.rollback().await {
+                    tracing::warn!(error = %undo, "rolling a refused command back failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
     /// How every command on one environment starts: the time, a
     /// transaction, and environment `id` read in it.
     async fn open(
@@ -165,30 +186,33 @@ impl EnvironmentCommands {
     #[tracing::instrument(skip(self))]
     pub async fn redeploy(&self, id: EnvironmentId) -> Result<Deployment, CommandError> {
         let (now, mut tx, mut env) = self.open(id).await?;
-        if !env.is_live() {
-            return Err(CommandError::Conflict(format!(
-                "environment {id} is {}; reopen or push to the PR to bring it back",
-                env.status()
-            )));
+        let outcome = async {
+            if !env.is_live() {
+                return Err(CommandError::Conflict(format!(
+                    "environment {id} is {}; reopen or push to the PR to bring it back",
+                    env.status()
+                )));
+            }
+            // The operator's redeploy passes the same policy as a webhook:
+            // it must not deploy a fork commit nobody vouched for.
+            if let PolicyDecision::Skip(reason) =
+                decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
+            {
+                return Err(CommandError::Conflict(format!(
+                    "environment {id} cannot be redeployed at {}: {reason}",
+                    env.commit_sha.short()
+                )));
+            }
+            queue_current_commit(
+                tx.as_mut(),
+                &mut env,
+                "redeploy requested through the API",
+                now,
+            )
+            .await
         }
-        // The operator's redeploy passes the same policy as a webhook: it
-        // must not deploy a fork commit nobody vouched for.
-        if let PolicyDecision::Skip(reason) =
-            decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
-        {
-            return Err(CommandError::Conflict(format!(
-                "environment {id} cannot be redeployed at {}: {reason}",
-                env.commit_sha.short()
-            )));
-        }
-        let deployment = queue_current_commit(
-            tx.as_mut(),
-            &mut env,
-            "redeploy requested through the API",
-            now,
-        )
-        .await?;
-        tx.commit().await?;
+        .await;
+        let deployment = Self::finish(tx, outcome).await?;
         self.wake.ring();
         Ok(deployment)
     }
@@ -256,38 +280,43 @@ impl EnvironmentCommands {
         note: impl FnOnce(&mut Environment) -> Result<(), CommandError>,
     ) -> Result<HeadDeployment, CommandError> {
         let (now, mut tx, mut env) = self.open(id).await?;
-        if !env.is_live() {
-            return Err(CommandError::Conflict(format!(
-                "the preview is {}; reopen or push to the PR to bring it back",
-                env.status()
-            )));
+        let outcome = async {
+            if !env.is_live() {
+                return Err(CommandError::Conflict(format!(
+                    "the preview is {}; reopen or push to the PR to bring it back",
+                    env.status()
+                )));
+            }
+            note(&mut env)?;
+            if let PolicyDecision::Skip(why) =
+                decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
+            {
+                return Err(CommandError::Conflict(format!(
+                    "{} cannot be deployed: {why}",
+                    env.commit_sha.short()
+                )));
+            }
+            if let Some(active) = tx.active_deployment(env.id).await?
+                && active.commit_sha == env.commit_sha
+            {
+                tx.update_environment(&env).await?;
+                return Ok(HeadDeployment {
+                    deployment: active,
+                    fresh: false,
+                });
+            }
+            let deployment = queue_current_commit(tx.as_mut(), &mut env, reason, now).await?;
+            Ok(HeadDeployment {
+                deployment,
+                fresh: true,
+            })
         }
-        note(&mut env)?;
-        if let PolicyDecision::Skip(why) =
-            decide(tx.as_mut(), &self.policy, &env, &env.commit_sha).await?
-        {
-            return Err(CommandError::Conflict(format!(
-                "{} cannot be deployed: {why}",
-                env.commit_sha.short()
-            )));
+        .await;
+        let head = Self::finish(tx, outcome).await?;
+        if head.fresh {
+            self.wake.ring();
         }
-        if let Some(active) = tx.active_deployment(env.id).await?
-            && active.commit_sha == env.commit_sha
-        {
-            tx.update_environment(&env).await?;
-            tx.commit().await?;
-            return Ok(HeadDeployment {
-                deployment: active,
-                fresh: false,
-            });
-        }
-        let deployment = queue_current_commit(tx.as_mut(), &mut env, reason, now).await?;
-        tx.commit().await?;
-        self.wake.ring();
-        Ok(HeadDeployment {
-            deployment,
-            fresh: true,
-        })
+        Ok(head)
     }
 
     /// Puts a ready preview to sleep (`reason` says who asked); idempotent
@@ -320,36 +349,41 @@ impl EnvironmentCommands {
     ) -> Result<Environment, CommandError> {
         use EnvironmentStatus::{Ready, Sleeping, Stopping, Updating, Waking};
         let (now, mut tx, mut env) = self.open(id).await?;
-        let done = match (to, env.status()) {
-            (Stopping, Stopping | Sleeping) | (Waking, Waking | Ready | Updating) => true,
-            (Stopping, _) => {
-                env.begin_sleep(reason, now).map_err(|_| {
-                    CommandError::Conflict(format!(
-                        "environment {id} is {}; only a ready preview can be put to sleep",
-                        env.status()
-                    ))
-                })?;
-                false
+        let outcome = async {
+            let done = match (to, env.status()) {
+                (Stopping, Stopping | Sleeping) | (Waking, Waking | Ready | Updating) => true,
+                (Stopping, _) => {
+                    env.begin_sleep(reason, now).map_err(|_| {
+                        CommandError::Conflict(format!(
+                            "environment {id} is {}; only a ready preview can be put to sleep",
+                            env.status()
+                        ))
+                    })?;
+                    false
+                }
+                (_, _) => {
+                    env.begin_wake(reason, now).map_err(|_| {
+                        CommandError::Conflict(format!(
+                            "environment {id} is {}; only a sleeping preview can be woken",
+                            env.status()
+                        ))
+                    })?;
+                    false
+                }
+            };
+            if done {
+                return Ok(false);
             }
-            (_, _) => {
-                env.begin_wake(reason, now).map_err(|_| {
-                    CommandError::Conflict(format!(
-                        "environment {id} is {}; only a sleeping preview can be woken",
-                        env.status()
-                    ))
-                })?;
-                false
+            tx.update_environment(&env).await?;
+            if let Some(report) = PreviewReport::of(&env, None) {
+                tx.report(report, now).await?;
             }
-        };
-        if done {
-            return Ok(env);
+            Ok(true)
         }
-        tx.update_environment(&env).await?;
-        if let Some(report) = PreviewReport::of(&env, None) {
-            tx.report(report, now).await?;
+        .await;
+        if Self::finish(tx, outcome).await? {
+            self.wake.ring();
         }
-        tx.commit().await?;
-        self.wake.ring();
         Ok(env)
     }
 
@@ -361,27 +395,33 @@ impl EnvironmentCommands {
         let mut count = 0;
         for id in self.queue.sleepy(now, 500).await? {
             let (now, mut tx, mut env) = self.open(id).await?;
-            // Re-checked under the lock: a webhook may have just touched it.
-            let Some(after) = env.sleep_after else {
-                continue;
-            };
-            let due = env.last_activity()
-                + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
-            if env.status() != EnvironmentStatus::Ready || due > now {
-                continue;
+            let outcome = async {
+                // Re-checked under the lock: a webhook may have just
+                // touched it.
+                let Some(after) = env.sleep_after else {
+                    return Ok(false);
+                };
+                let due = env.last_activity()
+                    + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+                if env.status() != EnvironmentStatus::Ready || due > now {
+                    return Ok(false);
+                }
+                let reason = format!(
+                    "asleep: no activity for more than {} (previews.sleep_after)",
+                    ephemera_domain::format_duration(after)
+                );
+                env.begin_sleep(&reason, now)
+                    .map_err(|e| CommandError::Conflict(e.to_string()))?;
+                tx.update_environment(&env).await?;
+                if let Some(report) = PreviewReport::of(&env, None) {
+                    tx.report(report, now).await?;
+                }
+                Ok(true)
             }
-            let reason = format!(
-                "asleep: no activity for more than {} (previews.sleep_after)",
-                ephemera_domain::format_duration(after)
-            );
-            env.begin_sleep(&reason, now)
-                .map_err(|e| CommandError::Conflict(e.to_string()))?;
-            tx.update_environment(&env).await?;
-            if let Some(report) = PreviewReport::of(&env, None) {
-                tx.report(report, now).await?;
+            .await;
+            if Self::finish(tx, outcome).await? {
+                count += 1;
             }
-            tx.commit().await?;
-            count += 1;
         }
         if count > 0 {
             tracing::info!(count, "idle previews put to sleep");
@@ -410,42 +450,45 @@ impl EnvironmentCommands {
         pr: &PullRequestState,
     ) -> Result<MissedHead, CommandError> {
         let (now, mut tx, mut env) = self.open(id).await?;
-        let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
-        if stale || env.commit_sha == pr.head_sha || !env.is_live() {
-            return Ok(MissedHead::UpToDate);
-        }
-        env.is_fork = pr.is_fork;
-        env.draft = pr.draft;
-        env.labels = pr.labels.clone();
-        env.base_ref = pr.base_ref.clone();
-        if let PolicyDecision::Skip(reason) =
-            decide(tx.as_mut(), &self.policy, &env, &pr.head_sha).await?
-        {
-            env.pr_updated_at = Some(pr.updated_at);
-            env.updated_at = now;
-            if reason.keeps_running() {
-                env.hold_back(&pr.head_sha, &reason);
-                tx.update_environment(&env).await?;
-                if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
-                    && let Some(report) = PreviewReport::of(&env, None)
-                {
-                    tx.report(report, now).await?;
-                }
-                tx.commit().await?;
-                return Ok(MissedHead::Held(reason));
+        let outcome = async {
+            let stale = env.pr_updated_at.is_some_and(|seen| pr.updated_at <= seen);
+            if stale || env.commit_sha == pr.head_sha || !env.is_live() {
+                return Ok(MissedHead::UpToDate);
             }
-            begin_destroy(tx.as_mut(), &mut env, &reason.to_string(), now).await?;
-            tx.commit().await?;
-            self.wake.ring();
-            return Ok(MissedHead::Destroyed(reason));
+            env.is_fork = pr.is_fork;
+            env.draft = pr.draft;
+            env.labels = pr.labels.clone();
+            env.base_ref = pr.base_ref.clone();
+            if let PolicyDecision::Skip(reason) =
+                decide(tx.as_mut(), &self.policy, &env, &pr.head_sha).await?
+            {
+                env.pr_updated_at = Some(pr.updated_at);
+                env.updated_at = now;
+                if reason.keeps_running() {
+                    env.hold_back(&pr.head_sha, &reason);
+                    tx.update_environment(&env).await?;
+                    if matches!(reason, SkipReason::ForkCommitNotVouched { .. })
+                        && let Some(report) = PreviewReport::of(&env, None)
+                    {
+                        tx.report(report, now).await?;
+                    }
+                    return Ok(MissedHead::Held(reason));
+                }
+                begin_destroy(tx.as_mut(), &mut env, &reason.to_string(), now).await?;
+                return Ok(MissedHead::Destroyed(reason));
+            }
+            env.commit_sha = pr.head_sha.clone();
+            env.pr_updated_at = Some(pr.updated_at);
+            let message = "head found on GitHub (missed webhook)";
+            queue_current_commit(tx.as_mut(), &mut env, message, now).await?;
+            Ok(MissedHead::Deployed)
         }
-        env.commit_sha = pr.head_sha.clone();
-        env.pr_updated_at = Some(pr.updated_at);
-        let message = "head found on GitHub (missed webhook)";
-        queue_current_commit(tx.as_mut(), &mut env, message, now).await?;
-        tx.commit().await?;
-        self.wake.ring();
-        Ok(MissedHead::Deployed)
+        .await;
+        let missed = Self::finish(tx, outcome).await?;
+        if matches!(missed, MissedHead::Destroyed(_) | MissedHead::Deployed) {
+            self.wake.ring();
+        }
+        Ok(missed)
     }
 
     /// [`Self::destroy`] with the reason recorded on the environment.
@@ -455,18 +498,23 @@ impl EnvironmentCommands {
         reason: &str,
     ) -> Result<Environment, CommandError> {
         let (now, mut tx, mut env) = self.open(id).await?;
-        match env.status() {
-            EnvironmentStatus::Destroying => return Ok(env),
-            EnvironmentStatus::Destroyed => {
-                return Err(CommandError::Conflict(format!(
-                    "environment {id} is already destroyed"
-                )));
+        let outcome = async {
+            match env.status() {
+                EnvironmentStatus::Destroying => return Ok(false),
+                EnvironmentStatus::Destroyed => {
+                    return Err(CommandError::Conflict(format!(
+                        "environment {id} is already destroyed"
+                    )));
+                }
+                _ => {}
             }
-            _ => {}
+            begin_destroy(tx.as_mut(), &mut env, reason, now).await?;
+            Ok(true)
         }
-        begin_destroy(tx.as_mut(), &mut env, reason, now).await?;
-        tx.commit().await?;
-        self.wake.ring();
+        .await;
+        if Self::finish(tx, outcome).await? {
+            self.wake.ring();
+        }
         Ok(env)
     }
 
@@ -508,27 +556,33 @@ impl EnvironmentCommands {
         let mut count = 0;
         for id in idle {
             let mut tx = self.queue.begin().await?;
-            let Some(mut env) = tx.environment(id).await? else {
-                continue;
-            };
-            let (ttl, setting) = match (env.idle_ttl, default_ttl) {
-                (Some(ttl), _) => (ttl, "previews.ttl"),
-                (None, Some(ttl)) => (ttl, "EPHEMERA_ENVIRONMENT_TTL"),
-                (None, None) => continue,
-            };
-            let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-            // Re-checked under the lock: a webhook may have just touched it.
-            let last = env.pr_updated_at.unwrap_or(env.created_at);
-            if last >= before || !env.is_live() {
-                continue;
+            let outcome = async {
+                let Some(mut env) = tx.environment(id).await? else {
+                    return Ok(false);
+                };
+                let (ttl, setting) = match (env.idle_ttl, default_ttl) {
+                    (Some(ttl), _) => (ttl, "previews.ttl"),
+                    (None, Some(ttl)) => (ttl, "EPHEMERA_ENVIRONMENT_TTL"),
+                    (None, None) => return Ok(false),
+                };
+                let before = now - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+                // Re-checked under the lock: a webhook may have just
+                // touched it.
+                let last = env.pr_updated_at.unwrap_or(env.created_at);
+                if last >= before || !env.is_live() {
+                    return Ok(false);
+                }
+                let reason = format!(
+                    "idle: no PR activity for more than {} ({setting})",
+                    ephemera_domain::format_duration(ttl)
+                );
+                begin_destroy(tx.as_mut(), &mut env, &reason, now).await?;
+                Ok(true)
             }
-            let reason = format!(
-                "idle: no PR activity for more than {} ({setting})",
-                ephemera_domain::format_duration(ttl)
-            );
-            begin_destroy(tx.as_mut(), &mut env, &reason, now).await?;
-            tx.commit().await?;
-            count += 1;
+            .await;
+            if Self::finish(tx, outcome).await? {
+                count += 1;
+            }
         }
         if count > 0 {
             tracing::info!(count, "idle environments sent to destroy");

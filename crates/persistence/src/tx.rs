@@ -104,4 +104,11 @@ impl EnvironmentTx for SqlTx {
             .await
             .map_err(|e| db_err(e, "committing the transaction"))
     }
+
+    async fn rollback(self: Box<Self>) -> Result<(), RepositoryError> {
+        self.txn
+            .rollback()
+            .await
+            .map_err(|e| db_err(e, "rolling the transaction back"))
+    }
 }

@@ -132,7 +132,11 @@ async fn sleep_and_wake_answer_conflicts_where_the_lifecycle_refuses(t: TestData
             .await;
         assert_eq!(sleep.status(), 202);
     }
-    assert!(matches!(app.drain().await[..], [RunOutcome::Asleep(_)]));
+    let outcomes = app.drain().await;
+    assert!(
+        matches!(outcomes[..], [RunOutcome::Asleep(_)]),
+        "{outcomes:?}"
+    );
 }
 
 backend_tests!(

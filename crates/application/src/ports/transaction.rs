@@ -57,6 +57,11 @@ pub trait EnvironmentTx: Send {
     ) -> Result<(), RepositoryError>;
 
     async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
+
+    /// Undoes the transaction and releases its row locks now. Dropping it
+    /// undoes it too, but on PostgreSQL its locks last until its pooled
+    /// connection is next used, and workers skip locked rows meanwhile.
+    async fn rollback(self: Box<Self>) -> Result<(), RepositoryError>;
 }
 
 // One mock for every transaction: it implements [`EnvironmentTx`] once and
@@ -97,6 +102,7 @@ mockall::mock! {
             now: DateTime<Utc>,
         ) -> Result<(), RepositoryError>;
         async fn commit(self: Box<Self>) -> Result<(), RepositoryError>;
+        async fn rollback(self: Box<Self>) -> Result<(), RepositoryError>;
     }
 
     #[async_trait]
