@@ -43,11 +43,30 @@ impl TryFrom<Model> for User {
 /// statement, so concurrent deliveries naming the same user never race into
 /// a unique violation. A payload without an email (most of them) keeps the
 /// one already known.
+///
+/// Nothing is written when the stored user already says the same (a plain
+/// read first): a burst of deliveries from one sender (a bot, or whoever
+/// merged to main and made every PR rebase) would otherwise all wait on
+/// that user's row lock, one transaction after another.
 pub(crate) async fn upsert<C: ConnectionTrait>(
     db: &C,
     user: &GithubUser,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
+    let stored = Entity::find()
+        .filter(Column::GithubId.eq(user.github_id.get()))
+        .one(db)
+        .await
+        .map_err(|e| db_err(e, format!("loading GitHub user {}", user.github_id)))?;
+    let same = |known: &Option<String>, said: &Option<String>| said.is_none() || said == known;
+    if stored.is_some_and(|row| {
+        row.github_login == user.login
+            && row.is_active
+            && same(&row.email, &user.email)
+            && same(&row.avatar_url, &user.avatar_url)
+    }) {
+        return Ok(());
+    }
     Entity::insert(ActiveModel {
         id: NotSet,
         github_id: Set(user.github_id.get()),

@@ -334,6 +334,22 @@ async fn users_are_upserted_by_github_id(t: TestDatabase) {
     assert_eq!(renamed.created_at, t0());
     assert_eq!(renamed.updated_at, t0() + Duration::hours(1));
     assert!(renamed.is_active);
+
+    // The same user said again (a burst of one sender's deliveries): no
+    // write, so no transaction waits on the row.
+    let again = users
+        .upsert(
+            GithubUser {
+                github_id: id,
+                login: "Codertocat2".into(),
+                email: None,
+                avatar_url: Some("https://avatars.example/u/1".into()),
+            },
+            t0() + Duration::hours(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, renamed, "nothing rewritten");
 }
 
 async fn installations_keep_their_repositories(t: TestDatabase) {
