@@ -97,6 +97,10 @@ class FakeGitHub:
 def handler(fake):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out in separate writes; with Nagle on,
+        # the body waits for the client's delayed ACK (40 ms) on every
+        # keep-alive request, which GitHub does not make anyone wait.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
