@@ -4,7 +4,7 @@
 use ephemera_domain::{DeliveryId, DeliveryOutcome};
 
 use super::{GitHubSync, SyncError, unexpected};
-use crate::ports::DeliveryHeader;
+use crate::ports::{DeliveryHeader, HookDelivery};
 
 /// How a redelivery request is noted in the delivery log.
 const REQUESTED: &str = "missed; redelivery requested";
@@ -21,6 +21,19 @@ const MAX_PAGES: u32 = 20;
 const LIST_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
 
 /// How many redeliveries a delivery-log note says were asked for.
+/// How a delivery GitHub lists (failed, to be redelivered) goes into the
+/// delivery log: only what GitHub's list says of it.
+fn logged_as(guid: &DeliveryId, delivery: &HookDelivery) -> DeliveryHeader {
+    DeliveryHeader {
+        delivery_id: guid.clone(),
+        event: delivery.event.clone(),
+        action: delivery.action.clone(),
+        repository: None,
+        installation_id: None,
+        body_sha256: None,
+    }
+}
+
 fn requests_noted(reason: &str) -> Option<u32> {
     let rest = reason
         .strip_prefix(REQUESTED)?
@@ -58,14 +71,7 @@ impl GitHubSync {
         let Some(delivery) = listed.into_iter().find(|d| d.guid == guid.as_str()) else {
             return Ok(Redelivered::NotListed);
         };
-        let header = DeliveryHeader {
-            delivery_id: guid.clone(),
-            event: delivery.event.clone(),
-            action: delivery.action.clone(),
-            repository: None,
-            installation_id: None,
-            body_sha256: None,
-        };
+        let header = logged_as(guid, &delivery);
         let note = format!(
             "{REQUESTED} by {who} at {} (GitHub got {})",
             now.to_rfc3339(),
@@ -134,14 +140,7 @@ impl GitHubSync {
                     continue;
                 }
             }
-            let header = DeliveryHeader {
-                delivery_id: guid.clone(),
-                event: delivery.event.clone(),
-                action: delivery.action.clone(),
-                repository: None,
-                installation_id: None,
-                body_sha256: None,
-            };
+            let header = logged_as(&guid, &delivery);
             // Recorded before asking: a redelivery arriving at once finds
             // the entry and is applied over it.
             let note = format!(
