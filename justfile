@@ -54,6 +54,11 @@ bench-storm:
     cargo build --release --locked -p ephemera-server -p ephemera-loadgen
     python3 bench/storm.py --bin target/release/ephemera --loadgen target/release/loadgen
 
+# Idle at scale: 10,000 live previews left alone with workers and drift repair on; CPU, RSS and every background query's plan (PostgreSQL EXPLAIN); writes docs/benchmarks-idle.md (`just bench` runs it too). Needs PostgreSQL.
+bench-idle:
+    cargo build --release --locked -p ephemera-server
+    python3 bench/idle.py --bin target/release/ephemera
+
 # Failure drills: kill -9 mid-deploy, replicas exactly-once, PostgreSQL stopped for 10 s (stops the local PostgreSQL!), hostile traffic (DRILLS=hostile runs only that).
 drill:
     bash bench/drill.sh

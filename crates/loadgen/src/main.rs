@@ -225,18 +225,39 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The template with a repository, PR number and head SHA of its own.
+/// The template with a repository, PR number and head SHA of its own: each
+/// `n` opens a new PR. (ephemera keys a PR's environment by GitHub's
+/// repository id, which survives renames, so the id varies with the name;
+/// with the template's one id every delivery renamed one repository.)
 fn vary(template: &Value, n: u64) -> Value {
     let mut p = template.clone();
-    let repo = format!("load-org-{}/app-{}", n % 97, n % 13);
+    let (owner, app) = (n % 97, n % 13);
+    let repo = format!("load-org-{owner}/app-{app}");
     let number = n / (97 * 13) + 1;
     p["number"] = json!(number);
     p["pull_request"]["number"] = json!(number);
-    p["repository"]["full_name"] = json!(repo);
-    p["pull_request"]["base"]["repo"]["full_name"] = json!(repo);
-    p["pull_request"]["head"]["repo"]["full_name"] = json!(repo);
+    set_repository(&mut p, &repo, 1_000_000 + owner * 13 + app);
     p["pull_request"]["head"]["sha"] = json!(format!("{n:040x}"));
     p
+}
+
+/// Makes `full_name` (`owner/name`) with GitHub's repository `id` the PR's
+/// repository, as base and head (not a fork).
+fn set_repository(p: &mut Value, full_name: &str, id: u64) {
+    let name = full_name
+        .split_once('/')
+        .map_or(full_name, |(_, name)| name);
+    for path in [
+        "/repository",
+        "/pull_request/head/repo",
+        "/pull_request/base/repo",
+    ] {
+        if let Some(r) = p.pointer_mut(path) {
+            r["full_name"] = json!(full_name);
+            r["name"] = json!(name);
+            r["id"] = json!(id);
+        }
+    }
 }
 
 /// PR `pr` of the storm's repository at `round`: opened at round 0, a new
@@ -259,17 +280,7 @@ fn storm(template: &Value, pr: u64, round: u64) -> Value {
     pull["updated_at"] = json!(updated);
     pull["head"]["sha"] = json!(head);
     pull["labels"] = json!([]);
-    for path in [
-        "/repository",
-        "/pull_request/head/repo",
-        "/pull_request/base/repo",
-    ] {
-        if let Some(r) = p.pointer_mut(path) {
-            r["full_name"] = json!(repo);
-            r["name"] = json!("app");
-            r["id"] = json!(424_242);
-        }
-    }
+    set_repository(&mut p, repo, 424_242);
     p
 }
 
@@ -340,4 +351,36 @@ fn report(cli: &Cli, tally: &Tally, elapsed: Duration) {
         .map(|(s, n)| format!("{s}: {n}"))
         .collect();
     println!("statuses:    {}", statuses.join(", "));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn template() -> Value {
+        let text = ephemera_webhook_examples::find("pull_request.opened")
+            .expect("the example is compiled in")
+            .body;
+        serde_json::from_str(text).expect("the example is JSON")
+    }
+
+    #[test]
+    fn each_ingest_delivery_opens_a_pr_of_its_own() {
+        let template = template();
+        let keys: HashSet<_> = (0..5_000)
+            .map(|n| {
+                let p = vary(&template, n);
+                let repo = &p["repository"];
+                assert_eq!(repo["id"], p["pull_request"]["base"]["repo"]["id"]);
+                assert_eq!(
+                    repo["full_name"],
+                    p["pull_request"]["base"]["repo"]["full_name"]
+                );
+                (repo["id"].to_string(), p["number"].to_string())
+            })
+            .collect();
+        assert_eq!(keys.len(), 5_000, "(repository id, PR number) repeats");
+    }
 }

@@ -16,6 +16,14 @@ pub enum ConnectError {
 /// counts as down (readiness then answers 503 instead of hanging).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled connection idle at least this long is pinged before use (one
+/// round trip) so a connection the server or a proxy dropped is replaced
+/// rather than failing a request. One in use moments ago is handed out
+/// as it is: pinging on every acquire (the pool's default) cost a round
+/// trip per statement or transaction, on the hot path of every webhook and
+/// read (issue 17).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens a connection pool to `url` (`sqlite://…` or `postgres://…`).
 ///
 /// SQLite runs in WAL mode with foreign keys on and a busy timeout, on one
@@ -32,7 +40,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
     options
         .sqlx_logging(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_timeout(ACQUIRE_TIMEOUT);
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
     if is_sqlite {
         options.max_connections(1).map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
@@ -72,6 +81,7 @@ pub async fn connect_reader(
         .sqlx_logging(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         .max_connections(SQLITE_READERS)
         .map_sqlx_sqlite_opts(|opts| {
             opts.read_only(true)

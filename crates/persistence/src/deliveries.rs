@@ -110,22 +110,17 @@ pub(crate) async fn seen<C: ConnectionTrait>(
     }
 }
 
-/// Enters a new delivery; [`RepositoryError::Conflict`] when a concurrent
-/// request with the same id got there first.
-pub(crate) async fn insert_pending<C: ConnectionTrait>(
+/// Enters a new delivery with its outcome; [`RepositoryError::Conflict`]
+/// when a concurrent request with the same id got there first.
+pub(crate) async fn insert_finished<C: ConnectionTrait>(
     db: &C,
     header: &DeliveryHeader,
+    outcome: DeliveryOutcome,
+    reason: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(), RepositoryError> {
-    // Overwritten by `finish` in the same transaction; never seen as such.
-    let row = new_row(
-        header,
-        DeliveryOutcome::Failed,
-        Some("being applied".into()),
-        now,
-    );
-    Entity::insert(row)
-        .exec(db)
+    Entity::insert(new_row(header, outcome, reason, now))
+        .exec_without_returning(db)
         .await
         .map_err(|e| db_err(e, format!("recording delivery {}", header.delivery_id)))?;
     Ok(())

@@ -308,7 +308,10 @@ impl ReportOutbox for SqlReportOutbox {
         let candidates: Vec<i64> = Entity::find()
             .select_only()
             .column(Column::EnvironmentId)
-            .filter(Column::Status.eq(PENDING))
+            // A literal, not a bind parameter: only then can PostgreSQL's
+            // generic plan use the partial index `ix_github_reports_pending`
+            // (with a parameter, every poll read the whole table).
+            .filter(Expr::cust("status = 'pending'"))
             .filter(Column::NextAttemptAt.lte(now))
             .group_by(Column::EnvironmentId)
             .order_by_asc(Expr::cust("MIN(next_attempt_at)"))

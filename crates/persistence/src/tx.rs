@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ephemera_application::ports::{EnvironmentTx, RepositoryError};
+use ephemera_application::ports::{DeliveryHeader, EnvironmentTx, RepositoryError};
 use ephemera_domain::{
     Deployment, Environment, EnvironmentId, InstallationId, InstallationStatus, NewDeployment,
     PreviewReport,
@@ -31,6 +31,9 @@ pub enum Reporting {
 pub(crate) struct SqlTx {
     pub(crate) txn: DatabaseTransaction,
     reporting: Reporting,
+    /// A delivery claimed in this transaction and not in the log yet: its
+    /// row is written once, with its outcome, when it finishes.
+    pub(crate) unlogged: Option<DeliveryHeader>,
 }
 
 impl SqlTx {
@@ -42,7 +45,11 @@ impl SqlTx {
             .begin()
             .await
             .map_err(|e| db_err(e, "opening a transaction"))?;
-        Ok(Self { txn, reporting })
+        Ok(Self {
+            txn,
+            reporting,
+            unlogged: None,
+        })
     }
 }
 

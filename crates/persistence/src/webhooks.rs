@@ -67,18 +67,22 @@ impl WebhookTx for SqlTx {
         )
         .await?;
         match seen {
+            // A new delivery's row is written by `finish_delivery`, once,
+            // with its outcome: one statement instead of an insert and an
+            // update. A concurrent request with the same id that gets there
+            // first makes that insert a conflict, and the whole
+            // transaction is tried again (and found a duplicate).
             Seen::New => {
-                deliveries::insert_pending(&self.txn, header, now).await?;
+                self.unlogged = Some(header.clone());
                 Ok(Claim::Fresh)
             }
             Seen::SameBodyAs(original) => {
                 // Logged under its own id, without the digest (which
                 // belongs to the original).
-                let replay = DeliveryHeader {
+                self.unlogged = Some(DeliveryHeader {
                     body_sha256: None,
                     ..header.clone()
-                };
-                deliveries::insert_pending(&self.txn, &replay, now).await?;
+                });
                 Ok(Claim::Replay { original })
             }
             Seen::Recorded(outcome) => {
@@ -101,7 +105,12 @@ impl WebhookTx for SqlTx {
         reason: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        deliveries::finish(&self.txn, delivery_id, outcome, reason, now).await
+        match self.unlogged.take() {
+            Some(header) if &header.delivery_id == delivery_id => {
+                deliveries::insert_finished(&self.txn, &header, outcome, reason, now).await
+            }
+            _ => deliveries::finish(&self.txn, delivery_id, outcome, reason, now).await,
+        }
     }
 
     async fn upsert_user(

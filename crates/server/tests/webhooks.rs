@@ -182,6 +182,15 @@ async fn opened_pr_gets_an_environment_and_a_queued_deployment(t: TestDatabase) 
     );
 }
 
+/// What the delivery log says of a delivery sent ten times.
+async fn applied_once_in_ten_attempts(app: &TestApp, delivery: &str) {
+    let logged = app.json(&format!("/api/v1/deliveries/{delivery}")).await;
+    assert_eq!(
+        (logged["outcome"].clone(), logged["attempts"].clone()),
+        (json!("applied"), json!(10))
+    );
+}
+
 async fn the_same_delivery_ten_times_changes_things_once(t: TestDatabase) {
     let app = TestApp::spawn(t).await;
     let delivery = id();
@@ -198,11 +207,28 @@ async fn the_same_delivery_ten_times_changes_things_once(t: TestDatabase) {
 
     let env = the_only_environment(&app).await;
     assert_eq!(deployments(&app, &env["id"]).await.len(), 1);
-    let logged = app.json(&format!("/api/v1/deliveries/{delivery}")).await;
-    assert_eq!(
-        (logged["outcome"].clone(), logged["attempts"].clone()),
-        (json!("applied"), json!(10))
-    );
+    applied_once_in_ten_attempts(&app, &delivery).await;
+}
+
+/// The log row of a new delivery is written with its outcome, at the end
+/// of its transaction: copies racing in at once must still apply it once.
+async fn the_same_delivery_ten_times_at_once_changes_things_once(t: TestDatabase) {
+    let app = TestApp::spawn(t).await;
+    let delivery = id();
+    let body = payload("pull_request.opened");
+    let sends = (0..10).map(|_| {
+        let (app, delivery, body) = (&app, &delivery, &body);
+        async move { app.deliver_ok("pull_request", delivery, body).await["outcome"].clone() }
+    });
+    let mut outcomes = futures::future::join_all(sends).await;
+    outcomes.sort_by_key(|o| o.to_string());
+    let mut expected = vec![json!("applied")];
+    expected.extend(std::iter::repeat_n(json!("duplicate"), 9));
+    assert_eq!(outcomes, expected);
+
+    let env = the_only_environment(&app).await;
+    assert_eq!(deployments(&app, &env["id"]).await.len(), 1);
+    applied_once_in_ten_attempts(&app, &delivery).await;
 }
 
 async fn fifty_concurrent_deliveries_for_one_pr_leave_the_newest_commit(t: TestDatabase) {
@@ -954,6 +980,7 @@ backend_tests!(
     an_installation_event_older_than_one_applied_is_stale,
     opened_pr_gets_an_environment_and_a_queued_deployment,
     the_same_delivery_ten_times_changes_things_once,
+    the_same_delivery_ten_times_at_once_changes_things_once,
     fifty_concurrent_deliveries_for_one_pr_leave_the_newest_commit,
     synchronize_moves_forward_and_never_back,
     close_destroys_and_reopen_revives_the_same_environment,

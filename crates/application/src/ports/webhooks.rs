@@ -52,14 +52,18 @@ pub trait WebhookStore: Send + Sync {
 /// Dropping it without `commit` rolls everything back.
 #[async_trait]
 pub trait WebhookTx: EnvironmentTx {
-    /// Enters the delivery in the log (or counts a redelivery).
+    /// Looks the delivery up in the log (counting a redelivery); a new
+    /// one is entered, at the latest, by `finish_delivery` in the same
+    /// transaction, and a concurrent request with the same id makes one of
+    /// the two fail with [`RepositoryError::Conflict`].
     async fn claim_delivery(
         &mut self,
         header: &DeliveryHeader,
         now: DateTime<Utc>,
     ) -> Result<Claim, RepositoryError>;
 
-    /// Writes the outcome of a claimed delivery.
+    /// Writes the outcome of a claimed delivery (entering it in the log if
+    /// it is new).
     async fn finish_delivery(
         &mut self,
         delivery_id: &DeliveryId,
