@@ -215,15 +215,16 @@ impl DeliveryLog for SqlDeliveryLog {
         if let Some(cursor) = page.after {
             query = query.filter(Column::Id.lt(cursor.before_id));
         }
-        query
-            .order_by_desc(Column::Id)
-            .limit(page.fetch_limit())
-            .all(&self.db)
-            .await
-            .map_err(|e| db_err(e, "listing deliveries"))?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        crate::paging::page(
+            &self.db,
+            query.order_by_desc(Column::Id),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(|e| db_err(e, "listing deliveries"))?
+        .into_iter()
+        .map(to_domain)
+        .collect()
     }
 
     async fn get(

@@ -9,7 +9,7 @@ use ephemera_domain::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, UpdateMany,
+    EntityTrait, QueryFilter, QueryOrder, Set, UpdateMany,
 };
 
 use crate::entities::deployments::{ActiveModel, Column, Entity, Model};
@@ -254,20 +254,21 @@ impl DeploymentRepository for SqlDeploymentRepository {
         if let Some(cursor) = page.after {
             query = query.filter(Column::Id.lt(cursor.before_id));
         }
-        query
-            .order_by_desc(Column::Id)
-            .limit(page.fetch_limit())
-            .all(&self.db)
-            .await
-            .map_err(|e| {
-                db_err(
-                    e,
-                    format!("listing deployments of environment {environment_id}"),
-                )
-            })?
-            .into_iter()
-            .map(to_domain)
-            .collect()
+        crate::paging::page(
+            &self.db,
+            query.order_by_desc(Column::Id),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(|e| {
+            db_err(
+                e,
+                format!("listing deployments of environment {environment_id}"),
+            )
+        })?
+        .into_iter()
+        .map(to_domain)
+        .collect()
     }
 
     async fn insert(

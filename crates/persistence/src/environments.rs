@@ -471,8 +471,16 @@ impl EnvironmentRepository for SqlEnvironmentRepository {
         if let Some(cursor) = page.after {
             query = query.filter(Column::Id.lt(cursor.before_id));
         }
-        let query = query.order_by_desc(Column::Id).limit(page.fetch_limit());
-        all(&self.db, query, "listing environments").await
+        crate::paging::page(
+            &self.db,
+            query.order_by_desc(Column::Id),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(|e| db_err(e, "listing environments"))?
+        .into_iter()
+        .map(to_domain)
+        .collect()
     }
 
     async fn insert(

@@ -21,6 +21,7 @@ mod health;
 mod installations;
 mod leases;
 mod outbox;
+mod paging;
 mod retention;
 mod slots;
 #[cfg(feature = "testing")]
