@@ -244,11 +244,12 @@ python3 bench/idle.py --bin "$BIN" --previews "${BENCH_IDLE_PREVIEWS:-10000}" --
 Where a target is missed, what limits it (evidence in the sections below):
 
 - **List first page / pgbench (target 0.5).** The profile in "Where the
-  list path's time goes" below: PostgreSQL alone spends about as much CPU
-  per page as sqlx asks for it as 0.5× pgbench would leave for PostgreSQL,
-  ephemera and the load generator together; ephemera's share has no hot
-  spot (allocation, sqlx's per-column lookups by name, copying). A read
-  model of its own for lists is what would move it.
+  list path's time goes" below: 0.5× pgbench leaves about 320 µs of the
+  two cores per page for PostgreSQL (about 180 µs), ephemera and the load
+  generator together, and ephemera alone takes about 480 µs, spread thin
+  (allocation, sqlx and sea-orm's per-column work for 51 rows × 35
+  columns, the kernel, JSON). A read model of its own for lists is what
+  would move it.
 - **List p99 at 1 M at concurrency 8.** p50 is flat from 10 k to 1 M rows
   and every plan is an index scan under the LIMIT (plans below), so the
   table's size is not the limit: p99 is the same per-page CPU cost as
