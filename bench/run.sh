@@ -122,6 +122,8 @@ scale_suite() {
         bash bench/scale.sh "$kind" "$target" "$n"
         port=$(free_port)
         EPHEMERA_WORKERS=0 start_server "$url" "$port"
+        # Warm the caches first: the figures are for a server in use.
+        "$LOADGEN" --url "http://127.0.0.1:$port" --concurrency 8 --count 200 read >/dev/null
         local row="| $n |"
         for query in "" "repository=org-7/repo-0" "active_only=true" "status=failed" "deep"; do
             if [ "$query" = deep ]; then

@@ -26,6 +26,7 @@ mod m20261204_000015_repository_rules;
 mod m20261205_000016_preview_commands;
 mod m20261205_000017_check_runs;
 mod m20261205_000018_status_history;
+mod m20261205_000019_idle_ttl_index;
 
 pub use cli::{MigrateCommand, apply_pending, run};
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_preview_commands::Migration),
             Box::new(m20261205_000017_check_runs::Migration),
             Box::new(m20261205_000018_status_history::Migration),
+            Box::new(m20261205_000019_idle_ttl_index::Migration),
         ]
     }
 }

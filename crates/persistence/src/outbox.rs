@@ -29,6 +29,12 @@ use crate::error::{corrupt, db_err};
 
 const PENDING: &str = "pending";
 
+/// Environments a claim looks at, first due first.
+const CANDIDATES: usize = 8;
+
+/// Due report rows read to find them (several may be one PR's).
+const DUE_ROWS: u64 = 256;
+
 /// The snapshot as stored: plain values, parsed back through the domain.
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -303,23 +309,34 @@ impl ReportOutbox for SqlReportOutbox {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Option<PendingReport>, RepositoryError> {
-        // Environments (not rows: one PR may have many pending reports)
-        // whose reports have waited longest.
-        let candidates: Vec<i64> = Entity::find()
+        // The pending reports due longest, read in `next_attempt_at` order
+        // from the partial index `ix_github_reports_pending` alone: the
+        // status is a literal, not a bind parameter, since only then can
+        // PostgreSQL's generic plan (or SQLite's planner) use a partial
+        // index. (Grouped by environment in SQL, SQLite walked the whole
+        // table through the environment index on every poll.) Their
+        // environments, first due first, are the candidates: one PR may
+        // have several pending reports.
+        let due: Vec<i64> = Entity::find()
             .select_only()
             .column(Column::EnvironmentId)
-            // A literal, not a bind parameter: only then can PostgreSQL's
-            // generic plan use the partial index `ix_github_reports_pending`
-            // (with a parameter, every poll read the whole table).
             .filter(Expr::cust("status = 'pending'"))
             .filter(Column::NextAttemptAt.lte(now))
-            .group_by(Column::EnvironmentId)
-            .order_by_asc(Expr::cust("MIN(next_attempt_at)"))
-            .limit(8)
+            .order_by_asc(Column::NextAttemptAt)
+            .limit(DUE_ROWS)
             .into_tuple()
             .all(&self.db)
             .await
             .map_err(|e| db_err(e, "looking for GitHub reports"))?;
+        let mut candidates: Vec<i64> = Vec::with_capacity(CANDIDATES);
+        for environment_id in due {
+            if !candidates.contains(&environment_id) {
+                candidates.push(environment_id);
+                if candidates.len() == CANDIDATES {
+                    break;
+                }
+            }
+        }
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         for environment_id in candidates {
             let txn = self
