@@ -20,7 +20,6 @@ const MAX_PAGES: u32 = 20;
 /// still retrying then are listed again.
 const LIST_OVERLAP: chrono::Duration = chrono::Duration::minutes(10);
 
-/// How many redeliveries a delivery-log note says were asked for.
 /// How a delivery GitHub lists (failed, to be redelivered) goes into the
 /// delivery log: only what GitHub's list says of it.
 fn logged_as(guid: &DeliveryId, delivery: &HookDelivery) -> DeliveryHeader {
@@ -34,6 +33,7 @@ fn logged_as(guid: &DeliveryId, delivery: &HookDelivery) -> DeliveryHeader {
     }
 }
 
+/// How many redeliveries a delivery-log note says were asked for.
 fn requests_noted(reason: &str) -> Option<u32> {
     let rest = reason
         .strip_prefix(REQUESTED)?
